@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "kiln",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(name: "Manifest", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Stages", dependencies: [
+            "Manifest", "CArchive",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "Images", dependencies: [
+            "Manifest",
+            .product(name: "TOMLKit", package: "TOMLKit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "Protocol", dependencies: ["CZeroMQ", "Manifest"]),
+        .target(name: "Scheduler", dependencies: ["Protocol", "Stages", "Images"]),
+        .target(name: "Agent", dependencies: ["Protocol", "Stages"]),
+        .executableTarget(name: "kiln", dependencies: [
+            "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZeroMQ"]),
+    ]
+)

@@ -1,0 +1,27 @@
+import Manifest
+
+/// Where a stage runs (DESIGN.md §2).
+package enum Placement: String, Sendable {
+    /// Runs programs from or for the target architecture: on an agent of that architecture.
+    case tree
+    /// Architecture-neutral byte work on trees and files: on the scheduler.
+    case assembly
+}
+
+/// One step of a pipeline. Adding a stage is adding one file and one registry line.
+package protocol Stage: Sendable {
+    /// Options as the manifest carries them; mirrors the stage's JSON schema.
+    associatedtype Options: Codable & Sendable
+    /// The manifest type name (`org.osbuild.hostname`, `org.kiln.debian.install`, …).
+    static var type: String { get }
+    static var placement: Placement { get }
+    /// Whether the executor keeps a checkpoint of the tree after this stage
+    /// (for expensive stages, so that a later change restarts from here).
+    static var checkpoint: Bool { get }
+    init()
+    func run(_ options: Options, in context: StageContext) async throws
+}
+
+extension Stage {
+    package static var checkpoint: Bool { false }
+}

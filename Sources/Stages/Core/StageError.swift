@@ -1,0 +1,36 @@
+/// A stage that could not do its work. Each case carries what a person needs to act.
+package enum StageError: Error, Sendable, CustomStringConvertible {
+    /// A program exited non-zero.
+    case commandFailed(command: [String], status: String, tail: String)
+    /// A program could not be started at all.
+    case commandNotFound(command: String, reason: String)
+    /// A path in the tree is outside the tree or of the wrong kind.
+    case badPath(path: String, reason: String)
+    /// An input the stage needs is missing or of the wrong kind.
+    case missingInput(stage: String, name: String)
+    /// A device the stage needs is missing or malformed.
+    case missingDevice(stage: String, name: String)
+    /// The tree does not contain what the stage expects.
+    case treeInconsistent(reason: String)
+    /// Options that decode but make no sense together.
+    case invalidOptions(reason: String)
+
+    package var description: String {
+        switch self {
+        case .commandFailed(let command, let status, let tail):
+            "`\(command.joined(separator: " "))` \(status)" + (tail.isEmpty ? "" : "; last output:\n\(tail)")
+        case .commandNotFound(let command, let reason):
+            "cannot run \(command): \(reason); run ops/install-deps"
+        case .badPath(let path, let reason):
+            "\(path): \(reason)"
+        case .missingInput(let stage, let name):
+            "\(stage): input \"\(name)\" is missing or of the wrong type"
+        case .missingDevice(let stage, let name):
+            "\(stage): device \"\(name)\" is missing or has no filename"
+        case .treeInconsistent(let reason):
+            reason
+        case .invalidOptions(let reason):
+            reason
+        }
+    }
+}

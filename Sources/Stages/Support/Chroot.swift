@@ -1,0 +1,80 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every mount Kiln made and has not yet released, so that a failure or
+/// Ctrl-C can release them all.
+package final class MountTable: @unchecked Sendable {
+    package static let shared = MountTable()
+    private let lock = NSLock()
+    private var active: [String] = []
+
+    package func add(_ path: String) { lock.withLock { active.append(path) } }
+    package func remove(_ path: String) { lock.withLock { active.removeAll { $0 == path } } }
+
+    /// Unmounts everything still mounted, newest first (used on signals).
+    package func releaseAll() {
+        let paths = lock.withLock { () -> [String] in let p = active; active.removeAll(); return p }
+        for p in paths.reversed() { _ = umount2(p, Int32(MNT_DETACH)) }
+    }
+}
+
+/// Runs programs inside a tree with /proc, /sys, /dev and /run available,
+/// and releases every mount afterwards, whether the work succeeded or not.
+package struct Chroot: Sendable {
+    package let tree: String
+    package let commands: CommandRunner
+
+    package init(tree: String, commands: CommandRunner) {
+        self.tree = tree
+        self.commands = commands
+    }
+
+    /// Mounts the API filesystems, runs `body`, and unmounts them.
+    package func with<T: Sendable>(_ body: (Chroot) async throws -> T) async throws -> T {
+        var mounted: [String] = []
+        func mount(_ args: [String], _ target: String) async throws {
+            let path = tree + target
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try await commands.run(["mount"] + args + [path])
+            mounted.append(path)
+            MountTable.shared.add(path)
+        }
+        func release() {
+            for p in mounted.reversed() {
+                if umount2(p, 0) != 0 { _ = umount2(p, Int32(MNT_DETACH)) }
+                MountTable.shared.remove(p)
+            }
+            mounted.removeAll()
+        }
+        do {
+            try await mount(["-t", "proc", "proc"], "/proc")
+            try await mount(["-t", "sysfs", "sysfs", "-o", "ro"], "/sys")
+            try await mount(["--bind", "/dev"], "/dev")
+            try await mount(["-t", "devpts", "devpts", "-o", "newinstance,ptmxmode=0666"], "/dev/pts")
+            try await mount(["-t", "tmpfs", "tmpfs", "-o", "mode=0755"], "/run")
+            let result = try await body(self)
+            release()
+            return result
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    /// Runs `argv` inside the tree (a target binary runs emulated when the
+    /// tree is of another architecture and binfmt allows it).
+    package func run(_ argv: [String], environment: [String: String] = [:]) async throws {
+        var env = ["DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
+                   "HOME": "/root", "TMPDIR": "/tmp"]
+        env.merge(environment) { _, b in b }
+        try await commands.run(["chroot", tree] + argv, environment: env)
+    }
+
+    package func output(_ argv: [String], environment: [String: String] = [:]) async throws -> String {
+        var env = ["DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"]
+        env.merge(environment) { _, b in b }
+        return try await commands.output(["chroot", tree] + argv, environment: env)
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import Subprocess
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs host programs for stages: each in its own session, output appended to
+/// a log file, the whole process group torn down on cancellation, and a
+/// non-zero exit turned into `StageError.commandFailed` with the log's tail.
+package struct CommandRunner: Sendable {
+    /// File that receives the programs' output (stdout and stderr).
+    package let logPath: String
+    package let logger: Logger
+    /// Extra environment for every command.
+    package let environment: [String: String]
+
+    package init(logPath: String, logger: Logger, environment: [String: String] = [:]) {
+        self.logPath = logPath
+        self.logger = logger
+        self.environment = environment
+    }
+
+    private static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    private func configuration(_ argv: [String], _ env: [String: String], _ directory: String?) -> (Configuration, PlatformOptions) {
+        var merged = ["PATH": Self.basePath, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"]
+        merged.merge(environment) { _, b in b }
+        merged.merge(env) { _, b in b }
+        var updates: [Environment.Key: String?] = [:]
+        for (k, v) in merged { updates[Environment.Key(stringLiteral: k)] = v }
+        let exe: Executable = argv[0].hasPrefix("/") ? .path(FilePath(argv[0])) : .name(argv[0])
+        var platform = PlatformOptions()
+        platform.createSession = true
+        platform.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(3))]
+        let config = Configuration(
+            executable: exe, arguments: Arguments(Array(argv.dropFirst())),
+            environment: .inherit.updating(updates),
+            workingDirectory: directory.map { FilePath($0) },
+            platformOptions: platform)
+        return (config, platform)
+    }
+
+    private func openLog() throws -> FileDescriptor {
+        try FileDescriptor.open(FilePath(logPath), .writeOnly, options: [.append, .create], permissions: [.ownerReadWrite, .groupRead])
+    }
+
+    /// Runs `argv`; throws on a non-zero exit or a signal.
+    package func run(_ argv: [String], environment env: [String: String] = [:], directory: String? = nil) async throws {
+        precondition(!argv.isEmpty)
+        let fd = try openLog()
+        defer { try? fd.close() }
+        _ = try? fd.writeAll(Array("$ \(argv.joined(separator: " "))\n".utf8))
+        let (config, _) = configuration(argv, env, directory)
+        let result: ExecutionRecord<Void>
+        do {
+            let r = try await Subprocess.run(config, input: .none,
+                                             output: .fileDescriptor(fd, closeAfterSpawningProcess: false),
+                                             error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
+            result = ExecutionRecord(status: r.terminationStatus, value: ())
+        } catch {
+            throw StageError.commandNotFound(command: argv[0], reason: "\(error)")
+        }
+        try Task.checkCancellation()
+        try check(result.status, argv)
+    }
+
+    /// Runs `argv` and returns its standard output (stderr goes to the log).
+    package func output(_ argv: [String], environment env: [String: String] = [:], limit: Int = 64 << 20) async throws -> String {
+        let fd = try openLog()
+        defer { try? fd.close() }
+        _ = try? fd.writeAll(Array("$ \(argv.joined(separator: " "))\n".utf8))
+        let (config, _) = configuration(argv, env, nil)
+        let r: ExecutionRecord<String>
+        do {
+            let res = try await Subprocess.run(config, input: .none, output: .string(limit: limit),
+                                               error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
+            r = ExecutionRecord(status: res.terminationStatus, value: res.standardOutput)
+        } catch {
+            throw StageError.commandNotFound(command: argv[0], reason: "\(error)")
+        }
+        try Task.checkCancellation()
+        try check(r.status, argv)
+        return r.value
+    }
+
+    private func check(_ status: TerminationStatus, _ argv: [String]) throws {
+        switch status {
+        case .exited(0): return
+        case .exited(let code):
+            throw StageError.commandFailed(command: argv, status: "exited with status \(code)", tail: tail())
+        case .signaled(let sig):
+            throw StageError.commandFailed(command: argv, status: "was killed by signal \(sig)", tail: tail())
+        }
+    }
+
+    /// The last `lines` lines of the log.
+    package func tail(lines: Int = 25) -> String {
+        guard let data = FileManager.default.contents(atPath: logPath) else { return "" }
+        let text = String(decoding: data.suffix(64 << 10), as: UTF8.self)
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+}
+
+private struct ExecutionRecord<V> {
+    let status: TerminationStatus
+    let value: V
+}
