@@ -44,7 +44,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"]),
+        .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZeroMQ"]),

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Manifest
+import Stages
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bad input that is not a manifest or blueprint error (exit code 2).
+enum CLIError: Error, CustomStringConvertible {
+    case badInput(String)
+    var description: String {
+        switch self { case .badInput(let s): s }
+    }
+}
+
+/// Exit codes, signal handling and output shared by the commands.
+enum CLI {
+    static let isTerminal = isatty(STDERR_FILENO) == 1
+
+    static func say(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Runs `body` with Ctrl-C/SIGTERM cancelling it (releasing mounts and
+    /// child processes), and maps errors to exit codes: 2 bad input, 1 failure.
+    static func main(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        let task = Task { try await body() }
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler {
+                say("\ninterrupted: stopping and cleaning up…")
+                task.cancel()
+            }
+            s.resume()
+            return s
+        }
+        defer { sources.forEach { $0.cancel() } }
+        do {
+            try await task.value
+        } catch {
+            MountTable.shared.releaseAll()
+            if error is CancellationError || Task.isCancelled || task.isCancelled {
+                say("kiln: interrupted")
+                throw ExitCode(130)
+            }
+            say("kiln: error: \(describe(error))")
+            throw ExitCode(exitCode(for: error))
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        String(describing: error)
+    }
+
+    static func exitCode(for error: Error) -> Int32 {
+        switch error {
+        case is ManifestError, is CLIError: return 2
+        default:
+            if let bad = error as? any BadInput, bad.isBadInput { return 2 }
+            return 1
+        }
+    }
+}
+
+/// Errors that are the user's input (exit code 2) rather than a failed build.
+protocol BadInput { var isBadInput: Bool { get } }
+
+/// Where Kiln keeps its caches and stores.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Tree store (finished trees and checkpoints).")
+    var store: String = TreeStore.defaultRoot
+
+    @Option(help: "Content-addressed source cache.")
+    var sourceCache: String = SourceCache.defaultRoot
+
+    @Option(help: "Directory for stage logs (default: a new directory under /var/lib/kiln/logs).")
+    var logs: String?
+
+    func executor() throws -> Executor {
+        let logger = Logger(label: "kiln")
+        let logDir = logs ?? "/var/lib/kiln/logs/\(Self.timestamp())"
+        return Executor(store: try TreeStore(root: store), sources: try SourceCache(root: sourceCache, logger: logger),
+                        logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
+    }
+
+    static func timestamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date()) + "-\(getpid())"
+    }
+}
+
+/// Copies finished results out of the store.
+enum Export {
+    static func copyTree(_ tree: String, to dest: String) async throws {
+        try FileManager.default.createDirectory(atPath: dest, withIntermediateDirectories: true)
+        let commands = CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln"))
+        try await commands.run(["cp", "-a", "--reflink=auto", "--sparse=always", tree + "/.", dest])
+    }
+
+    static func copyFile(_ file: String, to dest: String) async throws {
+        let dir = (dest as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let commands = CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln"))
+        try await commands.run(["cp", "--reflink=auto", "--sparse=always", file, dest])
+    }
+}

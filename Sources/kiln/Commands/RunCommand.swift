@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Manifest
+import Stages
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Execute a manifest locally and export pipelines.")
+
+    @Argument(help: "The manifest (osbuild format, version 2).")
+    var manifest: String
+
+    @Option(name: .customLong("export"), help: "Pipeline to export (repeatable).")
+    var exports: [String] = []
+
+    @Option(name: .shortAndLong, help: "Directory that receives one subdirectory per exported pipeline.")
+    var output: String
+
+    @OptionGroup var stores: StoreOptions
+
+    func run() async throws {
+        try await CLI.main {
+            guard let data = FileManager.default.contents(atPath: manifest) else {
+                throw CLIError.badInput("\(manifest): cannot read the file")
+            }
+            let m = try BuildManifest.decode(data, file: manifest)
+            let exports = exports.isEmpty ? [m.pipelines.last?.name].compactMap { $0 } : exports
+            let result = try await stores.executor().run(m, exports: exports)
+            for name in exports {
+                let dest = "\(output)/\(name)"
+                try await Export.copyTree(result.exports[name]!, to: dest)
+                CLI.say("exported \(name) → \(dest)")
+            }
+        }
+    }
+}
+
+struct StagesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stages", abstract: "List the stage types Kiln knows.")
+
+    func run() async throws {
+        let registry = StageRegistry.standard
+        for type in registry.knownStageTypes {
+            print("\(type)\t\(registry.placement(of: type)!.rawValue)")
+        }
+    }
+}

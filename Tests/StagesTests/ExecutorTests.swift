@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import Manifest
+@testable import Stages
+import Testing
+
+/// Stages for exercising the executor's caching with real files and a real store.
+private struct SlowInstall: Stage {
+    static let type = "org.test.install"
+    static let placement = Placement.tree
+    static let checkpoint = true
+    struct Options: Codable { let content: String }
+    func run(_ options: Options, in context: StageContext) async throws {
+        try TreeFiles.write(options.content, to: "/usr/share/installed", in: context.tree)
+        try TreeFiles.write("x", to: "/var/log/runs/install-\(UUID().uuidString)", in: context.tree)
+    }
+}
+
+private struct WriteHostname: Stage {
+    static let type = "org.test.hostname"
+    static let placement = Placement.tree
+    struct Options: Codable { let hostname: String }
+    func run(_ options: Options, in context: StageContext) async throws {
+        try TreeFiles.write(options.hostname + "\n", to: "/etc/hostname", in: context.tree)
+    }
+}
+
+private struct Fail: Stage {
+    static let type = "org.test.fail"
+    static let placement = Placement.tree
+    struct Options: Codable {}
+    func run(_ options: Options, in context: StageContext) async throws {
+        try await context.run(["sh", "-c", "echo something went wrong >&2; exit 3"])
+    }
+}
+
+private struct ConcatFiles: Stage {
+    static let type = "org.test.concat"
+    static let placement = Placement.assembly
+    struct Options: Codable { let filename: String }
+    func run(_ options: Options, in context: StageContext) async throws {
+        var out = ""
+        for (_, path) in try context.inputFiles("files").sorted(by: { $0.key < $1.key }) {
+            out += try String(contentsOfFile: path, encoding: .utf8)
+        }
+        let tree = try context.inputTree("tree")
+        out += try String(contentsOfFile: tree + "/etc/hostname", encoding: .utf8)
+        try TreeFiles.write(out, to: "/" + options.filename, in: context.tree)
+    }
+}
+
+@Suite(.serialized) struct ExecutorTests {
+    let root: String
+    let registry = StageRegistry([SlowInstall.self, WriteHostname.self, Fail.self, ConcatFiles.self])
+
+    init() throws {
+        root = NSTemporaryDirectory() + "kiln-executor-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root + "/files", withIntermediateDirectories: true)
+    }
+
+    func executor() throws -> Executor {
+        let logger = Logger(label: "test")
+        return Executor(registry: registry, store: try TreeStore(root: root + "/store"),
+                        sources: try SourceCache(root: root + "/sources", logger: logger),
+                        logger: logger, logDirectory: root + "/logs")
+    }
+
+    /// A source file served over file:// and its checksum.
+    func source(_ text: String) throws -> (String, String) {
+        let path = root + "/files/\(UUID().uuidString)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return ("sha256:" + (try SourceCache.sha256(file: path)), "file://" + path)
+    }
+
+    func manifest(hostname: String, source: (String, String)) -> BuildManifest {
+        BuildManifest(pipelines: [
+            Pipeline(name: "os", stages: [
+                ManifestStage(type: "org.test.install", options: ["content": "pkgs"], inputs: ["packages": .files([source.0])]),
+                ManifestStage(type: "org.test.hostname", options: ["hostname": .string(hostname)]),
+            ]),
+            Pipeline(name: "image", stages: [
+                ManifestStage(type: "org.test.concat", options: ["filename": "disk.img"],
+                              inputs: ["tree": .tree("os"), "files": .files([source.0])]),
+            ]),
+        ], sources: ["org.osbuild.curl": SourceGroup(items: [source.0: SourceItem(url: source.1)])])
+    }
+
+    func installRuns(_ tree: String) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: tree + "/var/log/runs").count) ?? 0
+    }
+
+    @Test func unchangedRebuildRunsNothingAndLateChangeResumesFromCheckpoint() async throws {
+        let src = try source("payload\n")
+        let exec = try executor()
+        let first = try await exec.run(manifest(hostname: "one", source: src), exports: ["image", "os"])
+        #expect(first.stagesRun == ["os/org.test.install", "os/org.test.hostname", "image/org.test.concat"])
+        #expect(try String(contentsOfFile: first.exports["image"]! + "/disk.img", encoding: .utf8) == "payload\none\n")
+
+        let second = try await exec.run(manifest(hostname: "one", source: src), exports: ["image"])
+        #expect(second.stagesRun.isEmpty, "an unchanged manifest runs no stage")
+        #expect(second.cached == ["image"])
+
+        let third = try await exec.run(manifest(hostname: "two", source: src), exports: ["image", "os"])
+        #expect(third.stagesRun == ["os/org.test.hostname", "image/org.test.concat"], "installation restored from its checkpoint")
+        #expect(installRuns(third.exports["os"]!) == 1)
+        #expect(try String(contentsOfFile: third.exports["os"]! + "/etc/hostname", encoding: .utf8) == "two\n")
+    }
+
+    @Test func failingStageReportsStageAndLogTail() async throws {
+        let src = try source("p\n")
+        var m = manifest(hostname: "x", source: src)
+        m.pipelines[0].stages.append(ManifestStage(type: "org.test.fail"))
+        let error = await #expect(throws: ExecutorError.self) { try await executor().run(m, exports: ["os"]) }
+        let text = String(describing: error!)
+        #expect(text.contains("pipeline os, stage 3/3 org.test.fail failed"))
+        #expect(text.contains("exited with status 3"))
+        #expect(text.contains("something went wrong"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: root + "/store/tmp")
+        #expect(leftovers.isEmpty, "no half-built tree is left behind: \(leftovers)")
+    }
+
+    @Test func corruptCacheEntryIsFetchedAgain() async throws {
+        let src = try source("good\n")
+        let cache = try SourceCache(root: root + "/sources", logger: Logger(label: "t"))
+        let commands = CommandRunner(logPath: root + "/fetch.log", logger: Logger(label: "t"))
+        let paths = try await cache.provide([src.0: src.1], commands: commands)
+        try "evil\n".write(toFile: paths[src.0]!, atomically: false, encoding: .utf8)
+        _ = try await cache.provide([src.0: src.1], commands: commands)
+        #expect(try String(contentsOfFile: paths[src.0]!, encoding: .utf8) == "good\n")
+    }
+
+    @Test func checksumMismatchNamesURLAndBothDigests() async throws {
+        let src = try source("original\n")
+        try "tampered\n".write(toFile: String(src.1.dropFirst(7)), atomically: false, encoding: .utf8)
+        let actual = try SourceCache.sha256(file: String(src.1.dropFirst(7)))
+        let cache = try SourceCache(root: root + "/sources", logger: Logger(label: "t"))
+        let commands = CommandRunner(logPath: root + "/fetch.log", logger: Logger(label: "t"))
+        let error = await #expect(throws: SourceError.self) { try await cache.provide([src.0: src.1], commands: commands) }
+        let text = String(describing: error!)
+        #expect(text.contains(src.1) && text.contains(src.0) && text.contains(actual))
+        #expect(!FileManager.default.fileExists(atPath: cache.path(src.0)), "nothing stored under a wrong key")
+    }
+}
