@@ -1,5 +1,18 @@
 extension StageRegistry {
     /// Stages that build a target tree (run on an agent of the target architecture).
     package static let treeStages: [any Stage.Type] = [
+        DebianInstall.self,
+        AptSources.self,
+        Hostname.self,
+        SystemLocale.self,
+        Timezone.self,
+        Groups.self,
+        Users.self,
+        SystemdUnits.self,
+        Fstab.self,
+        KernelCmdline.self,
+        Grub2Config.self,
+        Grub2EFI.self,
+        MachineID.self,
     ]
 }

@@ -1,0 +1,46 @@
+/// `/etc/fstab` from a list of filesystems (osbuild's schema).
+package struct Fstab: Stage {
+    package static let type = "org.osbuild.fstab"
+    package static let placement = Placement.tree
+
+    package struct Filesystem: Codable, Sendable {
+        package var uuid: String?
+        package var label: String?
+        package var partuuid: String?
+        package var device: String?
+        package var vfsType: String
+        package var path: String
+        package var options: String?
+        package var freq: Int?
+        package var passno: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case uuid, label, partuuid, device, path, options, freq, passno
+            case vfsType = "vfs_type"
+        }
+    }
+
+    package struct Options: Codable, Sendable {
+        package var filesystems: [Filesystem]
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        var lines = ["# /etc/fstab: static file system information (written by Kiln).",
+                     "# <file system> <mount point> <type> <options> <dump> <pass>"]
+        for (i, fs) in options.filesystems.enumerated() {
+            let sources = [fs.uuid.map { "UUID=\($0)" }, fs.label.map { "LABEL=\($0)" },
+                           fs.partuuid.map { "PARTUUID=\($0)" }, fs.device].compactMap { $0 }
+            guard sources.count == 1 else {
+                throw StageError.invalidOptions(reason: "\(Self.type): filesystems[\(i)] needs exactly one of uuid, label, partuuid, device")
+            }
+            guard fs.path.hasPrefix("/") || fs.path == "none" || fs.vfsType == "swap" else {
+                throw StageError.invalidOptions(reason: "\(Self.type): filesystems[\(i)].path \"\(fs.path)\" must be absolute")
+            }
+            lines.append([sources[0], fs.path, fs.vfsType, fs.options ?? "defaults", "\(fs.freq ?? 0)", "\(fs.passno ?? 0)"]
+                .joined(separator: " "))
+        }
+        try TreeFiles.write(lines.joined(separator: "\n") + "\n", to: "/etc/fstab", in: context.tree)
+    }
+}

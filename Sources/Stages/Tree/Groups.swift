@@ -1,0 +1,33 @@
+/// Adds groups to `/etc/group` and `/etc/gshadow` (osbuild's schema).
+package struct Groups: Stage {
+    package static let type = "org.osbuild.groups"
+    package static let placement = Placement.tree
+
+    package struct Group: Codable, Sendable {
+        package var gid: Int?
+    }
+
+    package struct Options: Codable, Sendable {
+        package var groups: [String: Group]
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        var db = try AccountDatabase(tree: context.tree)
+        for (name, g) in options.groups.sorted(by: { $0.key < $1.key }) {
+            try AccountsError.check(name, kind: "group")
+            if let i = db.groupIndex(name) {
+                if let gid = g.gid, Int(db.group[i][2]) != gid {
+                    if let other = db.groupIndex(gid: gid) {
+                        throw AccountsError.idInUse(kind: "gid", id: gid, owner: db.group[other].name, wanted: name)
+                    }
+                    db.group[i][2] = "\(gid)"
+                }
+                continue
+            }
+            try db.addGroup(name, gid: g.gid ?? AccountDatabase.nextFree(db.usedGIDs))
+        }
+        try db.save()
+    }
+}

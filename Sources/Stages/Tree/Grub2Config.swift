@@ -1,0 +1,173 @@
+import Foundation
+
+/// `/boot/grub/grub.cfg` in the layout Debian's `grub-mkconfig` produces,
+/// with one entry for the newest kernel, a consistent `/etc/default/grub`,
+/// and GRUB's module directories copied to `/boot/grub/<target>`.
+package struct Grub2Config: Stage {
+    package static let type = "org.kiln.grub2.config"
+    package static let placement = Placement.tree
+
+    package struct Options: Codable, Sendable {
+        package var rootFsUUID: String
+        package var kernelOpts: String?
+        package var timeout: Int?
+        /// A GRUB `serial` command, e.g. `serial --unit=0 --speed=115200`.
+        package var serial: String?
+        package var terminal: [String]?
+        package var biosTarget: String?
+        package var uefiTarget: String?
+
+        enum CodingKeys: String, CodingKey {
+            case rootFsUUID = "root_fs_uuid"
+            case kernelOpts = "kernel_opts"
+            case timeout, serial, terminal
+            case biosTarget = "bios_target"
+            case uefiTarget = "uefi_target"
+        }
+
+        package init(rootFsUUID: String, kernelOpts: String? = nil, timeout: Int? = nil, serial: String? = nil,
+                     terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil) {
+            self.rootFsUUID = rootFsUUID
+            self.kernelOpts = kernelOpts
+            self.timeout = timeout
+            self.serial = serial
+            self.terminal = terminal
+            self.biosTarget = biosTarget
+            self.uefiTarget = uefiTarget
+        }
+    }
+
+    static let targets: Set<String> = ["i386-pc", "x86_64-efi", "arm64-efi"]
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        for t in [options.biosTarget, options.uefiTarget].compactMap({ $0 }) where !Self.targets.contains(t) {
+            throw StageError.invalidOptions(reason: "\(Self.type): GRUB target \"\(t)\" is not one of \(Self.targets.sorted().joined(separator: ", "))")
+        }
+        guard Self.isUUID(options.rootFsUUID) else {
+            throw StageError.invalidOptions(reason: "\(Self.type): root_fs_uuid \"\(options.rootFsUUID)\" is not a filesystem UUID")
+        }
+        let version = try Self.newestKernel(in: context.tree)
+        var initrd: String? = "/boot/initrd.img-\(version)"
+        if !TreeFiles.exists(initrd!, in: context.tree) {
+            context.logger.warning("no initramfs for the kernel; the boot entry has no initrd line",
+                                   metadata: ["kernel": "\(version)", "expected": "\(initrd!)"])
+            initrd = nil
+        }
+        try TreeFiles.write(Self.grubCfg(options, kernel: version, initrd: initrd), to: "/boot/grub/grub.cfg", in: context.tree, mode: 0o444)
+        try TreeFiles.write(Self.defaultGrub(options), to: "/etc/default/grub", in: context.tree)
+        try TreeFiles.write(Self.grubenv, to: "/boot/grub/grubenv", in: context.tree)
+
+        for target in [options.biosTarget, options.uefiTarget].compactMap({ $0 }) {
+            let source = try context.path("/usr/lib/grub/\(target)")
+            guard FileManager.default.fileExists(atPath: source + "/normal.mod") else {
+                let package = ["i386-pc": "grub-pc-bin", "x86_64-efi": "grub-efi-amd64-bin", "arm64-efi": "grub-efi-arm64-bin"][target]!
+                throw StageError.treeInconsistent(reason: "\(Self.type): /usr/lib/grub/\(target) is missing from the tree; add the \(package) package")
+            }
+            let dest = try context.path("/boot/grub/\(target)")
+            try? FileManager.default.removeItem(atPath: dest)
+            try await context.run(["cp", "-a", source, dest])
+        }
+    }
+
+    /// Version of the newest `/boot/vmlinuz-*`.
+    static func newestKernel(in tree: String) throws -> String {
+        let boot = try TreePath.resolve("/boot", in: tree)
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: boot)) ?? [])
+            .filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }
+        guard let newest = versions.max(by: { versionLess($0, $1) }) else {
+            throw StageError.treeInconsistent(reason: "\(type): no kernel (/boot/vmlinuz-*) in the tree; add a linux-image package")
+        }
+        return newest
+    }
+
+    /// Compares versions by runs of digits (numerically) and other characters; `~` sorts first.
+    static func versionLess(_ a: String, _ b: String) -> Bool {
+        func runs(_ s: String) -> [String] {
+            var out: [String] = []
+            for c in s {
+                if let last = out.last, last.last!.isNumber == c.isNumber { out[out.count - 1].append(c) } else { out.append(String(c)) }
+            }
+            return out
+        }
+        let (ra, rb) = (runs(a), runs(b))
+        for (x, y) in zip(ra, rb) where x != y {
+            if let i = Int(x), let j = Int(y) { return i < j }
+            if x.hasPrefix("~") != y.hasPrefix("~") { return x.hasPrefix("~") }
+            return x < y
+        }
+        return ra.count < rb.count
+    }
+
+    static func isUUID(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 36 && s.allSatisfy { $0.isHexDigit || $0 == "-" }
+    }
+
+    static func grubCfg(_ o: Options, kernel: String, initrd: String?) -> String {
+        let uuid = o.rootFsUUID
+        let cmdline = (["root=UUID=\(uuid)", "ro"] + [o.kernelOpts].compactMap { $0 }.filter { !$0.isEmpty }).joined(separator: " ")
+        var lines = [
+            "#",
+            "# DO NOT EDIT THIS FILE",
+            "#",
+            "# Written by Kiln (org.kiln.grub2.config) in the layout of grub-mkconfig.",
+            "#",
+            "",
+            "### BEGIN /etc/grub.d/00_header ###",
+            "if [ -s $prefix/grubenv ]; then",
+            "  load_env",
+            "fi",
+            "set default=\"0\"",
+            "",
+            "insmod part_gpt",
+            "insmod part_msdos",
+            "insmod ext2",
+            "search --no-floppy --fs-uuid --set=root \(uuid)",
+        ]
+        if let serial = o.serial { lines.append(serial) }
+        if let terminal = o.terminal, !terminal.isEmpty {
+            lines.append("terminal_input \(terminal.joined(separator: " "))")
+            lines.append("terminal_output \(terminal.joined(separator: " "))")
+        }
+        lines += [
+            "set timeout_style=menu",
+            "set timeout=\(o.timeout ?? 5)",
+            "### END /etc/grub.d/00_header ###",
+            "",
+            "### BEGIN /etc/grub.d/10_linux ###",
+            "menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os --id 'gnulinux-simple-\(uuid)' {",
+            "\tinsmod gzio",
+            "\tinsmod part_gpt",
+            "\tinsmod ext2",
+            "\tsearch --no-floppy --fs-uuid --set=root \(uuid)",
+            "\techo\t'Loading Linux \(kernel) ...'",
+            "\tlinux\t/boot/vmlinuz-\(kernel) \(cmdline)",
+        ]
+        if let initrd {
+            lines += ["\techo\t'Loading initial ramdisk ...'", "\tinitrd\t\(initrd)"]
+        }
+        lines += ["}", "### END /etc/grub.d/10_linux ###", ""]
+        return lines.joined(separator: "\n")
+    }
+
+    static func defaultGrub(_ o: Options) -> String {
+        var lines = [
+            "# Written by Kiln (org.kiln.grub2.config); /boot/grub/grub.cfg was generated from these values.",
+            "GRUB_DEFAULT=0",
+            "GRUB_TIMEOUT=\(o.timeout ?? 5)",
+            "GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`",
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"\"",
+            "GRUB_CMDLINE_LINUX=\"\(o.kernelOpts ?? "")\"",
+        ]
+        if let terminal = o.terminal, !terminal.isEmpty { lines.append("GRUB_TERMINAL=\"\(terminal.joined(separator: " "))\"") }
+        if let serial = o.serial { lines.append("GRUB_SERIAL_COMMAND=\"\(serial)\"") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// An empty GRUB environment block (1024 bytes), as grub-install leaves it.
+    static var grubenv: String {
+        let head = "# GRUB Environment Block\n"
+        return head + String(repeating: "#", count: 1024 - head.utf8.count)
+    }
+}

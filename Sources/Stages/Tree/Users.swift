@@ -1,0 +1,117 @@
+import Foundation
+
+/// Adds or updates users: `/etc/passwd` and `/etc/shadow`, a per-user group
+/// (Debian's USERGROUPS), supplementary groups, the home directory from
+/// `/etc/skel`, and `~/.ssh/authorized_keys` (osbuild's schema).
+package struct Users: Stage {
+    package static let type = "org.osbuild.users"
+    package static let placement = Placement.tree
+
+    package struct User: Codable, Sendable {
+        package var uid: Int?
+        package var gid: Int?
+        package var groups: [String]?
+        package var description: String?
+        package var home: String?
+        package var shell: String?
+        /// A crypt(3) hash; `!`/`*` lock the account.
+        package var password: String?
+        /// SSH public keys, one per line.
+        package var key: String?
+
+        package init(uid: Int? = nil, gid: Int? = nil, groups: [String]? = nil, description: String? = nil, home: String? = nil,
+                     shell: String? = nil, password: String? = nil, key: String? = nil) {
+            self.uid = uid
+            self.gid = gid
+            self.groups = groups
+            self.description = description
+            self.home = home
+            self.shell = shell
+            self.password = password
+            self.key = key
+        }
+    }
+
+    package struct Options: Codable, Sendable {
+        package var users: [String: User]
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        var db = try AccountDatabase(tree: context.tree)
+        var homes: [(path: String, uid: Int, gid: Int, key: String?, created: Bool)] = []
+        for (name, u) in options.users.sorted(by: { $0.key < $1.key }) {
+            try AccountsError.check(name, kind: "user")
+            for field in [u.description, u.home, u.shell, u.password].compactMap({ $0 }) where field.contains(":") || field.contains("\n") {
+                throw StageError.invalidOptions(reason: "\(Self.type): users.\(name): \"\(field)\" must not contain ':' or a newline")
+            }
+            for g in u.groups ?? [] where db.groupIndex(g) == nil { throw AccountsError.unknownGroup(user: name, group: g) }
+
+            let index: Int
+            if let i = db.user(name) {
+                index = i
+                if let uid = u.uid, Int(db.passwd[i][2]) != uid {
+                    if let other = db.passwd.first(where: { Int($0[2]) == uid }) {
+                        throw AccountsError.idInUse(kind: "uid", id: uid, owner: other.name, wanted: name)
+                    }
+                    db.passwd[i][2] = "\(uid)"
+                }
+                if let gid = u.gid { db.passwd[i][3] = "\(gid)" }
+                if let d = u.description { db.passwd[i][4] = d }
+                if let h = u.home { db.passwd[i][5] = h }
+                if let s = u.shell { db.passwd[i][6] = s }
+            } else {
+                if let uid = u.uid, let other = db.passwd.first(where: { Int($0[2]) == uid }) {
+                    throw AccountsError.idInUse(kind: "uid", id: uid, owner: other.name, wanted: name)
+                }
+                let uid = u.uid ?? AccountDatabase.nextFree(db.usedUIDs)
+                let gid: Int
+                if let g = u.gid {
+                    gid = g
+                    if db.groupIndex(gid: g) == nil { try db.addGroup(name, gid: g) }
+                } else if let gi = db.groupIndex(name) {
+                    gid = Int(db.group[gi][2]) ?? uid
+                } else {
+                    gid = AccountDatabase.nextFree(db.usedGIDs, preferred: uid)
+                    try db.addGroup(name, gid: gid)
+                }
+                let shell = u.shell ?? (TreeFiles.exists("/bin/bash", in: context.tree) ? "/bin/bash" : "/bin/sh")
+                db.passwd.append(.init(fields: [name, "x", "\(uid)", "\(gid)", u.description ?? "", u.home ?? "/home/\(name)", shell]))
+                db.setShadowPassword(name, "!")
+                index = db.passwd.count - 1
+            }
+            if let p = u.password { db.setShadowPassword(name, p) }
+            if db.shadow.first(where: { $0.name == name }) == nil { db.setShadowPassword(name, "!") }
+            for g in u.groups ?? [] { db.addMember(name, toGroup: g) }
+
+            let entry = db.passwd[index]
+            let home = entry[5]
+            let hostHome = try context.path(home)
+            let created = !FileManager.default.fileExists(atPath: hostHome) && home != "/nonexistent" && !home.isEmpty
+            homes.append((home, Int(entry[2]) ?? 0, Int(entry[3]) ?? 0, u.key, created))
+        }
+        try db.save()
+
+        for h in homes {
+            let host = try context.path(h.path)
+            if h.created {
+                try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+                if FileManager.default.fileExists(atPath: try context.path("/etc/skel")) {
+                    try await context.run(["cp", "-a", "--no-preserve=ownership", try context.path("/etc/skel") + "/.", host])
+                }
+                try await context.run(["chown", "-R", "\(h.uid):\(h.gid)", host])
+                chmod(host, 0o700)
+            }
+            if let key = h.key {
+                let ssh = host + "/.ssh"
+                try FileManager.default.createDirectory(atPath: ssh, withIntermediateDirectories: true)
+                let keys = key.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                try TreeFiles.write(keys.joined(separator: "\n") + "\n", to: h.path + "/.ssh/authorized_keys", in: context.tree, mode: 0o600)
+                for p in [ssh, ssh + "/authorized_keys"] { chown(p, uid_t(h.uid), gid_t(h.gid)) }
+                chmod(ssh, 0o700)
+                chmod(ssh + "/authorized_keys", 0o600)
+            }
+        }
+    }
+}
