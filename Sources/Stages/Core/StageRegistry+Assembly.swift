@@ -1,5 +1,12 @@
 extension StageRegistry {
     /// Architecture-neutral stages that turn trees into images.
     package static let assemblyStages: [any Stage.Type] = [
+        Truncate.self,
+        Sfdisk.self,
+        MkfsFat.self,
+        MkfsExt4.self,
+        Grub2Inst.self,
+        QemuConvert.self,
+        Tar.self,
     ]
 }

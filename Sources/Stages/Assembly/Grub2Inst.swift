@@ -1,0 +1,167 @@
+import Foundation
+
+/// `org.osbuild.grub2.inst`: makes a disk image BIOS-bootable without
+/// grub-install: builds GRUB's core image with grub-mkimage, writes it at
+/// `location` (the BIOS boot partition), and puts GRUB's boot sector into
+/// the MBR, patched to load it.
+package struct Grub2Inst: Stage {
+    package static let type = "org.osbuild.grub2.inst"
+    package static let placement = Placement.assembly
+
+    package struct Options: Codable, Sendable {
+        /// Disk image in the output tree.
+        let filename: String
+        /// Only `i386-pc`.
+        let platform: String
+        /// Sector where the core image goes (the BIOS boot partition's first sector).
+        let location: UInt64?
+        let core: Core
+        let prefix: Prefix
+        /// Only 512.
+        let sectorSize: UInt64?
+
+        enum CodingKeys: String, CodingKey {
+            case filename, platform, location, core, prefix
+            case sectorSize = "sector-size"
+        }
+    }
+
+    package struct Core: Codable, Sendable {
+        /// Only `mkimage`.
+        let type: String
+        /// `gpt` or `dos`: which partition-table module goes into the core image.
+        let partlabel: String
+        /// `ext4`, `xfs`, `btrfs` or `iso9660`: the filesystem module for the prefix.
+        let filesystem: String
+        /// grub-mkimage binary name (osbuild's default is Fedora's `grub2-mkimage`;
+        /// Debian's `grub-mkimage` is used when this is absent or that name).
+        let binary: String?
+    }
+
+    package struct Prefix: Codable, Sendable {
+        /// `partition`, or absent for a bare path.
+        let type: String?
+        let partlabel: String?
+        /// Partition index, starting at zero.
+        let number: Int?
+        /// GRUB's directory inside that partition, e.g. `/boot/grub`.
+        let path: String
+    }
+
+    /// Offsets GRUB's boot.img and diskboot.img use (grub/include/grub/i386/pc/boot.h).
+    enum Layout {
+        static let kernelSector = 0x5C
+        static let bootDrive = 0x64
+        static let driveCheck = 0x66
+        static let mbrCodeEnd = 440
+        static let firstBlocklistStart = 0x200 - 12
+        static let firstBlocklistLength = 0x200 - 4
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        guard options.platform == "i386-pc" else {
+            throw StageError.invalidOptions(reason: "\(Self.type): options.platform: \"\(options.platform)\" is not supported; Kiln installs BIOS GRUB (i386-pc) only, UEFI uses org.kiln.grub2.efi")
+        }
+        guard options.sectorSize ?? 512 == 512 else {
+            throw StageError.invalidOptions(reason: "\(Self.type): options.sector-size: only 512-byte sectors are supported")
+        }
+        guard options.core.type == "mkimage" else {
+            throw StageError.invalidOptions(reason: "\(Self.type): options.core.type: \"\(options.core.type)\" is not \"mkimage\"")
+        }
+        guard let location = options.location, location > 0 else {
+            throw StageError.invalidOptions(reason: "\(Self.type): options.location: give the first sector of the BIOS boot partition")
+        }
+        let disk = try context.outputFile(options.filename)
+        guard FileManager.default.fileExists(atPath: disk) else { throw AssemblyError.missingImage(path: disk, stage: Self.type) }
+
+        let modules = try moduleDirectory(context)
+        let coreImage = context.scratch + "/core.img"
+        var mkimage = options.core.binary ?? "grub-mkimage"
+        if mkimage == "grub2-mkimage" { mkimage = "grub-mkimage" }
+        try await context.run([mkimage, "-O", "i386-pc", "-d", modules, "-o", coreImage,
+                               "-p", try Self.prefix(options.prefix)] + (try Self.modules(options.core)))
+
+        var core = try [UInt8](Data(contentsOf: URL(fileURLWithPath: coreImage)))
+        let room = try await room(at: location, disk: disk, context: context)
+        guard UInt64(core.count) <= room, core.count > 512 else {
+            throw AssemblyError.coreImageTooLarge(bytes: UInt64(core.count), room: room, location: location)
+        }
+        // diskboot.img (the core image's first sector) loads the rest from its
+        // first blocklist: the sectors right after it.
+        DiskFile.putLE(location + 1, into: &core, at: Layout.firstBlocklistStart)
+        let sectors = DiskFile.getLE(core, at: Layout.firstBlocklistLength, width: 2)
+        guard sectors * 512 + 512 >= UInt64(core.count) else {
+            throw StageError.treeInconsistent(reason: "\(coreImage): its blocklist covers \(sectors) sectors, less than the image; grub-mkimage from \(modules) is not what Kiln expects")
+        }
+        try DiskFile.write(core, to: disk, offset: location * 512)
+
+        let bootImage = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modules + "/boot.img")))
+        guard bootImage.count == 512 else {
+            throw StageError.treeInconsistent(reason: "\(modules)/boot.img is \(bootImage.count) bytes, not one sector")
+        }
+        var mbr = try DiskFile.read(disk, offset: 0, count: 512)
+        mbr.replaceSubrange(0..<Layout.mbrCodeEnd, with: bootImage[0..<Layout.mbrCodeEnd])
+        DiskFile.putLE(location, into: &mbr, at: Layout.kernelSector)
+        mbr[Layout.bootDrive] = 0xFF  // use the drive the BIOS booted from (%dl)
+        mbr[Layout.driveCheck] = 0x90  // nop out the floppy/hard-disk drive check
+        mbr[Layout.driveCheck + 1] = 0x90
+        try DiskFile.write(mbr, to: disk, offset: 0)
+    }
+
+    /// GRUB's i386-pc modules: from the input tree when it has them, else the host's.
+    func moduleDirectory(_ context: StageContext) throws -> String {
+        var searched: [String] = []
+        if context.inputs["tree"] != nil {
+            let inTree = try TreePath.resolve("/usr/lib/grub/i386-pc", in: try context.inputTree("tree"))
+            searched.append(inTree)
+            if FileManager.default.fileExists(atPath: inTree + "/boot.img") { return inTree }
+        }
+        let host = "/usr/lib/grub/i386-pc"
+        searched.append(host)
+        if FileManager.default.fileExists(atPath: host + "/boot.img") { return host }
+        throw AssemblyError.missingGrubModules(platform: "i386-pc", searched: searched)
+    }
+
+    /// Where GRUB finds its directory: `(,gptN)/boot/grub` on the disk it
+    /// booted from, N counting from 1.
+    static func prefix(_ prefix: Prefix) throws -> String {
+        guard prefix.path.hasPrefix("/") else {
+            throw StageError.invalidOptions(reason: "\(type): options.prefix.path: \"\(prefix.path)\" must start with /")
+        }
+        guard let kind = prefix.type else { return prefix.path }
+        guard kind == "partition", let number = prefix.number, number >= 0 else {
+            throw StageError.invalidOptions(reason: "\(type): options.prefix: a partition prefix needs type \"partition\" and a number (from 0)")
+        }
+        return "(,\(try partitionModule(prefix.partlabel ?? "gpt", field: "prefix.partlabel").name)\(number + 1))\(prefix.path)"
+    }
+
+    static func modules(_ core: Core) throws -> [String] {
+        let fs: String = switch core.filesystem {
+        case "ext4": "ext2"
+        case "xfs", "btrfs", "iso9660": core.filesystem
+        default: throw StageError.invalidOptions(reason: "\(type): options.core.filesystem: \"\(core.filesystem)\" is not one of ext4, xfs, btrfs, iso9660")
+        }
+        return ["biosdisk", try partitionModule(core.partlabel, field: "core.partlabel").module, fs, "search", "search_fs_uuid"]
+    }
+
+    static func partitionModule(_ label: String, field: String) throws -> (module: String, name: String) {
+        switch label {
+        case "gpt": ("part_gpt", "gpt")
+        case "dos", "mbr": ("part_msdos", "msdos")
+        default: throw StageError.invalidOptions(reason: "\(type): options.\(field): \"\(label)\" is not gpt or dos")
+        }
+    }
+
+    /// Bytes free for the core image at `location`: to the end of the
+    /// partition that starts there, or up to the first partition (MBR gap).
+    func room(at location: UInt64, disk: String, context: StageContext) async throws -> UInt64 {
+        let table = try await PartitionTableDump.read(disk, in: context)
+        if let p = table.partitions.first(where: { $0.start <= location && location < $0.start + $0.size }) {
+            return (p.start + p.size - location) * 512
+        }
+        let next = table.partitions.map(\.start).filter { $0 > location }.min() ?? location
+        return (next - location) * 512
+    }
+}

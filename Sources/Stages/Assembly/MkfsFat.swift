@@ -1,0 +1,59 @@
+import Foundation
+
+/// `org.kiln.mkfs.fat`: makes a FAT filesystem straight into a region of the
+/// disk image (`mkfs.fat --offset`) and copies a directory of the input tree
+/// into it with mtools; no loop device, no mount.
+package struct MkfsFat: Stage {
+    package static let type = "org.kiln.mkfs.fat"
+    package static let placement = Placement.assembly
+
+    package struct Options: Codable, Sendable {
+        /// Volume ID: 8 hex digits.
+        let volid: String
+        /// Volume label, at most 11 characters.
+        let label: String?
+        /// 12, 16 or 32; default: mkfs.fat's choice for the size.
+        let fat_size: Int?
+        /// Directory of the input tree whose contents fill the filesystem
+        /// (default `/` when there is an input `tree`; empty otherwise).
+        let source: String?
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        let volid = try Identifier.hex(options.volid, digits: 8, field: "\(Self.type): options.volid")
+        if let label = options.label, label.count > 11 || !label.allSatisfy(\.isASCII) {
+            throw AssemblyError.badIdentifier(field: "\(Self.type): options.label", value: label, expected: "a FAT label of at most 11 ASCII characters")
+        }
+        if let size = options.fat_size, ![12, 16, 32].contains(size) {
+            throw StageError.invalidOptions(reason: "\(Self.type): options.fat_size: \(size) is not 12, 16 or 32")
+        }
+        let source: String? = if context.inputs["tree"] != nil || options.source != nil {
+            try context.inputDirectory(options.source ?? "/")
+        } else {
+            nil
+        }
+        let region = try context.region("device")
+        guard region.offset % 512 == 0 else {
+            throw StageError.invalidOptions(reason: "\(Self.type): device region must start on a 512-byte sector, not byte \(region.offset)")
+        }
+        let sector = region.offset / 512
+        let environment = ["MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"]
+
+        try await region.clear(in: context)
+        // --invariant first: it sets a fixed serial and time, and -i after it wins.
+        var argv = ["mkfs.fat", "--invariant", "-i", volid, "--offset", String(sector), "-h", String(sector)]
+        if let size = options.fat_size { argv += ["-F", String(size)] }
+        if let label = options.label { argv += ["-n", label] }
+        argv += [region.path, String(region.length / 1024)]
+        try await context.run(argv, environment: environment)
+
+        guard let source else { return }
+        let entries = try FileManager.default.contentsOfDirectory(atPath: source).sorted()
+        guard !entries.isEmpty else { return }
+        try await context.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
+                              + entries.map { source + "/" + $0 } + ["::/"],
+                              environment: environment)
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+extension StageContext {
+    /// Host path of a file an assembly stage names with its `filename`
+    /// option: relative to the output tree (a leading `/` is ignored).
+    package func outputFile(_ filename: String) throws -> String {
+        let relative = String(filename.drop { $0 == "/" })
+        guard !relative.isEmpty else { throw StageError.badPath(path: filename, reason: "filename names no file") }
+        return try TreePath.resolve("/" + relative, in: tree)
+    }
+
+    /// The device `name`, checked against its file.
+    package func region(_ name: String) throws -> ResolvedRegion {
+        try ResolvedRegion(device(name), tree: tree)
+    }
+
+    /// Host path of the directory `source` inside the input tree `input`.
+    package func inputDirectory(_ source: String, input: String = "tree") throws -> String {
+        let root = try inputTree(input)
+        let path = try TreePath.resolve(source, in: root)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw AssemblyError.missingSource(path: source, tree: root)
+        }
+        return path
+    }
+}

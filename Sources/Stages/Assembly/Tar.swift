@@ -1,0 +1,64 @@
+import Foundation
+
+/// `org.osbuild.tar`: archives the input tree with GNU tar, keeping numeric
+/// owners, modes, hard links and (in pax format) xattrs, ACLs and SELinux labels.
+package struct Tar: Stage {
+    package static let type = "org.osbuild.tar"
+    package static let placement = Placement.assembly
+
+    package struct Options: Codable, Sendable {
+        /// Archive in the output tree; a compression suffix (`.zst`, `.xz`, `.gz`) compresses it.
+        let filename: String
+        /// `pax` (default; GNU tar's `posix`), `gnu`, `oldgnu`, `posix`, `ustar`, `v7`.
+        let format: String?
+        let acls: Bool?
+        let selinux: Bool?
+        let xattrs: Bool?
+        /// `include` (entries under `./`, the default) or `omit` (top-level entries only).
+        let rootNode: String?
+        /// Only these paths of the tree, in this order.
+        let paths: [String]?
+        /// Store holes of sparse files.
+        let sparse: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case filename, format, acls, selinux, xattrs, paths, sparse
+            case rootNode = "root-node"
+        }
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        let tree = try context.inputTree("tree")
+        let target = try context.outputFile(options.filename)
+        let format: String = switch options.format ?? "pax" {
+        case "pax", "posix": "posix"
+        case let f where ["gnu", "oldgnu", "ustar", "v7"].contains(f): f
+        case let f: throw StageError.invalidOptions(reason: "\(Self.type): options.format: \"\(f)\" is not one of pax, posix, gnu, oldgnu, ustar, v7")
+        }
+        if options.rootNode != nil && options.paths != nil {
+            throw StageError.invalidOptions(reason: "\(Self.type): options.root-node and options.paths exclude each other")
+        }
+        var argv = ["tar", "--create", "--file", target, "--auto-compress", "--format=\(format)",
+                    "--numeric-owner", "--sort=name", "--directory", tree]
+        // Extended attributes, ACLs and SELinux labels need pax headers.
+        if format == "posix" {
+            argv += options.xattrs ?? true ? ["--xattrs", "--xattrs-include=*"] : ["--no-xattrs"]
+            argv += options.acls ?? true ? ["--acls"] : ["--no-acls"]
+            argv += options.selinux ?? true ? ["--selinux"] : ["--no-selinux"]
+        }
+        if options.sparse == true { argv.append("--sparse") }
+        argv.append("--")
+        if let paths = options.paths {
+            for p in paths { argv.append("." + (try TreePath.resolve(p, in: ""))) }
+        } else {
+            switch options.rootNode ?? "include" {
+            case "include": argv.append(".")
+            case "omit": argv += try FileManager.default.contentsOfDirectory(atPath: tree).sorted()
+            case let r: throw StageError.invalidOptions(reason: "\(Self.type): options.root-node: \"\(r)\" is not include or omit")
+            }
+        }
+        try await context.run(argv)
+    }
+}
