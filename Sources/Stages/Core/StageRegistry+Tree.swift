@@ -14,5 +14,6 @@ extension StageRegistry {
         Grub2Config.self,
         Grub2EFI.self,
         MachineID.self,
+        InitramfsStage.self,
     ]
 }
