@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Images
 import Manifest
 import Stages
 #if canImport(Glibc)
@@ -58,7 +59,8 @@ enum CLI {
 
     static func exitCode(for error: Error) -> Int32 {
         switch error {
-        case is ManifestError, is CLIError: return 2
+        case is ManifestError, is CLIError, is BlueprintError, is DefinitionError: return 2
+        case let e as DepsolveError: return e.isBadInput ? 2 : 1
         default:
             if let bad = error as? any BadInput, bad.isBadInput { return 2 }
             return 1
@@ -108,5 +110,15 @@ enum Export {
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         let commands = CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln"))
         try await commands.run(["cp", "--reflink=auto", "--sparse=always", file, dest])
+    }
+}
+
+extension DepsolveError {
+    /// Unknown or impossible package requests are the user's input.
+    var isBadInput: Bool {
+        switch self {
+        case .unknownPackage, .invalidPackageName, .unsatisfiable: true
+        default: false
+        }
     }
 }
