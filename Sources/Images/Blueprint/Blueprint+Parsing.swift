@@ -46,21 +46,25 @@ extension Blueprint {
         do {
             value = try JSONValue.parse(Data(text.utf8))
         } catch {
-            throw BlueprintError(file: file, keyPath: "", problem: .syntax(format: "JSON", reason: Self.jsonReason(error)))
+            let (reason, line) = Self.jsonProblem(text)
+            throw BlueprintError(file: file, keyPath: "", line: line, problem: .syntax(format: "JSON", reason: reason))
         }
         return try BlueprintReader(origin: BlueprintOrigin(file: file), format: .json).blueprint(value)
     }
 
-    private static func jsonReason(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            if let underlying = context.underlyingError {
-                let nsError = underlying as NSError
-                if let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
-                return "\(underlying)"
-            }
-            return context.debugDescription
+    /// JSONDecoder's errors carry no position; JSONSerialization's say "around character N".
+    private static func jsonProblem(_ text: String) -> (String, Int?) {
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            return ("the document is not a JSON object", nil)
+        } catch {
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            guard let range = detail.range(of: "character "),
+                  let offset = Int(detail[range.upperBound...].prefix(while: \.isNumber)) else { return (detail, nil) }
+            let before = text.utf8.prefix(offset)
+            let line = before.filter { $0 == UInt8(ascii: "\n") }.count + 1
+            return (detail, line)
         }
-        return "\(error)"
     }
 }
 
@@ -165,7 +169,7 @@ struct BlueprintReader {
     func packageList(_ v: JSONValue?, _ path: String) throws(BlueprintError) -> [Blueprint.PackageSpec] {
         guard let v else { return [] }
         var out: [Blueprint.PackageSpec] = []
-        for (i, item) in try array(v, path).enumerated() {
+        for (i, item) in try array(v, path, example: tablesExample(path)).enumerated() {
             let p = "\(path)[\(i)]"
             let o = try object(item, p)
             try checkKeys(o, p, supported: ["name", "version"])
@@ -217,7 +221,7 @@ struct BlueprintReader {
         guard let v else { return [] }
         var out: [Blueprint.User] = []
         var seen: [String: String] = [:]
-        for (i, item) in try array(v, path).enumerated() {
+        for (i, item) in try array(v, path, example: tablesExample(path)).enumerated() {
             let p = "\(path)[\(i)]"
             let o = try object(item, p)
             try checkKeys(o, p, supported: ["name", "description", "password", "key", "home", "shell", "groups", "uid", "gid"],
@@ -275,7 +279,7 @@ struct BlueprintReader {
         guard let v else { return [] }
         var out: [Blueprint.Group] = []
         var seen: [String: String] = [:]
-        for (i, item) in try array(v, path).enumerated() {
+        for (i, item) in try array(v, path, example: tablesExample(path)).enumerated() {
             let p = "\(path)[\(i)]"
             let o = try object(item, p)
             try checkKeys(o, p, supported: ["name", "gid"])
@@ -298,7 +302,7 @@ struct BlueprintReader {
     func sshKeys(_ v: JSONValue?, _ path: String) throws(BlueprintError) -> [Blueprint.SSHKey] {
         guard let v else { return [] }
         var out: [Blueprint.SSHKey] = []
-        for (i, item) in try array(v, path).enumerated() {
+        for (i, item) in try array(v, path, example: tablesExample(path)).enumerated() {
             let p = "\(path)[\(i)]"
             let o = try object(item, p)
             try checkKeys(o, p, supported: ["user", "key"])
@@ -357,12 +361,18 @@ struct BlueprintReader {
         return o
     }
 
-    func array(_ v: JSONValue, _ path: String) throws(BlueprintError) -> [JSONValue] {
+    /// `example` shows the expected TOML form, e.g. `groups = ["a", "b"]` or `[[packages]]`.
+    func array(_ v: JSONValue, _ path: String, example: String? = nil) throws(BlueprintError) -> [JSONValue] {
         guard case .array(let a) = v else {
-            let hint = format == .toml ? " (in TOML, [[\(path)]] for a list of tables or [\"a\", \"b\"] for a list of values)" : ""
+            let hint = format == .toml ? example.map { " (\($0))" } ?? "" : ""
             throw origin.error(path, .wrongType(expected: "an array\(hint)", found: typeName(v)))
         }
         return a
+    }
+
+    /// `customizations.user[0]` → `[[customizations.user]]`.
+    func tablesExample(_ path: String) -> String {
+        "one [[\(path.replacingOccurrences(of: #"\[[0-9]+\]"#, with: "", options: .regularExpression))]] section per entry"
     }
 
     func string(_ v: JSONValue, _ path: String) throws(BlueprintError) -> String {
@@ -383,7 +393,10 @@ struct BlueprintReader {
 
     func stringArray(_ v: JSONValue, _ path: String) throws(BlueprintError) -> [String] {
         var out: [String] = []
-        for (i, item) in try array(v, path).enumerated() { out.append(try string(item, "\(path)[\(i)]")) }
+        let key = path.split(separator: ".").last.map(String.init) ?? path
+        for (i, item) in try array(v, path, example: "e.g. \(key) = [\"a\", \"b\"]").enumerated() {
+            out.append(try string(item, "\(path)[\(i)]"))
+        }
         return out
     }
 
