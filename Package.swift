@@ -46,7 +46,7 @@ let package = Package(
         ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZeroMQ"]),
     ]
 )

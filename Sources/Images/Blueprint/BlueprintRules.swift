@@ -1,0 +1,105 @@
+/// The syntax rules blueprint values are checked against. Each check returns
+/// nil when the value is fine, or the reason and the fix.
+package enum BlueprintRules {
+    private static func all(_ s: Substring, _ allowed: (Character) -> Bool) -> Bool { s.allSatisfy(allowed) }
+    private static func isLowerAlnum(_ c: Character) -> Bool { c.isASCII && (c.isLowercase || c.isNumber) }
+    private static func isAlnum(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber) }
+
+    /// osbuild-composer's blueprint versions are semantic versions: 1.2.3, optionally -pre or +build.
+    package static func isSemanticVersion(_ v: String) -> Bool {
+        let core = v.split(maxSplits: 1, omittingEmptySubsequences: false, whereSeparator: { $0 == "-" || $0 == "+" }).first ?? ""
+        let parts = core.split(separator: ".", omittingEmptySubsequences: false)
+        return (1...3).contains(parts.count) && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
+    }
+
+    /// Debian Policy §5.6.7: lower-case letters, digits, `+ - .`, at least two characters, starting alphanumeric.
+    package static func isPackageName(_ name: String) -> Bool {
+        guard name.count >= 2, let first = name.first, isLowerAlnum(first) else { return false }
+        return name.allSatisfy { isLowerAlnum($0) || $0 == "+" || $0 == "-" || $0 == "." }
+    }
+
+    /// RFC 1123 host names: dot-separated labels of 1–63 letters, digits and hyphens, 253 characters at most.
+    package static func hostnameProblem(_ h: String) -> String? {
+        let fix = "use letters, digits and '-' in dot-separated labels of at most 63 characters, e.g. \"kiln-vm\" or \"web1.example.org\""
+        guard !h.isEmpty, h.count <= 253 else { return "\"\(h)\" is not a valid host name (1 to 253 characters); \(fix)" }
+        for label in h.split(separator: ".", omittingEmptySubsequences: false) {
+            guard !label.isEmpty, label.count <= 63, all(label, { isAlnum($0) || $0 == "-" }),
+                  label.first != "-", label.last != "-"
+            else { return "\"\(h)\" is not a valid host name; \(fix)" }
+        }
+        return nil
+    }
+
+    /// tz database names: `UTC`, `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`.
+    package static func timezoneProblem(_ z: String) -> String? {
+        let parts = z.split(separator: "/", omittingEmptySubsequences: false)
+        let ok = !z.isEmpty && parts.count <= 3 && parts.allSatisfy { p in
+            !p.isEmpty && p.first!.isASCII && p.first!.isLetter && all(p, { isAlnum($0) || "_+-".contains($0) })
+        }
+        return ok ? nil : "\"\(z)\" is not a time zone name; use a tz database name such as \"UTC\" or \"Europe/Berlin\""
+    }
+
+    /// Debian's adduser NAME_REGEX: lower-case letters, digits, `_`, `-`, starting with a letter or `_`,
+    /// optionally ending in `$`, at most 32 characters.
+    package static func accountNameProblem(_ name: String, kind: String) -> String? {
+        var body = Substring(name)
+        if body.hasSuffix("$") { body = body.dropLast() }
+        let ok = !body.isEmpty && name.count <= 32 && (body.first!.isLowercase || body.first! == "_")
+            && all(body, { isLowerAlnum($0) || $0 == "_" || $0 == "-" })
+        return ok ? nil : "\"\(name)\" is not a valid Debian \(kind) name; use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"
+    }
+
+    /// A crypt(3) hash; plain-text passwords are not hashed for the user yet.
+    package static func passwordProblem(_ pw: String) -> String? {
+        if pw.contains(":") || pw.contains("\n") { return "must not contain ':' or a line break; give a crypt(3) hash" }
+        let fields = pw.split(separator: "$", omittingEmptySubsequences: false)
+        if pw.hasPrefix("$"), fields.count >= 4, !fields[1].isEmpty, !fields.last!.isEmpty { return nil }
+        return "looks like a plain-text password; for now give a crypt(3) hash instead, e.g. the output of `openssl passwd -6` or `mkpasswd -m yescrypt`"
+    }
+
+    static let sshKeyTypes: Set<String> = [
+        "ssh-rsa", "ssh-dss", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+    ]
+
+    /// One or more authorized_keys lines, each with a key type followed by the key.
+    package static func sshKeyProblem(_ key: String) -> String? {
+        let lines = key.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
+        guard !lines.isEmpty else { return "must not be empty; give an SSH public key such as \"ssh-ed25519 AAAAC3… me@host\"" }
+        for line in lines {
+            let tokens = line.split(whereSeparator: \.isWhitespace).map(String.init)
+            guard let i = tokens.firstIndex(where: { sshKeyTypes.contains($0) }), i + 1 < tokens.count else {
+                return "\"\(line.prefix(40))\" is not an SSH public key; give a line such as \"ssh-ed25519 AAAAC3… me@host\" (the contents of ~/.ssh/id_ed25519.pub)"
+            }
+        }
+        return nil
+    }
+
+    package static func absolutePathProblem(_ path: String) -> String? {
+        let ok = path.hasPrefix("/") && !path.contains(":") && !path.contains("\n")
+            && !path.split(separator: "/").contains("..")
+        return ok ? nil : "\"\(path)\" must be an absolute path such as \"/home/kiln\" or \"/bin/bash\" (no '..' or ':')"
+    }
+
+    /// Debian's id ranges (Policy §9.2.2): 0 is root, 1–59999 are usable, 60000 and above are reserved.
+    package static func idProblem(_ id: Int, kind: String, name: String) -> String? {
+        if id == 0 { return name == "root" ? nil : "\(kind) 0 belongs to root; use a value from 1000 to 59999" }
+        if (1...59999).contains(id) { return nil }
+        return "\(kind) \(id) is outside the range Debian allows for local accounts; use a value from 1000 to 59999"
+    }
+
+    static let unitSuffixes = [".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount",
+                               ".swap", ".slice", ".scope", ".device"]
+
+    /// systemd unit names: letters, digits and `:-_.\@`, at most 255 characters.
+    package static func unitNameProblem(_ name: String) -> String? {
+        let ok = !name.isEmpty && name.count <= 255 && name.first != "." && name.first != "-"
+            && name.allSatisfy { isAlnum($0) || ":-_.\\@".contains($0) }
+        return ok ? nil : "\"\(name)\" is not a systemd unit name; use a name such as \"ssh\" or \"ssh.service\""
+    }
+
+    /// The unit name with `.service` added when no unit type suffix is given (as `systemctl` does).
+    package static func unitName(_ name: String) -> String {
+        unitSuffixes.contains(where: { name.hasSuffix($0) }) ? name : name + ".service"
+    }
+}

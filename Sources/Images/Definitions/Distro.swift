@@ -1,0 +1,88 @@
+import Manifest
+
+/// A Debian release Kiln can build images of: where its packages come from and
+/// what its base system already contains.
+package struct Distro: Sendable, Hashable {
+    /// Kiln's name, e.g. `debian-12`.
+    package var name: String
+    /// Other names accepted on the command line and in blueprints (`bookworm`).
+    package var aliases: [String]
+    /// The Debian codename (`bookworm`), the `release` of `org.kiln.debian.install`.
+    package var codename: String
+    package var architectures: [Architecture]
+    /// The package archive, e.g. `http://deb.debian.org/debian`; overridable.
+    package var mirror: String
+    /// The security archive, e.g. `http://deb.debian.org/debian-security`; overridable.
+    package var securityMirror: String
+    package var components: [String]
+    /// The keyring every repository is verified against, on the host and in the image.
+    package var keyring: String
+    /// Groups the base system has (base-passwd and systemd's sysusers), name → fixed gid if any.
+    package var baseGroups: [String: Int?]
+
+    /// The apt repositories: the archive with `<codename>` and `<codename>-updates`, and the security archive.
+    package var repositories: [Repository] {
+        [
+            Repository(uri: mirror, suites: [codename, "\(codename)-updates"], components: components, signedBy: keyring),
+            Repository(uri: securityMirror, suites: ["\(codename)-security"], components: components, signedBy: keyring),
+        ]
+    }
+
+    /// One deb822 source entry.
+    package struct Repository: Sendable, Hashable {
+        package var uri: String
+        package var suites: [String]
+        package var components: [String]
+        package var signedBy: String
+    }
+
+    /// Debian 12 "bookworm".
+    package static let debian12 = Distro(
+        name: "debian-12", aliases: ["bookworm"], codename: "bookworm",
+        architectures: [.x86_64, .aarch64],
+        mirror: "http://deb.debian.org/debian", securityMirror: "http://deb.debian.org/debian-security",
+        components: ["main"], keyring: "/usr/share/keyrings/debian-archive-keyring.gpg",
+        baseGroups: Distro.debianBaseGroups)
+
+    package static let all: [Distro] = [.debian12]
+
+    /// The distro named `name` or one of its aliases.
+    package static func named(_ name: String) throws(DefinitionError) -> Distro {
+        let lower = name.lowercased()
+        guard let d = all.first(where: { $0.name == lower || $0.aliases.contains(lower) }) else {
+            throw .unknownDistro(name: name, known: all.flatMap { [$0.name] + $0.aliases })
+        }
+        return d
+    }
+
+    /// This distro with other mirrors (nil keeps the default).
+    package func with(mirror: String? = nil, securityMirror: String? = nil) -> Distro {
+        var d = self
+        if let mirror { d.mirror = Self.trimmed(mirror) }
+        if let securityMirror { d.securityMirror = Self.trimmed(securityMirror) }
+        return d
+    }
+
+    private static func trimmed(_ url: String) -> String {
+        var u = url
+        while u.hasSuffix("/") { u.removeLast() }
+        return u
+    }
+
+    /// Throws unless this distro has definitions for `arch`.
+    package func check(_ arch: Architecture) throws(DefinitionError) {
+        guard architectures.contains(arch) else {
+            throw .unsupportedArchitecture(distro: name, architecture: arch.rawValue, supported: architectures.map(\.rawValue))
+        }
+    }
+
+    /// base-passwd's static groups plus the ones systemd's sysusers creates in bookworm.
+    static let debianBaseGroups: [String: Int?] = [
+        "root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7, "mail": 8,
+        "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20, "fax": 21, "voice": 22,
+        "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29, "dip": 30, "www-data": 33,
+        "backup": 34, "operator": 37, "list": 38, "irc": 39, "src": 40, "shadow": 42, "utmp": 43,
+        "video": 44, "sasl": 45, "plugdev": 46, "staff": 50, "games": 60, "users": 100, "nogroup": 65534,
+        "systemd-journal": nil, "input": nil, "kvm": nil, "render": nil, "sgx": nil,
+    ]
+}

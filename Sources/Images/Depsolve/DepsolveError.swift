@@ -1,0 +1,36 @@
+/// Why package names could not be turned into a pinned package set.
+package enum DepsolveError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No package of that name exists in the distro's archive.
+    case unknownPackage(name: String, distro: String)
+    /// A name that is not a Debian package name (apt would read it as a pattern or a version request).
+    case invalidPackageName(name: String)
+    /// The packages exist but cannot be installed together; `reason` is apt's explanation.
+    case unsatisfiable(names: [String], distro: String, reason: String)
+    /// Downloading the repository index failed.
+    case metadataRefreshFailed(distro: String, architecture: String, reason: String)
+    /// apt could not be started or ended in an unexpected way.
+    case aptFailed(command: String, status: String, output: String)
+    /// apt printed a line Kiln cannot read.
+    case unexpectedOutput(line: String)
+    /// The repository cache directory could not be prepared.
+    case cacheDirectory(path: String, reason: String)
+
+    package var description: String {
+        switch self {
+        case .unknownPackage(let name, let distro):
+            "package \"\(name)\" does not exist in \(distro) (main); check the spelling, e.g. with `apt-cache search`, or remove it"
+        case .invalidPackageName(let name):
+            "\"\(name)\" is not a Debian package name (lower-case letters, digits, '+', '-', '.'); give plain package names without versions or patterns"
+        case .unsatisfiable(let names, let distro, let reason):
+            "the packages cannot be installed together in \(distro) (\(names.joined(separator: " "))):\n\(reason)"
+        case .metadataRefreshFailed(let distro, let arch, let reason):
+            "could not download the \(distro) \(arch) repository index; check the network and the mirror URL:\n\(reason)"
+        case .aptFailed(let command, let status, let output):
+            "`\(command)` \(status)\n\(output)"
+        case .unexpectedOutput(let line):
+            "cannot read apt's output line \"\(line)\"; is the host's apt 2.x?"
+        case .cacheDirectory(let path, let reason):
+            "cannot prepare the repository cache \(path): \(reason); check that it is writable (run as root or pass another cache directory)"
+        }
+    }
+}

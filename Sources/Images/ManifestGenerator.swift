@@ -1,0 +1,239 @@
+import Foundation
+import Manifest
+
+/// Turns an image request into a build manifest: depsolves the base set and
+/// the blueprint's packages, then lays out the pipelines `os` (the tree),
+/// `image` (the raw GPT disk) and, for qcow2, `qcow2`. Stage types and options
+/// are exactly those of docs/stages.md.
+package struct ManifestGenerator: Sendable {
+    package var resolver: any PackageResolver
+
+    package init(resolver: any PackageResolver) {
+        self.resolver = resolver
+    }
+
+    /// Depsolves and generates.
+    package func manifest(for request: ImageRequest) async throws -> BuildManifest {
+        let definition = try ImageDefinition(distro: request.distro, architecture: request.architecture,
+                                             imageType: request.imageType)
+        try Self.validate(request)
+        let packages = try await resolver.resolve(Self.packageNames(request, definition), distro: request.distro,
+                                                  architecture: request.architecture)
+        return try Self.manifest(for: request, packages: packages)
+    }
+
+    /// The names to depsolve: the image definition's base set, then the blueprint's packages and modules.
+    package static func packageNames(_ request: ImageRequest, _ definition: ImageDefinition) -> [String] {
+        var seen = Set<String>()
+        return (definition.basePackages + request.blueprint.packageNames).filter { seen.insert($0).inserted }
+    }
+
+    /// Checks the blueprint against the distro: groups that users join must
+    /// exist, new groups and gids must not clash with the base system, keys
+    /// must belong to a defined user.
+    package static func validate(_ request: ImageRequest) throws(BlueprintError) {
+        let bp = request.blueprint
+        let c = bp.customizations
+        let distro = request.distro
+        let base = distro.baseGroups
+        let baseGIDs = Dictionary(base.compactMap { name, gid in gid.map { ($0, name) } }, uniquingKeysWith: { a, _ in a })
+        for (i, g) in c.groups.enumerated() {
+            let p = "customizations.group[\(i)]"
+            if base[g.name] != nil {
+                throw bp.origin.error("\(p).name", .invalid(reason: "group \"\(g.name)\" already exists in \(distro.name); remove it from [[customizations.group]] and use it directly"))
+            }
+            if let gid = g.gid, let owner = baseGIDs[gid] {
+                throw bp.origin.error("\(p).gid", .invalid(reason: "gid \(gid) belongs to group \"\(owner)\" in \(distro.name); choose a gid from 1000 to 59999"))
+            }
+        }
+        let defined = Set(c.groups.map(\.name))
+        let definedGIDs = Set(c.groups.compactMap(\.gid))
+        for (i, u) in c.users.enumerated() {
+            for (gi, group) in u.groups.enumerated() where base[group] == nil && !defined.contains(group) {
+                let hint = group == "wheel" ? " or use \"sudo\"" : ""
+                throw bp.origin.error("customizations.user[\(i)].groups[\(gi)]", .invalid(reason: "group \"\(group)\" does not exist in \(distro.name); add it under [[customizations.group]]\(hint)"))
+            }
+            if let gid = u.gid, !definedGIDs.contains(gid), baseGIDs[gid] == nil {
+                throw bp.origin.error("customizations.user[\(i)].gid", .invalid(reason: "no group has gid \(gid); add a [[customizations.group]] with gid = \(gid), or remove gid to give the user its own group"))
+            }
+        }
+        let users = Set(c.users.map(\.name))
+        for (i, k) in c.sshKeys.enumerated() where k.user != "root" && !users.contains(k.user) {
+            throw bp.origin.error("customizations.sshkey[\(i)].user", .invalid(reason: "user \"\(k.user)\" is not defined; add it under [[customizations.user]] (or use \"root\")"))
+        }
+    }
+
+    /// The manifest for `request` with an already resolved package set.
+    package static func manifest(for request: ImageRequest, packages: [ResolvedPackage]) throws -> BuildManifest {
+        let definition = try ImageDefinition(distro: request.distro, architecture: request.architecture,
+                                             imageType: request.imageType)
+        try validate(request)
+        let ids = DeterministicIDs(seed: request.seed)
+        let disk = definition.diskLayout(ids: ids)
+        var pipelines = [
+            osPipeline(request, definition, disk, packages),
+            imagePipeline(request, definition, disk),
+        ]
+        if request.imageType == .qcow2 { pipelines.append(qcow2Pipeline()) }
+        var items: [String: SourceItem] = [:]
+        for p in packages { items[p.checksum] = SourceItem(url: p.url) }
+        return BuildManifest(pipelines: pipelines, sources: ["org.osbuild.curl": SourceGroup(items: items)])
+    }
+
+    // MARK: pipelines
+
+    static let rawFile = ImageType.raw.outputFile
+
+    static func osPipeline(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout,
+                           _ packages: [ResolvedPackage]) -> Pipeline {
+        let bp = request.blueprint
+        let c = bp.customizations
+        let arch = request.architecture
+        let rootUUID = disk.rootFilesystemUUID
+        var stages: [ManifestStage] = []
+
+        stages.append(ManifestStage(
+            type: "org.kiln.debian.install",
+            options: ["architecture": .string(arch.debian), "release": .string(request.distro.codename),
+                      "merged_usr": true, "defer_initramfs": true],
+            inputs: ["packages": .files(packages.map(\.checksum))]))
+        stages.append(ManifestStage(type: "org.kiln.apt.sources", options: [
+            "sources": .array(request.distro.repositories.map { r in
+                .object(["uris": strings([r.uri]), "suites": strings(r.suites), "components": strings(r.components),
+                         "signed_by": .string(r.signedBy)])
+            }),
+        ]))
+        stages.append(ManifestStage(type: "org.osbuild.hostname",
+                                    options: ["hostname": .string(c.hostname ?? def.defaultHostname)]))
+        stages.append(ManifestStage(type: "org.osbuild.locale", options: ["language": .string(def.defaultLanguage)]))
+        stages.append(ManifestStage(type: "org.osbuild.timezone",
+                                    options: ["zone": .string(c.timezone ?? def.defaultTimezone)]))
+        if !c.groups.isEmpty {
+            var groups: [String: JSONValue] = [:]
+            for g in c.groups { groups[g.name] = .object(g.gid.map { ["gid": .int(Int64($0))] } ?? [:]) }
+            stages.append(ManifestStage(type: "org.osbuild.groups", options: ["groups": .object(groups)]))
+        }
+        let users = usersOptions(c)
+        if !users.isEmpty {
+            stages.append(ManifestStage(type: "org.osbuild.users", options: ["users": .object(users)]))
+        }
+        stages.append(ManifestStage(type: "org.osbuild.systemd", options: systemdOptions(c, def, packages)))
+        stages.append(ManifestStage(type: "org.osbuild.fstab", options: [
+            "filesystems": [
+                ["uuid": .string(rootUUID), "vfs_type": "ext4", "path": "/", "options": "errors=remount-ro",
+                 "freq": 0, "passno": 1],
+                ["uuid": .string(DeterministicIDs.fatUUID(disk.espVolumeID)), "vfs_type": "vfat", "path": "/boot/efi",
+                 "options": "umask=0077", "freq": 0, "passno": 2],
+            ],
+        ]))
+        stages.append(ManifestStage(type: "org.osbuild.kernel-cmdline", options: [
+            "root_fs_uuid": .string(rootUUID), "kernel_opts": .string(def.kernelOptions),
+        ]))
+        stages.append(ManifestStage(type: "org.kiln.initramfs"))
+        var grub: [String: JSONValue] = [
+            "root_fs_uuid": .string(rootUUID), "kernel_opts": .string(def.kernelOptions),
+            "timeout": .int(Int64(def.grubTimeout)), "terminal": strings(def.grubTerminal),
+            "uefi_target": .string(arch.grubEFITarget),
+        ]
+        if let serial = def.grubSerial { grub["serial"] = .string(serial) }
+        if let bios = def.biosTarget { grub["bios_target"] = .string(bios) }
+        stages.append(ManifestStage(type: "org.kiln.grub2.config", options: grub))
+        stages.append(ManifestStage(type: "org.kiln.grub2.efi", options: [
+            "target": .string(arch.grubEFITarget), "root_fs_uuid": .string(rootUUID),
+            "filename": .string("/boot/efi/EFI/BOOT/\(arch.efiBinary)"),
+        ]))
+        stages.append(ManifestStage(type: "org.osbuild.machine-id", options: ["first-boot": "yes"]))
+        return Pipeline(name: "os", stages: stages)
+    }
+
+    /// osbuild-composer's mapping: blueprint users, with the keys of
+    /// `[[customizations.sshkey]]` added to the user's `key`; a key for a user
+    /// the blueprint does not define (root) updates that user.
+    static func usersOptions(_ c: Blueprint.Customizations) -> [String: JSONValue] {
+        var users: [String: JSONValue] = [:]
+        var keys: [String: [String]] = [:]
+        for k in c.sshKeys { keys[k.user, default: []].append(k.key) }
+        for u in c.users {
+            var o: [String: JSONValue] = [:]
+            if let uid = u.uid { o["uid"] = .int(Int64(uid)) }
+            if let gid = u.gid { o["gid"] = .int(Int64(gid)) }
+            if !u.groups.isEmpty { o["groups"] = strings(u.groups) }
+            if let d = u.description { o["description"] = .string(d) }
+            if let h = u.home { o["home"] = .string(h) }
+            if let s = u.shell { o["shell"] = .string(s) }
+            if let p = u.password { o["password"] = .string(p) }
+            let allKeys = (u.key.map { [$0] } ?? []) + (keys.removeValue(forKey: u.name) ?? [])
+            if !allKeys.isEmpty { o["key"] = .string(joinKeys(allKeys)) }
+            users[u.name] = .object(o)
+        }
+        for (name, k) in keys { users[name] = .object(["key": .string(joinKeys(k))]) }
+        return users
+    }
+
+    static func joinKeys(_ keys: [String]) -> String {
+        keys.flatMap { $0.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } }
+            .filter { !$0.isEmpty }.joined(separator: "\n")
+    }
+
+    static func systemdOptions(_ c: Blueprint.Customizations, _ def: ImageDefinition,
+                               _ packages: [ResolvedPackage]) -> [String: JSONValue] {
+        let off = Set(c.services.disabled + c.services.masked)
+        var enabled = def.baseServices
+        if packages.contains(where: { $0.name == "openssh-server" }) { enabled.append("ssh.service") }
+        enabled += c.services.enabled
+        var seen = Set<String>()
+        enabled = enabled.filter { !off.contains($0) && seen.insert($0).inserted }
+        var o: [String: JSONValue] = ["enabled_services": strings(enabled), "default_target": .string(def.defaultTarget)]
+        if !c.services.disabled.isEmpty { o["disabled_services"] = strings(c.services.disabled) }
+        if !c.services.masked.isEmpty { o["masked_services"] = strings(c.services.masked) }
+        return o
+    }
+
+    static func imagePipeline(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout) -> Pipeline {
+        let tree: [String: Input] = ["tree": .tree("os")]
+        func device(start: Int64, size: Int64) -> [String: Device] {
+            ["device": Device(type: "org.osbuild.loopback",
+                              options: ["filename": .string(rawFile), "start": .int(start), "size": .int(size)])]
+        }
+        var stages: [ManifestStage] = [
+            ManifestStage(type: "org.osbuild.truncate", options: ["filename": .string(rawFile), "size": .int(disk.sizeBytes)]),
+            ManifestStage(type: "org.osbuild.sfdisk", options: [
+                "label": "gpt", "uuid": .string(disk.uuid),
+                "partitions": .array(disk.partitions.map { p in
+                    .object(["start": .int(p.start), "size": .int(p.size), "type": .string(p.type),
+                             "uuid": .string(p.uuid), "name": .string(p.name)])
+                }),
+            ], devices: device(start: 0, size: disk.sectors)),
+        ]
+        if let esp = disk.partition(.esp) {
+            stages.append(ManifestStage(type: "org.kiln.mkfs.fat", options: [
+                "volid": .string(disk.espVolumeID), "label": "ESP", "fat_size": 32, "source": "/boot/efi",
+            ], inputs: tree, devices: device(start: esp.start, size: esp.size)))
+        }
+        if let root = disk.partition(.root) {
+            stages.append(ManifestStage(type: "org.kiln.mkfs.ext4", options: [
+                "uuid": .string(disk.rootFilesystemUUID), "label": "root", "source": "/",
+            ], inputs: tree, devices: device(start: root.start, size: root.size)))
+        }
+        if let platform = def.biosTarget, let bios = disk.partition(.biosBoot), let rootIndex = disk.index(of: .root) {
+            stages.append(ManifestStage(type: "org.osbuild.grub2.inst", options: [
+                "filename": .string(rawFile), "platform": .string(platform), "location": .int(bios.start),
+                "core": ["type": "mkimage", "partlabel": "gpt", "filesystem": "ext4"],
+                "prefix": ["type": "partition", "partlabel": "gpt", "number": .int(Int64(rootIndex)), "path": "/boot/grub"],
+            ], inputs: tree))
+        }
+        return Pipeline(name: "image", stages: stages)
+    }
+
+    static func qcow2Pipeline() -> Pipeline {
+        let image = Input(type: "org.osbuild.files", origin: Input.pipelineOrigin, references: ["name:image"],
+                          referenceOptions: ["name:image": ["file": .string(rawFile)]])
+        return Pipeline(name: "qcow2", stages: [
+            ManifestStage(type: "org.osbuild.qemu", options: [
+                "filename": .string(ImageType.qcow2.outputFile), "format": ["type": "qcow2", "compat": "1.1"],
+            ], inputs: ["image": image]),
+        ])
+    }
+
+    static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Manifest
+import Testing
+@testable import Images
+
+@Suite struct AptOutputTests {
+    @Test func printURIsLinesBecomePinnedPackages() throws {
+        let out = """
+        Reading package lists...
+        'http://deb.debian.org/debian/pool/main/o/openssh/openssh-server_9.2p1-2%2bdeb12u10_amd64.deb' openssh-server_1%3a9.2p1-2+deb12u10_amd64.deb 456584 SHA256:fdac7995f69e1059650de944b569a1028beb17dfa1cba5e8eb2779339f6a4785
+        'http://deb.debian.org/debian/pool/main/a/adduser/adduser_3.134_all.deb' adduser_3.134_all.deb 1000 SHA256:BA4F88F73DBC3AE9055F3C20F4523BFDBAF1AD13FF95E258924F77D20B4FBEDF
+        """
+        let p = try Depsolver.parsePrintURIs(out)
+        #expect(p.map(\.name) == ["adduser", "openssh-server"])
+        #expect(p[1].version == "1:9.2p1-2+deb12u10")
+        #expect(p[1].architecture == "amd64")
+        #expect(p[1].size == 456_584)
+        #expect(p[1].url.hasSuffix("openssh-server_9.2p1-2%2bdeb12u10_amd64.deb"))
+        #expect(p[0].architecture == "all")
+        #expect(p[0].sha256 == "ba4f88f73dbc3ae9055f3c20f4523bfdbaf1ad13ff95e258924f77d20b4fbedf")
+    }
+
+    @Test func malformedLineIsReported() {
+        #expect(throws: DepsolveError.self) { try Depsolver.parsePrintURIs("'http://x/a.deb' a.deb 12 MD5Sum:abc") }
+    }
+
+    @Test func namesThatAptWouldReadAsPatternsAreRefused() async {
+        let d = Depsolver(cacheRoot: "/nonexistent-kiln-cache")
+        for bad in ["?essential", "foo=1.0", "foo-", "Foo", "a"] {
+            await #expect(throws: DepsolveError.invalidPackageName(name: bad)) {
+                _ = try await d.resolve([bad], distro: .debian12, architecture: .x86_64)
+            }
+        }
+    }
+
+    @Test func aptConfigurationKeepsEverythingPrivate() {
+        let apt = AptConfiguration(distro: .debian12, architecture: .aarch64, cacheRoot: "/var/cache/kiln/repos")
+        #expect(apt.root == "/var/cache/kiln/repos/debian-12-aarch64")
+        for line in apt.aptConf.split(separator: "\n") where line.hasPrefix("Dir") {
+            #expect(line.contains(apt.root), "\(line)")
+        }
+        #expect(apt.aptConf.contains("APT::Architectures { \"arm64\"; };"))
+        #expect(apt.sources.contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"))
+        #expect(apt.sources.contains("Suites: bookworm-security"))
+    }
+}
+
+/// The real depsolve against deb.debian.org. Needs the network; set
+/// KILN_OFFLINE=1 to skip.
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["KILN_OFFLINE"] == nil))
+struct DepsolveNetworkTests {
+    static func mtime(_ path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    }
+
+    @Test(arguments: [Architecture.x86_64, .aarch64])
+    func resolvesAClosedSetFromTheMirror(_ arch: Architecture) async throws {
+        let hostLists = Self.mtime("/var/lib/apt/lists")
+        let depsolver = Depsolver()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let first = try await depsolver.resolve(["openssh-server", "systemd-sysv"], distro: .debian12, architecture: arch)
+        let cold = clock.now - started
+        let names = Set(first.map(\.name))
+        for required in ["libc6", "systemd", "openssh-server", "apt", "dpkg", "base-files"] {
+            #expect(names.contains(required), "\(required) missing")
+        }
+        #expect(first.map(\.name) == first.map(\.name).sorted())
+        for p in first {
+            #expect(p.sha256.count == 64 && p.sha256.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+            #expect(p.url.hasPrefix("http://deb.debian.org/debian/pool/") || p.url.hasPrefix("http://deb.debian.org/debian-security/pool/"))
+            #expect(p.size > 0)
+            #expect(p.architecture == arch.debian || p.architecture == "all")
+        }
+        let warmStart = clock.now
+        let second = try await depsolver.resolve(["openssh-server", "systemd-sysv"], distro: .debian12, architecture: arch)
+        let warm = clock.now - warmStart
+        #expect(second == first)
+        print("depsolve \(arch.rawValue): \(first.count) packages, cold \(cold), warm \(warm)")
+        #expect(warm < .seconds(5), "a warm depsolve must not download the index again")
+        #expect(Self.mtime("/var/lib/apt/lists") == hostLists, "the host's apt lists were touched")
+    }
+
+    @Test func unknownPackageIsNamed() async throws {
+        await #expect(throws: DepsolveError.unknownPackage(name: "no-such-package-kiln", distro: "debian-12")) {
+            _ = try await Depsolver().resolve(["no-such-package-kiln"], distro: .debian12, architecture: .x86_64)
+        }
+    }
+
+    @Test func conflictsGiveAptsReason() async throws {
+        let e = await #expect(throws: DepsolveError.self) {
+            _ = try await Depsolver().resolve(["systemd-sysv", "sysvinit-core"], distro: .debian12, architecture: .x86_64)
+        }
+        guard case .unsatisfiable(_, _, let reason)? = e else { Issue.record("\(String(describing: e))"); return }
+        #expect(reason.contains("Conflicts"))
+    }
+
+    @Test func fullImageDepsolve() async throws {
+        let bp = try Blueprint.load(path: Fixtures.repository.appendingPathComponent("examples/blueprints/base.toml").path)
+        let r = try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: "x86_64", imageType: "qcow2")
+        let m = try await ManifestGenerator(resolver: Depsolver()).manifest(for: r)
+        let refs = m.pipeline(named: "os")?.stages.first?.inputs["packages"]?.references ?? []
+        #expect(refs.count > 100)
+        #expect(m.sources["org.osbuild.curl"]?.items.count == refs.count)
+    }
+}

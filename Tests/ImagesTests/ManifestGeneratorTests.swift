@@ -1,0 +1,262 @@
+import Foundation
+import Manifest
+import Testing
+@testable import Images
+
+@Suite struct ManifestGeneratorTests {
+    static let osStages = [
+        "org.kiln.debian.install", "org.kiln.apt.sources", "org.osbuild.hostname", "org.osbuild.locale",
+        "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.osbuild.systemd", "org.osbuild.fstab",
+        "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
+        "org.osbuild.machine-id",
+    ]
+
+    func request(_ file: String = "full.toml", arch: String? = nil, type: String = "qcow2") throws -> ImageRequest {
+        let bp = try Blueprint.load(path: Fixtures.path(file))
+        var b = bp
+        if arch != nil { b.architecture = nil }
+        return try ImageRequest.make(blueprint: b, distro: nil, architecture: arch, imageType: type)
+    }
+
+    func manifest(_ r: ImageRequest, resolver: FixedPackages = FixedPackages()) async throws -> BuildManifest {
+        try await ManifestGenerator(resolver: resolver).manifest(for: r)
+    }
+
+    func stage(_ m: BuildManifest, _ pipeline: String, _ type: String) throws -> ManifestStage {
+        try #require(m.pipeline(named: pipeline)?.stages.first { $0.type == type }, "no \(type) in \(pipeline)")
+    }
+
+    @Test func qcow2PipelinesAndStageOrder() async throws {
+        let r = try request()
+        let m = try await manifest(r)
+        #expect(m.pipelines.map(\.name) == ["os", "image", "qcow2"])
+        #expect(m.pipeline(named: "os")?.stages.map(\.type) == Self.osStages)
+        #expect(m.pipeline(named: "image")?.stages.map(\.type) == [
+            "org.osbuild.truncate", "org.osbuild.sfdisk", "org.kiln.mkfs.fat", "org.kiln.mkfs.ext4", "org.osbuild.grub2.inst",
+        ])
+        #expect(m.pipeline(named: "qcow2")?.stages.map(\.type) == ["org.osbuild.qemu"])
+        #expect(r.imageType.exportPipeline == "qcow2")
+        #expect(r.imageType.outputFile == "disk.qcow2")
+        let qemu = try stage(m, "qcow2", "org.osbuild.qemu")
+        #expect(qemu.options["format"] == ["type": "qcow2", "compat": "1.1"])
+        let input = try #require(qemu.inputs["image"])
+        #expect(input.references == ["name:image"])
+        #expect(input.referenceOptions["name:image"] == ["file": "disk.raw"])
+    }
+
+    @Test func rawImageHasNoQcow2Pipeline() async throws {
+        let r = try request(type: "raw")
+        let m = try await manifest(r)
+        #expect(m.pipelines.map(\.name) == ["os", "image"])
+        #expect(r.imageType.exportPipeline == "image")
+        #expect(r.imageType.outputFile == "disk.raw")
+    }
+
+    @Test func sameRequestSameManifest() async throws {
+        let a = try await manifest(try request())
+        let b = try await manifest(try request())
+        #expect(a.encoded(pretty: false) == b.encoded(pretty: false))
+        #expect(try ContentIDs(a).pipelines == ContentIDs(b).pipelines)
+        // A different blueprint gives different UUIDs.
+        var other = try request()
+        other.blueprint.customizations.hostname = "other"
+        let c = try await manifest(other)
+        #expect(try stage(a, "image", "org.kiln.mkfs.ext4").options["uuid"] != stage(c, "image", "org.kiln.mkfs.ext4").options["uuid"])
+    }
+
+    @Test func manifestRoundTripsThroughTheDecoder() async throws {
+        let m = try await manifest(try request())
+        let decoded = try BuildManifest.decode(m.encoded(pretty: true))
+        #expect(CanonicalJSON.encode(decoded.json()) == CanonicalJSON.encode(m.json()))
+    }
+
+    @Test(arguments: [Architecture.x86_64, .aarch64])
+    func uuidsAgreeBetweenFstabBootloaderAndFilesystems(_ arch: Architecture) async throws {
+        let m = try await manifest(try request(arch: arch.rawValue))
+        let root = try #require(stage(m, "image", "org.kiln.mkfs.ext4").options["uuid"]?.stringValue)
+        let volid = try #require(stage(m, "image", "org.kiln.mkfs.fat").options["volid"]?.stringValue)
+        #expect(volid.count == 8 && volid.allSatisfy(\.isHexDigit))
+        #expect(root.count == 36)
+        let fstab = try #require(stage(m, "os", "org.osbuild.fstab").options["filesystems"]?.arrayValue)
+        #expect(fstab[0] == ["uuid": .string(root), "vfs_type": "ext4", "path": "/", "options": "errors=remount-ro", "freq": 0, "passno": 1])
+        #expect(fstab[1] == ["uuid": .string(DeterministicIDs.fatUUID(volid)), "vfs_type": "vfat", "path": "/boot/efi",
+                             "options": "umask=0077", "freq": 0, "passno": 2])
+        for type in ["org.osbuild.kernel-cmdline", "org.kiln.grub2.config", "org.kiln.grub2.efi"] {
+            #expect(try stage(m, "os", type).options["root_fs_uuid"]?.stringValue == root, "\(type)")
+        }
+        let efi = try stage(m, "os", "org.kiln.grub2.efi")
+        #expect(efi.options["target"]?.stringValue == arch.grubEFITarget)
+        #expect(efi.options["filename"]?.stringValue == "/boot/efi/EFI/BOOT/\(arch.efiBinary)")
+        let grub = try stage(m, "os", "org.kiln.grub2.config")
+        #expect(grub.options["uefi_target"]?.stringValue == arch.grubEFITarget)
+        #expect(grub.options["bios_target"]?.stringValue == (arch == .x86_64 ? "i386-pc" : nil))
+        let opts = try #require(stage(m, "os", "org.osbuild.kernel-cmdline").options["kernel_opts"]?.stringValue)
+        #expect(opts.contains(arch == .x86_64 ? "console=tty0 console=ttyS0,115200" : "console=ttyAMA0,115200"))
+    }
+
+    @Test(arguments: [Architecture.x86_64, .aarch64])
+    func diskLayoutFollowsDebianCloudImages(_ arch: Architecture) async throws {
+        let m = try await manifest(try request(arch: arch.rawValue))
+        let truncate = try stage(m, "image", "org.osbuild.truncate")
+        #expect(truncate.options["size"] == .int(3 << 30))
+        let sfdisk = try stage(m, "image", "org.osbuild.sfdisk")
+        #expect(sfdisk.options["label"] == "gpt")
+        let parts = try #require(sfdisk.options["partitions"]?.arrayValue)
+        let starts = parts.compactMap { $0["start"]?.int64Value }
+        let types = parts.compactMap { $0["type"]?.stringValue }
+        if arch == .x86_64 {
+            #expect(starts == [2048, 8192, 262_144])
+            #expect(parts.compactMap { $0["size"]?.int64Value }.prefix(2) == [6144, 253_952])
+            #expect(types == [DiskLayout.biosBootType, DiskLayout.espType, arch.rootPartitionType])
+        } else {
+            #expect(starts == [2048, 262_144])
+            #expect(parts.first?["size"]?.int64Value == 260_096)
+            #expect(types == [DiskLayout.espType, arch.rootPartitionType])
+        }
+        // Root fills the disk up to the backup GPT, on a MiB boundary.
+        let root = try #require(parts.last)
+        let end = try #require(root["start"]?.int64Value) + root["size"]!.int64Value!
+        #expect(end <= (3 << 30) / 512 - 33 && end % 2048 == 0 && (3 << 30) / 512 - end < 2048 + 33)
+        // Partition UUIDs are distinct and the filesystems are written into their partitions.
+        let uuids = parts.compactMap { $0["uuid"]?.stringValue } + [sfdisk.options["uuid"]!.stringValue!]
+        #expect(Set(uuids).count == uuids.count)
+        for (type, index) in [("org.kiln.mkfs.ext4", parts.count - 1), ("org.kiln.mkfs.fat", parts.count - 2)] {
+            let dev = try #require(stage(m, "image", type).devices["device"])
+            #expect(dev.type == "org.osbuild.loopback")
+            #expect(dev.options["filename"] == "disk.raw")
+            #expect(dev.options["start"] == parts[index]["start"])
+            #expect(dev.options["size"] == parts[index]["size"])
+            #expect(try stage(m, "image", type).inputs["tree"] == .tree("os"))
+        }
+        #expect(try stage(m, "image", "org.kiln.mkfs.fat").options["source"] == "/boot/efi")
+        #expect(try stage(m, "image", "org.kiln.mkfs.ext4").options["source"] == "/")
+        let inst = m.pipeline(named: "image")?.stages.first { $0.type == "org.osbuild.grub2.inst" }
+        if arch == .x86_64 {
+            let inst = try #require(inst)
+            #expect(inst.options["location"] == 2048)
+            #expect(inst.options["prefix"] == ["type": "partition", "partlabel": "gpt", "number": 2, "path": "/boot/grub"])
+            #expect(inst.options["core"] == ["type": "mkimage", "partlabel": "gpt", "filesystem": "ext4"])
+        } else {
+            #expect(inst == nil)
+        }
+    }
+
+    @Test func packagesBecomeInputsAndSources() async throws {
+        let r = try request()
+        let resolver = FixedPackages()
+        let packages = try await resolver.resolve(ManifestGenerator.packageNames(r, try ImageDefinition(
+            distro: r.distro, architecture: r.architecture, imageType: r.imageType)), distro: r.distro, architecture: r.architecture)
+        let m = try await manifest(r)
+        let install = try stage(m, "os", "org.kiln.debian.install")
+        #expect(install.options["architecture"] == "amd64")
+        #expect(install.options["release"] == "bookworm")
+        #expect(install.inputs["packages"] == .files(packages.map(\.checksum)))
+        let items = try #require(m.sources["org.osbuild.curl"]?.items)
+        #expect(items.count == packages.count)
+        for p in packages { #expect(items[p.checksum]?.url == p.url) }
+        let sources = try stage(m, "os", "org.kiln.apt.sources").options["sources"]?.arrayValue
+        #expect(sources?.first?["suites"] == ["bookworm", "bookworm-updates"])
+        #expect(sources?.last?["uris"] == ["http://deb.debian.org/debian-security"])
+        #expect(sources?.last?["signed_by"] == "/usr/share/keyrings/debian-archive-keyring.gpg")
+    }
+
+    @Test func basePackageSetPerArchitecture() throws {
+        for arch in Architecture.allCases {
+            let def = try ImageDefinition(distro: .debian12, architecture: arch, imageType: .qcow2)
+            #expect(def.basePackages.contains("linux-image-\(arch.debian)"))
+            #expect(def.basePackages.contains(arch == .x86_64 ? "grub-pc-bin" : "grub-efi-arm64-bin"))
+            #expect(!def.basePackages.contains("openssh-server"))
+        }
+    }
+
+    @Test func usersGroupsAndServices() async throws {
+        let m = try await manifest(try request())
+        #expect(try stage(m, "os", "org.osbuild.hostname").options == ["hostname": "full-vm"])
+        #expect(try stage(m, "os", "org.osbuild.timezone").options == ["zone": "Europe/Berlin"])
+        #expect(try stage(m, "os", "org.osbuild.locale").options == ["language": "C.UTF-8"])
+        #expect(try stage(m, "os", "org.osbuild.groups").options == ["groups": ["developers": ["gid": 1300]]])
+        let users = try #require(stage(m, "os", "org.osbuild.users").options["users"]?.objectValue)
+        #expect(Set(users.keys) == ["alice", "bob", "root"])
+        #expect(users["alice"]?["uid"] == 1200)
+        #expect(users["alice"]?["gid"] == 1300)
+        #expect(users["alice"]?["groups"] == ["sudo", "developers"])
+        #expect(users["alice"]?["home"] == "/home/alice")
+        #expect(users["alice"]?["shell"] == "/bin/bash")
+        #expect(users["alice"]?["description"] == "Alice Admin")
+        #expect(users["alice"]?["password"]?.stringValue?.hasPrefix("$6$") == true)
+        #expect(users["bob"] == ["key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQKiln bob@desk"])
+        #expect(users["root"] == ["key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRoot root@admin"])
+        let systemd = try stage(m, "os", "org.osbuild.systemd").options
+        let enabled = try #require(systemd["enabled_services"]?.arrayValue).compactMap { $0.stringValue }
+        #expect(enabled.contains("ssh.service"))
+        #expect(enabled.contains("systemd-networkd.service"))
+        #expect(enabled.contains("systemd-timesyncd.service"))
+        #expect(Set(enabled).count == enabled.count)
+        #expect(systemd["disabled_services"] == ["apt-daily.timer"])
+        #expect(systemd["masked_services"] == ["getty@tty1.service"])
+        #expect(systemd["default_target"] == "multi-user.target")
+        #expect(try stage(m, "os", "org.osbuild.machine-id").options == ["first-boot": "yes"])
+    }
+
+    @Test func noSSHWithoutOpenSSHServer() async throws {
+        let bp = try Blueprint.parse(toml: "name = \"tiny\"\n")
+        let r = try ImageRequest.make(blueprint: bp, distro: "bookworm", architecture: "arm64", imageType: "raw")
+        let m = try await manifest(r)
+        let enabled = try stage(m, "os", "org.osbuild.systemd").options["enabled_services"]?.arrayValue ?? []
+        #expect(!enabled.contains("ssh.service"))
+        #expect(m.pipeline(named: "os")?.stages.contains { $0.type == "org.osbuild.users" } == false)
+        #expect(try stage(m, "os", "org.osbuild.hostname").options == ["hostname": "debian"])
+        #expect(try stage(m, "os", "org.osbuild.timezone").options == ["zone": "UTC"])
+    }
+
+    @Test func unknownGroupIsRejectedWithItsLine() async throws {
+        let text = "name = \"x\"\n[[customizations.user]]\nname = \"a\"\ngroups = [\"wheel\"]\n"
+        let bp = try Blueprint.parse(toml: text, file: "bp.toml")
+        let r = try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: "x86_64", imageType: "qcow2")
+        let e = await #expect(throws: BlueprintError.self) { _ = try await manifest(r) }
+        #expect(e?.description == "bp.toml:4: customizations.user[0].groups[0]: group \"wheel\" does not exist in debian-12; add it under [[customizations.group]] or use \"sudo\"")
+    }
+
+    @Test func sshKeyForUndefinedUserIsRejected() async throws {
+        let text = "name = \"x\"\n[[customizations.sshkey]]\nuser = \"carol\"\nkey = \"ssh-ed25519 AAAA c@h\"\n"
+        let r = try ImageRequest.make(blueprint: try Blueprint.parse(toml: text), distro: "debian-12", architecture: "x86_64", imageType: "raw")
+        let e = await #expect(throws: BlueprintError.self) { _ = try await manifest(r) }
+        #expect(e?.keyPath == "customizations.sshkey[0].user")
+    }
+
+    @Test func lookupsNameTheChoices() throws {
+        #expect(try Distro.named("bookworm") == .debian12)
+        #expect(throws: DefinitionError.unknownDistro(name: "debian-9", known: ["debian-12", "bookworm"])) { try Distro.named("debian-9") }
+        #expect(throws: DefinitionError.unknownImageType(name: "vmdk", known: ["qcow2", "raw"])) { try ImageType.named("vmdk") }
+        #expect(throws: DefinitionError.unknownArchitecture(name: "ppc64le", known: ["x86_64", "aarch64"])) { try Architecture.named("ppc64le") }
+        let bp = try Blueprint.load(path: Fixtures.path("full.toml"))  // says x86_64 and debian-12
+        #expect(throws: DefinitionError.self) { try ImageRequest.make(blueprint: bp, distro: nil, architecture: "aarch64", imageType: "raw") }
+        let tiny = try Blueprint.parse(toml: "name = \"t\"\n")
+        let e = #expect(throws: DefinitionError.self) { try ImageRequest.make(blueprint: tiny, distro: nil, architecture: "x86_64", imageType: "raw") }
+        #expect(e?.description.contains("--distro") == true)
+        let mirrored = try ImageRequest.make(blueprint: tiny, distro: "debian-12", architecture: "x86_64", imageType: "raw",
+                                             mirror: "http://mirror.example/debian/")
+        #expect(mirrored.distro.mirror == "http://mirror.example/debian")
+    }
+
+    /// Every stage type and top-level option key the generator emits is in docs/stages.md.
+    @Test(arguments: [Architecture.x86_64, .aarch64])
+    func emitsOnlyDocumentedStagesAndOptions(_ arch: Architecture) async throws {
+        let doc = try String(contentsOf: Fixtures.repository.appendingPathComponent("docs/stages.md"), encoding: .utf8)
+        var documented: [String: Set<String>] = [:]
+        for line in doc.split(separator: "\n") where line.hasPrefix("| `") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 2 else { continue }
+            let type = cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "` ")).components(separatedBy: "`").first ?? ""
+            let tokens = cells[1].components(separatedBy: "`").enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+            documented[type] = Set(tokens)
+        }
+        let m = try await manifest(try request(arch: arch.rawValue))
+        for p in m.pipelines {
+            for s in p.stages {
+                let keys = try #require(documented[s.type], "\(s.type) is not in docs/stages.md")
+                for k in s.options.keys { #expect(keys.contains(k), "\(s.type) option \(k) is not documented") }
+            }
+        }
+    }
+}
