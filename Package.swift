@@ -47,6 +47,8 @@ let package = Package(
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
+        .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZeroMQ"]),
     ]
 )

@@ -1,0 +1,97 @@
+import Foundation
+import Images
+import Logging
+import Manifest
+import Scheduler
+import Stages
+import Testing
+
+/// Real builds against the Debian mirror (packages come from the warm source
+/// cache in /var/cache/kiln/sources when present) into a fresh tree store,
+/// checked in the built tree and booted under qemu.
+@Suite(.serialized) struct BaseImageTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+    /// One fresh store for the suite, so later tests reuse earlier checkpoints.
+    static let storeRoot = "/var/tmp/kiln-systemtests-\(UUID().uuidString.prefix(8))"
+
+    func executor() throws -> Executor {
+        let logger = Logger(label: "systemtests")
+        return Executor(store: try TreeStore(root: Self.storeRoot), sources: try SourceCache(logger: logger),
+                        logger: logger, logDirectory: Self.storeRoot + "/logs")
+    }
+
+    func request(type: String, hostname: String? = nil) throws -> ImageRequest {
+        var bp = try Blueprint.load(path: Self.repository + "/Tests/SystemTests/Fixtures/system.toml")
+        if let hostname { bp.customizations.hostname = hostname }
+        return try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: "x86_64", imageType: type)
+    }
+
+    func bootTest(_ image: String, firmware: String) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.repository + "/ops/boot-test")
+        p.arguments = [image, "--arch", "x86_64", "--firmware", firmware]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+    }
+
+    func read(_ tree: String, _ path: String) -> String {
+        (try? String(contentsOfFile: tree + path, encoding: .utf8)) ?? ""
+    }
+
+    @Test func qcow2BuildHasTheCustomizationsBootsUnderUEFIAndRebuildsFromCache() async throws {
+        let exec = try executor()
+        let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "qcow2"))
+        let first = try await exec.run(manifest, exports: ["os", "qcow2"])
+        let tree = try #require(first.exports["os"])
+
+        // The blueprint's customizations, as a user would check them in the image.
+        #expect(read(tree, "/etc/hostname") == "kiln-test\n")
+        #expect(read(tree, "/etc/passwd").contains("alice:x:1234:"))
+        #expect(read(tree, "/etc/passwd").contains(":/home/alice:/bin/bash"))
+        #expect(read(tree, "/etc/shadow").contains("alice:$6$kilnkiln$"))
+        #expect(read(tree, "/etc/group").contains("builders:x:2345:alice"))
+        #expect(read(tree, "/etc/group").split(separator: "\n").contains { $0.hasPrefix("sudo:") && $0.contains("alice") })
+        let keys = tree + "/home/alice/.ssh/authorized_keys"
+        #expect(read(tree, "/home/alice/.ssh/authorized_keys").contains("alice@kiln-test"))
+        let attrs = try FileManager.default.attributesOfItem(atPath: keys)
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        #expect((attrs[.ownerAccountID] as? Int) == 1234)
+        let wants = try FileManager.default.destinationOfSymbolicLink(atPath: tree + "/etc/systemd/system/multi-user.target.wants/ssh.service")
+        #expect(wants.hasSuffix("/ssh.service"))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: tree + "/etc/systemd/system/apt-daily.timer") == "/dev/null")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: tree + "/etc/localtime").hasSuffix("Europe/Berlin"))
+        #expect(read(tree, "/etc/machine-id").isEmpty)
+
+        // It boots to the login prompt under UEFI.
+        let image = try #require(first.exports["qcow2"]) + "/disk.qcow2"
+        let (status, output) = try bootTest(image, firmware: "uefi")
+        #expect(status == 0, "boot-test failed:\n\(output)")
+
+        // Building the same blueprint again runs no stage.
+        let t0 = ContinuousClock.now
+        let again = try await exec.run(manifest, exports: ["qcow2"])
+        #expect(again.stagesRun.isEmpty)
+        #expect(ContinuousClock.now - t0 < .seconds(10))
+
+        // Changing only the hostname resumes after package installation.
+        let renamed = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "qcow2", hostname: "renamed"))
+        let third = try await exec.run(renamed, exports: ["os"])
+        #expect(!third.stagesRun.contains("os/org.kiln.debian.install"), "the package checkpoint is reused: \(third.stagesRun)")
+        #expect(third.stagesRun.contains("os/org.osbuild.hostname"))
+        #expect(read(third.exports["os"]!, "/etc/hostname") == "renamed\n")
+    }
+
+    @Test func rawBuildBootsUnderBIOS() async throws {
+        let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "raw"))
+        let result = try await executor().run(manifest, exports: ["image"])
+        let image = try #require(result.exports["image"]) + "/disk.raw"
+        let (status, output) = try bootTest(image, firmware: "bios")
+        #expect(status == 0, "boot-test failed:\n\(output)")
+    }
+}
