@@ -143,6 +143,22 @@ struct AssemblyStagesTests {
         #expect(st.st_blocks * 512 < 64 << 20)
     }
 
+    @Test func equalTreesGiveEqualFilesystems() async throws {
+        let f = try AssemblyFixture()
+        defer { f.remove() }
+        var sums: [String] = []
+        for name in ["a.raw", "b.raw"] {
+            try await f.run("org.osbuild.truncate", #"{"filename": "\#(name)", "size": "96 MiB"}"#)
+            try await f.run("org.kiln.mkfs.fat", #"{"volid": "7B3A4C1D", "fat_size": 32, "source": "/boot/efi"}"#,
+                            inputs: ["tree": .tree(f.tree)], devices: ["device": f.region(name, start: 2048, size: 81920)])
+            try await f.run("org.kiln.mkfs.ext4", #"{"uuid": "\#(Self.rootFS)"}"#,
+                            inputs: ["tree": .tree(f.tree)], devices: ["device": f.region(name, start: 83968, size: nil)])
+            sums.append(try await f.sh("sha256sum", f.output + "/" + name).prefix(64).description)
+            try await Task.sleep(for: .milliseconds(1100))
+        }
+        #expect(sums[0] == sums[1])
+    }
+
     @Test(arguments: [
         (#"{"type": "qcow2"}"#, "qcow2"),
         (#"{"type": "qcow2", "compat": "1.1", "compression": false}"#, "qcow2"),
@@ -205,5 +221,10 @@ struct AssemblyStagesTests {
                             devices: ["device": f.region("d.raw", start: 2048, size: 1 << 20)])
         }
         #expect(outside?.description.contains("outside the file") == true)
+        let small = await #expect(throws: AssemblyError.self) {
+            try await f.run("org.kiln.mkfs.fat", #"{"volid": "12345678", "fat_size": 32}"#,
+                            devices: ["device": f.region("d.raw", start: 2048, size: 65536)])
+        }
+        #expect(small?.description.contains("make the partition larger") == true)
     }
 }

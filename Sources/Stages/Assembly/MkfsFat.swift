@@ -39,6 +39,10 @@ package struct MkfsFat: Stage {
             throw StageError.invalidOptions(reason: "\(Self.type): device region must start on a 512-byte sector, not byte \(region.offset)")
         }
         let sector = region.offset / 512
+        if options.fat_size == 32, region.length / 512 < Self.fat32MinimumSectors {
+            throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length,
+                                               needed: Self.fat32MinimumSectors * 512)
+        }
         let environment = ["MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"]
 
         try await region.clear(in: context)
@@ -62,6 +66,9 @@ package struct MkfsFat: Stage {
     /// count (mtools, some firmware) take it for FAT16. mkfs.fat's default
     /// cluster size leaves a 124 MiB ESP short of that; use the largest
     /// cluster (up to 4 KiB) that keeps enough of them.
+    /// 65525 one-sector clusters, two FATs of 4 bytes per cluster, 32 reserved sectors.
+    static let fat32MinimumSectors: UInt64 = 65525 + 2 * (65527 * 4 / 512 + 1) + 32
+
     static func fat32SectorsPerCluster(sectors: UInt64) -> Int {
         let usable = sectors - sectors / 50 - 64  // minus reserved sectors and two FATs, roughly
         return [8, 4, 2].first { usable / UInt64($0) >= 65525 + 16 } ?? 1
