@@ -43,7 +43,7 @@ package struct MkfsFat: Stage {
             throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length,
                                                needed: Self.fat32MinimumSectors * 512)
         }
-        let environment = ["MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"]
+        let environment = ["MTOOLS_SKIP_CHECK": "1"]
 
         try await region.clear(in: context)
         // --invariant first: it sets a fixed serial and time, and -i after it wins.
