@@ -19,8 +19,8 @@ struct AssemblyStagesTests {
         try await f.run("org.osbuild.sfdisk", """
             {"label": "gpt", "uuid": "\(Self.diskUUID)", "partitions": [
               {"start": 2048, "size": 2048, "type": "\(Self.biosBoot)", "uuid": "FAC7F1FB-3E8D-4137-A512-961DE09A5549", "name": "bios"},
-              {"start": 4096, "size": 131072, "type": "\(Self.esp)", "uuid": "68B2905B-DF3E-4FB3-80FA-49D1E773AA33", "name": "ESP"},
-              {"start": 135168, "type": "\(Self.rootX86)", "uuid": "6264D520-3FB9-423F-8AB8-7A0A8E3D3562", "name": "root"}]}
+              {"start": 4096, "size": 253952, "type": "\(Self.esp)", "uuid": "68B2905B-DF3E-4FB3-80FA-49D1E773AA33", "name": "ESP"},
+              {"start": 262144, "type": "\(Self.rootX86)", "uuid": "6264D520-3FB9-423F-8AB8-7A0A8E3D3562", "name": "root"}]}
             """, devices: ["device": f.region("disk.raw", start: 0, size: nil)])
     }
 
@@ -43,8 +43,8 @@ struct AssemblyStagesTests {
         let t = try #require(table)
         #expect(t.label == "gpt")
         #expect(t.id == Self.diskUUID)
-        #expect(t.partitions.map(\.start) == [2048, 4096, 135168])
-        #expect(t.partitions.map(\.size) == [2048, 131072, 387072], "sfdisk aligns the end to 1 MiB")
+        #expect(t.partitions.map(\.start) == [2048, 4096, 262144])
+        #expect(t.partitions.map(\.size) == [2048, 253952, 260096], "sfdisk aligns the end to 1 MiB")
         #expect(t.partitions.map(\.type) == [Self.biosBoot, Self.esp, Self.rootX86])
         #expect(t.partitions.map(\.uuid) == ["FAC7F1FB-3E8D-4137-A512-961DE09A5549", "68B2905B-DF3E-4FB3-80FA-49D1E773AA33",
                                              "6264D520-3FB9-423F-8AB8-7A0A8E3D3562"])
@@ -82,9 +82,9 @@ struct AssemblyStagesTests {
         let disk = f.output + "/disk.raw"
         let tableBefore = try DiskFile.read(disk, offset: 440, count: 72)
 
-        // ESP from /boot/efi.
+        // ESP from /boot/efi; 124 MiB as Debian's, where mkfs.fat's default clusters are too few for FAT32.
         try await f.run("org.kiln.mkfs.fat", #"{"volid": "7b3a4c1d", "label": "ESP", "fat_size": 32, "source": "/boot/efi"}"#,
-                        inputs: ["tree": .tree(f.tree)], devices: ["device": f.region("disk.raw", start: 4096, size: 131072)])
+                        inputs: ["tree": .tree(f.tree)], devices: ["device": f.region("disk.raw", start: 4096, size: 253952)])
         let fat = "\(disk)@@\(4096 * 512)"
         let listing = try await f.sh("mdir", "-i", fat, "::/EFI/BOOT")
         #expect(listing.contains("Volume Serial Number is 7B3A-4C1D"))
@@ -94,8 +94,8 @@ struct AssemblyStagesTests {
 
         // Root filesystem from the whole tree.
         try await f.run("org.kiln.mkfs.ext4", #"{"uuid": "\#(Self.rootFS)", "label": "root"}"#,
-                        inputs: ["tree": .tree(f.tree)], devices: ["device": f.region("disk.raw", start: 135168, size: 387072)])
-        let ext4 = "\(disk)?offset=\(135168 * 512)"
+                        inputs: ["tree": .tree(f.tree)], devices: ["device": f.region("disk.raw", start: 262144, size: 260096)])
+        let ext4 = "\(disk)?offset=\(262144 * 512)"
         _ = try await f.sh("e2fsck", "-fn", ext4)
         let header = try await f.sh("dumpe2fs", "-h", ext4)
         #expect(header.contains("Filesystem UUID:          \(Self.rootFS)"))
@@ -141,6 +141,22 @@ struct AssemblyStagesTests {
         var st = stat()
         stat(disk, &st)
         #expect(st.st_blocks * 512 < 64 << 20)
+    }
+
+    @Test func equalTreesGiveEqualFilesystems() async throws {
+        let f = try AssemblyFixture()
+        defer { f.remove() }
+        var sums: [String] = []
+        for name in ["a.raw", "b.raw"] {
+            try await f.run("org.osbuild.truncate", #"{"filename": "\#(name)", "size": "96 MiB"}"#)
+            try await f.run("org.kiln.mkfs.fat", #"{"volid": "7B3A4C1D", "fat_size": 32, "source": "/boot/efi"}"#,
+                            inputs: ["tree": .tree(f.tree)], devices: ["device": f.region(name, start: 2048, size: 81920)])
+            try await f.run("org.kiln.mkfs.ext4", #"{"uuid": "\#(Self.rootFS)"}"#,
+                            inputs: ["tree": .tree(f.tree)], devices: ["device": f.region(name, start: 83968, size: nil)])
+            sums.append(try await f.sh("sha256sum", f.output + "/" + name).prefix(64).description)
+            try await Task.sleep(for: .milliseconds(1100))
+        }
+        #expect(sums[0] == sums[1])
     }
 
     @Test(arguments: [
@@ -205,5 +221,10 @@ struct AssemblyStagesTests {
                             devices: ["device": f.region("d.raw", start: 2048, size: 1 << 20)])
         }
         #expect(outside?.description.contains("outside the file") == true)
+        let small = await #expect(throws: AssemblyError.self) {
+            try await f.run("org.kiln.mkfs.fat", #"{"volid": "12345678", "fat_size": 32}"#,
+                            devices: ["device": f.region("d.raw", start: 2048, size: 65536)])
+        }
+        #expect(small?.description.contains("make the partition larger") == true)
     }
 }

@@ -54,7 +54,15 @@ package struct MkfsExt4: Stage {
                     "-d", source]
         if let label = options.label { argv += ["-L", label] }
         argv += [region.path, String(blocks)]
-        try await context.run(argv, environment: ["MKE2FS_CONFIG": config])
+        try await context.run(argv, environment: ["MKE2FS_CONFIG": config, "E2FSPROGS_FAKE_TIME": String(try Self.timestamp(source))])
+    }
+
+    /// The filesystem's creation time, so that equal trees give equal bytes:
+    /// SOURCE_DATE_EPOCH when set, else the source directory's mtime.
+    static func timestamp(_ source: String) throws -> Int {
+        if let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int.init) { return epoch }
+        let attributes = try FileManager.default.attributesOfItem(atPath: source)
+        return Int((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
     }
 
     /// A mke2fs.conf that states every feature, independent of the host's.

@@ -39,12 +39,17 @@ package struct MkfsFat: Stage {
             throw StageError.invalidOptions(reason: "\(Self.type): device region must start on a 512-byte sector, not byte \(region.offset)")
         }
         let sector = region.offset / 512
-        let environment = ["MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"]
+        if options.fat_size == 32, region.length / 512 < Self.fat32MinimumSectors {
+            throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length,
+                                               needed: Self.fat32MinimumSectors * 512)
+        }
+        let environment = ["MTOOLS_SKIP_CHECK": "1"]
 
         try await region.clear(in: context)
         // --invariant first: it sets a fixed serial and time, and -i after it wins.
         var argv = ["mkfs.fat", "--invariant", "-i", volid, "--offset", String(sector), "-h", String(sector)]
         if let size = options.fat_size { argv += ["-F", String(size)] }
+        if options.fat_size == 32 { argv += ["-s", String(Self.fat32SectorsPerCluster(sectors: region.length / 512))] }
         if let label = options.label { argv += ["-n", label] }
         argv += [region.path, String(region.length / 1024)]
         try await context.run(argv, environment: environment)
@@ -55,5 +60,17 @@ package struct MkfsFat: Stage {
         try await context.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
                               + entries.map { source + "/" + $0 } + ["::/"],
                               environment: environment)
+    }
+
+    /// FAT32 needs at least 65525 clusters, or tools that go by the cluster
+    /// count (mtools, some firmware) take it for FAT16. mkfs.fat's default
+    /// cluster size leaves a 124 MiB ESP short of that; use the largest
+    /// cluster (up to 4 KiB) that keeps enough of them.
+    /// 65525 one-sector clusters, two FATs of 4 bytes per cluster, 32 reserved sectors.
+    static let fat32MinimumSectors: UInt64 = 65525 + 2 * (65527 * 4 / 512 + 1) + 32
+
+    static func fat32SectorsPerCluster(sectors: UInt64) -> Int {
+        let usable = sectors - sectors / 50 - 64  // minus reserved sectors and two FATs, roughly
+        return [8, 4, 2].first { usable / UInt64($0) >= 65525 + 16 } ?? 1
     }
 }
