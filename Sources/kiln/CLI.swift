@@ -82,8 +82,11 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Directory for stage logs (default: a new directory under /var/lib/kiln/logs).")
     var logs: String?
 
+    @Flag(name: .shortAndLong, help: "Show more detail (phases and their timings).")
+    var verbose = false
+
     func executor() throws -> Executor {
-        let logger = Logger(label: "kiln")
+        let logger = Logging.logger(verbose: verbose)
         let logDir = logs ?? "/var/lib/kiln/logs/\(Self.timestamp())"
         return Executor(store: try TreeStore(root: store), sources: try SourceCache(root: sourceCache, logger: logger),
                         logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
