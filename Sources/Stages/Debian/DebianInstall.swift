@@ -79,7 +79,7 @@ package struct DebianInstall: Stage {
 
         // 4. Unpack with the host's dpkg, configure with the tree's, in rounds
         //    so that a preinst finds its Pre-Depends configured.
-        let hostDpkg = ["dpkg", "--root=\(tree)", "--force-unsafe-io", "--force-depends"]
+        let hostDpkg = ["dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-unsafe-io", "--force-depends"]
             + (arch == .host ? [] : ["--force-architecture"])
         let env = ["DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
                    "HOME": "/root", "TMPDIR": "/tmp"]
@@ -201,7 +201,9 @@ package struct DebianInstall: Stage {
                 try fm.removeItem(atPath: "\(tree)/\(dir)/\(f)")
             }
         }
-        for f in ["var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old", "var/lib/dpkg/statoverride-old"] {
+        // Backups and logs with build-time timestamps: not part of a reproducible tree (mmdebstrap drops them too).
+        for f in ["var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old", "var/lib/dpkg/statoverride-old",
+                  "var/log/dpkg.log", "var/log/alternatives.log", "var/cache/ldconfig/aux-cache"] {
             try? fm.removeItem(atPath: "\(tree)/\(f)")
         }
     }
@@ -209,7 +211,8 @@ package struct DebianInstall: Stage {
     /// `dpkg --audit` is clean and every package of the set is installed (`ii`).
     static func verify(_ tree: String, set: DebPackageSet, context: StageContext) async throws {
         let admin = "--admindir=\(tree)/var/lib/dpkg"
-        let audit = try await context.output(["dpkg", admin, "--audit"])
+        // The tree's own dpkg: the host's would call every package of a foreign architecture unknown.
+        let audit = try await context.output(["chroot", tree, "dpkg", "--audit"])
         let states = try await context.output(["dpkg-query", admin, "--show", "--showformat=${db:Status-Abbrev}\t${Package}\n"])
         var installed: Set<String> = []
         var bad: [String] = []
