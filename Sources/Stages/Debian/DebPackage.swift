@@ -66,6 +66,42 @@ package struct DebPackage: Sendable, Hashable {
         }.filter { !$0.isEmpty }
     }
 
+    /// Paths of the package's files as dpkg records them (`/usr/sbin/depmod`), read from its data archive.
+    package static func listFiles(_ path: String) throws(DebianInstallError) -> [String] {
+        guard let outer = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
+        defer { archive_read_free(outer) }
+        archive_read_support_format_ar(outer)
+        guard archive_read_open_filename(outer, path, 64 << 10) == ARCHIVE_OK else {
+            throw .badPackage(path: path, reason: archiveMessage(outer))
+        }
+        var entry: OpaquePointer?
+        while archive_read_next_header(outer, &entry) == ARCHIVE_OK {
+            guard String(cString: archive_entry_pathname(entry)).hasPrefix("data.tar") else { continue }
+            // The data member is read as a stream straight from the outer archive.
+            guard let inner = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
+            defer { archive_read_free(inner) }
+            archive_read_support_filter_all(inner)
+            archive_read_support_format_tar(inner)
+            let reader = OuterReader(outer)
+            defer { withExtendedLifetime(reader) {} }
+            let box = Unmanaged.passUnretained(reader).toOpaque()
+            guard archive_read_open(inner, box, nil, { _, ctx, buf in
+                let reader = Unmanaged<OuterReader>.fromOpaque(ctx!).takeUnretainedValue()
+                return reader.read(buf)
+            }, nil) == ARCHIVE_OK else { throw .badPackage(path: path, reason: archiveMessage(inner)) }
+            var files: [String] = []
+            var e: OpaquePointer?
+            while archive_read_next_header(inner, &e) == ARCHIVE_OK {
+                var name = String(cString: archive_entry_pathname(e))
+                if name.hasPrefix(".") { name.removeFirst() }
+                if name.hasSuffix("/") { name.removeLast() }
+                if !name.isEmpty { files.append(name) }
+            }
+            return files
+        }
+        throw .badPackage(path: path, reason: "not a Debian package: no data.tar member")
+    }
+
     /// The `control` file's text and the names of all control members.
     private static func readControl(_ path: String) throws(DebianInstallError) -> (String, Set<String>) {
         guard let outer = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
@@ -128,5 +164,22 @@ package struct DebPackage: Sendable, Hashable {
 
     private static func archiveMessage(_ a: OpaquePointer) -> String {
         archive_error_string(a).map { String(cString: $0) } ?? "unreadable archive"
+    }
+}
+
+/// Feeds the current member of an outer (ar) archive to an inner libarchive reader.
+private final class OuterReader {
+    let outer: OpaquePointer
+    let size = 256 << 10
+    let buffer: UnsafeMutableRawPointer
+    init(_ outer: OpaquePointer) {
+        self.outer = outer
+        buffer = .allocate(byteCount: size, alignment: 16)
+    }
+    deinit { buffer.deallocate() }
+
+    func read(_ out: UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int {
+        out?.pointee = UnsafeRawPointer(buffer)
+        return archive_read_data(outer, buffer, size)
     }
 }

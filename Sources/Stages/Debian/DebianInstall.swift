@@ -40,8 +40,8 @@ package struct DebianInstall: Stage {
 
     package init() {}
 
-    static let updateInitramfs = "/usr/sbin/update-initramfs"
-    static let divertedInitramfs = "/usr/sbin/update-initramfs.kiln-deferred"
+    /// Suffix of the name under which a deferred tool's real file waits.
+    static let divertSuffix = ".kiln-deferred"
     static let policyRcD = "/usr/sbin/policy-rc.d"
 
     package func run(_ options: Options, in context: StageContext) async throws {
@@ -69,17 +69,12 @@ package struct DebianInstall: Stage {
         // 3. No services start; initramfs generation deferred.
         try TreeFiles.write("#!/bin/sh\n# kiln: no service starts while the image is built\nexit 101\n",
                             to: Self.policyRcD, in: tree, mode: 0o755)
-        let defer_ = (options.deferInitramfs ?? true) && set.packages.contains { $0.name == "initramfs-tools-core" || $0.name == "initramfs-tools" }
-        if defer_ {
-            try await context.run(["dpkg-divert", "--root=\(tree)", "--local", "--rename",
-                                   "--divert", Self.divertedInitramfs, "--add", Self.updateInitramfs])
-            try TreeFiles.write("#!/bin/sh\n# kiln: deferred to org.kiln.initramfs\nexit 0\n",
-                                to: Self.updateInitramfs, in: tree, mode: 0o755)
-        }
+        let deferred = try await Self.deferTools(set, initramfs: options.deferInitramfs ?? true, foreign: arch != .host, context: context)
+        clock.lap("defer \(deferred.map(\.path).joined(separator: ", "))")
 
         // 4. Unpack with the host's dpkg, configure with the tree's, in rounds
         //    so that a preinst finds its Pre-Depends configured.
-        let hostDpkg = ["dpkg", "--root=\(tree)", "--force-unsafe-io", "--force-depends"]
+        let hostDpkg = ["dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-unsafe-io", "--force-depends"]
             + (arch == .host ? [] : ["--force-architecture"])
         let env = ["DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
                    "HOME": "/root", "TMPDIR": "/tmp"]
@@ -117,11 +112,7 @@ package struct DebianInstall: Stage {
         }
 
         // 5. Clean up and check the database.
-        if defer_ {
-            try? FileManager.default.removeItem(atPath: try context.path(Self.updateInitramfs))
-            try await context.run(["dpkg-divert", "--root=\(tree)", "--rename",
-                                   "--divert", Self.divertedInitramfs, "--remove", Self.updateInitramfs])
-        }
+        try await Self.restore(deferred, context: context)
         try? FileManager.default.removeItem(atPath: try context.path(Self.policyRcD))
         try Self.cleanCaches(tree)
         try await Self.verify(tree, set: set, context: context)
@@ -130,6 +121,54 @@ package struct DebianInstall: Stage {
     }
 
     // MARK: - Steps
+
+    /// A program replaced by a no-op while packages are configured.
+    struct DeferredTool {
+        /// Path as the package ships it (`/usr/sbin/update-initramfs`, `/sbin/depmod`).
+        let path: String
+        let name: String
+    }
+
+    /// Diverts programs whose work is better done once or natively: `update-initramfs`
+    /// (with `defer_initramfs`; `org.kiln.initramfs` builds the initramfs once) and, for a
+    /// foreign architecture, `depmod` (run natively by the host afterwards; its output does
+    /// not depend on the architecture that computes it).
+    static func deferTools(_ set: DebPackageSet, initramfs: Bool, foreign: Bool, context: StageContext) async throws -> [DeferredTool] {
+        var wanted: [(packages: [String], name: String)] = []
+        if initramfs { wanted.append((["initramfs-tools-core", "initramfs-tools"], "update-initramfs")) }
+        if foreign { wanted.append((["kmod"], "depmod")) }
+        var tools: [DeferredTool] = []
+        for (packages, name) in wanted {
+            for p in packages.compactMap({ set[$0] }) {
+                for path in try DebPackage.listFiles(p.path) where path.hasSuffix("bin/\(name)") {
+                    tools.append(DeferredTool(path: path, name: name))
+                }
+            }
+        }
+        for t in tools {
+            try await context.run(["dpkg-divert", "--root=\(context.tree)", "--local", "--rename",
+                                   "--divert", t.path + divertSuffix, "--add", t.path])
+            try TreeFiles.write("#!/bin/sh\n# kiln: \(t.name) is deferred while packages are configured\nexit 0\n",
+                                to: t.path, in: context.tree, mode: 0o755)
+        }
+        return tools
+    }
+
+    /// Puts the deferred programs back and does the deferred native work.
+    static func restore(_ tools: [DeferredTool], context: StageContext) async throws {
+        for t in tools {
+            try? FileManager.default.removeItem(atPath: try context.path(t.path))
+            try await context.run(["dpkg-divert", "--root=\(context.tree)", "--rename",
+                                   "--divert", t.path + divertSuffix, "--remove", t.path])
+        }
+        guard tools.contains(where: { $0.name == "depmod" }) else { return }
+        let modules = try context.path("/lib/modules")
+        for version in ((try? FileManager.default.contentsOfDirectory(atPath: modules)) ?? []).sorted() {
+            let systemMap = try context.path("/boot/System.map-\(version)")
+            let map = FileManager.default.fileExists(atPath: systemMap) ? ["-F", systemMap] : []
+            try await context.run(["depmod", "-b", context.tree, "-a"] + map + [version])
+        }
+    }
 
     static func readAll(_ paths: [String]) async throws -> [DebPackage] {
         let queue = DispatchQueue(label: "kiln.debian.read", attributes: .concurrent)
@@ -201,7 +240,9 @@ package struct DebianInstall: Stage {
                 try fm.removeItem(atPath: "\(tree)/\(dir)/\(f)")
             }
         }
-        for f in ["var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old", "var/lib/dpkg/statoverride-old"] {
+        // Backups and logs with build-time timestamps: not part of a reproducible tree (mmdebstrap drops them too).
+        for f in ["var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old", "var/lib/dpkg/statoverride-old",
+                  "var/log/dpkg.log", "var/log/alternatives.log", "var/cache/ldconfig/aux-cache"] {
             try? fm.removeItem(atPath: "\(tree)/\(f)")
         }
     }
@@ -209,7 +250,8 @@ package struct DebianInstall: Stage {
     /// `dpkg --audit` is clean and every package of the set is installed (`ii`).
     static func verify(_ tree: String, set: DebPackageSet, context: StageContext) async throws {
         let admin = "--admindir=\(tree)/var/lib/dpkg"
-        let audit = try await context.output(["dpkg", admin, "--audit"])
+        // The tree's own dpkg: the host's would call every package of a foreign architecture unknown.
+        let audit = try await context.output(["chroot", tree, "dpkg", "--audit"])
         let states = try await context.output(["dpkg-query", admin, "--show", "--showformat=${db:Status-Abbrev}\t${Package}\n"])
         var installed: Set<String> = []
         var bad: [String] = []
@@ -220,7 +262,8 @@ package struct DebianInstall: Stage {
             if abbrev == "ii" { installed.insert(String(parts[1])) } else { bad.append("\(parts[1]): \(abbrev)") }
         }
         let missing = set.packages.map(\.name).filter { !installed.contains($0) }
-        let diversions = try await context.output(["dpkg-divert", admin, "--list", "*kiln*"])
+        let diversions = (try TreeFiles.read("/var/lib/dpkg/diversions", in: tree) ?? "")
+            .split(separator: "\n").filter { $0.hasSuffix(divertSuffix) }.joined(separator: ", ")
         var report: [String] = []
         if !audit.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { report.append(audit) }
         if !bad.isEmpty { report.append("not fully installed: " + bad.joined(separator: ", ")) }
