@@ -53,9 +53,9 @@ package struct KernelModuleIndex: Sendable {
                 if t == "pre:" { mode = 1 } else if t == "post:" { mode = 2 }
                 else if mode == 1 { pre.append(t) } else if mode == 2 { post.append(t) }
             }
+            // kmod uses the first softdep line of a module and ignores later ones.
             let key = Self.normalize(f[1])
-            let old = softdeps[key] ?? ([], [])
-            softdeps[key] = (old.0 + pre, old.1 + post)
+            if softdeps[key] == nil { softdeps[key] = (pre, post) }
         }
         self.softdeps = softdeps
     }
@@ -63,8 +63,8 @@ package struct KernelModuleIndex: Sendable {
     /// Module names that `name` (a module name or an alias) stands for; empty for built-ins and unknown names.
     package func lookup(_ name: String) -> [String] {
         let n = Self.normalize(name)
+        // kmod's order: modules.dep, then modules.alias, then modules.builtin.
         if modules[n] != nil { return [n] }
-        if builtin.contains(n) { return [] }
         var out: [String] = []
         for a in aliases where a.pattern == n || (a.pattern.contains(where: { "*?[".contains($0) }) && fnmatch(a.pattern, n, 0) == 0) {
             if modules[a.module] != nil && !out.contains(a.module) { out.append(a.module) }
