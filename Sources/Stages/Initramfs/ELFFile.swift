@@ -39,13 +39,13 @@ package struct ELFFile: Sendable, Equatable {
 
     /// Reads the file at `path`; returns nil when it is not an ELF file (a script, a text file).
     package init?(path: String) throws(ELFError) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path) }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { throw .unreadable(path: path) }
         guard Self.isELF(data) else { return nil }
         try self.init(data: data, path: path)
     }
 
     package init(data: Data, path: String = "<memory>") throws(ELFError) {
-        let bytes = [UInt8](data)
+        let bytes = data.startIndex == 0 ? data : Data(data)
         guard bytes.count >= 64, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
             throw .notELF(path: path)
         }
@@ -111,7 +111,8 @@ package struct ELFFile: Sendable, Equatable {
 
     /// Bounds-checked reads in the file's byte order.
     private struct Reader {
-        let bytes: [UInt8]
+        /// Indexed from 0; only the headers, the dynamic section and its strings are ever touched.
+        let bytes: Data
         let littleEndian: Bool
         let path: String
 
@@ -140,7 +141,7 @@ package struct ELFFile: Sendable, Equatable {
             var end = try check(offset, 0)
             let stop = min(Int(limit ?? UInt64(bytes.count)), bytes.count)
             while end < stop, bytes[end] != 0 { end += 1 }
-            return String(decoding: bytes[Int(offset)..<end], as: UTF8.self)
+            return String(decoding: bytes[Int(offset)..<end], as: UTF8.self)  // `bytes` starts at index 0
         }
     }
 }

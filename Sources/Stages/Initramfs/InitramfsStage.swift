@@ -49,6 +49,7 @@ package struct InitramfsStage: Stage {
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
             chmod(staging, 0o755)
             try await Self.blocking { try builder.stage(into: staging) }
+            let staged = ContinuousClock.now
 
             // Compressed modules (trixie ships .ko.xz) are unpacked, as mkinitramfs does.
             let packed = try Self.files(under: staging + "/usr/lib/modules/\(version)")
@@ -61,9 +62,11 @@ package struct InitramfsStage: Stage {
                 unlink(staging + "/usr/lib/modules/\(version)/" + name)
             }
 
+            let indexed = ContinuousClock.now
             let compression = try Self.compression(options.compression, config: builder.config, tree: tree, version: version, logger: context.logger)
             let cpio = context.scratch + "/initramfs-\(version).cpio"
             try await Self.blocking { try CpioWriter.write(directory: staging, to: cpio, mtime: mtime) }
+            let archived = ContinuousClock.now
             let target = try context.path("/boot/initrd.img-\(version)")
             let temporary = try context.path("/boot/.initrd.img-\(version).kiln-tmp")
             var packedArchive = cpio
@@ -80,7 +83,10 @@ package struct InitramfsStage: Stage {
             }
             try? FileManager.default.removeItem(atPath: staging)
             try? FileManager.default.removeItem(atPath: cpio)
-            context.logger.info("wrote /boot/initrd.img-\(version)", metadata: ["seconds": "\(ContinuousClock.now - start)"])
+            let end = ContinuousClock.now
+            context.logger.info("wrote /boot/initrd.img-\(version)", metadata: [
+                "initramfs.total": "\(end - start)", "initramfs.staging": "\(staged - start)", "initramfs.depmod": "\(indexed - staged)",
+                "initramfs.cpio": "\(archived - indexed)", "initramfs.compress": "\(end - archived)"])
         }
     }
 
@@ -113,7 +119,7 @@ package struct InitramfsStage: Stage {
         }
         let level = option == nil ? config["COMPRESSLEVEL"] : nil
         switch name {
-        case "zstd": return ["zstd", "-q", "--rm", "-\(level ?? "9")"]
+        case "zstd": return ["zstd", "-q", "--rm", "-T0", "-\(level ?? "9")"]  // zstd 1.5 output does not depend on the thread count
         case "gzip": return ["gzip", "-n"] + (level.map { ["-\($0)"] } ?? [])
         case "xz": return ["xz", "--check=crc32"] + (level.map { ["-\($0)"] } ?? [])
         case "lz4": return ["lz4", "-q", "--rm", "-\(level ?? "9")", "-l"]

@@ -12,7 +12,9 @@ package struct KernelModuleIndex: Sendable {
     /// Normalised module name → path relative to `directory` and its dependencies (names).
     package let modules: [String: (path: String, deps: [String])]
     package let builtin: Set<String>
-    let aliases: [(pattern: String, module: String)]
+    /// Exact aliases → modules, and the wildcard ones (`pci:v…d*`) in file order.
+    let exactAliases: [String: [String]]
+    let patternAliases: [(pattern: String, module: String)]
     let softdeps: [String: (pre: [String], post: [String])]
 
     /// `-` and `_` are the same in module names.
@@ -43,7 +45,12 @@ package struct KernelModuleIndex: Sendable {
             let f = line.split(separator: " ")
             if f.count >= 3 { aliases.append((Self.normalize(String(f[1])), Self.normalize(String(f[2])))) }
         }
-        self.aliases = aliases
+        var exact: [String: [String]] = [:], patterns: [(String, String)] = []
+        for (pattern, module) in aliases {
+            if pattern.contains(where: { "*?[".contains($0) }) { patterns.append((pattern, module)) } else { exact[pattern, default: []].append(module) }
+        }
+        exactAliases = exact
+        patternAliases = patterns
         var softdeps: [String: ([String], [String])] = [:]
         for line in (tree.readText(directory + "/modules.softdep") ?? "").split(separator: "\n") where line.hasPrefix("softdep ") {
             let f = line.split(separator: " ").map(String.init)
@@ -53,9 +60,9 @@ package struct KernelModuleIndex: Sendable {
                 if t == "pre:" { mode = 1 } else if t == "post:" { mode = 2 }
                 else if mode == 1 { pre.append(t) } else if mode == 2 { post.append(t) }
             }
+            // kmod uses the first softdep line of a module and ignores later ones.
             let key = Self.normalize(f[1])
-            let old = softdeps[key] ?? ([], [])
-            softdeps[key] = (old.0 + pre, old.1 + post)
+            if softdeps[key] == nil { softdeps[key] = (pre, post) }
         }
         self.softdeps = softdeps
     }
@@ -63,12 +70,11 @@ package struct KernelModuleIndex: Sendable {
     /// Module names that `name` (a module name or an alias) stands for; empty for built-ins and unknown names.
     package func lookup(_ name: String) -> [String] {
         let n = Self.normalize(name)
+        // kmod's order: modules.dep, then modules.alias, then modules.builtin.
         if modules[n] != nil { return [n] }
-        if builtin.contains(n) { return [] }
         var out: [String] = []
-        for a in aliases where a.pattern == n || (a.pattern.contains(where: { "*?[".contains($0) }) && fnmatch(a.pattern, n, 0) == 0) {
-            if modules[a.module] != nil && !out.contains(a.module) { out.append(a.module) }
-        }
+        for m in exactAliases[n] ?? [] where modules[m] != nil && !out.contains(m) { out.append(m) }
+        for a in patternAliases where fnmatch(a.pattern, n, 0) == 0 && modules[a.module] != nil && !out.contains(a.module) { out.append(a.module) }
         return out
     }
 
