@@ -21,16 +21,16 @@ import Testing
                         logger: logger, logDirectory: Self.storeRoot + "/logs")
     }
 
-    func request(type: String, hostname: String? = nil) throws -> ImageRequest {
+    func request(type: String, hostname: String? = nil, arch: String = "x86_64") throws -> ImageRequest {
         var bp = try Blueprint.load(path: Self.repository + "/Tests/SystemTests/Fixtures/system.toml")
         if let hostname { bp.customizations.hostname = hostname }
-        return try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: "x86_64", imageType: type)
+        return try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: arch, imageType: type)
     }
 
-    func bootTest(_ image: String, firmware: String) throws -> (Int32, String) {
+    func bootTest(_ image: String, firmware: String, arch: String = "x86_64") throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repository + "/ops/boot-test")
-        p.arguments = [image, "--arch", "x86_64", "--firmware", firmware]
+        p.arguments = [image, "--arch", arch, "--firmware", firmware]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
@@ -92,6 +92,18 @@ import Testing
         let result = try await executor().run(manifest, exports: ["image"])
         let image = try #require(result.exports["image"]) + "/disk.raw"
         let (status, output) = try bootTest(image, firmware: "bios")
+        #expect(status == 0, "boot-test failed:\n\(output)")
+    }
+
+    /// The aarch64 tree is built on this x86_64 host through qemu-user and boots under qemu-system-aarch64.
+    @Test func aarch64Qcow2BootsUnderUEFI() async throws {
+        let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "qcow2", arch: "aarch64"))
+        let result = try await executor().run(manifest, exports: ["os", "qcow2"])
+        let tree = try #require(result.exports["os"])
+        #expect(read(tree, "/etc/passwd").contains("alice:x:1234:"))
+        #expect(FileManager.default.fileExists(atPath: tree + "/boot/efi/EFI/BOOT/BOOTAA64.EFI"))
+        let image = try #require(result.exports["qcow2"]) + "/disk.qcow2"
+        let (status, output) = try bootTest(image, firmware: "uefi", arch: "aarch64")
         #expect(status == 0, "boot-test failed:\n\(output)")
     }
 }
