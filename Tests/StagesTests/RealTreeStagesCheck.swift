@@ -47,6 +47,11 @@ struct RealTreeStagesCheck {
         try await Timezone().run(.init(zone: "Europe/Berlin"), in: mine.context)
         let date = try await mine.context.output(["chroot", mine.tree, "date", "+%Z", "-d", "2024-01-01"])
         #expect(date == "CET\n")
+        if TreeFiles.exists("/usr/sbin/locale-gen", in: mine.tree) {
+            try await SystemLocale().run(.init(language: "de_DE.UTF-8"), in: mine.context)
+            let locales = try await mine.context.output(["chroot", mine.tree, "locale", "-a"])
+            #expect(locales.contains("de_DE.utf8"))
+        }
         let target = arch == "arm64" ? "arm64-efi" : "x86_64-efi"
         if FileManager.default.fileExists(atPath: mine.tree + "/usr/lib/grub/\(target)") {
             try await Grub2Config().run(.init(rootFsUUID: "6e4ff95f-f662-45ee-a82a-bdf44a2d0b75", kernelOpts: "console=ttyS0", timeout: 0, uefiTarget: target), in: mine.context)
