@@ -56,6 +56,20 @@ struct DebianInstallTests {
         #expect(!mounts.contains(f.tree))
     }
 
+    @Test func readsControlAndFileListInProcess() throws {
+        let work = NSTemporaryDirectory() + "kiln-debs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let app = try Self.buildTestPackages(in: work)[1]
+        let p = try DebPackage.read(app)
+        #expect(p.name == "kiln-test-app" && p.version == "1.0" && p.architecture == "all")
+        #expect(p.preDepends == [["kiln-test-lib"]] && p.hasPreinst)
+        #expect(p.controlMembers.isSuperset(of: ["control", "preinst", "postinst", "conffiles"]))
+        let files = try DebPackage.listFiles(app)
+        #expect(files.contains("/etc/kiln-test.conf") && files.contains("/usr/share/kiln-test/app.txt") && files.contains("/usr"))
+        #expect(DebPackage.parseRelations("libc6 (>= 2.34), awk | mawk:any, debconf (>= 0.5) | debconf-2.0")
+            == [["libc6"], ["awk", "mawk"], ["debconf", "debconf-2.0"]])
+    }
+
     @Test func refusesForeignArchitecturePackage() async throws {
         let work = NSTemporaryDirectory() + "kiln-debs-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: work) }

@@ -68,6 +68,37 @@ package struct DebPackage: Sendable, Hashable {
 
     /// Paths of the package's files as dpkg records them (`/usr/sbin/depmod`), read from its data archive.
     package static func listFiles(_ path: String) throws(DebianInstallError) -> [String] {
+        var files: [String] = []
+        try forEachEntry(path, member: "data.tar") { name, _ in files.append(name) }
+        return files
+    }
+
+    /// The `control` file's text and the names of all control members.
+    private static func readControl(_ path: String) throws(DebianInstallError) -> (String, Set<String>) {
+        var control: String?
+        var members: Set<String> = []
+        try forEachEntry(path, member: "control.tar") { name, archive in
+            let member = String(name.dropFirst())
+            members.insert(member)
+            guard member == "control" else { return }
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 16 << 10)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                bytes.append(contentsOf: buffer[..<n])
+            }
+            control = String(decoding: bytes, as: UTF8.self)
+        }
+        guard let control else { throw .badPackage(path: path, reason: "control archive has no control file") }
+        return (control, members)
+    }
+
+    /// Streams the tar member of the `.deb` whose name starts with `prefix` and calls
+    /// `body` with each entry's path (`/usr/bin/x`; the root itself is skipped) and the
+    /// archive positioned at that entry's data.
+    private static func forEachEntry(_ path: String, member prefix: String,
+                                     _ body: (String, OpaquePointer) -> Void) throws(DebianInstallError) {
         guard let outer = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
         defer { archive_read_free(outer) }
         archive_read_support_format_ar(outer)
@@ -76,90 +107,30 @@ package struct DebPackage: Sendable, Hashable {
         }
         var entry: OpaquePointer?
         while archive_read_next_header(outer, &entry) == ARCHIVE_OK {
-            guard String(cString: archive_entry_pathname(entry)).hasPrefix("data.tar") else { continue }
-            // The data member is read as a stream straight from the outer archive.
+            guard String(cString: archive_entry_pathname(entry)).hasPrefix(prefix) else { continue }
+            // The member is decompressed as a stream straight from the outer archive.
             guard let inner = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
             defer { archive_read_free(inner) }
             archive_read_support_filter_all(inner)
             archive_read_support_format_tar(inner)
             let reader = OuterReader(outer)
             defer { withExtendedLifetime(reader) {} }
-            let box = Unmanaged.passUnretained(reader).toOpaque()
-            guard archive_read_open(inner, box, nil, { _, ctx, buf in
-                let reader = Unmanaged<OuterReader>.fromOpaque(ctx!).takeUnretainedValue()
-                return reader.read(buf)
+            guard archive_read_open(inner, Unmanaged.passUnretained(reader).toOpaque(), nil, { _, context, buffer in
+                Unmanaged<OuterReader>.fromOpaque(context!).takeUnretainedValue().read(buffer)
             }, nil) == ARCHIVE_OK else { throw .badPackage(path: path, reason: archiveMessage(inner)) }
-            var files: [String] = []
             var e: OpaquePointer?
-            while archive_read_next_header(inner, &e) == ARCHIVE_OK {
+            while true {
+                let rc = archive_read_next_header(inner, &e)
+                if rc == ARCHIVE_EOF { return }
+                guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN else { throw .badPackage(path: path, reason: archiveMessage(inner)) }
                 var name = String(cString: archive_entry_pathname(e))
                 if name.hasPrefix(".") { name.removeFirst() }
-                if name.hasSuffix("/") { name.removeLast() }
-                if !name.isEmpty { files.append(name) }
+                if !name.hasPrefix("/") { name = "/" + name }
+                while name.count > 1 && name.hasSuffix("/") { name.removeLast() }
+                if name != "/" { body(name, inner) }
             }
-            return files
         }
-        throw .badPackage(path: path, reason: "not a Debian package: no data.tar member")
-    }
-
-    /// The `control` file's text and the names of all control members.
-    private static func readControl(_ path: String) throws(DebianInstallError) -> (String, Set<String>) {
-        guard let outer = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
-        defer { archive_read_free(outer) }
-        archive_read_support_format_ar(outer)
-        guard archive_read_open_filename(outer, path, 64 << 10) == ARCHIVE_OK else {
-            throw .badPackage(path: path, reason: archiveMessage(outer))
-        }
-        var entry: OpaquePointer?
-        while archive_read_next_header(outer, &entry) == ARCHIVE_OK {
-            let member = String(cString: archive_entry_pathname(entry))
-            guard member.hasPrefix("control.tar") else { continue }
-            var data: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 64 << 10)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { archive_read_data(outer, $0.baseAddress, $0.count) }
-                if n < 0 { throw .badPackage(path: path, reason: archiveMessage(outer)) }
-                if n == 0 { break }
-                data.append(contentsOf: buffer[..<n])
-            }
-            return try readControlTar(data, path)
-        }
-        throw .badPackage(path: path, reason: "not a Debian package: no control.tar member")
-    }
-
-    private static func readControlTar(_ data: [UInt8], _ path: String) throws(DebianInstallError) -> (String, Set<String>) {
-        guard let inner = archive_read_new() else { throw .badPackage(path: path, reason: "libarchive: out of memory") }
-        defer { archive_read_free(inner) }
-        archive_read_support_filter_all(inner)
-        archive_read_support_format_tar(inner)
-        var control: String?
-        var members: Set<String> = []
-        let result: Result<Void, DebianInstallError> = data.withUnsafeBytes { raw in
-            guard archive_read_open_memory(inner, raw.baseAddress, raw.count) == ARCHIVE_OK else {
-                return .failure(.badPackage(path: path, reason: archiveMessage(inner)))
-            }
-            var entry: OpaquePointer?
-            while archive_read_next_header(inner, &entry) == ARCHIVE_OK {
-                var name = String(cString: archive_entry_pathname(entry))
-                if name.hasPrefix("./") { name.removeFirst(2) }
-                guard !name.isEmpty, !name.hasSuffix("/") else { continue }
-                members.insert(name)
-                if name == "control" {
-                    var bytes: [UInt8] = []
-                    var buffer = [UInt8](repeating: 0, count: 16 << 10)
-                    while true {
-                        let n = buffer.withUnsafeMutableBytes { archive_read_data(inner, $0.baseAddress, $0.count) }
-                        if n <= 0 { break }
-                        bytes.append(contentsOf: buffer[..<n])
-                    }
-                    control = String(decoding: bytes, as: UTF8.self)
-                }
-            }
-            return .success(())
-        }
-        try result.get()
-        guard let control else { throw .badPackage(path: path, reason: "control archive has no control file") }
-        return (control, members)
+        throw .badPackage(path: path, reason: "not a Debian package: no \(prefix) member")
     }
 
     private static func archiveMessage(_ a: OpaquePointer) -> String {
