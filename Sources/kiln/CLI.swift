@@ -82,14 +82,27 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Directory for stage logs (default: a new directory under /var/lib/kiln/logs).")
     var logs: String?
 
+    @Option(help: "Size cap of the tree store in GiB; least recently used trees are removed after a build.")
+    var storeCap: Double = 40
+
     @Flag(name: .shortAndLong, help: "Show more detail (phases and their timings).")
     var verbose = false
 
     func executor() throws -> Executor {
         let logger = Logging.logger(verbose: verbose)
         let logDir = logs ?? "/var/lib/kiln/logs/\(Self.timestamp())"
-        return Executor(store: try TreeStore(root: store), sources: try SourceCache(root: sourceCache, logger: logger),
+        let cap = storeCap > 0 ? UInt64(storeCap * 1_073_741_824) : nil
+        return Executor(store: try TreeStore(root: store, capBytes: cap),
+                        sources: try SourceCache(root: sourceCache, logger: logger),
                         logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
+    }
+
+    /// Keeps the store within its cap (after results have been copied out).
+    func prune(_ executor: Executor) async {
+        let commands = CommandRunner(logPath: executor.logDirectory + "/prune.log", logger: executor.logger)
+        do { try await executor.store.prune(commands: commands) } catch {
+            executor.logger.warning("could not prune the tree store: \(error)")
+        }
     }
 
     static func timestamp() -> String {

@@ -141,3 +141,23 @@ private struct ConcatFiles: Stage {
         #expect(!FileManager.default.fileExists(atPath: cache.path(src.0)), "nothing stored under a wrong key")
     }
 }
+
+@Suite(.serialized) struct TreeStoreTests {
+    @Test func pruneRemovesLeastRecentlyUsedTreesUntilTheStoreFits() async throws {
+        let root = NSTemporaryDirectory() + "kiln-store-\(UUID().uuidString.prefix(8))"
+        let commands = CommandRunner(logPath: root + ".log", logger: Logger(label: "t"))
+        let store = try TreeStore(root: root, capBytes: 3 << 20)
+        for (i, id) in ["old", "middle", "new"].enumerated() {
+            let work = try store.makeWorkDirectory()
+            try Data(count: 2 << 20).write(to: URL(fileURLWithPath: work + "/blob"))
+            try await store.commit(work, as: id, move: true, commands: commands)
+            // Distinct, ordered last-use times.
+            let t = Date(timeIntervalSinceNow: Double(i - 10))
+            try FileManager.default.setAttributes([.modificationDate: t], ofItemAtPath: root + "/objects/\(id)/complete")
+        }
+        store.touch("old")  // used just now: the most recent
+        try await store.prune(commands: commands)
+        #expect(store.contains("old"))
+        #expect(!store.contains("middle") && !store.contains("new"))
+    }
+}

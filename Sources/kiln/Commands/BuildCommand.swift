@@ -50,9 +50,10 @@ struct BuildCommand: AsyncParsableCommand {
             let t0 = ContinuousClock.now
             let request = try image.request()
             CLI.say("building \(request.imageType.rawValue) for \(request.distro.name) \(request.architecture.rawValue) from \(image.blueprint)")
-            let build = LocalBuild(executor: try stores.executor(), resolver: image.resolver())
-            let outcome = try await build.build(request)
+            let executor = try stores.executor()
+            let outcome = try await LocalBuild(executor: executor, resolver: image.resolver()).build(request)
             try await Export.copyFile(outcome.artifact, to: output)
+            await stores.prune(executor)
             let secs = (ContinuousClock.now - t0).seconds
             CLI.say(String(format: "wrote %@ in %.1f s (%d stages run, %d pipelines cached)", output, secs,
                            outcome.result.stagesRun.count, outcome.result.cached.count))

@@ -26,12 +26,14 @@ struct RunCommand: AsyncParsableCommand {
             }
             let m = try BuildManifest.decode(data, file: manifest)
             let exports = exports.isEmpty ? [m.pipelines.last?.name].compactMap { $0 } : exports
-            let result = try await stores.executor().run(m, exports: exports)
+            let executor = try stores.executor()
+            let result = try await executor.run(m, exports: exports)
             for name in exports {
                 let dest = "\(output)/\(name)"
                 try await Export.copyTree(result.exports[name]!, to: dest)
                 CLI.say("exported \(name) → \(dest)")
             }
+            await stores.prune(executor)
         }
     }
 }
