@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `org.kiln.mkfs.ext4`: makes an ext4 filesystem straight into a region of
 /// the disk image, filled from a directory of the input tree (`mkfs.ext4 -d`)
@@ -54,7 +57,12 @@ package struct MkfsExt4: Stage {
                     "-d", source]
         if let label = options.label { argv += ["-L", label] }
         argv += [region.path, String(blocks)]
-        try await context.run(argv, environment: ["MKE2FS_CONFIG": config, "E2FSPROGS_FAKE_TIME": String(try Self.timestamp(source))])
+        // mke2fs copies access times, and reading a fresh tree changes them: read it
+        // through a read-only, noatime view so that equal trees give equal filesystems.
+        try await ReadOnlyView.with(source, in: context) { view in
+            argv[argv.firstIndex(of: source)!] = view
+            try await context.run(argv, environment: ["MKE2FS_CONFIG": config, "E2FSPROGS_FAKE_TIME": String(try Self.timestamp(source))])
+        }
     }
 
     /// The filesystem's creation time, so that equal trees give equal bytes:

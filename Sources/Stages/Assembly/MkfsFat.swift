@@ -57,9 +57,15 @@ package struct MkfsFat: Stage {
         guard let source else { return }
         let entries = try FileManager.default.contentsOfDirectory(atPath: source).sorted()
         guard !entries.isEmpty else { return }
-        try await context.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
-                              + entries.map { source + "/" + $0 } + ["::/"],
-                              environment: environment)
+        // mtools stamps the directories it creates with the current time unless
+        // SOURCE_DATE_EPOCH says otherwise: use the same time as the ext4 stage.
+        var copyEnvironment = environment
+        copyEnvironment["SOURCE_DATE_EPOCH"] = String(try MkfsExt4.timestamp(source))
+        try await ReadOnlyView.with(source, in: context) { view in
+            try await context.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
+                                  + entries.map { view + "/" + $0 } + ["::/"],
+                                  environment: copyEnvironment)
+        }
     }
 
     /// FAT32 needs at least 65525 clusters, or tools that go by the cluster

@@ -15,10 +15,16 @@ package enum StageError: Error, Sendable, CustomStringConvertible {
     /// Options that decode but make no sense together.
     case invalidOptions(reason: String)
 
+    /// A command line short enough to read: long argument lists are cut.
+    static func abbreviate(_ command: [String]) -> String {
+        guard command.count > 12 else { return command.joined(separator: " ") }
+        return command.prefix(10).joined(separator: " ") + " … (\(command.count - 10) more arguments)"
+    }
+
     package var description: String {
         switch self {
         case .commandFailed(let command, let status, let tail):
-            "`\(command.joined(separator: " "))` \(status)" + (tail.isEmpty ? "" : "; last output:\n\(tail)")
+            "`\(Self.abbreviate(command))` \(status)" + (tail.isEmpty ? "" : "; last output:\n\(tail)")
         case .commandNotFound(let command, let reason):
             "cannot run \(command): \(reason); run ops/install-deps"
         case .badPath(let path, let reason):

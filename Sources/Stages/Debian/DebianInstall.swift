@@ -78,6 +78,8 @@ package struct DebianInstall: Stage {
             + (arch == .host ? [] : ["--force-architecture"])
         let env = ["DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
                    "HOME": "/root", "TMPDIR": "/tmp"]
+        let native = NativeTools.applies(release: options.release, foreign: arch != .host)
+            ? NativeTools(tree: tree, commands: context.commands) : nil
         try await Chroot(tree: tree, commands: context.commands).with { chroot in
             var pending = Set(set.packages.map(\.name))
             var configured: Set<String> = []
@@ -107,8 +109,16 @@ package struct DebianInstall: Stage {
                     clock.lap("round \(round): configure \(needed.count) pre-dependencies (tree dpkg)")
                 }
             }
-            try await chroot.run(["dpkg", "--configure", "--pending"])
-            clock.lap("configure all (tree dpkg)")
+            // Every file is in place now: the native tools may stand in for the tree's.
+            // usr-is-merged checks the top-level links (and would remove the /lib64 the
+            // native loader needs), so it is configured first, emulated.
+            if native != nil, set["usr-is-merged"] != nil {
+                try await chroot.run(["dpkg", "--configure", "usr-is-merged"])
+            }
+            try await Self.optionally(native) {
+                try await chroot.run(["dpkg", "--configure", "--pending"])
+            }
+            clock.lap("configure all (tree dpkg\(native == nil ? "" : ", native interpreters and file tools"))")
         }
 
         // 5. Clean up and check the database.
@@ -121,6 +131,12 @@ package struct DebianInstall: Stage {
     }
 
     // MARK: - Steps
+
+    /// Runs `body` inside `native`'s mounts when there is one.
+    static func optionally<T: Sendable>(_ native: NativeTools?, _ body: () async throws -> T) async throws -> T {
+        guard let native else { return try await body() }
+        return try await native.with(body)
+    }
 
     /// A program replaced by a no-op while packages are configured.
     struct DeferredTool {

@@ -85,7 +85,12 @@ package struct Executor: Sendable {
         observer.event(.pipelineStarted(name: pipeline.name, stages: count, restored: first))
         let work = try store.makeWorkDirectory()
         var committed = false
-        defer { if !committed { try? FileManager.default.removeItem(atPath: work) } }
+        defer {
+            if !committed {
+                MountTable.shared.release(under: work)
+                try? FileManager.default.removeItem(atPath: work)
+            }
+        }
         if first > 0 {
             try await store.checkout(stageIDs[first - 1], into: work, commands: commands)
             logger.info("resuming from checkpoint", metadata: ["pipeline.name": "\(pipeline.name)", "stage.index": "\(first)"])
@@ -118,7 +123,10 @@ package struct Executor: Sendable {
             try? FileManager.default.removeItem(atPath: log)
             let stageCommands = CommandRunner(logPath: log, logger: logger)
             let scratch = try store.makeWorkDirectory()
-            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            defer {
+                MountTable.shared.release(under: scratch)
+                try? FileManager.default.removeItem(atPath: scratch)
+            }
             let context = StageContext(
                 tree: work, inputs: try resolveInputs(stage, files: files, ids: ids, manifest: manifest),
                 devices: try resolveDevices(stage, tree: work), scratch: scratch,

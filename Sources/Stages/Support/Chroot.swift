@@ -13,6 +13,17 @@ package final class MountTable: @unchecked Sendable {
     package func add(_ path: String) { lock.withLock { active.append(path) } }
     package func remove(_ path: String) { lock.withLock { active.removeAll { $0 == path } } }
 
+    /// Unmounts every mount at or below `prefix`, newest first (before a work
+    /// directory is removed, so that a removal never reaches a host directory).
+    package func release(under prefix: String) {
+        let paths = lock.withLock { () -> [String] in
+            let p = active.filter { $0 == prefix || $0.hasPrefix(prefix + "/") }
+            active.removeAll { p.contains($0) }
+            return p
+        }
+        for p in paths.reversed() { _ = umount2(p, Int32(MNT_DETACH)) }
+    }
+
     /// Unmounts everything still mounted, newest first (used on signals).
     package func releaseAll() {
         let paths = lock.withLock { () -> [String] in let p = active; active.removeAll(); return p }

@@ -1,0 +1,99 @@
+import Foundation
+import Manifest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Lets architecture-neutral programs run natively inside a foreign-architecture
+/// chroot while maintainer scripts run.
+///
+/// Emulating a shell or perl costs a qemu-user start and a fresh code
+/// translation per process, and maintainer scripts start thousands of them.
+/// When the tree is of the host's own Debian release (so every tool is the very
+/// same version), the host's x86_64 interpreters and file tools are
+/// bind-mounted over the tree's, and the host's x86_64 libraries are made
+/// visible at their multiarch paths (`/usr/lib/x86_64-linux-gnu`,
+/// `/usr/lib64`), which never collide with an arm64 tree's. Programs whose
+/// behaviour depends on the architecture (dpkg, ldconfig, uname, the
+/// packages' own binaries) stay the tree's and run emulated. Everything is
+/// unmounted and removed again afterwards; the tree keeps no trace.
+struct NativeTools {
+    /// Interpreters and file tools that behave the same on every architecture.
+    static let tools = [
+        "dash", "bash", "perl", "sed", "grep", "mawk", "cat", "cp", "mv", "rm", "ln", "mkdir", "rmdir", "chmod",
+        "chown", "touch", "find", "xargs", "sort", "cut", "tr", "head", "tail", "readlink", "basename", "dirname",
+        "mktemp", "wc", "expr", "env", "stat", "cmp", "diff", "tee", "sleep", "true", "false", "printf", "echo",
+    ].map { "/usr/bin/" + $0 }
+
+    /// Host library directories the native tools need, as seen from inside the tree.
+    static let libraryDirectories = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
+
+    let tree: String
+    let commands: CommandRunner
+
+    /// Whether the trick applies: a foreign tree of the host's release, on an x86_64 host.
+    static func applies(release: String, foreign: Bool) -> Bool {
+        guard foreign, Architecture.host == .x86_64 else { return false }
+        let osRelease = (try? String(contentsOfFile: "/etc/os-release", encoding: .utf8)) ?? ""
+        let codename = osRelease.split(separator: "\n").first { $0.hasPrefix("VERSION_CODENAME=") }
+            .map { String($0.dropFirst("VERSION_CODENAME=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+        return codename == release && FileManager.default.fileExists(atPath: "/usr/lib64/ld-linux-x86-64.so.2")
+    }
+
+    /// Mounts the native tools, runs `body`, and always removes them again.
+    func with<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        let fm = FileManager.default
+        var mounted: [String] = []
+        var created: [String] = []  // directories and links to remove afterwards, newest last
+        func bind(_ source: String, _ target: String) async throws {
+            try await commands.run(["mount", "--bind", "-o", "ro", source, target])
+            try await commands.run(["mount", "-o", "remount,bind,ro", target])
+            mounted.append(target)
+            MountTable.shared.add(target)
+        }
+        func release() {
+            for p in mounted.reversed() {
+                if umount2(p, 0) != 0 { _ = umount2(p, Int32(MNT_DETACH)) }
+                MountTable.shared.remove(p)
+            }
+            mounted.removeAll()
+            // Never a recursive removal here: these were mount points of host directories.
+            for p in created.reversed() where unlink(p) != 0 { _ = rmdir(p) }
+            created.removeAll()
+        }
+        do {
+            for dir in Self.libraryDirectories {
+                let target = tree + dir
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: target, isDirectory: &isDir) {
+                    // An x86_64 directory in a foreign tree would be unexpected: leave it alone.
+                    continue
+                }
+                try fm.createDirectory(atPath: target, withIntermediateDirectories: false)
+                created.append(target)
+                try await bind(dir, target)
+            }
+            // The x86_64 loader is found at /lib64/ld-linux-x86-64.so.2.
+            var st = stat()
+            if lstat(tree + "/lib64", &st) != 0 {
+                guard Glibc.symlink("usr/lib64", tree + "/lib64") == 0 else {
+                    throw StageError.badPath(path: "/lib64", reason: "cannot link: \(String(cString: strerror(errno)))")
+                }
+                created.append(tree + "/lib64")
+            }
+            for tool in Self.tools {
+                let target = tree + tool
+                var tst = stat()
+                // Only regular files: a symlink in the tree (e.g. to an alternative) stays as it is.
+                guard lstat(target, &tst) == 0, (tst.st_mode & S_IFMT) == S_IFREG, fm.fileExists(atPath: tool) else { continue }
+                try await bind(tool, target)
+            }
+            let result = try await body()
+            release()
+            return result
+        } catch {
+            release()
+            throw error
+        }
+    }
+}
