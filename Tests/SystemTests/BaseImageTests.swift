@@ -27,17 +27,22 @@ import Testing
         return try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: arch, imageType: type)
     }
 
-    func bootTest(_ image: String, firmware: String, arch: String = "x86_64") throws -> (Int32, String) {
+    /// Boots the image to its login prompt; returns boot-test's status, its output and the
+    /// serial console with terminal escapes removed.
+    func bootTest(_ image: String, firmware: String, arch: String = "x86_64") throws -> (Int32, String, String) {
+        let console = Self.storeRoot + "/console-\(UUID().uuidString.prefix(8)).log"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repository + "/ops/boot-test")
-        p.arguments = [image, "--arch", arch, "--firmware", firmware]
+        p.arguments = [image, "--arch", arch, "--firmware", firmware, "--log", console]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
         try p.run()
         let out = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+        let raw = (try? String(contentsOfFile: console, encoding: .utf8)) ?? ""
+        let plain = raw.replacingOccurrences(of: "\u{1B}\\[[0-9;]*[A-Za-z]", with: "", options: .regularExpression)
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), plain)
     }
 
     func read(_ tree: String, _ path: String) -> String {
@@ -67,11 +72,16 @@ import Testing
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: tree + "/etc/systemd/system/apt-daily.timer") == "/dev/null")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: tree + "/etc/localtime").hasSuffix("Europe/Berlin"))
         #expect(read(tree, "/etc/machine-id") == "uninitialized\n", "no machine ID baked in: systemd generates one at first boot")
+        let hostKeys = try FileManager.default.contentsOfDirectory(atPath: tree + "/etc/ssh").filter { $0.hasPrefix("ssh_host_") }
+        #expect(hostKeys.isEmpty, "no SSH host keys baked in: \(hostKeys)")
 
         // It boots to the login prompt under UEFI.
         let image = try #require(first.exports["qcow2"]) + "/disk.qcow2"
-        let (status, output) = try bootTest(image, firmware: "uefi")
+        let (status, output, console) = try bootTest(image, firmware: "uefi")
         #expect(status == 0, "boot-test failed:\n\(output)")
+        // SSH runs with host keys made at first boot, not baked into the image.
+        #expect(console.contains("Started ssh.service"), "ssh.service did not start")
+        #expect(!console.contains("Failed to start"), "a unit failed at boot")
 
         // Building the same blueprint again runs no stage.
         let t0 = ContinuousClock.now
@@ -91,7 +101,7 @@ import Testing
         let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "raw"))
         let result = try await executor().run(manifest, exports: ["image"])
         let image = try #require(result.exports["image"]) + "/disk.raw"
-        let (status, output) = try bootTest(image, firmware: "bios")
+        let (status, output, _) = try bootTest(image, firmware: "bios")
         #expect(status == 0, "boot-test failed:\n\(output)")
     }
 
@@ -103,7 +113,8 @@ import Testing
         #expect(read(tree, "/etc/passwd").contains("alice:x:1234:"))
         #expect(FileManager.default.fileExists(atPath: tree + "/boot/efi/EFI/BOOT/BOOTAA64.EFI"))
         let image = try #require(result.exports["qcow2"]) + "/disk.qcow2"
-        let (status, output) = try bootTest(image, firmware: "uefi", arch: "aarch64")
+        let (status, output, console) = try bootTest(image, firmware: "uefi", arch: "aarch64")
         #expect(status == 0, "boot-test failed:\n\(output)")
+        #expect(console.contains("Started ssh.service"), "ssh.service did not start")
     }
 }

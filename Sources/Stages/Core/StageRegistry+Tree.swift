@@ -14,6 +14,7 @@ extension StageRegistry {
         Grub2Config.self,
         Grub2EFI.self,
         MachineID.self,
+        SSHHostKeys.self,
         InitramfsStage.self,
     ]
 }
