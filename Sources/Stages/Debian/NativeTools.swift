@@ -43,35 +43,20 @@ struct NativeTools {
     /// Mounts the native tools, runs `body`, and always removes them again.
     func with<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         let fm = FileManager.default
-        var mounted: [String] = []
+        let mounts = MountSet(commands: commands)
         var created: [String] = []  // directories and links to remove afterwards, newest last
-        func bind(_ source: String, _ target: String) async throws {
-            try await commands.run(["mount", "--bind", "-o", "ro", source, target])
-            try await commands.run(["mount", "-o", "remount,bind,ro", target])
-            mounted.append(target)
-            MountTable.shared.add(target)
-        }
-        func release() {
-            for p in mounted.reversed() {
-                if umount2(p, 0) != 0 { _ = umount2(p, Int32(MNT_DETACH)) }
-                MountTable.shared.remove(p)
-            }
-            mounted.removeAll()
-            // Never a recursive removal here: these were mount points of host directories.
+        defer {
+            // After the unmounts; never a recursive removal: these were mount points of host directories.
             for p in created.reversed() where unlink(p) != 0 { _ = rmdir(p) }
-            created.removeAll()
         }
-        do {
+        return try await mounts.releasing {
             for dir in Self.libraryDirectories {
                 let target = tree + dir
-                var isDir: ObjCBool = false
-                if fm.fileExists(atPath: target, isDirectory: &isDir) {
-                    // An x86_64 directory in a foreign tree would be unexpected: leave it alone.
-                    continue
-                }
+                // An x86_64 directory in a foreign tree would be unexpected: leave it alone.
+                if fm.fileExists(atPath: target) { continue }
                 try fm.createDirectory(atPath: target, withIntermediateDirectories: false)
                 created.append(target)
-                try await bind(dir, target)
+                try await mounts.bindReadOnly(dir, at: target)
             }
             // The x86_64 loader is found at /lib64/ld-linux-x86-64.so.2.
             var st = stat()
@@ -86,14 +71,9 @@ struct NativeTools {
                 var tst = stat()
                 // Only regular files: a symlink in the tree (e.g. to an alternative) stays as it is.
                 guard lstat(target, &tst) == 0, (tst.st_mode & S_IFMT) == S_IFREG, fm.fileExists(atPath: tool) else { continue }
-                try await bind(tool, target)
+                try await mounts.bindReadOnly(tool, at: target)
             }
-            let result = try await body()
-            release()
-            return result
-        } catch {
-            release()
-            throw error
+            return try await body()
         }
     }
 }

@@ -44,33 +44,17 @@ package struct Chroot: Sendable {
 
     /// Mounts the API filesystems, runs `body`, and unmounts them.
     package func with<T: Sendable>(_ body: (Chroot) async throws -> T) async throws -> T {
-        var mounted: [String] = []
-        func mount(_ args: [String], _ target: String) async throws {
-            let path = tree + target
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            try await commands.run(["mount"] + args + [path])
-            mounted.append(path)
-            MountTable.shared.add(path)
-        }
-        func release() {
-            for p in mounted.reversed() {
-                if umount2(p, 0) != 0 { _ = umount2(p, Int32(MNT_DETACH)) }
-                MountTable.shared.remove(p)
+        let mounts = MountSet(commands: commands)
+        return try await mounts.releasing {
+            for (args, target) in [(["-t", "proc", "proc"], "/proc"),
+                                   (["-t", "sysfs", "sysfs", "-o", "ro"], "/sys"),
+                                   (["--bind", "/dev"], "/dev"),
+                                   (["-t", "devpts", "devpts", "-o", "newinstance,ptmxmode=0666"], "/dev/pts"),
+                                   (["-t", "tmpfs", "tmpfs", "-o", "mode=0755"], "/run")] {
+                try FileManager.default.createDirectory(atPath: tree + target, withIntermediateDirectories: true)
+                try await mounts.mount(args, at: tree + target)
             }
-            mounted.removeAll()
-        }
-        do {
-            try await mount(["-t", "proc", "proc"], "/proc")
-            try await mount(["-t", "sysfs", "sysfs", "-o", "ro"], "/sys")
-            try await mount(["--bind", "/dev"], "/dev")
-            try await mount(["-t", "devpts", "devpts", "-o", "newinstance,ptmxmode=0666"], "/dev/pts")
-            try await mount(["-t", "tmpfs", "tmpfs", "-o", "mode=0755"], "/run")
-            let result = try await body(self)
-            release()
-            return result
-        } catch {
-            release()
-            throw error
+            return try await body(self)
         }
     }
 

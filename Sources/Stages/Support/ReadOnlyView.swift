@@ -11,21 +11,11 @@ package enum ReadOnlyView {
                                           _ body: (String) async throws -> T) async throws -> T {
         let view = context.scratch + "/view-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: view, withIntermediateDirectories: true)
-        try await context.run(["mount", "--bind", directory, view])
-        MountTable.shared.add(view)
-        func release() {
-            if umount2(view, 0) != 0 { _ = umount2(view, Int32(MNT_DETACH)) }
-            MountTable.shared.remove(view)
-            _ = rmdir(view)  // never recursive: it was a view of the input
-        }
-        do {
-            try await context.run(["mount", "-o", "remount,bind,ro,noatime", view])
-            let result = try await body(view)
-            release()
-            return result
-        } catch {
-            release()
-            throw error
+        defer { _ = rmdir(view) }  // never recursive: it was a view of the input
+        let mounts = MountSet(commands: context.commands)
+        return try await mounts.releasing {
+            try await mounts.bindReadOnly(directory, at: view, options: ["noatime"])
+            return try await body(view)
         }
     }
 }

@@ -1,0 +1,48 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The mounts made for one piece of work, released together, newest first,
+/// whatever happens. Each is also recorded in `MountTable` so that Ctrl-C or a
+/// failure elsewhere can release it.
+package final class MountSet: @unchecked Sendable {
+    private let commands: CommandRunner
+    private var mounted: [String] = []
+
+    package init(commands: CommandRunner) { self.commands = commands }
+
+    /// `mount ARGS… TARGET`; the target must exist.
+    package func mount(_ args: [String], at target: String) async throws {
+        try await commands.run(["mount"] + args + [target])
+        mounted.append(target)
+        MountTable.shared.add(target)
+    }
+
+    /// A read-only bind mount of `source` at `target`, optionally with more options (`noatime`).
+    package func bindReadOnly(_ source: String, at target: String, options: [String] = []) async throws {
+        try await mount(["--bind", source], at: target)
+        try await commands.run(["mount", "-o", (["remount", "bind", "ro"] + options).joined(separator: ","), target])
+    }
+
+    /// Unmounts everything, newest first (lazily when a mount is busy).
+    package func release() {
+        for p in mounted.reversed() {
+            if umount2(p, 0) != 0 { _ = umount2(p, Int32(MNT_DETACH)) }
+            MountTable.shared.remove(p)
+        }
+        mounted.removeAll()
+    }
+
+    /// Runs `body` and releases the mounts afterwards, on success and on failure.
+    package func releasing<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            release()
+            return result
+        } catch {
+            release()
+            throw error
+        }
+    }
+}
