@@ -33,7 +33,10 @@ import Testing
         let console = Self.storeRoot + "/console-\(UUID().uuidString.prefix(8)).log"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.repository + "/ops/boot-test")
-        p.arguments = [image, "--arch", arch, "--firmware", firmware, "--log", console] + (expect.map { ["--expect", $0] } ?? [])
+        // Generous timeouts: a boot under TCG slows down a lot when the machine is busy.
+        let timeout = arch == "x86_64" ? "600" : "1500"
+        p.arguments = [image, "--arch", arch, "--firmware", firmware, "--log", console, "--timeout", timeout]
+            + (expect.map { ["--expect", $0] } ?? [])
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
