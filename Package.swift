@@ -53,6 +53,8 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZeroMQ"]),
+        .testTarget(name: "ProtocolTests", dependencies: [
+            "Protocol", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
     ]
 )

@@ -63,7 +63,8 @@ package struct ZMQRawSocket {
             } else {
                 message.frames.append([])
             }
-            if message.frames.count == 1, let user = zmq_msg_gets(&msg, "User-Id") {
+            // A ROUTER makes the identity frame itself; the peer's metadata is on the others.
+            if message.userID == nil, let user = zmq_msg_gets(&msg, "User-Id") {
                 message.userID = String(cString: user)
             }
             if zmq_msg_more(&msg) == 0 { return message }

@@ -29,6 +29,10 @@ package struct ZMQSocketConfiguration: Sendable {
     package var heartbeatTimeoutMS: Int32 = 0
     /// `ZMQ_SNDHWM`/`ZMQ_RCVHWM` in messages.
     package var highWaterMark: Int32 = 1000
+    /// How long a DEALER's send may wait for a peer to take it (no connection
+    /// yet, handshake refused, high-water mark) before it fails with EAGAIN;
+    /// nil waits until close. An agent uses the failure to rebuild its socket.
+    package var sendTimeout: Duration? = .seconds(5)
 
     package init(_ kind: Kind, _ attachment: Attachment, curve: Curve? = nil) {
         self.kind = kind

@@ -8,10 +8,11 @@ import Synchronization
 /// write) and receives through `inbound`. `close()` makes the thread close
 /// the socket, fail what is still queued, finish `inbound` and exit.
 ///
-/// Sends never block the thread: a DEALER whose peer is at its high-water
-/// mark keeps the message queued until the socket is writable; a ROUTER
-/// fails that one send (EAGAIN, or EHOSTUNREACH for an unknown identity) so
-/// one slow peer cannot stall the others.
+/// Sends never block the thread: a DEALER that has no peer to take a message
+/// (not connected, refused, at its high-water mark) keeps it queued until the
+/// socket is writable or `sendTimeout` passes; a ROUTER fails that one send
+/// (EAGAIN, or EHOSTUNREACH for an unknown identity) so one slow peer cannot
+/// stall the others.
 package final class ZMQSocketThread: Sendable {
     /// Inbound messages, in order. Finishes when the socket closes.
     package let inbound: AsyncStream<ZMQMessage>
@@ -46,7 +47,7 @@ package final class ZMQSocketThread: Sendable {
         let result = await withCheckedContinuation { (done: CheckedContinuation<Result<Void, ZMQError>, Never>) in
             let accepted = shared.state.withLock { state in
                 guard !state.closing else { return false }
-                state.commands.append((frames, done))
+                state.commands.append((frames, done, ContinuousClock.now))
                 return true
             }
             if accepted {
@@ -78,7 +79,9 @@ package final class ZMQSocketThread: Sendable {
 }
 
 extension ZMQSocketThread {
-    typealias Pending = (frames: [[UInt8]], done: CheckedContinuation<Result<Void, ZMQError>, Never>)
+    typealias Pending = (
+        frames: [[UInt8]], done: CheckedContinuation<Result<Void, ZMQError>, Never>, queued: ContinuousClock.Instant
+    )
 
     final class Shared: Sendable {
         struct State {
@@ -142,7 +145,7 @@ extension ZMQSocketThread {
                                    events: Int16(ZMQ_POLLIN | (waitingForOut ? ZMQ_POLLOUT : 0)), revents: 0),
                     zmq_pollitem_t(socket: nil, fd: shared.wake.fd, events: Int16(ZMQ_POLLIN), revents: 0),
                 ]
-                if zmq_poll(&items, 2, -1) == -1 {
+                if zmq_poll(&items, 2, pollTimeout(waitingForOut ? pending.first?.queued : nil)) == -1 {
                     if zmq_errno() == EINTR { continue }
                     return pending  // ETERM: the context is going away
                 }
@@ -155,10 +158,29 @@ extension ZMQSocketThread {
                     pending.append(contentsOf: commands)
                     if closing { return pending }
                 }
+                expire(&pending)
                 waitingForOut = flush(socket, &pending)
                 if items[0].revents & Int16(ZMQ_POLLIN) != 0 {
                     receiveAvailable(socket)
                 }
+            }
+        }
+
+        /// Milliseconds until the oldest waiting send times out; -1: no limit.
+        private func pollTimeout(_ oldest: ContinuousClock.Instant?) -> Int {
+            guard let oldest, let limit = configuration.sendTimeout else { return -1 }
+            let left = (oldest + limit) - ContinuousClock.now
+            return max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1)
+        }
+
+        /// Fails the sends that have waited longer than `sendTimeout`.
+        private func expire(_ pending: inout [Pending]) {
+            guard let limit = configuration.sendTimeout else { return }
+            let now = ContinuousClock.now
+            while let first = pending.first, first.queued + limit <= now {
+                pending.removeFirst()
+                first.done.resume(returning: .failure(ZMQError(
+                    operation: "zmq_send: no peer took the message within \(limit)", code: EAGAIN)))
             }
         }
 
