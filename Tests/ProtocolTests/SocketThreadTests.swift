@@ -114,6 +114,38 @@ import Testing
         }
     }
 
+    /// Embedded mode: scheduler and agents in one process over inproc://, no CURVE.
+    @Test func inprocRoundTripInOneContext() async throws {
+        try await within(10, "inproc") {
+            let context = try ZMQContext()
+            let router = try await ZMQSocketThread.start(
+                context: context, configuration: ZMQSocketConfiguration(.router, .bind("inproc://kiln-agents")))
+            #expect(router.endpoint == "inproc://kiln-agents")
+            var configuration = ZMQSocketConfiguration(.dealer, .connect("inproc://kiln-agents"))
+            configuration.routingID = Array("local-x86_64".utf8)
+            configuration.heartbeatIntervalMS = 100
+            configuration.heartbeatTimeoutMS = 300
+            let dealer = try await ZMQSocketThread.start(context: context, configuration: configuration)
+            let server = Inbox(router.inbound), agent = Inbox(dealer.inbound)
+
+            try await dealer.send(try Framing.encode(Self.hello("local")))
+            let raw = try #require(await server.next())
+            let (identity, message) = try Framing.decode(raw.frames, routed: true)
+            #expect(identity == Array("local-x86_64".utf8) && message == Self.hello("local"))
+            #expect(raw.userID == nil, "no CURVE, no authenticated key")
+
+            let chunk = FramingTests.chunk(Array(repeating: 9, count: 4096), offset: 8192)
+            try await router.send(try Framing.encode(chunk, identity: identity))
+            let back = try #require(await agent.next())
+            #expect(try Framing.decode(back.frames, routed: false).message == chunk)
+
+            await dealer.close()
+            await router.close()
+            #expect(await server.waitFinished())
+            #expect(await agent.waitFinished())
+        }
+    }
+
     @Test func onlyAllowListedKeysAreServedAndRefusalsNameTheKey() async throws {
         try await within(15, "allow-list") {
             let allowedKeys = try CurveKeyPair.generate()
