@@ -29,6 +29,9 @@ struct KeyFileTests {
         try a.write(prefix: dir + "/a")
         try b.write(prefix: dir + "/b")
         #expect(try CurveKeyPair.loadAllowList(directory: dir) == [a.publicKey, b.publicKey])
+        #expect(throws: KeyFileError.unreadable(path: dir + "/none", errno: ENOENT)) {
+            try CurveKeyPair.loadAllowList(directory: dir + "/none")
+        }
     }
 
     @Test func unusableFilesNameTheProblem() throws {

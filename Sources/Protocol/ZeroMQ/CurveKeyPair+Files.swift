@@ -47,11 +47,12 @@ extension CurveKeyPair {
 
     /// The public keys of every `*.pub` file in `directory` (an allow-list).
     package static func loadAllowList(directory: String) throws(KeyFileError) -> Set<String> {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw .unreadable(path: directory, errno: (error as NSError).code == 0 ? ENOENT : Int32((error as NSError).code))
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw .unreadable(path: directory, errno: ENOENT)
+        }
+        guard isDirectory.boolValue, let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw .unreadable(path: directory, errno: isDirectory.boolValue ? EACCES : ENOTDIR)
         }
         var keys = Set<String>()
         for name in names.sorted() where name.hasSuffix(".pub") {

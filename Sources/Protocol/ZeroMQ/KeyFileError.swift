@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A CURVE key file that cannot be written or used.
 package enum KeyFileError: Error, Equatable, CustomStringConvertible {
     /// The file exists already; keys are never overwritten.
@@ -26,7 +30,3 @@ package enum KeyFileError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
