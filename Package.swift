@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
@@ -36,7 +37,10 @@ let package = Package(
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .target(name: "Protocol", dependencies: ["CZeroMQ", "Manifest"]),
+        .target(name: "Protocol", dependencies: [
+            "CZeroMQ", "Manifest",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .target(name: "Scheduler", dependencies: ["Protocol", "Stages", "Images"]),
         .target(name: "Agent", dependencies: ["Protocol", "Stages"]),
         .executableTarget(name: "kiln", dependencies: [
@@ -49,6 +53,8 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZeroMQ"]),
+        .testTarget(name: "ProtocolTests", dependencies: [
+            "Protocol", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
     ]
 )

@@ -1,0 +1,232 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+
+/// One libzmq socket owned by one dedicated thread. The thread creates,
+/// uses and closes the socket; it polls the socket together with an eventfd.
+/// Other code sends through `send` (a locked command queue plus an eventfd
+/// write) and receives through `inbound`. `close()` makes the thread close
+/// the socket, fail what is still queued, finish `inbound` and exit.
+///
+/// Sends never block the thread: a DEALER that has no peer to take a message
+/// (not connected, refused, at its high-water mark) keeps it queued until the
+/// socket is writable or `sendTimeout` passes; a ROUTER fails that one send
+/// (EAGAIN, or EHOSTUNREACH for an unknown identity) so one slow peer cannot
+/// stall the others.
+package final class ZMQSocketThread: Sendable {
+    /// Inbound messages, in order. Finishes when the socket closes.
+    package let inbound: AsyncStream<ZMQMessage>
+    /// The bound endpoint with a wildcard port resolved, or the connect endpoint.
+    package let endpoint: String
+    private let shared: Shared
+
+    private init(inbound: AsyncStream<ZMQMessage>, endpoint: String, shared: Shared) {
+        self.inbound = inbound
+        self.endpoint = endpoint
+        self.shared = shared
+    }
+
+    /// Starts the thread, creates the socket, binds or connects it; returns
+    /// once that is done (or throws what failed).
+    package static func start(
+        context: ZMQContext, configuration: ZMQSocketConfiguration, name: String = "kiln-zmq"
+    ) async throws(ZMQError) -> ZMQSocketThread {
+        let shared = Shared(wake: try EventFD())
+        let (stream, continuation) = AsyncStream<ZMQMessage>.makeStream()
+        let started = await withCheckedContinuation { (ready: CheckedContinuation<Result<String, ZMQError>, Never>) in
+            let loop = Loop(context: context, configuration: configuration, shared: shared, inbound: continuation)
+            let thread = Thread { loop.run(ready: ready) }
+            thread.name = name
+            thread.start()
+        }
+        return ZMQSocketThread(inbound: stream, endpoint: try started.get(), shared: shared)
+    }
+
+    /// Queues one multipart message and returns when libzmq has taken it.
+    package func send(_ frames: [[UInt8]]) async throws(ZMQError) {
+        let result = await withCheckedContinuation { (done: CheckedContinuation<Result<Void, ZMQError>, Never>) in
+            let accepted = shared.state.withLock { state in
+                guard !state.closing else { return false }
+                state.commands.append((frames, done, ContinuousClock.now))
+                return true
+            }
+            if accepted {
+                shared.wake.signal()
+            } else {
+                done.resume(returning: .failure(ZMQError(operation: "send on a closed socket", code: ETERM)))
+            }
+        }
+        try result.get()
+    }
+
+    /// Closes the socket on its thread and waits until the thread has exited.
+    package func close() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let finished = shared.state.withLock { state in
+                if state.finished { return true }
+                state.closing = true
+                state.closeWaiters.append(done)
+                return false
+            }
+            if finished { done.resume() } else { shared.wake.signal() }
+        }
+    }
+
+    deinit {
+        shared.state.withLock { $0.closing = true }
+        shared.wake.signal()
+    }
+}
+
+extension ZMQSocketThread {
+    typealias Pending = (
+        frames: [[UInt8]], done: CheckedContinuation<Result<Void, ZMQError>, Never>, queued: ContinuousClock.Instant
+    )
+
+    final class Shared: Sendable {
+        struct State {
+            var commands: [Pending] = []
+            var closing = false
+            var finished = false
+            var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        }
+        let state = Mutex(State())
+        let wake: EventFD
+        init(wake: EventFD) { self.wake = wake }
+    }
+
+    /// Runs on the socket's own thread; nothing else touches the socket.
+    final class Loop: @unchecked Sendable {
+        let context: ZMQContext
+        let configuration: ZMQSocketConfiguration
+        let shared: Shared
+        let inbound: AsyncStream<ZMQMessage>.Continuation
+
+        init(context: ZMQContext, configuration: ZMQSocketConfiguration, shared: Shared,
+             inbound: AsyncStream<ZMQMessage>.Continuation) {
+            self.context = context
+            self.configuration = configuration
+            self.shared = shared
+            self.inbound = inbound
+        }
+
+        func run(ready: CheckedContinuation<Result<String, ZMQError>, Never>) {
+            guard let handle = zmq_socket(context.handle, configuration.socketType) else {
+                finish(socket: nil, pending: [])
+                ready.resume(returning: .failure(ZMQError(operation: "zmq_socket", code: zmq_errno())))
+                return
+            }
+            let socket = ZMQRawSocket(handle)
+            do throws(ZMQError) {
+                try configuration.apply(to: socket)
+                switch configuration.attachment {
+                case .bind(let endpoint):
+                    try check(zmq_bind(handle, endpoint), "zmq_bind(\(endpoint))")
+                    ready.resume(returning: .success(try socket.lastEndpoint()))
+                case .connect(let endpoint):
+                    try check(zmq_connect(handle, endpoint), "zmq_connect(\(endpoint))")
+                    ready.resume(returning: .success(endpoint))
+                }
+            } catch {
+                finish(socket: handle, pending: [])
+                ready.resume(returning: .failure(error))
+                return
+            }
+            finish(socket: handle, pending: serve(socket))
+        }
+
+        /// Polls until closing; returns the sends still queued.
+        private func serve(_ socket: ZMQRawSocket) -> [Pending] {
+            var pending: [Pending] = []
+            var waitingForOut = false
+            while true {
+                var items = [
+                    zmq_pollitem_t(socket: socket.handle, fd: 0,
+                                   events: Int16(ZMQ_POLLIN | (waitingForOut ? ZMQ_POLLOUT : 0)), revents: 0),
+                    zmq_pollitem_t(socket: nil, fd: shared.wake.fd, events: Int16(ZMQ_POLLIN), revents: 0),
+                ]
+                if zmq_poll(&items, 2, pollTimeout(waitingForOut ? pending.first?.queued : nil)) == -1 {
+                    if zmq_errno() == EINTR { continue }
+                    return pending  // ETERM: the context is going away
+                }
+                if items[1].revents != 0 {
+                    shared.wake.drain()
+                    let (commands, closing) = shared.state.withLock { state in
+                        defer { state.commands.removeAll() }
+                        return (state.commands, state.closing)
+                    }
+                    pending.append(contentsOf: commands)
+                    if closing { return pending }
+                }
+                expire(&pending)
+                waitingForOut = flush(socket, &pending)
+                if items[0].revents & Int16(ZMQ_POLLIN) != 0 {
+                    receiveAvailable(socket)
+                }
+            }
+        }
+
+        /// Milliseconds until the oldest waiting send times out; -1: no limit.
+        private func pollTimeout(_ oldest: ContinuousClock.Instant?) -> Int {
+            guard let oldest, let limit = configuration.sendTimeout else { return -1 }
+            let left = (oldest + limit) - ContinuousClock.now
+            return max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1)
+        }
+
+        /// Fails the sends that have waited longer than `sendTimeout`.
+        private func expire(_ pending: inout [Pending]) {
+            guard let limit = configuration.sendTimeout else { return }
+            let now = ContinuousClock.now
+            while let first = pending.first, first.queued + limit <= now {
+                pending.removeFirst()
+                first.done.resume(returning: .failure(ZMQError(
+                    operation: "zmq_send: no peer took the message within \(limit)", code: EAGAIN)))
+            }
+        }
+
+        /// Sends queued messages; returns true when the DEALER must wait for POLLOUT.
+        private func flush(_ socket: ZMQRawSocket, _ pending: inout [Pending]) -> Bool {
+            var sent = 0
+            defer { pending.removeFirst(sent) }
+            while sent < pending.count {
+                let item = pending[sent]
+                do throws(ZMQError) {
+                    try socket.send(item.frames, flags: ZMQ_DONTWAIT)
+                    item.done.resume(returning: .success(()))
+                } catch {
+                    if error.code == EAGAIN && configuration.kind == .dealer { return true }
+                    item.done.resume(returning: .failure(error))
+                }
+                sent += 1
+            }
+            return false
+        }
+
+        /// Drains what is waiting, at most a batch at a time so sends interleave.
+        private func receiveAvailable(_ socket: ZMQRawSocket) {
+            for _ in 0..<256 {
+                do throws(ZMQError) {
+                    guard let message = try socket.receive(flags: ZMQ_DONTWAIT) else { return }
+                    inbound.yield(message)
+                } catch {
+                    return
+                }
+            }
+        }
+
+        private func finish(socket: UnsafeMutableRawPointer?, pending: [Pending]) {
+            if let socket { zmq_close(socket) }
+            let (commands, waiters) = shared.state.withLock { state in
+                state.closing = true
+                state.finished = true
+                defer { state.commands.removeAll(); state.closeWaiters.removeAll() }
+                return (state.commands, state.closeWaiters)
+            }
+            for item in pending + commands {
+                item.done.resume(returning: .failure(ZMQError(operation: "send on a closed socket", code: ETERM)))
+            }
+            inbound.finish()
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+}
