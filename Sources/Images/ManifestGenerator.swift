@@ -143,10 +143,6 @@ package struct ManifestGenerator: Sendable {
             "filename": .string("/boot/efi/EFI/BOOT/\(arch.efiBinary)"),
         ]))
         stages.append(ManifestStage(type: "org.osbuild.machine-id", options: ["first-boot": "yes"]))
-        if packages.contains(where: { $0.name == "openssh-server" }) {
-            // Each machine gets host keys of its own (and equal builds stay equal).
-            stages.append(ManifestStage(type: "org.kiln.ssh.hostkeys", options: ["generate": "first-boot"]))
-        }
         return Pipeline(name: "os", stages: stages)
     }
 

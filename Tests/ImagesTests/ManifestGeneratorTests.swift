@@ -8,7 +8,7 @@ import Testing
         "org.kiln.debian.install", "org.kiln.apt.sources", "org.osbuild.hostname", "org.osbuild.locale",
         "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.osbuild.systemd", "org.osbuild.fstab",
         "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
-        "org.osbuild.machine-id", "org.kiln.ssh.hostkeys",
+        "org.osbuild.machine-id",
     ]
 
     func request(_ file: String = "full.toml", arch: String? = nil, type: String = "qcow2") throws -> ImageRequest {

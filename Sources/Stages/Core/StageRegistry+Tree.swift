@@ -14,7 +14,6 @@ extension StageRegistry {
         Grub2Config.self,
         Grub2EFI.self,
         MachineID.self,
-        SSHHostKeys.self,
         InitramfsStage.self,
     ]
 }
