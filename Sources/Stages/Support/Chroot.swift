@@ -16,17 +16,18 @@ package final class MountTable: @unchecked Sendable {
     /// Unmounts every mount at or below `prefix`, newest first (before a work
     /// directory is removed, so that a removal never reaches a host directory).
     package func release(under prefix: String) {
-        let paths = lock.withLock { () -> [String] in
-            let p = active.filter { $0 == prefix || $0.hasPrefix(prefix + "/") }
-            active.removeAll { p.contains($0) }
-            return p
-        }
-        for p in paths.reversed() { _ = umount2(p, Int32(MNT_DETACH)) }
+        release { $0 == prefix || $0.hasPrefix(prefix + "/") }
     }
 
     /// Unmounts everything still mounted, newest first (used on signals).
-    package func releaseAll() {
-        let paths = lock.withLock { () -> [String] in let p = active; active.removeAll(); return p }
+    package func releaseAll() { release { _ in true } }
+
+    private func release(where matches: (String) -> Bool) {
+        let paths = lock.withLock { () -> [String] in
+            let p = active.filter(matches)
+            active.removeAll(where: matches)
+            return p
+        }
         for p in paths.reversed() { _ = umount2(p, Int32(MNT_DETACH)) }
     }
 }

@@ -24,7 +24,7 @@ package struct CommandRunner: Sendable {
 
     private static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-    private func configuration(_ argv: [String], _ env: [String: String], _ directory: String?) -> (Configuration, PlatformOptions) {
+    private func configuration(_ argv: [String], _ env: [String: String], _ directory: String?) -> Configuration {
         var merged = ["PATH": Self.basePath, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"]
         merged.merge(environment) { _, b in b }
         merged.merge(env) { _, b in b }
@@ -34,55 +34,53 @@ package struct CommandRunner: Sendable {
         var platform = PlatformOptions()
         platform.createSession = true
         platform.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(3))]
-        let config = Configuration(
+        return Configuration(
             executable: exe, arguments: Arguments(Array(argv.dropFirst())),
             environment: .inherit.updating(updates),
             workingDirectory: directory.map { FilePath($0) },
             platformOptions: platform)
-        return (config, platform)
     }
 
-    private func openLog() throws -> FileDescriptor {
-        try FileDescriptor.open(FilePath(logPath), .writeOnly, options: [.append, .create], permissions: [.ownerReadWrite, .groupRead])
+    /// Opens the log for appending and records the command line in it.
+    private func openLog(for argv: [String]) throws -> FileDescriptor {
+        let fd = try FileDescriptor.open(FilePath(logPath), .writeOnly, options: [.append, .create],
+                                         permissions: [.ownerReadWrite, .groupRead])
+        _ = try? fd.writeAll(Array("$ \(argv.joined(separator: " "))\n".utf8))
+        return fd
     }
 
     /// Runs `argv`; throws on a non-zero exit or a signal.
     package func run(_ argv: [String], environment env: [String: String] = [:], directory: String? = nil) async throws {
         precondition(!argv.isEmpty)
-        let fd = try openLog()
+        let fd = try openLog(for: argv)
         defer { try? fd.close() }
-        _ = try? fd.writeAll(Array("$ \(argv.joined(separator: " "))\n".utf8))
-        let (config, _) = configuration(argv, env, directory)
-        let result: ExecutionRecord<Void>
+        let status: TerminationStatus
         do {
-            let r = try await Subprocess.run(config, input: .none,
-                                             output: .fileDescriptor(fd, closeAfterSpawningProcess: false),
-                                             error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
-            result = ExecutionRecord(status: r.terminationStatus, value: ())
+            status = try await Subprocess.run(configuration(argv, env, directory), input: .none,
+                                              output: .fileDescriptor(fd, closeAfterSpawningProcess: false),
+                                              error: .fileDescriptor(fd, closeAfterSpawningProcess: false)).terminationStatus
         } catch {
             throw StageError.commandNotFound(command: argv[0], reason: "\(error)")
         }
         try Task.checkCancellation()
-        try check(result.status, argv)
+        try check(status, argv)
     }
 
     /// Runs `argv` and returns its standard output (stderr goes to the log).
     package func output(_ argv: [String], environment env: [String: String] = [:], limit: Int = 64 << 20) async throws -> String {
-        let fd = try openLog()
+        let fd = try openLog(for: argv)
         defer { try? fd.close() }
-        _ = try? fd.writeAll(Array("$ \(argv.joined(separator: " "))\n".utf8))
-        let (config, _) = configuration(argv, env, nil)
-        let r: ExecutionRecord<String>
+        let status: TerminationStatus, output: String
         do {
-            let res = try await Subprocess.run(config, input: .none, output: .string(limit: limit),
-                                               error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
-            r = ExecutionRecord(status: res.terminationStatus, value: res.standardOutput)
+            let r = try await Subprocess.run(configuration(argv, env, nil), input: .none, output: .string(limit: limit),
+                                             error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
+            (status, output) = (r.terminationStatus, r.standardOutput)
         } catch {
             throw StageError.commandNotFound(command: argv[0], reason: "\(error)")
         }
         try Task.checkCancellation()
-        try check(r.status, argv)
-        return r.value
+        try check(status, argv)
+        return output
     }
 
     private func check(_ status: TerminationStatus, _ argv: [String]) throws {
@@ -101,9 +99,4 @@ package struct CommandRunner: Sendable {
         let text = String(decoding: data.suffix(64 << 10), as: UTF8.self)
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
-}
-
-private struct ExecutionRecord<V> {
-    let status: TerminationStatus
-    let value: V
 }
