@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
@@ -40,12 +41,22 @@ let package = Package(
         .target(name: "Protocol", dependencies: [
             "CZeroMQ", "Manifest",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Scheduler", dependencies: ["Protocol", "Stages", "Images"]),
-        .target(name: "Agent", dependencies: ["Protocol", "Stages"]),
+        .target(name: "Scheduler", dependencies: [
+            "Protocol", "Stages", "Images",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Agent", dependencies: [
+            "Protocol", "Stages",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "kiln", dependencies: [
             "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
@@ -53,6 +64,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "FarmTests", dependencies: ["Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images"]),
         .testTarget(name: "ProtocolTests", dependencies: [
             "Protocol", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto"),
         ]),

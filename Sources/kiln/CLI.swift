@@ -53,6 +53,11 @@ enum CLI {
         }
     }
 
+    /// Returns when the surrounding task is cancelled (Ctrl-C, SIGTERM).
+    static func untilCancelled() async {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
+
     static func describe(_ error: Error) -> String {
         String(describing: error)
     }

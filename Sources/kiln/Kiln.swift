@@ -6,5 +6,7 @@ struct Kiln: AsyncParsableCommand {
         commandName: "kiln",
         abstract: "Build bootable Debian images from blueprints, reproducibly.",
         version: "0.1.0",
-        subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self])
+        subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
+                      SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, FetchCommand.self,
+                      AgentsCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self])
 }

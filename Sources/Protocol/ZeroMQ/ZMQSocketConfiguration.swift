@@ -48,6 +48,11 @@ package struct ZMQSocketConfiguration: Sendable {
         try socket.set(ZMQ_RCVHWM, highWaterMark, "ZMQ_RCVHWM")
         if kind == .router {
             try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1), "ZMQ_ROUTER_MANDATORY")
+        } else {
+            // Queue only on completed connections (handshake done): a refused
+            // or absent peer makes sends wait and then time out, instead of
+            // piling up on a pipe that will never open.
+            try socket.set(ZMQ_IMMEDIATE, Int32(1), "ZMQ_IMMEDIATE")
         }
         if let routingID {
             try socket.set(ZMQ_ROUTING_ID, routingID, "ZMQ_ROUTING_ID")

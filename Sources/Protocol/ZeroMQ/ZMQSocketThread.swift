@@ -59,6 +59,19 @@ package final class ZMQSocketThread: Sendable {
         try result.get()
     }
 
+    /// Queues one multipart message without waiting for libzmq to take it;
+    /// messages posted from one task keep their order. A failed send (peer
+    /// gone, queue full, socket closed) is dropped: protocols built on this
+    /// repair losses themselves (absolute credit, leases, resend).
+    package func post(_ frames: [[UInt8]]) {
+        let accepted = shared.state.withLock { state in
+            guard !state.closing else { return false }
+            state.commands.append((frames, nil, ContinuousClock.now))
+            return true
+        }
+        if accepted { shared.wake.signal() }
+    }
+
     /// Closes the socket on its thread and waits until the thread has exited.
     package func close() async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
@@ -80,7 +93,7 @@ package final class ZMQSocketThread: Sendable {
 
 extension ZMQSocketThread {
     typealias Pending = (
-        frames: [[UInt8]], done: CheckedContinuation<Result<Void, ZMQError>, Never>, queued: ContinuousClock.Instant
+        frames: [[UInt8]], done: CheckedContinuation<Result<Void, ZMQError>, Never>?, queued: ContinuousClock.Instant
     )
 
     final class Shared: Sendable {
@@ -179,7 +192,7 @@ extension ZMQSocketThread {
             let now = ContinuousClock.now
             while let first = pending.first, first.queued + limit <= now {
                 pending.removeFirst()
-                first.done.resume(returning: .failure(ZMQError(
+                first.done?.resume(returning: .failure(ZMQError(
                     operation: "zmq_send: no peer took the message within \(limit)", code: EAGAIN)))
             }
         }
@@ -192,10 +205,10 @@ extension ZMQSocketThread {
                 let item = pending[sent]
                 do throws(ZMQError) {
                     try socket.send(item.frames, flags: ZMQ_DONTWAIT)
-                    item.done.resume(returning: .success(()))
+                    item.done?.resume(returning: .success(()))
                 } catch {
                     if error.code == EAGAIN && configuration.kind == .dealer { return true }
-                    item.done.resume(returning: .failure(error))
+                    item.done?.resume(returning: .failure(error))
                 }
                 sent += 1
             }
@@ -223,7 +236,7 @@ extension ZMQSocketThread {
                 return (state.commands, state.closeWaiters)
             }
             for item in pending + commands {
-                item.done.resume(returning: .failure(ZMQError(operation: "send on a closed socket", code: ETERM)))
+                item.done?.resume(returning: .failure(ZMQError(operation: "send on a closed socket", code: ETERM)))
             }
             inbound.finish()
             for waiter in waiters { waiter.resume() }

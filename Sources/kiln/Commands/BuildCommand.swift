@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Images
 import Manifest
+import Protocol
 import Scheduler
 import Stages
 
@@ -45,18 +46,56 @@ struct BuildCommand: AsyncParsableCommand {
 
     @OptionGroup var stores: StoreOptions
 
+    @Option(help: "Build on this scheduler (tcp://HOST:PORT) instead of in this process; needs --key and --scheduler-key.")
+    var scheduler: String?
+
+    @Option(help: "With --scheduler: this client's secret key file (env KILN_KEY).")
+    var key: String?
+
+    @Option(help: "With --scheduler: the scheduler's public key file (env KILN_SCHEDULER_KEY).")
+    var schedulerKey: String?
+
     func run() async throws {
         try await CLI.main {
             let t0 = ContinuousClock.now
             let request = try image.request()
             CLI.say("building \(request.imageType.rawValue) for \(request.distro.name) \(request.architecture.rawValue) from \(image.blueprint)")
             let executor = try stores.executor()
-            let outcome = try await LocalBuild(executor: executor, resolver: image.resolver()).build(request)
-            try await Export.copyFile(outcome.artifact, to: output)
+            let manifest = try await LocalBuild(executor: executor, resolver: image.resolver()).manifest(for: request)
+            let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
+            var farm: EmbeddedFarm?
+            let client: SchedulerClient
+            if let scheduler {
+                client = try await ClientOptions.connect(endpoint: scheduler, key: key, schedulerKey: schedulerKey).1
+            } else {
+                farm = try await EmbeddedFarm.start(executor: executor, logger: executor.logger)
+                client = farm!.client
+            }
+            do {
+                let submitted = try await client.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
+                                                        exports: [request.imageType.exportPipeline],
+                                                        arch: request.architecture.rawValue, label: label)
+                let status = try await client.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
+                guard status.state == .succeeded else {
+                    throw BuildOutcomeError(buildID: submitted.buildID, state: status.state, failure: status.failure)
+                }
+                if let farm {
+                    // Same machine: copy the artifact out of the scheduler's state (sparse, reflinked).
+                    try await Export.copyFile("\(farm.stateDirectory)/scheduler/artifacts/\(status.buildID)/\(request.imageType.outputFile)",
+                                              to: output)
+                } else {
+                    _ = try await client.fetchAll(status, to: output)
+                }
+                let jobs = status.jobs.filter(\.onAgent)
+                let cached = jobs.filter { $0.state == .cached }.count
+                let secs = (ContinuousClock.now - t0).seconds
+                CLI.say(String(format: "wrote %@ in %.1f s (%d of %d tree job(s) cached)", output, secs, cached, jobs.count))
+            } catch {
+                await farm?.stop()
+                throw error
+            }
+            await farm?.stop()
             await stores.prune(executor)
-            let secs = (ContinuousClock.now - t0).seconds
-            CLI.say(String(format: "wrote %@ in %.1f s (%d stages run, %d pipelines cached)", output, secs,
-                           outcome.result.stagesRun.count, outcome.result.cached.count))
         }
     }
 }

@@ -1,0 +1,85 @@
+import Foundation
+import Manifest
+import Protocol
+import Stages
+
+/// How an agent connects and what it offers.
+package struct AgentConfiguration: Sendable {
+    /// Stable name; the routing id on the wire.
+    package var agentID: String
+    package var schedulerEndpoint: String
+    /// CURVE client keys and the pinned scheduler key; nil on `inproc://`.
+    package var keys: CurveKeyPair?
+    package var schedulerPublicKey: String?
+    /// Architectures it runs natively / through qemu-user binfmt.
+    package var arches: [String]
+    package var emulatedArches: [String]
+    package var slots: Int = 1
+    /// Holds `spool/` (streams kept until acknowledged) and `logs/`.
+    package var stateDirectory: String
+    /// The scheduler reads this agent's tree store directly (embedded mode):
+    /// finished trees are reported, not streamed.
+    package var sharesStoreWithScheduler = false
+    /// Reconnection back-off: first delay and cap.
+    package var backoffInitial: Duration = .milliseconds(250)
+    package var backoffMax: Duration = .seconds(30)
+
+    package init(agentID: String, schedulerEndpoint: String, arches: [String], emulatedArches: [String],
+                 stateDirectory: String) {
+        self.agentID = agentID
+        self.schedulerEndpoint = schedulerEndpoint
+        self.arches = arches
+        self.emulatedArches = emulatedArches
+        self.stateDirectory = stateDirectory
+    }
+
+    package var spoolDirectory: String { stateDirectory + "/spool" }
+    package var logsDirectory: String { stateDirectory + "/logs" }
+}
+
+/// What this host can run.
+package enum HostArchitectures {
+    /// True when the kernel runs `arch` binaries natively or through an
+    /// enabled qemu-user binfmt handler.
+    package static func canRun(_ arch: Architecture) -> Bool {
+        if arch == .host { return true }
+        let handler = "/proc/sys/fs/binfmt_misc/qemu-\(arch.rawValue)"
+        guard let text = try? String(contentsOfFile: handler, encoding: .utf8) else { return false }
+        return text.hasPrefix("enabled")
+    }
+
+    /// Splits requested architectures into native and emulated ones, or says
+    /// why one cannot run here.
+    package static func split(_ requested: [Architecture]) throws(AgentError) -> (native: [String], emulated: [String]) {
+        var native: [String] = []
+        var emulated: [String] = []
+        for a in requested {
+            if a == .host { native.append(a.rawValue); continue }
+            guard canRun(a) else { throw .cannotRun(a.rawValue) }
+            emulated.append(a.rawValue)
+        }
+        return (native, emulated)
+    }
+
+    /// Bytes free on the filesystem holding `path`.
+    package static func freeDisk(_ path: String) -> UInt64 {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return 0 }
+        return UInt64(s.f_bavail) * UInt64(s.f_frsize)
+    }
+}
+
+/// Why an agent cannot start.
+package enum AgentError: Error, CustomStringConvertible {
+    /// The host cannot run programs of this architecture.
+    case cannotRun(String)
+
+    package var description: String {
+        switch self {
+        case .cannotRun(let a):
+            "--arch \(a): this host cannot run \(a) programs; install qemu-user-static and binfmt-support and enable "
+                + "the handler (`mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-\(a)`, "
+                + "as ops/install-deps does)"
+        }
+    }
+}

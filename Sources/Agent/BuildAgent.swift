@@ -1,0 +1,243 @@
+import Foundation
+import Logging
+import Manifest
+import Protocol
+import Stages
+import Synchronization
+
+/// An agent: connects to the scheduler, says Hello with what it can run,
+/// heartbeats, runs assigned tree pipelines with the engine (its own tree
+/// store is its cache), streams each tree back and keeps the stream until the
+/// scheduler acknowledges it. Reconnects with exponential back-off; jobs and
+/// streams outlive a lost connection.
+package actor BuildAgent {
+    package static let version = "0.1.0"
+
+    let config: AgentConfiguration
+    let context: ZMQContext
+    let store: TreeStore
+    let sources: SourceCache
+    let registry: StageRegistry
+    let logger: Logger
+
+    /// The live session's socket; nil while reconnecting.
+    var socket: ZMQSocketThread?
+    var heartbeatMS: UInt32 = 2_000
+    var lastReceived = ContinuousClock.now
+    var jobs: [UInt64: RunningJob] = [:]
+    /// Messages for an attempt whose upload has not started yet.
+    var early: [UInt64: [WireMessage]] = [:]
+    package private(set) var sessions = 0
+
+    struct RunningJob {
+        var task: Task<Void, Never>
+        var upload: TreeUpload?
+    }
+
+    package init(config: AgentConfiguration, context: ZMQContext, store: TreeStore, sources: SourceCache,
+                 registry: StageRegistry = .standard, logger: Logger) throws {
+        for dir in [config.spoolDirectory, config.logsDirectory] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        self.config = config
+        self.context = context
+        self.store = store
+        self.sources = sources
+        self.registry = registry
+        var l = logger
+        l[metadataKey: "agent.id"] = "\(config.agentID)"
+        self.logger = l
+    }
+
+    /// Serves until the task is cancelled.
+    package func run() async {
+        var delay = config.backoffInitial
+        while !Task.isCancelled {
+            let welcomed = await session()
+            if Task.isCancelled { break }
+            if welcomed { delay = config.backoffInitial }
+            let jitter = Double.random(in: 0.8...1.2)
+            logger.info("reconnecting to \(config.schedulerEndpoint) in \(String(format: "%.1f", delay.seconds * jitter)) s")
+            try? await Task.sleep(for: delay * jitter)
+            delay = min(delay * 2, config.backoffMax)
+        }
+        for (_, job) in jobs { job.task.cancel() }
+        if let socket { await socket.close() }
+    }
+
+    /// One connection: Hello, Welcome, then messages until the scheduler is
+    /// silent for three heartbeats, says Disconnect, or a send times out.
+    /// Returns whether the scheduler welcomed the agent.
+    func session() async -> Bool {
+        var configuration = ZMQSocketConfiguration(.dealer, .connect(config.schedulerEndpoint))
+        if let keys = config.keys, let server = config.schedulerPublicKey {
+            configuration.curve = .client(keys: keys, serverPublicKey: server)
+        }
+        configuration.routingID = Array(config.agentID.utf8)
+        configuration.sendTimeout = .seconds(5)
+        configuration.highWaterMark = 10_000
+        let socket: ZMQSocketThread
+        do {
+            socket = try await ZMQSocketThread.start(context: context, configuration: configuration, name: "kiln-agent")
+        } catch {
+            logger.error("cannot connect to \(config.schedulerEndpoint): \(error)")
+            return false
+        }
+        self.socket = socket
+        defer { self.socket = nil }
+        var hello = Kiln_V1_Hello()
+        hello.agentID = config.agentID
+        hello.arches = config.arches
+        hello.emulatedArches = config.emulatedArches
+        hello.slots = UInt32(config.slots)
+        hello.freeDisk = HostArchitectures.freeDisk(store.root)
+        hello.version = Self.version
+        hello.runningAttemptIds = jobs.keys.sorted()
+        do {
+            try await socket.send(try Framing.encode(WireMessage(.hello(hello))))
+        } catch {
+            logger.warning("scheduler \(config.schedulerEndpoint) did not take Hello: \(error)")
+            await socket.close()
+            return false
+        }
+        lastReceived = .now
+        var welcomed = false
+        let watchdog = Task { [heartbeatMS] in
+            var interval = heartbeatMS
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(interval)))
+                interval = await self.heartbeat(socket, welcomed: true)
+                if interval == 0 { await socket.close(); return }
+            }
+        }
+        defer { watchdog.cancel() }
+        for await m in socket.inbound {
+            lastReceived = .now
+            guard let (_, message) = try? Framing.decode(m.frames, routed: false) else {
+                logger.warning("dropped an unreadable message from the scheduler")
+                continue
+            }
+            switch message.envelope.body {
+            case .welcome(let w):
+                if !welcomed { logger.info("connected to scheduler \(config.schedulerEndpoint) (epoch \(w.epoch))") }
+                welcomed = true
+                sessions += 1
+                heartbeatMS = max(100, w.heartbeatMs)
+            case .assign(let a):
+                if welcomed { assign(a) }
+            case .credit(let c):
+                route(c.attemptID, message)
+            case .resend(let r):
+                route(r.attemptID, message)
+            case .ack(let a):
+                route(a.attemptID, message)
+            case .cancel(let c):
+                cancel(c.attemptID, reason: c.reason)
+            case .disconnect(let d):
+                logger.warning("scheduler ended the session: \(d.reason)")
+                await socket.close()
+            default:
+                break
+            }
+        }
+        await socket.close()
+        return welcomed
+    }
+
+    /// Sends a heartbeat; returns the next interval in ms, or 0 when the
+    /// session is dead (the scheduler silent for three intervals, or a send
+    /// that nobody took).
+    func heartbeat(_ socket: ZMQSocketThread, welcomed: Bool) async -> UInt32 {
+        guard self.socket === socket else { return 0 }
+        let silent = ContinuousClock.now - lastReceived
+        if silent > .milliseconds(Int(heartbeatMS) * 3) {
+            logger.warning("scheduler silent for \(String(format: "%.1f", silent.seconds)) s")
+            return 0
+        }
+        var h = Kiln_V1_Heartbeat()
+        h.slotsInUse = UInt32(jobs.count)
+        h.freeDisk = HostArchitectures.freeDisk(store.root)
+        do {
+            try await socket.send(try Framing.encode(WireMessage(.heartbeat(h))))
+        } catch {
+            logger.warning("heartbeat not taken: \(error)")
+            return 0
+        }
+        return heartbeatMS
+    }
+
+    /// Sends on the current session, if any; a message lost with a session
+    /// is repaired by the protocol (absolute credit, Resend after re-Hello).
+    nonisolated func post(_ message: WireMessage) async {
+        await postIsolated(message)
+    }
+
+    private func postIsolated(_ message: WireMessage) {
+        guard let socket, let frames = try? Framing.encode(message) else { return }
+        socket.post(frames)
+    }
+
+    func route(_ attemptID: UInt64, _ message: WireMessage) {
+        if let upload = jobs[attemptID]?.upload {
+            upload.deliver(message)
+        } else if jobs[attemptID] != nil {
+            early[attemptID, default: []].append(message)
+        } else if case .ack = message.envelope.body {
+            // Already done.
+        } else {
+            var c = Kiln_V1_Cancel()
+            c.attemptID = attemptID
+            c.reason = "agent \(config.agentID) does not run attempt \(attemptID)"
+            postIsolated(WireMessage(.jobFailed({
+                var f = Kiln_V1_JobFailed()
+                f.attemptID = attemptID
+                f.reason = c.reason
+                f.infrastructure = true
+                return f
+            }())))
+        }
+    }
+
+    func cancel(_ attemptID: UInt64, reason: String) {
+        guard let job = jobs.removeValue(forKey: attemptID) else { return }
+        logger.info("attempt cancelled: \(reason)", metadata: ["attempt.id": "\(attemptID)"])
+        job.task.cancel()
+        early[attemptID] = nil
+    }
+
+    func assign(_ a: Kiln_V1_Assign) {
+        guard jobs[a.attemptID] == nil else { return }
+        guard jobs.count < config.slots else {
+            return fail(a.attemptID, reason: "agent \(config.agentID) has no free slot (\(config.slots) in use)",
+                        infrastructure: true)
+        }
+        logger.info("running \(a.pipelineName) of build \(a.buildID)", metadata: ["attempt.id": "\(a.attemptID)"])
+        let runner = JobRunner(agent: self, assign: a)
+        jobs[a.attemptID] = RunningJob(task: Task { await runner.run() })
+    }
+
+    func fail(_ attemptID: UInt64, reason: String, infrastructure: Bool, stageType: String = "", stageIndex: Int = 0,
+              logTail: [String] = []) {
+        var f = Kiln_V1_JobFailed()
+        f.attemptID = attemptID
+        f.reason = reason
+        f.infrastructure = infrastructure
+        f.stageType = stageType
+        f.stageIndex = UInt32(stageIndex)
+        f.logTail = logTail
+        postIsolated(WireMessage(.jobFailed(f)))
+    }
+
+    /// Attaches the upload to its job and hands it what arrived early.
+    func attach(_ attemptID: UInt64, _ upload: TreeUpload) -> Bool {
+        guard jobs[attemptID] != nil else { return false }
+        jobs[attemptID]?.upload = upload
+        for m in early.removeValue(forKey: attemptID) ?? [] { upload.deliver(m) }
+        return true
+    }
+
+    func finished(_ attemptID: UInt64) {
+        jobs[attemptID] = nil
+        early[attemptID] = nil
+    }
+}

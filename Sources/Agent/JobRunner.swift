@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import Manifest
+import Protocol
+import Stages
+
+/// One attempt on an agent: runs the pipeline with the engine (reporting
+/// stage progress and log tails), then streams the tree back.
+struct JobRunner: Sendable, ExecutionObserver {
+    let agent: BuildAgent
+    let assign: Kiln_V1_Assign
+
+    var attemptID: UInt64 { assign.attemptID }
+    var logDirectory: String { "\(agent.config.logsDirectory)/\(assign.buildID)-\(assign.attemptID)" }
+
+    func run() async {
+        defer { Task { await agent.finished(attemptID) } }
+        let config = agent.config
+        let executor = Executor(registry: agent.registry, store: agent.store, sources: agent.sources,
+                                logger: agent.logger, observer: self, logDirectory: logDirectory)
+        do throws(any Error) {
+            let manifest = try BuildManifest.decode(assign.manifestJson, file: "manifest of build \(assign.buildID)")
+            guard manifest.pipeline(named: assign.export) != nil else {
+                return await agent.fail(attemptID, reason: "the manifest has no pipeline \(assign.export)", infrastructure: false)
+            }
+            if let delay = Self.testStageDelay { try await Task.sleep(for: delay) }
+            let result = try await executor.run(manifest, exports: [assign.export])
+            try Task.checkCancellation()
+            guard let tree = result.exports[assign.export] else { return }
+            if config.sharesStoreWithScheduler {
+                var end = Kiln_V1_StreamEnd()
+                end.attemptID = attemptID
+                end.format = "store"
+                await agent.post(WireMessage(.streamEnd(end)))
+                return
+            }
+            let a = agent
+            let upload = TreeUpload(attemptID: attemptID, tree: tree, spoolDirectory: config.spoolDirectory,
+                                    maxChunkBytes: Int(assign.maxChunkBytes == 0 ? 1 << 20 : assign.maxChunkBytes)) { m in
+                await a.post(m)
+            }
+            guard await agent.attach(attemptID, upload) else { return }
+            let stats = try await upload.run()
+            agent.logger.info("tree of \(assign.pipelineName) acknowledged (\(stats.bytes) bytes)",
+                              metadata: ["attempt.id": "\(attemptID)"])
+        } catch is CancellationError {
+            return
+        } catch let ExecutorError.stageFailed(pipeline, index, count, type, reason, log) {
+            if Task.isCancelled { return }
+            await agent.fail(attemptID, reason: "\(pipeline) stage \(index + 1)/\(count): \(reason)", infrastructure: false,
+                             stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
+        } catch let error as ManifestError {
+            await agent.fail(attemptID, reason: "\(error)", infrastructure: false)
+        } catch {
+            if Task.isCancelled { return }
+            await agent.fail(attemptID, reason: "\(error)", infrastructure: true)
+        }
+    }
+
+    func event(_ event: ExecutionEvent) {
+        var p = Kiln_V1_Progress()
+        p.attemptID = attemptID
+        switch event {
+        case .stageStarted(let pipeline, let index, let count, let type):
+            p.pipelineName = pipeline
+            p.stageIndex = UInt32(index)
+            p.stageCount = UInt32(count)
+            p.stageType = type
+            p.state = .started
+        case .stageFinished(let pipeline, let index, let count, let type, _):
+            p.pipelineName = pipeline
+            p.stageIndex = UInt32(index)
+            p.stageCount = UInt32(count)
+            p.stageType = type
+            p.state = .finished
+            p.logLines = Self.tail("\(logDirectory)/\(pipeline).\(index + 1).\(type).log", lines: 10)
+        case .pipelineCached(let name):
+            p.pipelineName = name
+            p.state = .cached
+        default:
+            return
+        }
+        let a = agent
+        Task { await a.post(WireMessage(.progress(p))) }
+    }
+
+    static func tail(_ path: String, lines: Int) -> [String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").suffix(lines).map { String($0.prefix(500)) }
+    }
+
+    /// Test hook (fault tests): wait this long before running the pipeline,
+    /// so a test can kill the agent in the middle of a job.
+    static let testStageDelay: Duration? = ProcessInfo.processInfo.environment["KILN_TEST_JOB_DELAY_MS"]
+        .flatMap(Int.init).map { .milliseconds($0) }
+}

@@ -1,0 +1,168 @@
+import Crypto
+import Logging
+import Foundation
+import GRDB
+import Manifest
+import Protocol
+import Stages
+
+extension FarmScheduler {
+    /// Starts queued assemblies up to `assemblyConcurrency`.
+    func startAssemblies() {
+        while assembliesRunning < config.assemblyConcurrency, !assemblyQueue.isEmpty {
+            let jobID = assemblyQueue.removeFirst()
+            guard let job = jobs[jobID], let build = builds[job.buildID], job.state == .queued else { continue }
+            // A tree pruned since it was stored is built again.
+            let missing = build.jobIDs.compactMap { jobs[$0] }.filter { $0.onAgent && !store.contains($0.pipelineID) }
+            if !missing.isEmpty {
+                for m in missing {
+                    updateJob(m.id) { $0.state = .queued }
+                    enqueue(m.id)
+                }
+                updateJob(jobID) { $0.state = .waiting }
+                scheduleDispatch()
+                continue
+            }
+            assembliesRunning += 1
+            updateJob(jobID) { $0.state = .running }
+            event(build.id, .stageStarted, job: jobID, message: "assembling \(build.exports.joined(separator: ", ")) on the scheduler")
+            let runner = AssemblyRunner(scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest,
+                                        exports: build.exports, store: store, sources: sources, registry: registry,
+                                        logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
+                                        artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)")
+            Task { await runner.run() }
+        }
+    }
+
+    func assemblyProgress(_ buildID: String, _ jobID: String, _ e: ExecutionEvent) {
+        switch e {
+        case .stageStarted(let p, let i, let n, let type):
+            updateJob(jobID) { $0.stageIndex = UInt32(i); $0.stageCount = UInt32(n); $0.stageType = type }
+            event(buildID, .stageStarted, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) started")
+        case .stageFinished(let p, let i, let n, let type, let secs):
+            event(buildID, .stageFinished, job: jobID, message: String(format: "%@ stage %d/%d %@ finished in %.1f s", p, i + 1, n, type, secs))
+        default:
+            break
+        }
+    }
+
+    func assemblyFinished(_ buildID: String, _ jobID: String, artifacts: [Artifact], seconds: Double) async {
+        assembliesRunning -= 1
+        defer { startAssemblies() }
+        guard builds[buildID] != nil else { return }
+        do {
+            try await db.commit { db in
+                for a in artifacts {
+                    try db.execute(sql: "INSERT OR REPLACE INTO artifacts (build_id, name, path, size, sha256) VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [buildID, a.name, a.path, Int64(a.size), Data(a.sha256)])
+                }
+            }
+        } catch {
+            return assemblyFailed(buildID, jobID, reason: "cannot record artifacts: \(error)", logTail: [])
+        }
+        let names = artifacts.map { "\($0.name) (\(String(format: "%.1f MB", Double($0.size) / 1e6)))" }
+        event(buildID, .assembled, job: jobID, message: String(format: "assembled %@ in %.1f s", names.joined(separator: ", "), seconds))
+        updateJob(jobID) { $0.state = .succeeded }
+        advance(buildID)
+    }
+
+    func assemblyFailed(_ buildID: String, _ jobID: String, reason: String, logTail: [String]) {
+        assembliesRunning -= 1
+        defer { startAssemblies() }
+        guard builds[buildID] != nil else { return }
+        let text = "assembly: \(reason)" + (logTail.isEmpty ? "" : "\n" + logTail.joined(separator: "\n"))
+        updateJob(jobID) { $0.state = .failed; $0.failure = text }
+        event(buildID, .failed, job: jobID, message: text, logLines: logTail)
+        advance(buildID)
+    }
+}
+
+/// A file a build produced, kept under the scheduler's artifacts directory.
+struct Artifact: Sendable {
+    var name: String
+    var path: String
+    var size: UInt64
+    var sha256: [UInt8]
+}
+
+/// Runs a build's assembly pipelines on the scheduler from stored trees and
+/// keeps the exported files as artifacts.
+struct AssemblyRunner: Sendable, ExecutionObserver {
+    let scheduler: FarmScheduler
+    let buildID: String
+    let jobID: String
+    let manifest: BuildManifest
+    let exports: [String]
+    let store: TreeStore
+    let sources: SourceCache
+    let registry: StageRegistry
+    let logger: Logger
+    let logDirectory: String
+    let artifactsDirectory: String
+
+    func event(_ event: ExecutionEvent) {
+        let (s, b, j) = (scheduler, buildID, jobID)
+        Task { await s.assemblyProgress(b, j, event) }
+    }
+
+    func run() async {
+        let t0 = ContinuousClock.now
+        let executor = Executor(registry: registry, store: store, sources: sources, logger: logger, observer: self,
+                                logDirectory: logDirectory)
+        do {
+            let result = try await executor.run(manifest, exports: exports)
+            let artifacts = try await collect(result.exports)
+            await scheduler.assemblyFinished(buildID, jobID, artifacts: artifacts, seconds: (ContinuousClock.now - t0).seconds)
+        } catch let ExecutorError.stageFailed(pipeline, index, count, type, reason, log) {
+            let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(20).map(String.init) ?? []
+            await scheduler.assemblyFailed(buildID, jobID, reason: "\(pipeline) stage \(index + 1)/\(count) \(type) failed: \(reason)",
+                                           logTail: tail)
+        } catch {
+            await scheduler.assemblyFailed(buildID, jobID, reason: "\(error)", logTail: [])
+        }
+    }
+
+    /// Links (or copies) every regular file of the export trees into the
+    /// artifacts directory.
+    func collect(_ exports: [String: String]) async throws -> [Artifact] {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: artifactsDirectory, withIntermediateDirectories: true)
+        var out: [Artifact] = []
+        for (export, tree) in exports.sorted(by: { $0.key < $1.key }) {
+            guard let walker = fm.enumerator(atPath: tree) else { continue }
+            for case let rel as String in walker {
+                var st = stat()
+                guard lstat("\(tree)/\(rel)", &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                var name = (rel as NSString).lastPathComponent
+                if out.contains(where: { $0.name == name }) { name = "\(export)-\(name)" }
+                let dest = "\(artifactsDirectory)/\(name)"
+                try? fm.removeItem(atPath: dest)
+                if link("\(tree)/\(rel)", dest) != 0 {
+                    try fm.copyItem(atPath: "\(tree)/\(rel)", toPath: dest)
+                }
+                // Hashed on first fetch: a local `kiln build` never pays for it.
+                out.append(Artifact(name: name, path: dest, size: UInt64(st.st_size), sha256: []))
+            }
+        }
+        return out
+    }
+
+    /// Hashes a file on a thread of its own (never on a cooperative thread).
+    static func sha256(_ path: String) async throws -> [UInt8] {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<[UInt8], Error>) in
+            Thread {
+                do {
+                    guard let h = FileHandle(forReadingAtPath: path) else {
+                        throw SchedulerError.notFound("cannot read \(path)")
+                    }
+                    defer { try? h.close() }
+                    var hasher = SHA256()
+                    while let chunk = try h.read(upToCount: 4 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+                    done.resume(returning: Array(hasher.finalize()))
+                } catch {
+                    done.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+}

@@ -1,0 +1,220 @@
+import Crypto
+import Foundation
+import GRDB
+import Protocol
+
+extension FarmScheduler {
+    /// One request from a client's DEALER; the answer (or an `ErrorReply`)
+    /// goes back with the same request id. Never throws.
+    package func handleClient(identity: [UInt8], key: String?, message: WireMessage) async {
+        let rid = message.envelope.requestID
+        func reply(_ body: Kiln_V1_Envelope.OneOf_Body, data: [UInt8]? = nil) {
+            outbox?.client(identity, WireMessage(body, requestID: rid, data: data))
+        }
+        do {
+            switch message.envelope.body {
+            case .submit(let s):
+                let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
+                                         label: s.label, clientKey: key ?? "")
+                reply(.submitReply(r))
+            case .status(let s):
+                reply(.statusReply(try await status(buildID: s.buildID, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))
+            case .logs(let l):
+                reply(.logsReply(try await logs(buildID: l.buildID, after: l.afterSequence,
+                                                limit: Int(l.limit == 0 ? 500 : min(l.limit, 5000)))))
+            case .cancelBuild(let c):
+                reply(.cancelBuildReply(try await cancel(buildID: c.buildID)))
+            case .agents:
+                reply(.agentsReply(agentsReply()))
+            case .fetch(let f):
+                let (r, data) = try await fetch(f)
+                reply(.fetchReply(r), data: data)
+            default:
+                droppedMessages += 1
+                throw SchedulerError.badRequest("\(message.envelope.body?.name ?? "an empty message") is not a client request")
+            }
+        } catch {
+            var e = Kiln_V1_ErrorReply()
+            switch error {
+            case SchedulerError.badRequest(let m): e.code = .badRequest; e.message = m
+            case SchedulerError.notFound(let m): e.code = .notFound; e.message = m
+            default: e.code = .internal; e.message = "\(error)"
+            }
+            reply(.error(e))
+        }
+    }
+
+    func status(buildID: String, limit: Int) async throws -> Kiln_V1_StatusReply {
+        var reply = try await db.read { db -> Kiln_V1_StatusReply in
+            let builds: [Row] = buildID.isEmpty
+                ? try Row.fetchAll(db, sql: "SELECT * FROM builds ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
+                : try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ?", arguments: [buildID])
+            var reply = Kiln_V1_StatusReply()
+            for b in builds {
+                var s = Kiln_V1_BuildStatus()
+                s.buildID = b["id"]
+                s.label = b["label"]
+                s.arch = b["arch"]
+                s.state = Kiln_V1_BuildState(rawValue: b["state"]) ?? .unspecified
+                s.createdUnixMs = b["created_ms"]
+                s.finishedUnixMs = b["finished_ms"]
+                s.failure = b["failure"]
+                s.artifacts = try String.fetchAll(db, sql: "SELECT name FROM artifacts WHERE build_id = ? ORDER BY name",
+                                                  arguments: [s.buildID])
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [s.buildID]) {
+                    var j = Kiln_V1_JobStatus()
+                    j.jobID = r["id"]
+                    j.pipelineName = r["pipeline_name"]
+                    j.pipelineID = r["pipeline_id"]
+                    j.onAgent = r["on_agent"]
+                    j.state = Kiln_V1_JobState(rawValue: r["state"]) ?? .unspecified
+                    j.attemptID = UInt64(r["attempt_id"] as Int64)
+                    j.attempts = UInt32(r["attempts"] as Int)
+                    j.agentID = r["agent_id"]
+                    j.stageIndex = UInt32(r["stage_index"] as Int)
+                    j.stageCount = UInt32(r["stage_count"] as Int)
+                    j.stageType = r["stage_type"]
+                    j.failure = r["failure"]
+                    s.jobs.append(j)
+                }
+                reply.builds.append(s)
+            }
+            return reply
+        }
+        if !buildID.isEmpty && reply.builds.isEmpty {
+            throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds")
+        }
+        // Memory is ahead of the (asynchronously recorded) rows.
+        for i in reply.builds.indices {
+            var s = reply.builds[i]
+            for k in s.jobs.indices {
+                guard let live = jobs[s.jobs[k].jobID] else { continue }
+                s.jobs[k].state = live.state
+                s.jobs[k].stageIndex = live.stageIndex
+                s.jobs[k].stageCount = live.stageCount
+                s.jobs[k].stageType = live.stageType
+                s.jobs[k].agentID = live.agentID
+                s.jobs[k].attempts = UInt32(live.attempts)
+                s.jobs[k].attemptID = live.attemptID
+            }
+            if let live = builds[s.buildID] { s.state = live.state }
+            reply.builds[i] = s
+        }
+        return reply
+    }
+
+    func logs(buildID: String, after: UInt64, limit: Int) async throws -> Kiln_V1_LogsReply {
+        let live = builds[buildID] != nil
+        let (exists, finishedState, events) = try await db.read { db -> (Bool, Int?, [Kiln_V1_BuildEvent]) in
+            let state = try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
+            let events = try Row.fetchAll(db, sql: """
+                SELECT * FROM events WHERE build_id = ? AND sequence > ? ORDER BY sequence LIMIT ?
+                """, arguments: [buildID, Int64(after), limit]).map { r in
+                var e = Kiln_V1_BuildEvent()
+                e.sequence = UInt64(r["sequence"] as Int64)
+                e.unixMs = r["unix_ms"]
+                e.kind = Kiln_V1_EventKind(rawValue: r["kind"]) ?? .unspecified
+                e.jobID = r["job_id"]
+                e.attemptID = UInt64(r["attempt_id"] as Int64)
+                e.agentID = r["agent_id"]
+                e.message = r["message"]
+                let lines: String = r["log_lines"]
+                e.logLines = lines.isEmpty ? [] : lines.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                return e
+            }
+            return (state != nil, state, events)
+        }
+        guard exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
+        var reply = Kiln_V1_LogsReply()
+        reply.events = events
+        reply.nextSequence = events.last?.sequence ?? after
+        let rows = events
+        let done = !live && [3, 4, 5].contains(finishedState ?? 0)
+        reply.finished = done && rows.count < limit
+        return reply
+    }
+
+    func cancel(buildID: String) async throws -> Kiln_V1_CancelReply {
+        var reply = Kiln_V1_CancelReply()
+        if builds[buildID] != nil {
+            finish(buildID, .cancelled, failure: "cancelled by a client")
+            try await db.commit { _ in }
+            reply.state = .cancelled
+            return reply
+        }
+        let state = try await db.read { db in
+            try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
+        }
+        guard let state else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
+        reply.state = Kiln_V1_BuildState(rawValue: state) ?? .unspecified
+        return reply
+    }
+
+    func agentsReply() -> Kiln_V1_AgentsReply {
+        var reply = Kiln_V1_AgentsReply()
+        for a in agents.values.sorted(by: { $0.id < $1.id }) {
+            var i = Kiln_V1_AgentInfo()
+            i.agentID = a.id
+            i.arches = a.arches
+            i.emulatedArches = a.emulated
+            i.state = a.online ? .online : .offline
+            i.slots = UInt32(a.slots)
+            i.slotsInUse = UInt32(a.attempts.count)
+            i.lastHeartbeatUnixMs = a.lastSeenMS
+            i.freeDisk = a.freeDisk
+            i.version = a.version
+            i.publicKey = a.publicKey
+            for id in a.attempts.sorted() {
+                guard let at = attempts[id], let job = jobs[at.jobID] else { continue }
+                var j = Kiln_V1_AgentJob()
+                j.attemptID = id
+                j.jobID = job.id
+                j.buildID = job.buildID
+                j.pipelineName = job.pipelineName
+                i.jobs.append(j)
+            }
+            reply.agents.append(i)
+        }
+        return reply
+    }
+
+    func fetch(_ f: Kiln_V1_FetchRequest) async throws -> (Kiln_V1_FetchReply, [UInt8]) {
+        let (buildID, name) = (f.buildID, f.artifact)
+        let row = try await db.read { db -> (path: String, size: Int64, sha256: Data)? in
+            try Row.fetchOne(db, sql: "SELECT * FROM artifacts WHERE build_id = ? AND name = ?", arguments: [buildID, name])
+                .map { ($0["path"], $0["size"], $0["sha256"]) }
+        }
+        guard let row else {
+            throw SchedulerError.notFound("build \(buildID) has no artifact \"\(name)\"; `kiln status \(buildID)` lists its artifacts")
+        }
+        let path = row.path
+        let size = UInt64(row.size)
+        var sha256 = row.sha256
+        if sha256.isEmpty {
+            sha256 = Data(try await AssemblyRunner.sha256(path))
+            let digest = sha256
+            try await db.commit { db in
+                try db.execute(sql: "UPDATE artifacts SET sha256 = ? WHERE build_id = ? AND name = ?",
+                               arguments: [digest, buildID, name])
+            }
+        }
+        let length = Int(min(UInt64(f.maxLength == 0 ? 1 << 20 : min(f.maxLength, 2 << 20)), size - min(f.offset, size)))
+        let offset = f.offset
+        let data = try await Task.detached { () throws -> [UInt8] in
+            guard let h = FileHandle(forReadingAtPath: path) else {
+                throw SchedulerError.notFound("artifact \(name) of build \(buildID) is gone from \(path)")
+            }
+            defer { try? h.close() }
+            try h.seek(toOffset: offset)
+            return [UInt8](try h.read(upToCount: length) ?? Data())
+        }.value
+        var r = Kiln_V1_FetchReply()
+        r.artifact = name
+        r.offset = offset
+        r.length = UInt32(data.count)
+        r.totalLength = size
+        r.sha256 = sha256
+        r.eof = offset + UInt64(data.count) >= size
+        return (r, data)
+    }
+}

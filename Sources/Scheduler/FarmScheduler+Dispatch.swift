@@ -1,0 +1,225 @@
+import Foundation
+import GRDB
+import Protocol
+import Stages
+
+extension FarmScheduler {
+    /// Coalesces dispatch requests: one pass runs for any number of triggers.
+    func scheduleDispatch() {
+        guard !dispatchPending else { return }
+        dispatchPending = true
+        Task { await self.dispatch() }
+    }
+
+    /// Assigns queued tree jobs to agents with a free slot for their
+    /// architecture: all assignments of one pass are committed in one
+    /// transaction, and only then are the `Assign`s sent.
+    func dispatch() async {
+        dispatchPending = false
+        var assigned: [(attempt: UInt64, job: FarmJob, agent: FarmAgent)] = []
+        for arch in queues.keys.sorted() {
+            var queue = queues[arch] ?? []
+            var taken = 0
+            defer { queues[arch] = Array(queue.dropFirst(taken)) }
+            while taken < queue.count {
+                let jobID = queue[taken]
+                guard let job = jobs[jobID], job.state == .queued else { taken += 1; continue }
+                if store.contains(job.pipelineID) {
+                    taken += 1
+                    treeStored(jobID, message: "\(job.pipelineName): tree \(job.pipelineID.prefix(12)) is stored")
+                    continue
+                }
+                if inFlight(job.pipelineID, except: jobID) {
+                    taken += 1
+                    parked[job.pipelineID, default: []].append(jobID)
+                    continue
+                }
+                guard let agentID = pickAgent(arch: arch, avoiding: job.triedAgents) else { break }
+                taken += 1
+                let attemptID = nextAttemptID
+                nextAttemptID += 1
+                agents[agentID]?.attempts.insert(attemptID)
+                attempts[attemptID] = FarmAttempt(id: attemptID, jobID: jobID, agentID: agentID,
+                                                  leaseUntilMS: now + Int64(config.leaseMS))
+                updateJob(jobID) {
+                    $0.state = .assigned
+                    $0.attempts += 1
+                    $0.attemptID = attemptID
+                    $0.agentID = agentID
+                    $0.triedAgents.insert(agentID)
+                }
+                assigned.append((attemptID, jobs[jobID]!, agents[agentID]!))
+            }
+        }
+        guard !assigned.isEmpty else { return }
+        let started = now
+        let rows = assigned.map { ($0.attempt, $0.job.id, $0.agent.id) }
+        do {
+            try await db.commit { db in
+                for (attempt, job, agent) in rows {
+                    try db.execute(sql: "INSERT INTO attempts (id, job_id, agent_id, state, started_ms) VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [Int64(attempt), job, agent, Kiln_V1_JobState.assigned.rawValue, started])
+                }
+            }
+        } catch {
+            logger.error("could not record assignments: \(error)")
+            for a in assigned { attemptFailed(a.attempt, AttemptFailure(reason: "scheduler database: \(error)", infrastructure: true)) }
+            return
+        }
+        for a in assigned where attempts[a.attempt] != nil {
+            guard let b = builds[a.job.buildID] else { continue }
+            var m = Kiln_V1_Assign()
+            m.attemptID = a.attempt
+            m.jobID = a.job.id
+            m.buildID = b.id
+            m.pipelineName = a.job.pipelineName
+            m.manifestJson = Data(b.manifestJSON)
+            m.export = a.job.pipelineName
+            m.arch = b.arch
+            m.pipelineID = a.job.pipelineID
+            m.maxChunkBytes = config.maxChunkBytes
+            outbox?.agent(a.agent.identity, WireMessage(.assign(m)))
+            let emulated = !a.agent.arches.contains(b.arch) ? " (emulated)" : ""
+            event(b.id, .assigned, job: a.job.id, attempt: a.attempt, agent: a.agent.id,
+                  message: "\(a.job.pipelineName): attempt \(a.attempt) on agent \(a.agent.id)\(emulated)")
+            startDownload(a.attempt, restart: false)
+        }
+    }
+
+    /// The agent with the most free slots that runs `arch`, natively if
+    /// possible, preferring agents this job has not failed on.
+    func pickAgent(arch: String, avoiding tried: Set<String>) -> String? {
+        var best: (id: String, score: Int)?
+        for (id, a) in agents where a.freeSlots > 0 && a.runs(arch) {
+            let score = a.freeSlots + (a.arches.contains(arch) ? 1000 : 0) + (tried.contains(id) ? 0 : 100_000)
+            if best == nil || score > best!.score || (score == best!.score && id < best!.id) { best = (id, score) }
+        }
+        return best?.id
+    }
+
+    func inFlight(_ pipelineID: String, except jobID: String) -> Bool {
+        attempts.values.contains { $0.jobID != jobID && jobs[$0.jobID]?.pipelineID == pipelineID }
+    }
+
+    /// Starts receiving the attempt's tree (not for agents that share the store).
+    func startDownload(_ attemptID: UInt64, restart: Bool) {
+        guard let a = attempts[attemptID], let job = jobs[a.jobID], let agent = agents[a.agentID],
+              !config.sharedStoreAgents.contains(a.agentID), let outbox else { return }
+        attempts[attemptID]?.download?.cancel()
+        let identity = agent.identity
+        let download: TreeDownload
+        do {
+            download = try TreeDownload(attemptID: attemptID, pipelineID: job.pipelineID, store: store,
+                                        window: config.streamWindow) { message in outbox.agent(identity, message) }
+        } catch {
+            attemptFailed(attemptID, AttemptFailure(reason: "cannot receive the tree: \(error)", infrastructure: true))
+            return
+        }
+        attempts[attemptID]?.download = download
+        Task {
+            await download.start(restart: restart)
+            do {
+                let stats = try await download.result()
+                await self.streamFinished(attemptID, download: download, stats: stats)
+            } catch {
+                self.streamFailed(attemptID, download: download, error: error)
+            }
+        }
+    }
+
+    func streamFinished(_ attemptID: UInt64, download: TreeDownload, stats: DownloadStats) async {
+        guard let a = attempts[attemptID], a.download === download, let job = jobs[a.jobID] else { return }
+        let mb = Double(stats.compressedBytes) / 1e6
+        let secs = max(stats.seconds, 0.001)
+        await attemptSucceeded(attemptID, message: String(
+            format: "%@: streamed %.1f MB from %@ in %.1f s (%.0f MB/s)%@", job.pipelineName, mb, a.agentID, secs,
+            mb / secs, stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""))
+    }
+
+    func streamFailed(_ attemptID: UInt64, download: TreeDownload, error: Error) {
+        guard let a = attempts[attemptID], a.download === download else { return }
+        attemptFailed(attemptID, AttemptFailure(reason: "tree stream failed: \(error)", infrastructure: true))
+    }
+
+    /// The attempt's tree is in the store.
+    func attemptSucceeded(_ attemptID: UInt64, message: String) async {
+        guard let a = endAttempt(attemptID, state: .succeeded, reason: "") else { return }
+        guard let job = jobs[a.jobID] else { return }
+        updateJob(job.id) { $0.state = .succeeded }
+        event(job.buildID, .streamed, job: job.id, attempt: attemptID, agent: a.agentID, message: message)
+        let pid = job.pipelineID
+        try? await db.commit { _ in }
+        for other in parked.removeValue(forKey: pid) ?? [] {
+            treeStored(other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)")
+        }
+        advance(job.buildID)
+        scheduleDispatch()
+    }
+
+    /// A job whose tree another job (or an earlier build) stored.
+    func treeStored(_ jobID: String, message: String) {
+        guard let job = jobs[jobID], !job.isDone else { return }
+        updateJob(jobID) { $0.state = .cached }
+        event(job.buildID, .cached, job: jobID, message: message)
+        advance(job.buildID)
+    }
+
+    /// Removes a live attempt: frees its agent's slot, stops its stream.
+    @discardableResult
+    func endAttempt(_ attemptID: UInt64, state: Kiln_V1_JobState, reason: String, infrastructure: Bool = false) -> FarmAttempt? {
+        guard let a = attempts.removeValue(forKey: attemptID) else { return nil }
+        a.download?.cancel()
+        agents[a.agentID]?.attempts.remove(attemptID)
+        let t = now
+        db.record { db in
+            try db.execute(sql: "UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ? WHERE id = ?",
+                           arguments: [state.rawValue, t, reason, infrastructure, Int64(attemptID)])
+        }
+        scheduleDispatch()
+        return a
+    }
+
+    /// Stops an attempt the scheduler no longer wants (build cancelled or failed).
+    func stopAttempt(_ attemptID: UInt64, reason: String) {
+        guard let a = endAttempt(attemptID, state: .cancelled, reason: reason) else { return }
+        if let agent = agents[a.agentID] {
+            var c = Kiln_V1_Cancel()
+            c.attemptID = attemptID
+            c.reason = reason
+            outbox?.agent(agent.identity, WireMessage(.cancel(c)))
+        }
+    }
+
+    /// An attempt failed: infrastructure failures are retried on another
+    /// agent up to `maxAttempts`; build failures are not retried.
+    func attemptFailed(_ attemptID: UInt64, _ failure: AttemptFailure) {
+        guard let a = endAttempt(attemptID, state: .failed, reason: failure.reason,
+                                 infrastructure: failure.infrastructure),
+              let job = jobs[a.jobID] else { return }
+        let line = "attempt \(attemptID) on agent \(a.agentID): \(failure.reason)"
+        updateJob(job.id) { $0.history.append(line) }
+        if failure.infrastructure && job.attempts < config.maxAttempts {
+            updateJob(job.id) { $0.state = .queued; $0.agentID = "" }
+            event(job.buildID, .requeued, job: job.id, attempt: attemptID, agent: a.agentID,
+                  message: "\(job.pipelineName): \(line); requeued (attempt \(job.attempts + 1) of at most \(config.maxAttempts))")
+            queues[builds[job.buildID]?.arch ?? "", default: []].insert(job.id, at: 0)
+            scheduleDispatch()
+            return
+        }
+        let history = jobs[job.id]?.history ?? [line]
+        let text = failure.infrastructure
+            ? "\(job.pipelineName) failed on all \(history.count) attempts:\n  " + history.joined(separator: "\n  ")
+            : "\(job.pipelineName): \(failure.reason)"
+            + (failure.logTail.isEmpty ? "" : "\n" + failure.logTail.joined(separator: "\n"))
+        updateJob(job.id) { $0.state = .failed; $0.failure = text }
+        event(job.buildID, .failed, job: job.id, attempt: attemptID, agent: a.agentID, message: text,
+              logLines: failure.logTail)
+        failParked(job.pipelineID, text)
+        advance(job.buildID)
+    }
+
+    /// Jobs waiting behind a failed identical job go back to the queue.
+    func failParked(_ pipelineID: String, _ text: String) {
+        for other in parked.removeValue(forKey: pipelineID) ?? [] { enqueue(other) }
+    }
+}

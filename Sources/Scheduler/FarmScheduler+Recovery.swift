@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import Manifest
+import Protocol
+
+extension FarmScheduler {
+    /// Restart (DESIGN.md §5): bumps the epoch, reloads unfinished builds,
+    /// gives running attempts a fresh lease so that reconnecting agents can
+    /// re-adopt them, requeues queued jobs and re-runs interrupted assemblies.
+    func recover() async throws {
+        struct Loaded: Sendable {
+            var epoch: UInt64
+            var maxAttempt: Int64
+            var builds: [FarmBuild]
+            var jobs: [FarmJob]
+            var agents: [FarmAgent]
+            var failed: [(String, String)]
+        }
+        let loaded = try await db.pool.write { db -> Loaded in
+            let epoch = (try UInt64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'epoch'") ?? 0) + 1
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", arguments: ["\(epoch)"])
+            let maxAttempt = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM attempts") ?? 0
+            let active = [Kiln_V1_BuildState.queued.rawValue, Kiln_V1_BuildState.running.rawValue]
+            var builds: [FarmBuild] = []
+            var jobs: [FarmJob] = []
+            var failed: [(String, String)] = []
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE state IN (?, ?) ORDER BY created_ms",
+                                        arguments: [active[0], active[1]]) {
+                let id: String = row["id"]
+                let json = [UInt8]((row["manifest"] as Data?) ?? Data())
+                guard let manifest = try? BuildManifest.decode(Data(json), file: "manifest") else {
+                    failed.append((id, "the stored manifest no longer decodes"))
+                    continue
+                }
+                let seq = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM events WHERE build_id = ?", arguments: [id]) ?? 0
+                builds.append(FarmBuild(id: id, label: row["label"], arch: row["arch"], manifestJSON: json, manifest: manifest,
+                                        exports: Self.list(row["exports"], separator: "\n"),
+                                        state: Kiln_V1_BuildState(rawValue: row["state"]) ?? .queued,
+                                        createdMS: row["created_ms"], jobIDs: [], nextSequence: UInt64(seq) + 1))
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [id]) {
+                    var job = FarmJob(id: r["id"], buildID: id, ordinal: r["ordinal"], pipelineName: r["pipeline_name"],
+                                      pipelineID: r["pipeline_id"], onAgent: r["on_agent"],
+                                      state: Kiln_V1_JobState(rawValue: r["state"]) ?? .queued)
+                    job.attempts = r["attempts"]
+                    job.attemptID = UInt64(r["attempt_id"] as Int64)
+                    job.agentID = r["agent_id"]
+                    job.failure = r["failure"]
+                    jobs.append(job)
+                }
+            }
+            let agents = try Row.fetchAll(db, sql: "SELECT * FROM agents").map { row in
+                let id: String = row["id"]
+                return FarmAgent(id: id, identity: Array(id.utf8), publicKey: row["public_key"],
+                                 arches: Self.list(row["arches"]), emulated: Self.list(row["emulated"]),
+                                 slots: row["slots"], freeDisk: UInt64(max(0, row["free_disk"] as Int64)),
+                                 version: row["version"], lastSeenMS: row["last_seen_ms"], online: false)
+            }
+            return Loaded(epoch: epoch, maxAttempt: maxAttempt, builds: builds, jobs: jobs, agents: agents, failed: failed)
+        }
+        epoch = loaded.epoch
+        nextAttemptID = UInt64(loaded.maxAttempt) + 1
+        for a in loaded.agents { agents[a.id] = a }
+        for b in loaded.builds { builds[b.id] = b }
+        let failedToLoad = loaded.failed
+        let lease = now + Int64(config.leaseMS)
+        var interrupted = 0
+        for job in loaded.jobs {
+            let buildID = job.buildID
+            guard builds[buildID] != nil else { continue }
+            builds[buildID]?.jobIDs.append(job.id)
+            jobs[job.id] = job
+            if job.onAgent {
+                switch job.state {
+                case .queued:
+                    enqueue(job.id)
+                case .assigned, .running, .streaming:
+                    // Waits for its agent to say Hello with it; requeued when the lease runs out.
+                    attempts[job.attemptID] = FarmAttempt(id: job.attemptID, jobID: job.id, agentID: job.agentID,
+                                                          leaseUntilMS: lease)
+                    agents[job.agentID]?.attempts.insert(job.attemptID)
+                    interrupted += 1
+                default:
+                    break
+                }
+            } else if job.state == .queued || job.state == .running {
+                updateJob(job.id) { $0.state = .waiting }  // assembly is re-run from the stored trees
+            }
+        }
+        for (id, reason) in failedToLoad {
+            try await db.commit { db in
+                try db.execute(sql: "UPDATE builds SET state = ?, failure = ? WHERE id = ?",
+                               arguments: [Kiln_V1_BuildState.failed.rawValue, reason, id])
+            }
+        }
+        if !builds.isEmpty {
+            logger.info("recovered \(builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
+                        metadata: ["scheduler.epoch": "\(epoch)"])
+        }
+        for id in builds.keys.sorted() {
+            event(id, .queued, message: "scheduler restarted (epoch \(epoch)): build resumed")
+            advance(id)
+        }
+    }
+
+    static func list(_ text: String?, separator: Character = ",") -> [String] {
+        (text ?? "").split(separator: separator).map(String.init)
+    }
+}

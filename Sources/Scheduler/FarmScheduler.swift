@@ -1,0 +1,270 @@
+import Foundation
+import GRDB
+import Logging
+import Manifest
+import Protocol
+import Stages
+
+/// The scheduler's brain: builds, jobs, attempts and agents. It owns no
+/// socket: inbound messages come in through `handleAgent`/`handleClient` and
+/// replies leave through the `Outbox` the server gives it. Every state change
+/// is committed to SQLite before anything is acknowledged to a peer.
+package actor FarmScheduler {
+    /// Sends a message to an agent (by routing identity) or a client.
+    package struct Outbox: Sendable {
+        package var agent: @Sendable ([UInt8], WireMessage) -> Void
+        package var client: @Sendable ([UInt8], WireMessage) -> Void
+        package init(agent: @escaping @Sendable ([UInt8], WireMessage) -> Void,
+                     client: @escaping @Sendable ([UInt8], WireMessage) -> Void) {
+            self.agent = agent
+            self.client = client
+        }
+    }
+
+    package static let version = "0.1.0"
+
+    let config: SchedulerConfiguration
+    let db: SchedulerDatabase
+    let store: TreeStore
+    let sources: SourceCache
+    let registry: StageRegistry
+    let logger: Logger
+    var outbox: Outbox?
+    package internal(set) var epoch: UInt64 = 0
+
+    var builds: [String: FarmBuild] = [:]
+    var jobs: [String: FarmJob] = [:]
+    var attempts: [UInt64: FarmAttempt] = [:]
+    var agents: [String: FarmAgent] = [:]
+    /// Tree jobs waiting for an agent, per architecture, oldest first.
+    var queues: [String: [String]] = [:]
+    /// Jobs parked behind an identical job (same pipeline ID) in flight.
+    var parked: [String: [String]] = [:]
+    var nextAttemptID: UInt64 = 1
+    var dispatchPending = false
+    var assembliesRunning = 0
+    var assemblyQueue: [String] = []
+    /// Counters for `kiln agents`/metrics and the fault tests.
+    package internal(set) var droppedMessages = 0
+
+    package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
+                 registry: StageRegistry = .standard, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+        for dir in [config.artifactsDirectory, config.logsDirectory] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        self.config = config
+        self.db = try SchedulerDatabase(path: config.databasePath)
+        self.store = store
+        self.sources = sources
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// Connects the outbox, recovers unfinished builds (DESIGN.md §5
+    /// restart) and starts the lease clock.
+    package func start(outbox: Outbox) async throws {
+        self.outbox = outbox
+        try await recover()
+        scheduleDispatch()
+    }
+
+    var now: Int64 { config.now() }
+
+    // MARK: - Submitting
+
+    /// Validates and commits a build; returns once it is durable.
+    package func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
+                        clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
+        guard Architecture(rawValue: arch) != nil else {
+            throw SchedulerError.badRequest("arch: \"\(arch)\" is not an architecture; use x86_64 or aarch64")
+        }
+        guard !exports.isEmpty else { throw SchedulerError.badRequest("exports: name at least one pipeline to export") }
+        let manifest: BuildManifest
+        let plan: BuildPlan
+        do {
+            manifest = try BuildManifest.decode(Data(manifestJSON), file: "manifest")
+            plan = try BuildPlan.make(manifest, exports: exports, registry: registry, store: store)
+        } catch {
+            throw SchedulerError.badRequest("\(error)")
+        }
+        let buildID = Self.newID()
+        let created = now
+        var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest,
+                              exports: exports, state: .queued, createdMS: created, jobIDs: [])
+        var newJobs: [FarmJob] = []
+        for (i, t) in plan.treeJobs.enumerated() {
+            newJobs.append(FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
+                                   pipelineID: t.pipelineID, onAgent: true, state: t.cached ? .cached : .queued))
+        }
+        let assemblyID = plan.treeJobs.isEmpty && !plan.needsAssembly ? nil : "\(buildID)-assemble"
+        if let assemblyID {
+            newJobs.append(FarmJob(id: assemblyID, buildID: buildID, ordinal: newJobs.count, pipelineName: exports.joined(separator: ","),
+                                   pipelineID: exports.compactMap { plan.ids.pipelines[$0] }.joined(separator: ","),
+                                   onAgent: false, state: .waiting))
+        }
+        build.jobIDs = newJobs.map(\.id)
+        builds[buildID] = build
+        for j in newJobs { jobs[j.id] = j }
+        let insertedJobs = newJobs
+        let b = build
+        try await db.commit { db in
+            try db.execute(sql: """
+                INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
+                                 b.state.rawValue, b.createdMS, clientKey])
+            for j in insertedJobs { try Self.insert(j, db) }
+        }
+        event(buildID, .queued, message: "queued \(label) (\(newJobs.filter(\.onAgent).count) tree jobs)")
+        for j in newJobs where j.onAgent {
+            if j.state == .cached {
+                event(buildID, .cached, job: j.id, message: "\(j.pipelineName): tree \(j.pipelineID.prefix(12)) is stored")
+            } else {
+                enqueue(j.id)
+            }
+        }
+        advance(buildID)
+        scheduleDispatch()
+        var reply = Kiln_V1_SubmitReply()
+        reply.buildID = buildID
+        reply.jobs = UInt32(newJobs.count)
+        reply.cachedJobs = UInt32(newJobs.filter { $0.state == .cached }.count)
+        return reply
+    }
+
+    static func insert(_ j: FarmJob, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.rawValue])
+    }
+
+    static func newID() -> String {
+        let t = UInt64(Date().timeIntervalSince1970)
+        return String(t, radix: 36) + "-" + UUID().uuidString.prefix(6).lowercased()
+    }
+
+    func enqueue(_ jobID: String) {
+        guard let j = jobs[jobID], let b = builds[j.buildID] else { return }
+        queues[b.arch, default: []].append(jobID)
+    }
+
+    // MARK: - Events
+
+    /// Records a build event (durably, in order, without waiting).
+    func event(_ buildID: String, _ kind: Kiln_V1_EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
+               message: String = "", logLines: [String] = []) {
+        guard var b = builds[buildID] else { return }
+        let seq = b.nextSequence
+        b.nextSequence += 1
+        builds[buildID] = b
+        let t = now
+        let lines = logLines.joined(separator: "\n")
+        db.record { db in
+            try db.execute(sql: """
+                INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, message, lines])
+        }
+        if kind != .log {
+            logger.info("\(message)", metadata: ["build.id": "\(buildID)", "job.id": "\(job)", "agent.id": "\(agent)"])
+        }
+    }
+
+    // MARK: - Build progress
+
+    /// Moves a build forward after one of its jobs changed: starts assembly
+    /// when every tree is stored, finishes the build when everything is done.
+    func advance(_ buildID: String) {
+        guard let b = builds[buildID], !b.isFinished else { return }
+        let js = b.jobIDs.compactMap { jobs[$0] }
+        if let failed = js.first(where: { $0.state == .failed }) {
+            finish(buildID, .failed, failure: failed.failure)
+            return
+        }
+        let trees = js.filter(\.onAgent)
+        guard trees.allSatisfy({ $0.state == .succeeded || $0.state == .cached }) else {
+            if b.state == .queued, js.contains(where: { $0.isActive }) { setBuildState(buildID, .running) }
+            return
+        }
+        guard let assembly = js.first(where: { !$0.onAgent }) else {
+            finish(buildID, .succeeded)
+            return
+        }
+        switch assembly.state {
+        case .waiting:
+            updateJob(assembly.id) { $0.state = .queued }
+            assemblyQueue.append(assembly.id)
+            if b.state == .queued { setBuildState(buildID, .running) }
+            startAssemblies()
+        case .succeeded:
+            finish(buildID, .succeeded)
+        default:
+            break
+        }
+    }
+
+    func setBuildState(_ buildID: String, _ state: Kiln_V1_BuildState) {
+        builds[buildID]?.state = state
+        db.record { db in
+            try db.execute(sql: "UPDATE builds SET state = ? WHERE id = ?", arguments: [state.rawValue, buildID])
+        }
+    }
+
+    func finish(_ buildID: String, _ state: Kiln_V1_BuildState, failure: String = "") {
+        guard var b = builds[buildID], !b.isFinished else { return }
+        b.state = state
+        b.failure = failure
+        b.finishedMS = now
+        builds[buildID] = b
+        for id in b.jobIDs {
+            guard let j = jobs[id], !j.isDone else { continue }
+            if j.isActive { stopAttempt(j.attemptID, reason: "build \(state == .cancelled ? "cancelled" : "failed")") }
+            updateJob(id) { $0.state = .cancelled }
+        }
+        let finished = b.finishedMS
+        db.record { db in
+            try db.execute(sql: "UPDATE builds SET state = ?, finished_ms = ?, failure = ? WHERE id = ?",
+                           arguments: [state.rawValue, finished, failure, buildID])
+        }
+        let kind: Kiln_V1_EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
+        let secs = Double(finished - b.createdMS) / 1000
+        event(buildID, kind, message: state == .succeeded ? String(format: "build succeeded in %.1f s", secs)
+              : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
+        // Finished builds leave memory; SQLite answers status and logs.
+        for id in b.jobIDs { jobs[id] = nil }
+        builds[buildID] = nil
+        for arch in queues.keys { queues[arch]?.removeAll { b.jobIDs.contains($0) } }
+        for pid in parked.keys { parked[pid]?.removeAll { b.jobIDs.contains($0) } }
+    }
+
+    /// Changes a job in memory and records the change.
+    func updateJob(_ id: String, _ change: (inout FarmJob) -> Void) {
+        guard var j = jobs[id] else { return }
+        change(&j)
+        jobs[id] = j
+        let s = j
+        db.record { db in
+            try db.execute(sql: """
+                UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
+                stage_type = ?, failure = ? WHERE id = ?
+                """, arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
+                                 s.stageType, s.failure, s.id])
+        }
+    }
+}
+
+/// Why the scheduler refused a request.
+package enum SchedulerError: Error, CustomStringConvertible {
+    /// The request is invalid; the message names the field and the fix.
+    case badRequest(String)
+    /// No such build or artifact.
+    case notFound(String)
+
+    package var description: String {
+        switch self {
+        case .badRequest(let m), .notFound(let m): m
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Manifest
+import Protocol
+
+/// In-memory picture of what the scheduler is doing; SQLite holds the same
+/// facts durably (`SchedulerDatabase`), and `FarmScheduler.recover` rebuilds
+/// this from it after a restart.
+struct FarmBuild: Sendable {
+    var id: String
+    var label: String
+    var arch: String
+    var manifestJSON: [UInt8]
+    var manifest: BuildManifest
+    var exports: [String]
+    var state: Kiln_V1_BuildState
+    var createdMS: Int64
+    var finishedMS: Int64 = 0
+    var failure = ""
+    var jobIDs: [String]
+    var nextSequence: UInt64 = 1
+    var assembling = false
+
+    var isFinished: Bool { [.succeeded, .failed, .cancelled].contains(state) }
+}
+
+struct FarmJob: Sendable {
+    var id: String
+    var buildID: String
+    var ordinal: Int
+    var pipelineName: String
+    var pipelineID: String
+    var onAgent: Bool
+    var state: Kiln_V1_JobState
+    var attempts = 0
+    var attemptID: UInt64 = 0
+    var agentID = ""
+    var stageIndex: UInt32 = 0
+    var stageCount: UInt32 = 0
+    var stageType = ""
+    var failure = ""
+    /// One line per failed attempt, for the final failure message.
+    var history: [String] = []
+    var triedAgents: Set<String> = []
+
+    var isActive: Bool { [.assigned, .running, .streaming].contains(state) }
+    var isDone: Bool { [.succeeded, .cached, .failed, .cancelled].contains(state) }
+}
+
+struct FarmAttempt: Sendable {
+    var id: UInt64
+    var jobID: String
+    var agentID: String
+    var leaseUntilMS: Int64
+    var download: TreeDownload?
+}
+
+struct FarmAgent: Sendable {
+    var id: String
+    var identity: [UInt8]
+    var publicKey: String
+    var arches: [String]
+    var emulated: [String]
+    var slots: Int
+    var freeDisk: UInt64
+    var version: String
+    var lastSeenMS: Int64
+    var online: Bool
+    /// Attempts it runs (or streams) now.
+    var attempts: Set<UInt64> = []
+
+    var freeSlots: Int { online ? max(0, slots - attempts.count) : 0 }
+    func runs(_ arch: String) -> Bool { arches.contains(arch) || emulated.contains(arch) }
+}
+
+/// Why an attempt ended without a tree.
+struct AttemptFailure {
+    var reason: String
+    var infrastructure: Bool
+    var logTail: [String] = []
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// Tunables of a scheduler; defaults suit a small farm.
+package struct SchedulerConfiguration: Sendable {
+    /// Directory of `scheduler.sqlite`, `artifacts/` and `logs/`.
+    package var stateDirectory: String
+    /// Agents send something at least this often.
+    package var heartbeatMS: UInt32 = 2_000
+    /// An attempt without traffic from its agent for this long is lost.
+    package var leaseMS: UInt32 = 30_000
+    /// An agent silent for this long is offline and its attempts are requeued.
+    package var agentTimeoutMS: UInt32 = 8_000
+    /// Attempts per job for infrastructure failures (agent lost, stream broken).
+    package var maxAttempts: Int = 3
+    /// Stream credit granted ahead of what is verified on disk.
+    package var streamWindow: UInt64 = 8 << 20
+    package var maxChunkBytes: UInt32 = 1 << 20
+    /// Assemblies run at once on the scheduler.
+    package var assemblyConcurrency: Int = 2
+    /// Agents that run inside this process on the scheduler's own tree store
+    /// (embedded mode): their trees need no streaming.
+    package var sharedStoreAgents: Set<String> = []
+    /// Unix milliseconds; injected so tests can move time.
+    package var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    package init(stateDirectory: String) {
+        self.stateDirectory = stateDirectory
+    }
+
+    package var databasePath: String { stateDirectory + "/scheduler.sqlite" }
+    package var artifactsDirectory: String { stateDirectory + "/artifacts" }
+    package var logsDirectory: String { stateDirectory + "/logs" }
+}

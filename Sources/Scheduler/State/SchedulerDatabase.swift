@@ -1,0 +1,117 @@
+import Foundation
+import GRDB
+import Synchronization
+
+/// The scheduler's durable state: one SQLite file in WAL mode with
+/// `synchronous=FULL`, opened once for the daemon's life. Every state change
+/// goes through `commit`, which applies changes in the order they were
+/// submitted and groups those that arrive together into one transaction (one
+/// fsync for a burst of assignments). A caller awaits its change before it
+/// acknowledges anything to a peer: nothing is acknowledged before it is
+/// committed.
+package final class SchedulerDatabase: Sendable {
+    package let pool: DatabasePool
+    private let queue = Mutex<(pending: [Pending], draining: Bool)>(([], false))
+
+    private typealias Pending = (change: @Sendable (Database) throws -> Void, done: CheckedContinuation<Void, Error>?)
+
+    package init(path: String) throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        config.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Applies `change` in submission order; returns once it is durable.
+    package func commit(_ change: @escaping @Sendable (Database) throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+            enqueue(change, done)
+        }
+    }
+
+    /// Applies `change` in submission order without waiting for it (for
+    /// records nobody is told about, such as log lines and heartbeats).
+    package func record(_ change: @escaping @Sendable (Database) throws -> Void) {
+        enqueue(change, nil)
+    }
+
+    private func enqueue(_ change: @escaping @Sendable (Database) throws -> Void, _ done: CheckedContinuation<Void, Error>?) {
+        let start = queue.withLock { q -> Bool in
+            q.pending.append((change, done))
+            if q.draining { return false }
+            q.draining = true
+            return true
+        }
+        if start { Task.detached { await self.drain() } }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = queue.withLock { q -> [Pending] in
+                let b = q.pending
+                q.pending.removeAll()
+                if b.isEmpty { q.draining = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            let result: Result<Void, Error>
+            do {
+                try await pool.write { db in
+                    for item in batch { try item.change(db) }
+                }
+                result = .success(())
+            } catch {
+                result = .failure(error)
+            }
+            for item in batch { item.done?.resume(with: result) }
+        }
+    }
+
+    /// Reads a consistent snapshot.
+    package func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE builds (
+                    id TEXT PRIMARY KEY, label TEXT NOT NULL, arch TEXT NOT NULL, manifest BLOB NOT NULL,
+                    exports TEXT NOT NULL, state INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+                    finished_ms INTEGER NOT NULL DEFAULT 0, failure TEXT NOT NULL DEFAULT '',
+                    client_key TEXT NOT NULL DEFAULT '');
+                CREATE INDEX builds_created ON builds(created_ms);
+                CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY, build_id TEXT NOT NULL REFERENCES builds(id), ordinal INTEGER NOT NULL,
+                    pipeline_name TEXT NOT NULL, pipeline_id TEXT NOT NULL, on_agent INTEGER NOT NULL,
+                    state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, attempt_id INTEGER NOT NULL DEFAULT 0,
+                    agent_id TEXT NOT NULL DEFAULT '', stage_index INTEGER NOT NULL DEFAULT 0,
+                    stage_count INTEGER NOT NULL DEFAULT 0, stage_type TEXT NOT NULL DEFAULT '',
+                    failure TEXT NOT NULL DEFAULT '');
+                CREATE INDEX jobs_build ON jobs(build_id);
+                CREATE TABLE attempts (
+                    id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, agent_id TEXT NOT NULL, state INTEGER NOT NULL,
+                    started_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL DEFAULT 0,
+                    reason TEXT NOT NULL DEFAULT '', infrastructure INTEGER NOT NULL DEFAULT 0);
+                CREATE INDEX attempts_job ON attempts(job_id);
+                CREATE TABLE agents (
+                    id TEXT PRIMARY KEY, public_key TEXT NOT NULL, arches TEXT NOT NULL, emulated TEXT NOT NULL,
+                    slots INTEGER NOT NULL, free_disk INTEGER NOT NULL, version TEXT NOT NULL,
+                    last_seen_ms INTEGER NOT NULL);
+                CREATE TABLE artifacts (
+                    build_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+                    sha256 BLOB NOT NULL, PRIMARY KEY (build_id, name));
+                CREATE TABLE events (
+                    build_id TEXT NOT NULL, sequence INTEGER NOT NULL, unix_ms INTEGER NOT NULL, kind INTEGER NOT NULL,
+                    job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL, agent_id TEXT NOT NULL, message TEXT NOT NULL,
+                    log_lines TEXT NOT NULL, PRIMARY KEY (build_id, sequence));
+                """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,223 @@
+import ArgumentParser
+import Foundation
+import Images
+import Protocol
+import SwiftProtobuf
+
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Submit a blueprint to a scheduler; prints the build ID (or waits with --wait).")
+
+    @OptionGroup var image: ImageOptions
+    @OptionGroup var client: ClientOptions
+
+    @Flag(help: "Wait for the build to finish and exit with its outcome.")
+    var wait = false
+
+    @Option(name: .shortAndLong, help: "With --wait: where to write the image.")
+    var output: String?
+
+    @Flag(name: .shortAndLong, help: "Show log lines while waiting.")
+    var verbose = false
+
+    func run() async throws {
+        try await CLI.main {
+            if output != nil && !wait { throw CLIError.badInput("-o/--output needs --wait (or use `kiln fetch BUILD -o PATH`)") }
+            let request = try image.request()
+            let manifest = try await ManifestGenerator(resolver: image.resolver()).manifest(for: request)
+            let (_, c) = try await client.connect()
+            defer { Task { await c.close() } }
+            let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
+            let r = try await c.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
+                                       exports: [request.imageType.exportPipeline], arch: request.architecture.rawValue,
+                                       label: label)
+            CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
+            guard wait else {
+                print(r.buildID)
+                return
+            }
+            let status = try await c.wait(r.buildID, printer: BuildEventPrinter(verbose: verbose))
+            guard status.state == .succeeded else {
+                throw BuildOutcomeError(buildID: r.buildID, state: status.state, failure: status.failure)
+            }
+            if let output {
+                for p in try await c.fetchAll(status, to: output) { CLI.say("wrote \(p)") }
+            }
+            print(r.buildID)
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show recent builds, or one build in detail.")
+
+    @Argument(help: "A build ID; without it, the most recent builds.")
+    var build: String?
+
+    @OptionGroup var client: ClientOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        try await CLI.main {
+            let (_, c) = try await client.connect()
+            defer { Task { await c.close() } }
+            let builds = try await c.status(build ?? "")
+            if json { return try Listing.printJSON(builds) }
+            if build == nil {
+                Listing.table(["BUILD", "STATE", "ARCH", "CREATED", "LABEL"], builds.map {
+                    [$0.buildID, Listing.name($0.state), $0.arch, Listing.time($0.createdUnixMs), $0.label]
+                })
+                return
+            }
+            for b in builds {
+                print("build \(b.buildID): \(Listing.name(b.state))  \(b.label)")
+                print("created \(Listing.time(b.createdUnixMs))" + (b.finishedUnixMs > 0 ? ", finished \(Listing.time(b.finishedUnixMs))" : ""))
+                Listing.table(["JOB", "PIPELINE", "WHERE", "STATE", "ATTEMPTS", "AGENT", "STAGE"], b.jobs.map { j in
+                    [j.jobID, j.pipelineName, j.onAgent ? "agent" : "scheduler", Listing.name(j.state), "\(j.attempts)", j.agentID,
+                     j.stageCount > 0 ? "\(j.stageIndex + 1)/\(j.stageCount) \(j.stageType)" : ""]
+                })
+                if !b.artifacts.isEmpty { print("artifacts: \(b.artifacts.joined(separator: ", "))") }
+                if !b.failure.isEmpty { print("failure: \(b.failure)") }
+            }
+        }
+    }
+}
+
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show a build's events and stage log lines.")
+
+    @Argument(help: "The build ID.")
+    var build: String
+
+    @Flag(name: .shortAndLong, help: "Follow until the build finishes.")
+    var follow = false
+
+    @OptionGroup var client: ClientOptions
+
+    @Flag(help: "Print one JSON object per event.")
+    var json = false
+
+    func run() async throws {
+        try await CLI.main {
+            let (_, c) = try await client.connect()
+            defer { Task { await c.close() } }
+            try await c.logs(build, follow: follow) { e in
+                if json {
+                    print((try? e.jsonString()) ?? "{}")
+                    return
+                }
+                let agent = e.agentID.isEmpty ? "" : " [\(e.agentID)]"
+                if !e.message.isEmpty { print("\(Listing.time(e.unixMs)) \(Listing.name(e.kind))\(agent) \(e.message)") }
+                for l in e.logLines { print("    \(l)") }
+            }
+        }
+    }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a build.")
+
+    @Argument(help: "The build ID.")
+    var build: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await CLI.main {
+            let (_, c) = try await client.connect()
+            defer { Task { await c.close() } }
+            let state = try await c.cancel(build)
+            print("\(build): \(Listing.name(state))")
+        }
+    }
+}
+
+struct FetchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fetch", abstract: "Download a finished build's image(s).")
+
+    @Argument(help: "The build ID.")
+    var build: String
+
+    @Option(name: .shortAndLong, help: "Output file (one artifact) or directory (several).")
+    var output: String
+
+    @Option(help: "Only this artifact (names as `kiln status BUILD` lists them).")
+    var artifact: String?
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await CLI.main {
+            let (_, c) = try await client.connect()
+            defer { Task { await c.close() } }
+            guard let status = try await c.status(build).first else { throw CLIError.badInput("no build \(build)") }
+            guard status.state == .succeeded else {
+                throw CLIError.badInput("build \(build) is \(Listing.name(status.state)); only a succeeded build has images to fetch")
+            }
+            for p in try await c.fetchAll(status, to: output, only: artifact) { CLI.say("wrote \(p)") }
+        }
+    }
+}
+
+struct AgentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List the scheduler's agents.")
+
+    @OptionGroup var client: ClientOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        try await CLI.main {
+            let (_, c) = try await client.connect()
+            defer { Task { await c.close() } }
+            let agents = try await c.agents()
+            if json { return try Listing.printJSON(agents) }
+            Listing.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"], agents.map { a in
+                let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
+                return [a.agentID, arches.joined(separator: ", "), Listing.name(a.state), "\(a.slotsInUse)/\(a.slots)",
+                        a.jobs.map { "\($0.jobID) \($0.pipelineName)" }.joined(separator: "; "),
+                        Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9)]
+            })
+        }
+    }
+}
+
+/// Table and JSON output for the listing commands.
+enum Listing {
+    static func table(_ header: [String], _ rows: [[String]]) {
+        let all = [header] + rows
+        let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
+        for r in all {
+            print(r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  "))
+        }
+    }
+
+    static func printJSON<M: SwiftProtobuf.Message>(_ items: [M]) throws {
+        let parts = try items.map { try $0.jsonString() }
+        print("[" + parts.joined(separator: ",\n") + "]")
+    }
+
+    /// `BUILD_STATE_SUCCEEDED` → `succeeded`.
+    static func name<E: RawRepresentable>(_ value: E) -> String {
+        let s = "\(value)"
+        return s.hasPrefix("UNRECOGNIZED") ? "unknown" : s
+    }
+
+    static func time(_ unixMS: Int64) -> String {
+        guard unixMS > 0 else { return "-" }
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return f.string(from: Date(timeIntervalSince1970: Double(unixMS) / 1000))
+    }
+
+    static func age(_ unixMS: Int64) -> String {
+        guard unixMS > 0 else { return "never" }
+        let s = max(0, Date().timeIntervalSince1970 - Double(unixMS) / 1000)
+        return s < 120 ? String(format: "%.0f s ago", s) : String(format: "%.0f min ago", s / 60)
+    }
+}

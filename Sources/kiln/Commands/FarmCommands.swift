@@ -1,0 +1,150 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Logging
+import Manifest
+import Protocol
+import Scheduler
+import Stages
+
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Run the scheduler daemon: agents connect to the endpoint's port, clients to the next one.")
+
+    @Option(help: "Endpoint to listen on, tcp://HOST:PORT (agents on PORT, clients on PORT+1).")
+    var bind: String
+
+    @Option(help: "State directory (scheduler.sqlite, artifacts, logs).")
+    var state: String = "/var/lib/kiln/scheduler"
+
+    @Option(help: "The scheduler's CURVE secret key file (NAME.key from `kiln keys new`).")
+    var key: String
+
+    @Option(help: "Directory of allow-listed public keys (*.pub) of agents and clients.")
+    var allow: String
+
+    @OptionGroup var stores: StoreOptions
+
+    @Option(help: "Seconds without word from an agent before its attempt is requeued.")
+    var lease: Double = 30
+
+    @Option(help: "Attempts per job for infrastructure failures.")
+    var maxAttempts: Int = 3
+
+    func run() async throws {
+        try await CLI.main {
+            let logger = Logging.logger(verbose: true)
+            let keys = try CurveKeyPair.load(secretKeyFile: key)
+            let allowed = try CurveKeyPair.loadAllowList(directory: allow)
+            if allowed.isEmpty { logger.warning("no *.pub keys in \(allow): no agent or client can connect yet") }
+            var config = SchedulerConfiguration(stateDirectory: state)
+            config.leaseMS = UInt32(lease * 1000)
+            config.agentTimeoutMS = min(config.agentTimeoutMS, config.leaseMS)
+            config.maxAttempts = maxAttempts
+            let executor = try stores.executor()
+            let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
+            let endpoints = SchedulerServer.Endpoints(
+                agents: try SchedulerEndpoint.agents(bind), clients: try SchedulerEndpoint.clients(bind),
+                security: .init(keys: keys, allowedKeys: allowed))
+            let server = try await SchedulerServer.start(scheduler: scheduler, endpoints: endpoints, context: try ZMQContext(),
+                                                         logger: logger)
+            CLI.say("kiln scheduler: agents on \(server.agentEndpoint), clients on \(server.clientEndpoint), "
+                    + "\(allowed.count) allowed key(s), public key \(keys.publicKey)")
+            await CLI.untilCancelled()
+            CLI.say("kiln scheduler: stopping")
+            await server.stop()
+        }
+    }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run a build agent for one or more architectures.")
+
+    @Option(help: "Scheduler endpoint, tcp://HOST:PORT.")
+    var scheduler: String
+
+    @Option(help: "Architecture to build for (repeatable); a foreign one needs qemu-user binfmt.")
+    var arch: [String]
+
+    @Option(help: "State directory (agent id, spooled streams, logs).")
+    var state: String = "/var/lib/kiln/agent"
+
+    @Option(help: "This agent's CURVE secret key file.")
+    var key: String
+
+    @Option(help: "The scheduler's public key file.")
+    var schedulerKey: String
+
+    @Option(help: "Jobs to run at once.")
+    var slots: Int = 1
+
+    @Option(help: "Agent name (default: kept in the state directory, made from the host name).")
+    var name: String?
+
+    @OptionGroup var stores: StoreOptions
+
+    func run() async throws {
+        try await CLI.main {
+            let logger = Logging.logger(verbose: true)
+            var archs: [Architecture] = []
+            for a in arch {
+                guard let x = Architecture(name: a) else { throw CLIError.badInput("--arch \(a): use x86_64 or aarch64") }
+                archs.append(x)
+            }
+            guard !archs.isEmpty else { throw CLIError.badInput("--arch: name at least one architecture") }
+            guard slots >= 1 else { throw CLIError.badInput("--slots \(slots): must be at least 1") }
+            let (native, emulated) = try HostArchitectures.split(archs)
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            let id = try name ?? Self.agentID(state: state)
+            var config = AgentConfiguration(agentID: id, schedulerEndpoint: try SchedulerEndpoint.agents(scheduler),
+                                            arches: native, emulatedArches: emulated, stateDirectory: state)
+            config.keys = try CurveKeyPair.load(secretKeyFile: key)
+            config.schedulerPublicKey = try CurveKeyPair.loadPublicKey(schedulerKey)
+            config.slots = slots
+            let executor = try stores.executor()
+            let agent = try BuildAgent(config: config, context: try ZMQContext(), store: executor.store,
+                                       sources: executor.sources, logger: logger)
+            CLI.say("kiln agent \(id): \((native + emulated.map { "\($0) (emulated)" }).joined(separator: ", ")), "
+                    + "\(slots) slot(s), scheduler \(scheduler)")
+            await agent.run()
+        }
+    }
+
+    /// The agent's stable name, kept in STATE/agent-id.
+    static func agentID(state: String) throws -> String {
+        let file = "\(state)/agent-id"
+        if let s = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !s.isEmpty {
+            return s
+        }
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
+        let id = "\(host)-\(UUID().uuidString.prefix(4).lowercased())"
+        try id.write(toFile: file, atomically: true, encoding: .utf8)
+        return id
+    }
+}
+
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Manage CURVE keys.",
+        subcommands: [NewKey.self])
+
+    struct NewKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "new",
+            abstract: "Make NAME.key (secret, mode 0600) and NAME.pub; never overwrites.")
+
+        @Argument(help: "Path prefix of the key files.")
+        var name: String
+
+        func run() async throws {
+            try await CLI.main {
+                let (secret, pub) = try CurveKeyPair.generate().write(prefix: name)
+                CLI.say("wrote \(secret) (secret) and \(pub) (public: give it to the scheduler's --allow directory, or to clients as --scheduler-key)")
+            }
+        }
+    }
+}

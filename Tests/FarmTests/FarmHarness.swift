@@ -1,0 +1,209 @@
+import Foundation
+import Protocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A farm of real processes for one test: `kiln scheduler` and `kiln agent`s
+/// on tcp://127.0.0.1 with CURVE keys, each with its own stores under a
+/// fresh directory, and an in-process client (real CURVE over TCP).
+final class FarmHarness: @unchecked Sendable {
+    static let kiln: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        return "\(root)/.build/debug/kiln"
+    }()
+
+    let dir: String
+    let port: Int
+    var endpoint: String { "tcp://127.0.0.1:\(port)" }
+    private(set) var scheduler: Process?
+    private(set) var agents: [String: Process] = [:]
+    let context: ZMQContext
+
+    init() throws {
+        dir = "/var/tmp/kiln-farmtests-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: "\(dir)/allow", withIntermediateDirectories: true)
+        port = try Self.freePortPair()
+        context = try ZMQContext()
+        for name in ["scheduler", "client", "agent-a", "agent-b", "rogue"] {
+            _ = try CurveKeyPair.generate().write(prefix: "\(dir)/\(name)")
+        }
+        for name in ["client", "agent-a", "agent-b"] {
+            try FileManager.default.copyItem(atPath: "\(dir)/\(name).pub", toPath: "\(dir)/allow/\(name).pub")
+        }
+    }
+
+    func cleanUp() {
+        scheduler.map { kill($0.processIdentifier, SIGKILL) }
+        for p in agents.values { kill(p.processIdentifier, SIGKILL) }
+        scheduler?.waitUntilExit()
+        for p in agents.values { p.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func startScheduler(lease: Double = 4) throws {
+        scheduler = try spawn("scheduler", [
+            "scheduler", "--bind", endpoint, "--state", "\(dir)/scheduler", "--key", "\(dir)/scheduler.key",
+            "--allow", "\(dir)/allow", "--store", "\(dir)/scheduler/store", "--logs", "\(dir)/scheduler/logs",
+            "--lease", "\(lease)", "--max-attempts", "3",
+        ], env: [:])
+    }
+
+    /// Starts agent `name` (its key is `name.key`; `keyName` picks another key).
+    func startAgent(_ name: String, keyName: String? = nil, env: [String: String] = [:]) throws {
+        agents[name] = try spawn(name, [
+            "agent", "--scheduler", endpoint, "--arch", "x86_64", "--name", name, "--state", "\(dir)/\(name)",
+            "--key", "\(dir)/\(keyName ?? name).key", "--scheduler-key", "\(dir)/scheduler.pub",
+            "--store", "\(dir)/\(name)/store", "--logs", "\(dir)/\(name)/logs",
+        ], env: env)
+    }
+
+    func killScheduler() {
+        guard let p = scheduler else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        scheduler = nil
+    }
+
+    func killAgent(_ name: String) {
+        guard let p = agents.removeValue(forKey: name) else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(dir)/\(name).out", encoding: .utf8)) ?? ""
+    }
+
+    private func spawn(_ name: String, _ args: [String], env: [String: String]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.kiln)
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        FileManager.default.createFile(atPath: "\(dir)/\(name).out", contents: nil)
+        let out = FileHandle(forWritingAtPath: "\(dir)/\(name).out")!
+        out.seekToEndOfFile()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        return p
+    }
+
+    /// A client with the allow-listed key (or another key / scheduler key).
+    func client(keyName: String = "client", schedulerKeyName: String = "scheduler") async throws -> SchedulerClient {
+        try await SchedulerClient.connect(
+            context: context, endpoint: try SchedulerEndpoint.clients(endpoint),
+            keys: try CurveKeyPair.load(secretKeyFile: "\(dir)/\(keyName).key"),
+            schedulerPublicKey: try CurveKeyPair.loadPublicKey("\(dir)/\(schedulerKeyName).pub"))
+    }
+
+    /// Polls until `condition` holds or `timeout` passes.
+    func eventually(_ timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
+    /// Waits for the build to finish; returns its status (nil on timeout).
+    func finished(_ c: SchedulerClient, _ build: String, timeout: Duration = .seconds(120)) async throws -> Kiln_V1_BuildStatus? {
+        var last: Kiln_V1_BuildStatus?
+        _ = try await eventually(timeout) {
+            last = try? await c.status(build).first
+            return [.succeeded, .failed, .cancelled].contains(last?.state ?? .unspecified)
+        }
+        return [.succeeded, .failed, .cancelled].contains(last?.state ?? .unspecified) ? last : nil
+    }
+
+    func events(_ c: SchedulerClient, _ build: String) async throws -> [Kiln_V1_BuildEvent] {
+        var all: [Kiln_V1_BuildEvent] = []
+        try await c.logs(build, follow: false) { all.append($0) }
+        return all
+    }
+
+    /// A two-pipeline manifest: a small tree built on an agent, archived with
+    /// org.osbuild.tar on the scheduler.
+    static func manifest(hostname: String, extraStages: [[String: Any]] = [], sources: [String: Any] = [:]) -> [UInt8] {
+        let tree: [[String: Any]] = extraStages + [
+            ["type": "org.osbuild.hostname", "options": ["hostname": hostname]],
+            ["type": "org.osbuild.locale", "options": ["language": "C.UTF-8"]],
+        ]
+        let m: [String: Any] = [
+            "version": "2",
+            "pipelines": [
+                ["name": "tree", "stages": tree],
+                ["name": "archive", "stages": [[
+                    "type": "org.osbuild.tar", "options": ["filename": "tree.tar"],
+                    "inputs": ["tree": ["type": "org.osbuild.tree", "origin": "org.osbuild.pipeline", "references": ["name:tree"]]],
+                ]]],
+            ],
+            "sources": sources,
+        ]
+        return [UInt8](try! JSONSerialization.data(withJSONObject: m))
+    }
+
+    static func freePortPair() throws -> Int {
+        for _ in 0..<50 {
+            let p = Int.random(in: 20_000..<60_000)
+            if canBind(p) && canBind(p + 1) { return p }
+        }
+        throw CocoaError(.featureUnsupported)
+    }
+
+    static func canBind(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// A hand-driven agent connection (allow-listed key) for sending what a real
+/// agent would not.
+struct FakeAgent {
+    let socket: ZMQSocketThread
+
+    static func connect(_ farm: FarmHarness, name: String, arches: [String]) async throws -> FakeAgent {
+        var config = ZMQSocketConfiguration(.dealer, .connect(try SchedulerEndpoint.agents(farm.endpoint)),
+                                            curve: .client(keys: try CurveKeyPair.load(secretKeyFile: "\(farm.dir)/\(name).key"),
+                                                           serverPublicKey: try CurveKeyPair.loadPublicKey("\(farm.dir)/scheduler.pub")))
+        config.routingID = Array(name.utf8)
+        let socket = try await ZMQSocketThread.start(context: farm.context, configuration: config)
+        let agent = FakeAgent(socket: socket)
+        var hello = Kiln_V1_Hello()
+        hello.agentID = name
+        hello.arches = arches
+        hello.slots = 1
+        try await agent.send(.hello(hello))
+        return agent
+    }
+
+    func send(_ body: Kiln_V1_Envelope.OneOf_Body) async throws {
+        try await socket.send(try Framing.encode(WireMessage(body)))
+    }
+
+    /// The attempt id of the next Cancel (nil if none within 10 s).
+    func nextCancel() async -> UInt64? {
+        let reader = Task { () -> UInt64? in
+            for await m in socket.inbound {
+                if let (_, msg) = try? Framing.decode(m.frames, routed: false), case .cancel(let c) = msg.envelope.body {
+                    return c.attemptID
+                }
+            }
+            return nil
+        }
+        let timer = Task { try? await Task.sleep(for: .seconds(10)); reader.cancel() }
+        defer { timer.cancel() }
+        return await reader.value
+    }
+
+    func close() async { await socket.close() }
+}

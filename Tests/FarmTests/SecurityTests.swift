@@ -1,0 +1,95 @@
+import Foundation
+import Protocol
+import Testing
+
+/// Who may talk to a scheduler, and what a hostile peer cannot do to it.
+@Suite(.serialized)
+struct SecurityTests {
+    @Test("an agent whose key is not allow-listed is refused and the refusal is logged with its key")
+    func unknownAgentRefused() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try farm.startScheduler()
+        try farm.startAgent("agent-x", keyName: "rogue")
+        let rogue = try CurveKeyPair.loadPublicKey("\(farm.dir)/rogue.pub")
+        #expect(try await farm.eventually(.seconds(20)) { farm.log("scheduler").contains(rogue) })
+        #expect(farm.log("scheduler").contains("refused"))
+        let c = try await farm.client()
+        #expect(try await c.agents().isEmpty)
+        await c.close()
+    }
+
+    @Test("a client without an allow-listed key, or with the wrong scheduler key, cannot submit")
+    func clientsNeedTheRightKeys() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try farm.startScheduler()
+        let good = try await farm.client()
+        #expect(try await good.status().isEmpty)
+        for (key, server) in [("rogue", "scheduler"), ("client", "rogue")] {
+            let c = try await farm.client(keyName: key, schedulerKeyName: server)
+            await #expect(throws: ClientError.self) {
+                _ = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "nope"), exports: ["archive"],
+                                       arch: "x86_64", label: "should not land")
+            }
+            await c.close()
+        }
+        #expect(try await good.status().isEmpty, "nothing was submitted")
+        await good.close()
+    }
+
+    @Test("garbage, truncated, oversized and stale messages from an agent: the scheduler keeps serving")
+    func hostilePeer() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try farm.startScheduler()
+        // An allow-listed peer that speaks nonsense on the agent socket.
+        var config = ZMQSocketConfiguration(.dealer, .connect(try SchedulerEndpoint.agents(farm.endpoint)),
+                                            curve: .client(keys: try CurveKeyPair.load(secretKeyFile: "\(farm.dir)/agent-b.key"),
+                                                           serverPublicKey: try CurveKeyPair.loadPublicKey("\(farm.dir)/scheduler.pub")))
+        config.routingID = Array("agent-b".utf8)
+        config.maxMessageSize = 64 << 20
+        let peer = try await ZMQSocketThread.start(context: farm.context, configuration: config)
+        var rng = SystemRandomNumberGenerator()
+        try await peer.send([(0..<64).map { _ in UInt8.random(in: 0...255, using: &rng) }])
+        try await peer.send([Array("KILN1".utf8), [0x0a, 0xff, 0xff]])                       // truncated envelope
+        try await peer.send([Array("KILN9".utf8), [0x08, 0x01]])                             // wrong signature
+        try await peer.send([Array("KILN1".utf8), [UInt8](repeating: 7, count: 20 << 20)])   // oversized frame
+        // A stale result: fenced off (answered with Cancel), nothing else happens.
+        var stale = Kiln_V1_JobFailed()
+        stale.attemptID = 999
+        stale.reason = "late"
+        var hello = Kiln_V1_Hello()
+        hello.agentID = "agent-b"
+        hello.arches = ["aarch64"]  // never picked for the x86_64 build below
+        hello.slots = 1
+        let peer2 = try await ZMQSocketThread.start(context: farm.context, configuration: {
+            var c = config
+            c.routingID = Array("agent-b2".utf8)
+            return c
+        }())
+        hello.agentID = "agent-b2"
+        try await peer2.send(try Framing.encode(WireMessage(.hello(hello))))
+        try await peer2.send(try Framing.encode(WireMessage(.jobFailed(stale))))
+        var sawCancel = false
+        for await m in peer2.inbound {
+            if let (_, msg) = try? Framing.decode(m.frames, routed: false), case .cancel(let cancel) = msg.envelope.body {
+                #expect(cancel.attemptID == 999)
+                sawCancel = true
+                break
+            }
+        }
+        #expect(sawCancel)
+        // Still serving: a real agent builds a real build.
+        try farm.startAgent("agent-a")
+        let c = try await farm.client()
+        let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-hostile"), exports: ["archive"],
+                                       arch: "x86_64", label: "after garbage").buildID
+        let status = try #require(try await farm.finished(c, build))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        #expect(farm.scheduler?.isRunning == true)
+        await peer.close()
+        await peer2.close()
+        await c.close()
+    }
+}
