@@ -58,6 +58,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),

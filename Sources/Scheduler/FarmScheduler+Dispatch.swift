@@ -17,16 +17,16 @@ extension FarmScheduler {
     func dispatch() async {
         dispatchPending = false
         var assigned: [(attempt: UInt64, job: FarmJob, agent: FarmAgent)] = []
+        var stored: [String] = []
         for arch in queues.keys.sorted() {
-            var queue = queues[arch] ?? []
+            let queue = queues[arch] ?? []
             var taken = 0
-            defer { queues[arch] = Array(queue.dropFirst(taken)) }
             while taken < queue.count {
                 let jobID = queue[taken]
                 guard let job = jobs[jobID], job.state == .queued else { taken += 1; continue }
                 if store.contains(job.pipelineID) {
                     taken += 1
-                    treeStored(jobID, message: "\(job.pipelineName): tree \(job.pipelineID.prefix(12)) is stored")
+                    stored.append(jobID)
                     continue
                 }
                 if inFlight(job.pipelineID, except: jobID) {
@@ -50,6 +50,11 @@ extension FarmScheduler {
                 }
                 assigned.append((attemptID, jobs[jobID]!, agents[agentID]!))
             }
+            // Nothing above touches the queues, so the taken prefix is exactly what was handled.
+            queues[arch]?.removeFirst(taken)
+        }
+        for jobID in stored {
+            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
         }
         guard !assigned.isEmpty else { return }
         let started = now

@@ -233,10 +233,9 @@ package actor FarmScheduler {
         event(buildID, kind, message: state == .succeeded ? String(format: "build succeeded in %.1f s", secs)
               : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
         // Finished builds leave memory; SQLite answers status and logs.
+        // Queue entries of the build are skipped (and dropped) by the next dispatch.
         for id in b.jobIDs { jobs[id] = nil }
         builds[buildID] = nil
-        for arch in queues.keys { queues[arch]?.removeAll { b.jobIDs.contains($0) } }
-        for pid in parked.keys { parked[pid]?.removeAll { b.jobIDs.contains($0) } }
     }
 
     /// Changes a job in memory and records the change.

@@ -8,5 +8,6 @@ struct Kiln: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
                       SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, FetchCommand.self,
-                      AgentsCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self])
+                      AgentsCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
+                      DispatchSimCommand.self])
 }
