@@ -40,6 +40,7 @@ let package = Package(
         .target(name: "Protocol", dependencies: [
             "CZeroMQ", "Manifest",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Scheduler", dependencies: ["Protocol", "Stages", "Images"]),
         .target(name: "Agent", dependencies: ["Protocol", "Stages"]),
@@ -49,12 +50,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),
+        // Fixtures shared by test targets (trees made and compared with Python).
+        .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest", "KilnTestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: [
             "Protocol", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "FarmTests", dependencies: [
+            "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",
         ]),
     ]
 )

@@ -1,0 +1,1 @@
+// Multi-process and farm tests (tree streaming: TreeStreamTests.swift).
