@@ -8,9 +8,6 @@ import Foundation
 /// bytes through caller-supplied functions, so a tree can be sent while it
 /// is still being archived and extracted while it is still arriving.
 package enum TreeArchive {
-    /// The stream format's name on the wire (`StreamEnd.format`).
-    package static let format = "tar+zstd"
-
     /// zstd settings. The default, level 3 with one worker thread, was the
     /// fastest end to end on a two-core machine that also runs the receiver
     /// (docs/benchmarks.md, "Tree streaming"): the worker compresses while
