@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: [
-            "Protocol", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto"),
+            "Protocol", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "FarmTests", dependencies: [
             "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",

@@ -27,9 +27,9 @@ import Testing
     static func digest(_ bytes: some DataProtocol) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
 
     /// Everything `sender` may send now.
-    static func drain(_ sender: StreamSender) throws -> [WireMessage] {
+    static func drain(_ sender: StreamSender, _ spool: SpoolFile) throws -> [WireMessage] {
         var out: [WireMessage] = []
-        while let step = sender.next() { out.append(try sender.message(for: step)) }
+        while let step = sender.next() { out.append(try sender.message(for: step, from: spool)) }
         return out
     }
 
@@ -44,12 +44,13 @@ import Testing
 
     @Test func senderNeverPassesTheCredit() throws {
         let bytes = Self.random(5 * Self.mib + 1234)
-        let sender = StreamSender(attemptID: 7, spool: try Self.spool(bytes), maxChunkBytes: Self.mib)
+        let spool = try Self.spool(bytes)
+        let sender = StreamSender(attemptID: 7, maxChunkBytes: Self.mib)
         sender.finished(length: UInt64(bytes.count), sha256: Self.digest(bytes))
         #expect(sender.next() == nil, "no credit, nothing to send")
 
         sender.grant(UInt64(2 * Self.mib + Self.mib / 2))
-        let first = try Self.drain(sender)
+        let first = try Self.drain(sender, spool)
         let expected: [Range<UInt64>] = [0..<(1 << 20), (1 << 20)..<(2 << 20), (2 << 20)..<(5 << 19)]
         #expect(Self.chunkRanges(first) == expected)
 
@@ -57,7 +58,7 @@ import Testing
         #expect(sender.next() == nil)
 
         sender.grant(100 << 20)
-        let rest = try Self.drain(sender)
+        let rest = try Self.drain(sender, spool)
         #expect(Self.chunkRanges(rest).last?.upperBound == UInt64(bytes.count))
         guard case .streamEnd(let end) = rest.last?.envelope.body else { Issue.record("no StreamEnd"); return }
         #expect(end.totalLength == UInt64(bytes.count) && Array(end.sha256) == Self.digest(bytes) && end.format == "tar+zstd")
@@ -72,14 +73,15 @@ import Testing
 
     @Test func senderSendsWhileTheSpoolGrows() throws {
         let bytes = Self.random(3 * Self.mib + 100)
-        let sender = StreamSender(attemptID: 1, spool: try Self.spool(bytes), maxChunkBytes: Self.mib)
+        let spool = try Self.spool(bytes)
+        let sender = StreamSender(attemptID: 1, maxChunkBytes: Self.mib)
         sender.grant(1 << 30)
         sender.produced(UInt64(Self.mib + Self.mib / 2))
-        #expect(Self.chunkRanges(try Self.drain(sender)) == [0..<(1 << 20)], "only full chunks while the writer works")
+        #expect(Self.chunkRanges(try Self.drain(sender, spool)) == [0..<(1 << 20)], "only full chunks while the writer works")
         sender.produced(UInt64(3 * Self.mib))
-        #expect(Self.chunkRanges(try Self.drain(sender)).count == 2)
+        #expect(Self.chunkRanges(try Self.drain(sender, spool)).count == 2)
         sender.finished(length: UInt64(bytes.count), sha256: Self.digest(bytes))
-        let tail = try Self.drain(sender)
+        let tail = try Self.drain(sender, spool)
         let last: [Range<UInt64>] = [(3 << 20)..<((3 << 20) + 100)]
         #expect(Self.chunkRanges(tail) == last)
         #expect(tail.count == 2, "the short last chunk, then StreamEnd")
@@ -87,16 +89,17 @@ import Testing
 
     @Test func senderHonoursResends() throws {
         let bytes = Self.random(3 * Self.mib)
-        let sender = StreamSender(attemptID: 1, spool: try Self.spool(bytes), maxChunkBytes: Self.mib)
+        let spool = try Self.spool(bytes)
+        let sender = StreamSender(attemptID: 1, maxChunkBytes: Self.mib)
         sender.finished(length: UInt64(bytes.count), sha256: Self.digest(bytes))
         sender.grant(3 << 20)
-        #expect(try Self.drain(sender).count == 4)
+        #expect(try Self.drain(sender, spool).count == 4)
 
         sender.resend(offset: 1 << 20, length: 100)
-        #expect(Self.chunkRanges(try Self.drain(sender)) == [(1 << 20)..<(1 << 20) + 100], "a range: just that, no StreamEnd")
+        #expect(Self.chunkRanges(try Self.drain(sender, spool)) == [(1 << 20)..<(1 << 20) + 100], "a range: just that, no StreamEnd")
 
         sender.resend(offset: UInt64(bytes.count), length: 0)
-        let endOnly = try Self.drain(sender)
+        let endOnly = try Self.drain(sender, spool)
         #expect(endOnly.count == 1 && endOnly.first?.envelope.streamEnd.totalLength == UInt64(bytes.count))
 
         sender.resend(offset: .max - 5, length: .max)  // nonsense from a peer: ignored, no crash
@@ -106,19 +109,20 @@ import Testing
         #expect(sender.next() == nil)
         sender.grant(2 << 20)
         let again: [Range<UInt64>] = [0..<(1 << 20), (1 << 20)..<(2 << 20)]
-        #expect(Self.chunkRanges(try Self.drain(sender)) == again)
+        #expect(Self.chunkRanges(try Self.drain(sender, spool)) == again)
         sender.grant(3 << 20)
-        #expect(try Self.drain(sender).count == 2, "last chunk and StreamEnd again")
+        #expect(try Self.drain(sender, spool).count == 2, "last chunk and StreamEnd again")
     }
 
     // MARK: - Receiver
 
     /// The chunks and end of `bytes` as a sender would send them.
     static func stream(_ bytes: [UInt8], chunk: Int = mib, attempt: UInt64 = 9) throws -> (chunks: [WireMessage], end: WireMessage) {
-        let sender = StreamSender(attemptID: attempt, spool: try spool(bytes), maxChunkBytes: chunk)
+        let file = try spool(bytes)
+        let sender = StreamSender(attemptID: attempt, maxChunkBytes: chunk)
         sender.finished(length: UInt64(bytes.count), sha256: digest(bytes))
         sender.grant(.max)
-        let all = try drain(sender)
+        let all = try drain(sender, file)
         return (Array(all.dropLast()), all.last!)
     }
 
@@ -253,7 +257,8 @@ import Testing
     func senderAndReceiverConvergeOverAnUnreliableLink(seed: UInt64) throws {
         var generator = Seeded(seed)
         let bytes = Self.random(6 * Self.mib + Int(seed) * 1000, seed: seed)
-        let sender = StreamSender(attemptID: 3, spool: try Self.spool(bytes), maxChunkBytes: 256 << 10)
+        let spool = try Self.spool(bytes)
+        let sender = StreamSender(attemptID: 3, maxChunkBytes: 256 << 10)
         let receiver = StreamReceiver(attemptID: 3, spool: try Self.spool([], create: true), window: 1 << 20, maxChunkBytes: 256 << 10)
         var toReceiver: [WireMessage] = [], toSender = receiver.start(restart: seed == 3)
         var produced = 0
@@ -277,7 +282,7 @@ import Testing
             }
             toSender = []
             while let step = sender.next() {
-                var message = try sender.message(for: step)
+                var message = try sender.message(for: step, from: spool)
                 if case .chunk(let offset, let length) = step {
                     #expect(offset + UInt64(length) <= receiver.creditGranted, "credit never exceeded")
                     let dice = Int.random(in: 0..<100, using: &generator)

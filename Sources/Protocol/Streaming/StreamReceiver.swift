@@ -147,6 +147,8 @@ package final class StreamReceiver: @unchecked Sendable {
         }
         guard chunk.sha256 == Data(SHA256.hash(data: data)) else {
             count { $0.corrupt += 1; $0.resends += 1 }
+            // Chunks after it, already on the way, need not ask for this gap again.
+            if chunk.offset <= prefix { requestedGap = prefix }
             return [.resend(attemptID: attemptID, offset: chunk.offset, length: UInt64(data.count),
                             reason: "sha256 of the chunk at \(chunk.offset) does not match")]
         }

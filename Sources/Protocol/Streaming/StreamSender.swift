@@ -3,7 +3,7 @@ import Crypto
 /// The agent's side of one tree stream, without sockets: given the credit
 /// the scheduler granted, the ranges it asked for again and how much of the
 /// spool file the archive writer has produced so far, it decides what to
-/// send next and builds that message from the spool.
+/// send next and builds that message from the spool file.
 ///
 /// Not thread safe; the owner serialises calls (`TreeUpload` holds it in a
 /// mutex). `next()` only decides and records; `message(for:)` reads and
@@ -32,7 +32,6 @@ package final class StreamSender {
 
     package let attemptID: UInt64
     package let maxChunkBytes: Int
-    private let spool: SpoolFile
 
     package private(set) var credit: UInt64 = 0
     package private(set) var produced: UInt64 = 0
@@ -46,9 +45,10 @@ package final class StreamSender {
     /// Chunks handed out so far (including re-sent ones).
     package private(set) var chunksSent = 0
 
-    package init(attemptID: UInt64, spool: SpoolFile, maxChunkBytes: Int) {
+    /// The spool comes with each `message(for:from:)`, so that credit and
+    /// resend requests can be taken before the spool file exists.
+    package init(attemptID: UInt64, maxChunkBytes: Int) {
         self.attemptID = attemptID
-        self.spool = spool
         self.maxChunkBytes = max(1, maxChunkBytes)
     }
 
@@ -112,8 +112,13 @@ package final class StreamSender {
         return nil
     }
 
-    /// The message for `step`, with the chunk's bytes read from the spool.
-    package func message(for step: Step) throws(StreamError) -> WireMessage {
+    /// The message for `step`, with the chunk's bytes read from `spool`.
+    package func message(for step: Step, from spool: SpoolFile) throws(StreamError) -> WireMessage {
+        try Self.message(attemptID: attemptID, for: step, from: spool)
+    }
+
+    /// The same, without the sender (it reads no state), for use off the owner's lock.
+    package static func message(attemptID: UInt64, for step: Step, from spool: SpoolFile) throws(StreamError) -> WireMessage {
         switch step {
         case .chunk(let offset, let length):
             let data = try spool.read(length, at: offset)

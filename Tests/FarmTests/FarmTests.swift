@@ -1,1 +1,0 @@
-// Multi-process and farm tests (tree streaming: TreeStreamTests.swift).
