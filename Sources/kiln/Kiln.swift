@@ -6,5 +6,6 @@ struct Kiln: AsyncParsableCommand {
         commandName: "kiln",
         abstract: "Build bootable Debian images from blueprints, reproducibly.",
         version: "0.1.0",
-        subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self])
+        subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
+                      InternalCommand.self])
 }
