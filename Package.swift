@@ -61,13 +61,17 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest"]),
+        // Fixtures shared by test targets (trees made and compared with Python).
+        .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest", "KilnTestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "FarmTests", dependencies: ["Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images"]),
         .testTarget(name: "ProtocolTests", dependencies: [
-            "Protocol", "CZeroMQ", .product(name: "Crypto", package: "swift-crypto"),
+            "Protocol", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "FarmTests", dependencies: [
+            "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",
         ]),
     ]
 )

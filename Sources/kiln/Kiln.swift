@@ -9,5 +9,5 @@ struct Kiln: AsyncParsableCommand {
         subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
                       SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, FetchCommand.self,
                       AgentsCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
-                      DispatchSimCommand.self])
+                      InternalCommand.self])
 }

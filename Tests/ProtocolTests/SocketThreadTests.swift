@@ -1,6 +1,7 @@
 import CZeroMQ
 import Crypto
 import Foundation
+import KilnTestSupport
 import Protocol
 import Testing
 

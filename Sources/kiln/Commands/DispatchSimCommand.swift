@@ -4,7 +4,7 @@ import Foundation
 import Protocol
 import Synchronization
 
-/// `kiln dispatch-sim` (hidden; used by ops/bench/dispatch): many simulated
+/// `kiln internal dispatch-sim` (used by ops/bench/dispatch): many simulated
 /// agents on real CURVE connections and a client that submits no-op builds,
 /// measuring the scheduler's dispatch throughput and latency. A simulated
 /// agent answers each Assign with the stream of an empty tree (one chunk),
@@ -12,7 +12,7 @@ import Synchronization
 /// chunk, verify, extract, store, Ack.
 struct DispatchSimCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dispatch-sim", abstract: "Benchmark helper: simulated agents and no-op jobs.", shouldDisplay: false)
+        commandName: "dispatch-sim", abstract: "Benchmark helper: simulated agents and no-op jobs.")
 
     @Option var scheduler: String
     @Option(help: "Directory with scheduler.pub, client.key and sim-N.key (made by --make-keys).") var keys: String

@@ -1,0 +1,80 @@
+import CArchive
+import Foundation
+
+/// A directory tree as a stream of bytes: a pax tar (numeric owners, modes,
+/// nanosecond mtimes, hard links, symlinks, device nodes, fifos, xattrs,
+/// ACLs, sparse files) compressed with zstd, entries in byte order of their
+/// names. Both directions run libarchive on a thread of their own and move
+/// bytes through caller-supplied functions, so a tree can be sent while it
+/// is still being archived and extracted while it is still arriving.
+package enum TreeArchive {
+    /// zstd settings. The default, level 3 with one worker thread, was the
+    /// fastest end to end on a two-core machine that also runs the receiver
+    /// (docs/benchmarks.md, "Tree streaming"): the worker compresses while
+    /// the archiving thread reads files, and level 3 is zstd's own default
+    /// (≈3× on a Debian tree at several hundred MB/s).
+    package struct Compression: Sendable, Equatable {
+        /// zstd level, 1 (fastest) … 19.
+        package var level: Int
+        /// zstd worker threads; 0 compresses on the archiving thread itself.
+        package var threads: Int
+
+        package init(level: Int = 3, threads: Int = 1) {
+            self.level = level
+            self.threads = threads
+        }
+
+        package static let `default` = Compression()
+    }
+
+    package struct WriteStats: Sendable, Equatable {
+        /// Entries written (directories, files, links, special files).
+        package var entries = 0
+        /// Bytes of file contents in the tree (sparse files at their full size).
+        package var treeBytes: UInt64 = 0
+        /// Bytes of the compressed archive handed to the sink.
+        package var archiveBytes: UInt64 = 0
+        /// Sockets, which tar cannot hold, left out.
+        package var skippedSockets = 0
+    }
+
+    package struct ExtractStats: Sendable, Equatable {
+        package var entries = 0
+        /// Bytes of file contents written (sparse files at their full size).
+        package var treeBytes: UInt64 = 0
+    }
+
+    /// Archives `tree` (read only), handing the compressed bytes to `sink` as
+    /// they are produced, in order. A throwing sink stops the archive
+    /// (`TreeArchiveError.output`). Runs on a thread of its own.
+    package static func write(
+        tree: String, compression: Compression = .default,
+        sink: @escaping @Sendable (UnsafeRawBufferPointer) throws -> Void
+    ) async throws -> WriteStats {
+        try await DedicatedThread.run(name: "kiln-archive-write") {
+            try TreeArchiveWriter.write(tree: tree, compression: compression, sink: sink)
+        }
+    }
+
+    /// Extracts a tar+zstd stream into the existing directory `target`,
+    /// pulling bytes through `read` (called on the extraction thread; it may
+    /// block, returns how many bytes it put into the buffer, 0 at the end, or
+    /// throws). Owners, modes, times, xattrs, ACLs and holes are restored; an
+    /// entry that would land outside `target` fails the extraction
+    /// (`TreeArchiveError.escapes`) before anything is written for it.
+    package static func extract(
+        into target: String, read: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Int
+    ) async throws -> ExtractStats {
+        try await DedicatedThread.run(name: "kiln-archive-extract") {
+            // The thread gets a working directory of its own (extraction paths
+            // are relative to it), so it must be this fresh thread.
+            try TreeArchiveExtractor.extract(into: target, read: read)
+        }
+    }
+
+    /// libarchive's message for the last failure on `archive`.
+    static func message(_ archive: OpaquePointer?) -> String {
+        guard let archive, let text = archive_error_string(archive) else { return "unknown libarchive error" }
+        return String(cString: text)
+    }
+}

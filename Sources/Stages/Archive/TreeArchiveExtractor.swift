@@ -1,0 +1,134 @@
+import CArchive
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a tar+zstd stream from a pull function and recreates its entries
+/// under a target directory with libarchive's disk writer. Blocking, and it
+/// changes the calling thread's working directory: only ever called on the
+/// fresh thread `TreeArchive.extract` starts.
+enum TreeArchiveExtractor {
+    /// Where libarchive's input comes from; the C read callback reaches it
+    /// through the client-data pointer.
+    private final class Input {
+        let read: (UnsafeMutableRawBufferPointer) throws -> Int
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        var failure: (any Error)?
+        init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) { self.read = read }
+        deinit { buffer.deallocate() }
+    }
+
+    /// Owners, modes, times, xattrs, ACLs and holes come back; nothing may be
+    /// written outside the target: no `..`, no absolute paths, no path through
+    /// a symlink (also for hard-link targets).
+    static let flags: Int32 = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME
+        | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SPARSE
+        | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
+
+    static func extract(
+        into target: String, read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws(TreeArchiveError) -> TreeArchive.ExtractStats {
+        // libarchive resolves entry paths against the working directory: give
+        // this thread a directory of its own and enter the target.
+        guard kiln_unshare_fs() == 0 else {
+            throw .badTarget(path: target, reason: "unshare(CLONE_FS): \(String(cString: strerror(errno)))")
+        }
+        guard chdir(target) == 0 else {
+            throw .badTarget(path: target, reason: String(cString: strerror(errno)))
+        }
+        guard let reader = archive_read_new() else { throw .malformed(reason: "archive_read_new: out of memory") }
+        defer { archive_read_free(reader) }
+        guard let disk = archive_write_disk_new() else { throw .badTarget(path: target, reason: "archive_write_disk_new: out of memory") }
+        defer { archive_write_free(disk) }
+        archive_read_support_filter_zstd(reader)
+        archive_read_support_format_tar(reader)
+        archive_write_disk_set_options(disk, flags)  // no name lookups: numeric owners
+
+        let input = Input(read: read)
+        func inputFailure(_ fallback: @autoclosure () -> TreeArchiveError) -> TreeArchiveError {
+            guard let failure = input.failure else { return fallback() }
+            return failure as? TreeArchiveError ?? .input(reason: "\(failure)")
+        }
+        let opened = archive_read_open(reader, Unmanaged.passUnretained(input).toOpaque(), nil, { _, client, out in
+            let input = Unmanaged<Input>.fromOpaque(client!).takeUnretainedValue()
+            do {
+                let count = try input.read(input.buffer)
+                out?.pointee = UnsafeRawPointer(input.buffer.baseAddress)
+                return max(0, min(count, input.buffer.count))
+            } catch {
+                input.failure = error
+                return -1
+            }
+        }, nil)
+        guard opened == ARCHIVE_OK else { throw inputFailure(.malformed(reason: TreeArchive.message(reader))) }
+
+        var stats = TreeArchive.ExtractStats()
+        var rootTime: timespec?
+        while true {
+            var entry: OpaquePointer?
+            let rc = archive_read_next_header(reader, &entry)
+            if rc == ARCHIVE_EOF { break }
+            guard rc >= ARCHIVE_WARN, let entry else { throw inputFailure(.malformed(reason: TreeArchive.message(reader))) }
+            let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            try refuseEscape(name, entry: name)
+            if isRoot(name) && archive_entry_mtime_is_set(entry) != 0 {
+                rootTime = timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: archive_entry_mtime_nsec(entry))
+            }
+            if let link = archive_entry_hardlink(entry) { try refuseEscape(String(cString: link), entry: name) }
+            guard archive_write_header(disk, entry) == ARCHIVE_OK else {
+                let reason = TreeArchive.message(disk)
+                throw reason.localizedCaseInsensitiveContains("symlink") || reason.contains("'..'")
+                    || reason.localizedCaseInsensitiveContains("absolute")
+                    ? .escapes(entry: name, reason: reason) : .extractFailed(entry: name, reason: reason)
+            }
+            stats.entries += 1
+            if archive_entry_size_is_set(entry) != 0 && archive_entry_size(entry) > 0 {
+                while true {
+                    var block: UnsafeRawPointer?
+                    var size = 0
+                    var offset: Int64 = 0
+                    let r = archive_read_data_block(reader, &block, &size, &offset)
+                    if r == ARCHIVE_EOF { break }
+                    guard r >= ARCHIVE_WARN else { throw inputFailure(.malformed(reason: TreeArchive.message(reader))) }
+                    guard archive_write_data_block(disk, block, size, offset) >= ARCHIVE_OK else {
+                        throw .extractFailed(entry: name, reason: TreeArchive.message(disk))
+                    }
+                }
+                if archive_entry_filetype(entry) == KILN_AE_IFREG { stats.treeBytes += UInt64(archive_entry_size(entry)) }
+            }
+            guard archive_write_finish_entry(disk) == ARCHIVE_OK else {
+                throw .extractFailed(entry: name, reason: TreeArchive.message(disk))
+            }
+        }
+        // Directory modes and times are set last, when nothing more goes into them.
+        guard archive_write_close(disk) == ARCHIVE_OK else {
+            throw .extractFailed(entry: "(directory attributes)", reason: TreeArchive.message(disk))
+        }
+        // libarchive restores the target's own mode and owner from the "."
+        // entry but leaves its mtime to the writes that went into it.
+        if let mtime = rootTime {
+            let times = [mtime, mtime]
+            guard utimensat(AT_FDCWD, ".", times, 0) == 0 else {
+                throw .extractFailed(entry: ".", reason: "utimensat: \(String(cString: strerror(errno)))")
+            }
+        }
+        return stats
+    }
+
+    /// Whether an entry names the target itself (".", "./", ".//.").
+    private static func isRoot(_ path: String) -> Bool {
+        path.split(separator: "/").allSatisfy { $0 == "." }
+    }
+
+    /// Absolute paths and `..` components are refused before libarchive sees
+    /// them (libarchive refuses them too; this names the cause plainly).
+    private static func refuseEscape(_ path: String, entry: String) throws(TreeArchiveError) {
+        if path.hasPrefix("/") {
+            throw .escapes(entry: entry, reason: "\"\(path)\" is an absolute path")
+        }
+        if path.split(separator: "/", omittingEmptySubsequences: true).contains("..") {
+            throw .escapes(entry: entry, reason: "\"\(path)\" contains a \"..\" component")
+        }
+    }
+}
