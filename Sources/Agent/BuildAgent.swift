@@ -61,7 +61,10 @@ package actor BuildAgent {
             try? await Task.sleep(for: delay * jitter)
             delay = min(delay * 2, config.backoffMax)
         }
-        for (_, job) in jobs { job.task.cancel() }
+        // Stop running jobs and wait for them to release their mounts and work directories.
+        let running = jobs.values.map(\.task)
+        for t in running { t.cancel() }
+        for t in running { await t.value }
         if let socket { await socket.close() }
     }
 

@@ -46,14 +46,9 @@ struct BuildCommand: AsyncParsableCommand {
 
     @OptionGroup var stores: StoreOptions
 
-    @Option(help: "Build on this scheduler (tcp://HOST:PORT) instead of in this process; needs --key and --scheduler-key.")
-    var scheduler: String?
-
-    @Option(help: "With --scheduler: this client's secret key file (env KILN_KEY).")
-    var key: String?
-
-    @Option(help: "With --scheduler: the scheduler's public key file (env KILN_SCHEDULER_KEY).")
-    var schedulerKey: String?
+    /// With `--scheduler` the build runs on that farm; without it (the
+    /// environment variable is not enough) on an embedded one.
+    @OptionGroup var client: ClientOptions
 
     func run() async throws {
         try await CLI.main {
@@ -64,18 +59,19 @@ struct BuildCommand: AsyncParsableCommand {
             let manifest = try await LocalBuild(executor: executor, resolver: image.resolver()).manifest(for: request)
             let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
             var farm: EmbeddedFarm?
-            let client: SchedulerClient
-            if let scheduler {
-                client = try await ClientOptions.connect(endpoint: scheduler, key: key, schedulerKey: schedulerKey).1
+            let remote: SchedulerClient
+            var context: ZMQContext?
+            if client.scheduler != nil {
+                (context, remote) = try await client.connect()
             } else {
                 farm = try await EmbeddedFarm.start(executor: executor, logger: executor.logger)
-                client = farm!.client
+                remote = farm!.client
             }
             do {
-                let submitted = try await client.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
+                let submitted = try await remote.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
                                                         exports: [request.imageType.exportPipeline],
                                                         arch: request.architecture.rawValue, label: label)
-                let status = try await client.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
+                let status = try await remote.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
                 guard status.state == .succeeded else {
                     throw BuildOutcomeError(buildID: submitted.buildID, state: status.state, failure: status.failure)
                 }
@@ -84,7 +80,7 @@ struct BuildCommand: AsyncParsableCommand {
                     try await Export.copyFile("\(farm.stateDirectory)/scheduler/artifacts/\(status.buildID)/\(request.imageType.outputFile)",
                                               to: output)
                 } else {
-                    _ = try await client.fetchAll(status, to: output)
+                    _ = try await remote.fetchAll(status, to: output)
                 }
                 let jobs = status.jobs.filter(\.onAgent)
                 let cached = jobs.filter { $0.state == .cached }.count
@@ -95,6 +91,7 @@ struct BuildCommand: AsyncParsableCommand {
                 throw error
             }
             await farm?.stop()
+            withExtendedLifetime(context) {}
             await stores.prune(executor)
         }
     }

@@ -26,25 +26,25 @@ struct SubmitCommand: AsyncParsableCommand {
             if output != nil && !wait { throw CLIError.badInput("-o/--output needs --wait (or use `kiln fetch BUILD -o PATH`)") }
             let request = try image.request()
             let manifest = try await ManifestGenerator(resolver: image.resolver()).manifest(for: request)
-            let (_, c) = try await client.connect()
-            defer { Task { await c.close() } }
-            let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
-            let r = try await c.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
-                                       exports: [request.imageType.exportPipeline], arch: request.architecture.rawValue,
-                                       label: label)
-            CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
-            guard wait else {
+            try await client.with { c in
+                let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
+                let r = try await c.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
+                                           exports: [request.imageType.exportPipeline], arch: request.architecture.rawValue,
+                                           label: label)
+                CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
+                guard wait else {
+                    print(r.buildID)
+                    return
+                }
+                let status = try await c.wait(r.buildID, printer: BuildEventPrinter(verbose: verbose))
+                guard status.state == .succeeded else {
+                    throw BuildOutcomeError(buildID: r.buildID, state: status.state, failure: status.failure)
+                }
+                if let output {
+                    for p in try await c.fetchAll(status, to: output) { CLI.say("wrote \(p)") }
+                }
                 print(r.buildID)
-                return
             }
-            let status = try await c.wait(r.buildID, printer: BuildEventPrinter(verbose: verbose))
-            guard status.state == .succeeded else {
-                throw BuildOutcomeError(buildID: r.buildID, state: status.state, failure: status.failure)
-            }
-            if let output {
-                for p in try await c.fetchAll(status, to: output) { CLI.say("wrote \(p)") }
-            }
-            print(r.buildID)
         }
     }
 }
@@ -62,25 +62,25 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await CLI.main {
-            let (_, c) = try await client.connect()
-            defer { Task { await c.close() } }
-            let builds = try await c.status(build ?? "")
-            if json { return try Listing.printJSON(builds) }
-            if build == nil {
-                Listing.table(["BUILD", "STATE", "ARCH", "CREATED", "LABEL"], builds.map {
-                    [$0.buildID, Listing.name($0.state), $0.arch, Listing.time($0.createdUnixMs), $0.label]
-                })
-                return
-            }
-            for b in builds {
-                print("build \(b.buildID): \(Listing.name(b.state))  \(b.label)")
-                print("created \(Listing.time(b.createdUnixMs))" + (b.finishedUnixMs > 0 ? ", finished \(Listing.time(b.finishedUnixMs))" : ""))
-                Listing.table(["JOB", "PIPELINE", "WHERE", "STATE", "ATTEMPTS", "AGENT", "STAGE"], b.jobs.map { j in
-                    [j.jobID, j.pipelineName, j.onAgent ? "agent" : "scheduler", Listing.name(j.state), "\(j.attempts)", j.agentID,
-                     j.stageCount > 0 ? "\(j.stageIndex + 1)/\(j.stageCount) \(j.stageType)" : ""]
-                })
-                if !b.artifacts.isEmpty { print("artifacts: \(b.artifacts.joined(separator: ", "))") }
-                if !b.failure.isEmpty { print("failure: \(b.failure)") }
+            try await client.with { c in
+                let builds = try await c.status(build ?? "")
+                if json { return try Listing.printJSON(builds) }
+                if build == nil {
+                    Listing.table(["BUILD", "STATE", "ARCH", "CREATED", "LABEL"], builds.map {
+                        [$0.buildID, Listing.name($0.state), $0.arch, Listing.time($0.createdUnixMs), $0.label]
+                    })
+                    return
+                }
+                for b in builds {
+                    print("build \(b.buildID): \(Listing.name(b.state))  \(b.label)")
+                    print("created \(Listing.time(b.createdUnixMs))" + (b.finishedUnixMs > 0 ? ", finished \(Listing.time(b.finishedUnixMs))" : ""))
+                    Listing.table(["JOB", "PIPELINE", "WHERE", "STATE", "ATTEMPTS", "AGENT", "STAGE"], b.jobs.map { j in
+                        [j.jobID, j.pipelineName, j.onAgent ? "agent" : "scheduler", Listing.name(j.state), "\(j.attempts)", j.agentID,
+                         j.stageCount > 0 ? "\(j.stageIndex + 1)/\(j.stageCount) \(j.stageType)" : ""]
+                    })
+                    if !b.artifacts.isEmpty { print("artifacts: \(b.artifacts.joined(separator: ", "))") }
+                    if !b.failure.isEmpty { print("failure: \(b.failure)") }
+                }
             }
         }
     }
@@ -102,16 +102,16 @@ struct LogsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await CLI.main {
-            let (_, c) = try await client.connect()
-            defer { Task { await c.close() } }
-            try await c.logs(build, follow: follow) { e in
-                if json {
-                    print((try? e.jsonString()) ?? "{}")
-                    return
+            try await client.with { c in
+                try await c.logs(build, follow: follow) { e in
+                    if json {
+                        print((try? e.jsonString()) ?? "{}")
+                        return
+                    }
+                    let agent = e.agentID.isEmpty ? "" : " [\(e.agentID)]"
+                    if !e.message.isEmpty { print("\(Listing.time(e.unixMs))\(agent) \(e.message)") }
+                    for l in e.logLines { print("    \(l)") }
                 }
-                let agent = e.agentID.isEmpty ? "" : " [\(e.agentID)]"
-                if !e.message.isEmpty { print("\(Listing.time(e.unixMs)) \(Listing.name(e.kind))\(agent) \(e.message)") }
-                for l in e.logLines { print("    \(l)") }
             }
         }
     }
@@ -127,10 +127,10 @@ struct CancelCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await CLI.main {
-            let (_, c) = try await client.connect()
-            defer { Task { await c.close() } }
-            let state = try await c.cancel(build)
-            print("\(build): \(Listing.name(state))")
+            try await client.with { c in
+                let state = try await c.cancel(build)
+                print("\(build): \(Listing.name(state))")
+            }
         }
     }
 }
@@ -151,13 +151,13 @@ struct FetchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await CLI.main {
-            let (_, c) = try await client.connect()
-            defer { Task { await c.close() } }
-            guard let status = try await c.status(build).first else { throw CLIError.badInput("no build \(build)") }
-            guard status.state == .succeeded else {
-                throw CLIError.badInput("build \(build) is \(Listing.name(status.state)); only a succeeded build has images to fetch")
+            try await client.with { c in
+                guard let status = try await c.status(build).first else { throw CLIError.badInput("no build \(build)") }
+                guard status.state == .succeeded else {
+                    throw CLIError.badInput("build \(build) is \(Listing.name(status.state)); only a succeeded build has images to fetch")
+                }
+                for p in try await c.fetchAll(status, to: output, only: artifact) { CLI.say("wrote \(p)") }
             }
-            for p in try await c.fetchAll(status, to: output, only: artifact) { CLI.say("wrote \(p)") }
         }
     }
 }
@@ -172,16 +172,16 @@ struct AgentsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await CLI.main {
-            let (_, c) = try await client.connect()
-            defer { Task { await c.close() } }
-            let agents = try await c.agents()
-            if json { return try Listing.printJSON(agents) }
-            Listing.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"], agents.map { a in
-                let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
-                return [a.agentID, arches.joined(separator: ", "), Listing.name(a.state), "\(a.slotsInUse)/\(a.slots)",
-                        a.jobs.map { "\($0.jobID) \($0.pipelineName)" }.joined(separator: "; "),
-                        Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9)]
-            })
+            try await client.with { c in
+                let agents = try await c.agents()
+                if json { return try Listing.printJSON(agents) }
+                Listing.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"], agents.map { a in
+                    let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
+                    return [a.agentID, arches.joined(separator: ", "), Listing.name(a.state), "\(a.slotsInUse)/\(a.slots)",
+                            a.jobs.map { "\($0.jobID) \($0.pipelineName)" }.joined(separator: "; "),
+                            Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9)]
+                })
+            }
         }
     }
 }

@@ -15,12 +15,15 @@ struct ClientOptions: ParsableArguments {
 
     var endpoint: String? { scheduler ?? ProcessInfo.processInfo.environment["KILN_SCHEDULER"] }
 
-    /// Connects to the scheduler's client socket (CURVE over TCP).
-    func connect() async throws -> (ZMQContext, SchedulerClient) {
-        try await Self.connect(endpoint: endpoint, key: key, schedulerKey: schedulerKey)
+    /// Runs `body` with a connected client and closes it afterwards.
+    func with<T>(_ body: (SchedulerClient) async throws -> T) async throws -> T {
+        let (context, c) = try await connect()
+        defer { withExtendedLifetime(context) { Task { await c.close() } } }
+        return try await body(c)
     }
 
-    static func connect(endpoint: String?, key: String?, schedulerKey: String?) async throws -> (ZMQContext, SchedulerClient) {
+    /// Connects to the scheduler's client socket (CURVE over TCP).
+    func connect() async throws -> (ZMQContext, SchedulerClient) {
         guard let endpoint else {
             throw CLIError.badInput("no scheduler: pass --scheduler tcp://HOST:PORT or set KILN_SCHEDULER")
         }
