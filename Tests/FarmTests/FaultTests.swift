@@ -52,6 +52,27 @@ struct FaultTests {
         await c.close()
     }
 
+    @Test("two builds that need the same tree at once: it is built once")
+    func identicalJobsMerge() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try farm.startScheduler()
+        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "1500"])
+        try farm.startAgent("agent-b", env: ["KILN_TEST_JOB_DELAY_MS": "1500"])
+        let c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().filter { $0.state == .online }.count == 2 })
+        let first = try await submit(c, hostname: "farm-same")
+        let second = try await submit(c, hostname: "farm-same")
+        for b in [first, second] {
+            let s = try #require(try await farm.finished(c, b))
+            #expect(s.state == .succeeded, "\(s.failure)")
+        }
+        let assigned = try await farm.events(c, first).filter { $0.kind == .assigned }.count
+            + farm.events(c, second).filter { $0.kind == .assigned }.count
+        #expect(assigned == 1, "one attempt for both builds")
+        await c.close()
+    }
+
     @Test("an agent killed in the middle of a job: the job is re-run on the other agent and the build succeeds")
     func agentKilled() async throws {
         let farm = try FarmHarness()

@@ -72,12 +72,15 @@ struct DepsolveNetworkTests {
             #expect(p.size > 0)
             #expect(p.architecture == arch.debian || p.architecture == "all")
         }
+        let stamp = "/var/cache/kiln/repos/debian-12-\(arch.rawValue)/updated"
+        let updated = Self.mtime(stamp)
         let warmStart = clock.now
         let second = try await depsolver.resolve(["openssh-server", "systemd-sysv"], distro: .debian12, architecture: arch)
         let warm = clock.now - warmStart
         #expect(second == first)
         print("depsolve \(arch.rawValue): \(first.count) packages, cold \(cold), warm \(warm)")
-        #expect(warm < .seconds(5), "a warm depsolve must not download the index again")
+        // Speed is measured in ops/bench, not here: a warm depsolve must simply not update the index again.
+        #expect(updated != nil && Self.mtime(stamp) == updated, "a warm depsolve must not download the index again")
         #expect(Self.mtime("/var/lib/apt/lists") == hostLists, "the host's apt lists were touched")
     }
 
