@@ -48,6 +48,14 @@ final class FarmHarness: @unchecked Sendable {
             "--allow", "\(dir)/allow", "--store", "\(dir)/scheduler/store", "--logs", "\(dir)/scheduler/logs",
             "--lease", "\(lease)", "--max-attempts", "3",
         ], env: [:])
+        // Ready when it says where it listens; a scheduler that died says why.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !log("scheduler").contains("kiln scheduler: agents on") {
+            guard scheduler?.isRunning == true, ContinuousClock.now < deadline else {
+                throw FarmHarnessError.schedulerDidNotStart(log: log("scheduler"))
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
     }
 
     /// Starts agent `name` (its key is `name.key`; `keyName` picks another key).
@@ -147,7 +155,7 @@ final class FarmHarness: @unchecked Sendable {
 
     static func freePortPair() throws -> Int {
         for _ in 0..<50 {
-            let p = Int.random(in: 20_000..<60_000)
+            let p = Int.random(in: 20_000..<32_000)  // below the kernel's ephemeral range (32768+)
             if canBind(p) && canBind(p + 1) { return p }
         }
         throw CocoaError(.featureUnsupported)
@@ -164,6 +172,10 @@ final class FarmHarness: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
+}
+
+enum FarmHarnessError: Error {
+    case schedulerDidNotStart(log: String)
 }
 
 /// A hand-driven agent connection (allow-listed key) for sending what a real
