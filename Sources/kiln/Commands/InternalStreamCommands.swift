@@ -43,7 +43,8 @@ struct TreeReceiveCommand: AsyncParsableCommand {
     @Option(help: "Directory of allowed *.pub keys.") var allow: String
     @Option(help: "Attempt ID of the stream.") var attempt: UInt64 = 1
     @Option(help: "Pipeline ID to store the tree as.") var pipelineID = "stream-bench"
-    @Option(help: "Credit window in MiB ahead of the verified prefix.") var windowMiB: UInt64 = 8
+    @Option(name: .customLong("window-mib"), help: "Credit window in MiB ahead of the verified prefix.")
+    var windowMiB: UInt64 = 8
 
     func run() async throws {
         try await CLI.main {
