@@ -71,15 +71,15 @@ struct TreeReceiveCommand: AsyncParsableCommand {
             }
             await download.start(restart: false)
             let stats = try await download.result()
-            try await Task.sleep(for: .milliseconds(200))  // let the Ack leave before the socket closes
-            routing.cancel()
-            await router.close()
-            await zap.close()
             printJSON([
                 "compressed_bytes": Double(stats.compressedBytes), "tree_bytes": Double(stats.treeBytes),
                 "entries": Double(stats.entries), "seconds": stats.seconds, "resends": Double(stats.resends),
                 "vm_hwm_kib": Double(peakResidentKiB() ?? 0),
             ])
+            try await Task.sleep(for: .milliseconds(200))  // let the Ack leave before the socket closes
+            routing.cancel()
+            await router.close()
+            await zap.close()
         }
     }
 }
