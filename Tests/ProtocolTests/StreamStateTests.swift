@@ -20,8 +20,8 @@ import Testing
     }
 
     static func random(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
-        var generator = Seeded(seed)
-        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var generator = SplitMix64(seed: seed)
+        return generator.bytes(count)
     }
 
     static func digest(_ bytes: some DataProtocol) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
@@ -227,7 +227,7 @@ import Testing
     @Test func badInputIsDroppedNotFatal() throws {
         let receiver = try Self.receiver()
         _ = receiver.start(restart: false)
-        var generator = Seeded(99)
+        var generator = SplitMix64(seed: 99)
         let pool = Self.random(Self.mib + 1, seed: 99)
         for i in 0..<3000 {
             var chunk = Kiln_V1_StreamChunk()
@@ -255,7 +255,7 @@ import Testing
     /// and no chunk ever went past the credit granted when it was sent.
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
     func senderAndReceiverConvergeOverAnUnreliableLink(seed: UInt64) throws {
-        var generator = Seeded(seed)
+        var generator = SplitMix64(seed: seed)
         let bytes = Self.random(6 * Self.mib + Int(seed) * 1000, seed: seed)
         let spool = try Self.spool(bytes)
         let sender = StreamSender(attemptID: 3, maxChunkBytes: 256 << 10)
@@ -331,18 +331,5 @@ import Testing
         receiver.fail(.cancelled(reason: "test"))
         for _ in 0..<200 where result.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(result.withLock { $0 } == .cancelled(reason: "test"))
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so failures reproduce.
-struct Seeded: RandomNumberGenerator {
-    private var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -50,7 +50,9 @@ import Testing
         let source = try scratch.directory("source"), target = try scratch.directory("target")
         try await TreeFixture.makeRich(at: source, filler: 3 << 20)
         let (bytes, written) = try await Self.archive(source)
+        let directory = FileManager.default.currentDirectoryPath
         let extracted = try await Self.extract(bytes, into: target)
+        #expect(FileManager.default.currentDirectoryPath == directory, "only the extraction thread entered the target")
 
         let expected = try await TreeFixture.fingerprint(source)
         let got = try await TreeFixture.fingerprint(target)
@@ -74,7 +76,7 @@ import Testing
         let source = try scratch.directory("source")
         try await TreeFixture.makeRich(at: source)
         let (first, _) = try await Self.archive(source)
-        let (second, _) = try await Self.archive(source, compression: .init(level: 3, threads: 0))
+        let (second, _) = try await Self.archive(source, compression: .init(level: TreeArchive.Compression.default.level, threads: 0))
         #expect(first == second, "entry order and headers are deterministic, whatever the thread count")
     }
 

@@ -43,7 +43,8 @@ struct TreeReceiveCommand: AsyncParsableCommand {
     @Option(help: "Directory of allowed *.pub keys.") var allow: String
     @Option(help: "Attempt ID of the stream.") var attempt: UInt64 = 1
     @Option(help: "Pipeline ID to store the tree as.") var pipelineID = "stream-bench"
-    @Option(help: "Credit window in MiB ahead of the verified prefix.") var windowMiB: UInt64 = 8
+    @Option(name: .customLong("window-mib"), help: "Credit window in MiB ahead of the verified prefix.")
+    var windowMiB: UInt64 = 8
 
     func run() async throws {
         try await CLI.main {
@@ -70,15 +71,15 @@ struct TreeReceiveCommand: AsyncParsableCommand {
             }
             await download.start(restart: false)
             let stats = try await download.result()
-            try await Task.sleep(for: .milliseconds(200))  // let the Ack leave before the socket closes
-            routing.cancel()
-            await router.close()
-            await zap.close()
             printJSON([
                 "compressed_bytes": Double(stats.compressedBytes), "tree_bytes": Double(stats.treeBytes),
                 "entries": Double(stats.entries), "seconds": stats.seconds, "resends": Double(stats.resends),
                 "vm_hwm_kib": Double(peakResidentKiB() ?? 0),
             ])
+            try await Task.sleep(for: .milliseconds(200))  // let the Ack leave before the socket closes
+            routing.cancel()
+            await router.close()
+            await zap.close()
         }
     }
 }
