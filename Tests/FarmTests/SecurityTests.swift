@@ -12,7 +12,8 @@ struct SecurityTests {
         try farm.startScheduler()
         try farm.startAgent("agent-x", keyName: "rogue")
         let rogue = try CurveKeyPair.loadPublicKey("\(farm.dir)/rogue.pub")
-        #expect(try await farm.eventually(.seconds(20)) { farm.log("scheduler").contains(rogue) })
+        #expect(try await farm.eventually(.seconds(30)) { farm.log("scheduler").contains(rogue) },
+                "scheduler:\n\(farm.log("scheduler"))\nagent:\n\(farm.log("agent-x"))")
         #expect(farm.log("scheduler").contains("refused"))
         let c = try await farm.client()
         #expect(try await c.agents().isEmpty)
