@@ -136,9 +136,15 @@ extension FarmScheduler {
         guard let a = attempts[attemptID], a.download === download, let job = jobs[a.jobID] else { return }
         let mb = Double(stats.compressedBytes) / 1e6
         let secs = max(stats.seconds, 0.001)
-        await attemptSucceeded(attemptID, message: String(
-            format: "%@: streamed %.1f MB from %@ in %.1f s (%.0f MB/s)%@", job.pipelineName, mb, a.agentID, secs,
-            mb / secs, stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""))
+        let resent = stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""
+        await attemptSucceeded(attemptID, message: "\(job.pipelineName): streamed \(Self.decimal(mb)) MB from \(a.agentID) in "
+            + "\(Self.decimal(secs)) s (\(Int(mb / secs)) MB/s)\(resent)")
+    }
+
+    /// One decimal, without `String(format:)` (it showed in the dispatch profile).
+    static func decimal(_ x: Double) -> String {
+        let tenths = Int((x * 10).rounded())
+        return "\(tenths / 10).\(abs(tenths % 10))"
     }
 
     func streamFailed(_ attemptID: UInt64, download: TreeDownload, error: Error) {
@@ -153,7 +159,6 @@ extension FarmScheduler {
         updateJob(job.id) { $0.state = .succeeded }
         event(job.buildID, .streamed, job: job.id, attempt: attemptID, agent: a.agentID, message: message)
         let pid = job.pipelineID
-        try? await db.commit { _ in }
         for other in parked.removeValue(forKey: pid) ?? [] {
             treeStored(other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)")
         }

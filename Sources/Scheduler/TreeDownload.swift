@@ -71,7 +71,7 @@ package final class TreeDownload: Sendable {
         work = try store.makeWorkDirectory()
         let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
         do {
-            receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true),
+            receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
                                       window: window, maxChunkBytes: maxChunkBytes)
         } catch {
             try? FileManager.default.removeItem(atPath: work)

@@ -153,7 +153,7 @@ private struct ConcatFiles: Stage {
             try await store.commit(work, as: id, move: true, commands: commands)
             // Distinct, ordered last-use times.
             let t = Date(timeIntervalSinceNow: Double(i - 10))
-            try FileManager.default.setAttributes([.modificationDate: t], ofItemAtPath: root + "/objects/\(id)/complete")
+            try FileManager.default.setAttributes([.modificationDate: t], ofItemAtPath: root + "/objects/\(id)")
         }
         store.touch("old")  // used just now: the most recent
         try await store.prune(commands: commands)

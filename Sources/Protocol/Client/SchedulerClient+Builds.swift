@@ -58,8 +58,7 @@ extension SchedulerClient {
     package func fetch(_ buildID: String, artifact: String, to path: String,
                        progress: (UInt64, UInt64) -> Void = { _, _ in }) async throws {
         let tmp = path + ".part"
-        FileManager.default.createFile(atPath: tmp, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: tmp) else {
+        guard FileManager.default.createFile(atPath: tmp, contents: nil), let out = FileHandle(forWritingAtPath: tmp) else {
             throw ClientError.unexpected("cannot write \(tmp)")
         }
         var ok = false

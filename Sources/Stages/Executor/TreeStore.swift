@@ -6,7 +6,9 @@ import Glibc
 
 /// Finished trees and checkpoints, keyed by content ID. An object is a
 /// directory `objects/<id>/tree`; it appears under its key only when it is
-/// complete (written elsewhere, then renamed into place).
+/// complete: the tree is built elsewhere and renamed into place in one step,
+/// and removed by renaming it away first. The mtime of `objects/<id>` is the
+/// object's last use (for pruning).
 package struct TreeStore: Sendable {
     package let root: String
     /// Size cap in bytes for `prune`; nil: unbounded.
@@ -25,19 +27,27 @@ package struct TreeStore: Sendable {
     package func treePath(_ id: String) -> String { "\(root)/objects/\(id)/tree" }
 
     package func contains(_ id: String) -> Bool {
-        FileManager.default.fileExists(atPath: "\(root)/objects/\(id)/complete")
+        access("\(root)/objects/\(id)/tree", F_OK) == 0
     }
 
     /// A fresh empty directory on the store's filesystem, for building a tree.
     package func makeWorkDirectory() throws -> String {
         let path = "\(root)/tmp/work-\(UUID().uuidString.prefix(8).lowercased())"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Self.mkdir(path)
         return path
+    }
+
+    /// One directory (its parent exists): a plain mkdir, which matters when a
+    /// scheduler stores thousands of small trees.
+    static func mkdir(_ path: String) throws {
+        guard Glibc.mkdir(path, 0o755) == 0 else {
+            throw StageError.badPath(path: path, reason: "cannot create the directory: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Marks `id` as recently used (for pruning).
     package func touch(_ id: String) {
-        _ = utimes("\(root)/objects/\(id)/complete", nil)
+        _ = utimes("\(root)/objects/\(id)", nil)
     }
 
     /// Stores `work` under `id`. With `move`, `work` itself becomes the object
@@ -48,20 +58,22 @@ package struct TreeStore: Sendable {
             if move { try? await remove(work, commands: commands) }
             return
         }
-        let staging = "\(root)/tmp/obj-\(id.prefix(16))-\(UUID().uuidString.prefix(8).lowercased())"
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        if move {
-            guard rename(work, "\(staging)/tree") == 0 else {
-                throw StageError.badPath(path: work, reason: "cannot move into the store: \(String(cString: strerror(errno)))")
-            }
-        } else {
-            try await commands.run(["cp", "-a", "--reflink=auto", work, "\(staging)/tree"])
+        let object = "\(root)/objects/\(id)"
+        guard Glibc.mkdir(object, 0o755) == 0 || errno == EEXIST else {
+            throw StageError.badPath(path: object, reason: "cannot create the object: \(String(cString: strerror(errno)))")
         }
-        FileManager.default.createFile(atPath: "\(staging)/complete", contents: Data(id.utf8))
-        let final = "\(root)/objects/\(id)"
-        if rename(staging, final) != 0 {
+        var source = work
+        if !move {
+            source = "\(object)/.incoming-\(UUID().uuidString.prefix(8).lowercased())"
+            try await commands.run(["cp", "-a", "--reflink=auto", work, source])
+        }
+        if rename(source, "\(object)/tree") != 0 {
+            let reason = String(cString: strerror(errno))
+            guard errno == EEXIST || errno == ENOTEMPTY else {
+                throw StageError.badPath(path: work, reason: "cannot move into the store: \(reason)")
+            }
             // Someone else stored it first: keep theirs.
-            try? await remove(staging, commands: commands)
+            try? await remove(source, commands: commands)
         }
     }
 
@@ -83,13 +95,16 @@ package struct TreeStore: Sendable {
         let ids = (try? fm.contentsOfDirectory(atPath: "\(root)/objects")) ?? []
         var objects: [(id: String, used: Date, size: UInt64)] = []
         for id in ids {
-            let used = (try? fm.attributesOfItem(atPath: "\(root)/objects/\(id)/complete")[.modificationDate] as? Date) ?? .distantPast
+            let used = (try? fm.attributesOfItem(atPath: "\(root)/objects/\(id)")[.modificationDate] as? Date) ?? .distantPast
             let out = (try? await commands.output(["du", "-sb", "\(root)/objects/\(id)"])) ?? "0"
             objects.append((id, used ?? .distantPast, UInt64(out.split(separator: "\t").first ?? "0") ?? 0))
         }
         var total = objects.reduce(0) { $0 + $1.size }
         for o in objects.sorted(by: { $0.used < $1.used }) where total > cap {
-            try await remove("\(root)/objects/\(o.id)", commands: commands)
+            // Out of its key first, so that no half-removed tree is ever found.
+            let doomed = "\(root)/tmp/removing-\(UUID().uuidString.prefix(8).lowercased())"
+            guard rename("\(root)/objects/\(o.id)", doomed) == 0 else { continue }
+            try await remove(doomed, commands: commands)
             total -= o.size
         }
     }

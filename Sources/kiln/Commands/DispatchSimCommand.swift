@@ -98,6 +98,9 @@ struct DispatchSimCommand: AsyncParsableCommand {
         result["throughput_jobs"] = Double(builds * jobsPerBuild)
         result["throughput_seconds"] = secs
         result["throughput_jobs_per_second"] = Double(builds * jobsPerBuild) / secs
+        let (service, gap) = stats.medians()
+        result["throughput_agent_assign_to_ack_p50_ms"] = service
+        result["throughput_agent_ack_to_next_assign_p50_ms"] = gap
         let all = stats.latenciesMS().sorted()
         result["saturated_queue_to_assign_p99_ms"] = Self.percentile(all, 0.99)
 
@@ -150,9 +153,21 @@ struct DispatchSimCommand: AsyncParsableCommand {
 /// What the simulated agents saw.
 final class SimStats: Sendable {
     private let state = Mutex<(submitted: [String: ContinuousClock.Instant], assigned: [(String, ContinuousClock.Instant)],
-                               acks: Int, lastAck: ContinuousClock.Instant)>(([:], [], 0, .now))
+                               acks: Int, lastAck: ContinuousClock.Instant, service: [Double], gaps: [Double])>(([:], [], 0, .now, [], []))
 
-    func reset() { state.withLock { $0 = ([:], [], 0, .now) } }
+    func reset() { state.withLock { $0 = ([:], [], 0, .now, [], []) } }
+    /// Assign → Ack on one agent, and Ack → next Assign, in ms.
+    func agentTimes(service: Double?, gap: Double?) {
+        state.withLock { s in
+            if let service { s.service.append(service) }
+            if let gap { s.gaps.append(gap) }
+        }
+    }
+    func medians() -> (service: Double, gap: Double) {
+        state.withLock { s in
+            (DispatchSimCommand.percentile(s.service.sorted(), 0.5), DispatchSimCommand.percentile(s.gaps.sorted(), 0.5))
+        }
+    }
     func submitted(_ build: String, at t: ContinuousClock.Instant) { state.withLock { $0.submitted[build] = t } }
     func assigned(_ build: String) { let t = ContinuousClock.now; state.withLock { $0.assigned.append((build, t)) } }
     func acked() { let t = ContinuousClock.now; state.withLock { $0.acks += 1; $0.lastAck = t } }
@@ -206,12 +221,16 @@ final class SimAgent: Sendable {
         let reader = Task {
             var builds: [UInt64: String] = [:]
             var sent = Set<UInt64>()
+            var assignedAt: [UInt64: ContinuousClock.Instant] = [:]
+            var lastAck: ContinuousClock.Instant?
             for await m in socket.inbound {
                 guard let (_, msg) = try? Framing.decode(m.frames, routed: false) else { continue }
                 switch msg.envelope.body {
                 case .assign(let a):
                     builds[a.attemptID] = a.buildID
                     stats.assigned(a.buildID)
+                    assignedAt[a.attemptID] = .now
+                    stats.agentTimes(service: nil, gap: lastAck.map { (ContinuousClock.now - $0).seconds * 1000 })
                 case .credit(let c):
                     guard c.bytes >= UInt64(tree.count), !sent.contains(c.attemptID) else { continue }
                     sent.insert(c.attemptID)
@@ -231,6 +250,9 @@ final class SimAgent: Sendable {
                     if builds.removeValue(forKey: a.attemptID) != nil {
                         sent.remove(a.attemptID)
                         stats.acked()
+                        lastAck = .now
+                        stats.agentTimes(service: assignedAt.removeValue(forKey: a.attemptID).map { (ContinuousClock.now - $0).seconds * 1000 },
+                                         gap: nil)
                     }
                 case .cancel(let c):
                     builds[c.attemptID] = nil
