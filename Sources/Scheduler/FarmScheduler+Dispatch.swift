@@ -34,7 +34,10 @@ extension FarmScheduler {
                     parked[job.pipelineID, default: []].append(jobID)
                     continue
                 }
-                guard let agentID = pickAgent(arch: arch, avoiding: job.triedAgents) else { break }
+                guard let agentID = pickAgent(arch: arch, avoiding: job.triedAgents) else {
+                    tellIfNoAgent(arch: arch, queue[taken...])
+                    break
+                }
                 taken += 1
                 let attemptID = nextAttemptID
                 nextAttemptID += 1
@@ -88,6 +91,18 @@ extension FarmScheduler {
             event(b.id, .assigned, job: a.job.id, attempt: a.attempt, agent: a.agent.id,
                   message: "\(a.job.pipelineName): attempt \(a.attempt) on agent \(a.agent.id)\(emulated)")
             startDownload(a.attempt, restart: false)
+        }
+    }
+
+    /// Says once per job when no online agent can run its architecture at
+    /// all (rather than all being busy), so `kiln logs` explains the wait.
+    func tellIfNoAgent(arch: String, _ waiting: ArraySlice<String>) {
+        guard !agents.values.contains(where: { $0.online && $0.runs(arch) }) else { return }
+        for jobID in waiting {
+            guard let job = jobs[jobID], job.state == .queued, !job.toldNoAgent else { continue }
+            jobs[jobID]?.toldNoAgent = true
+            event(job.buildID, .queued, job: jobID, message: "\(job.pipelineName): waiting: no online agent runs \(arch) "
+                  + "(start one with `kiln agent --arch \(arch)`; `kiln agents` lists them)")
         }
     }
 

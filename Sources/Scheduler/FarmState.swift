@@ -40,6 +40,8 @@ struct FarmJob: Sendable {
     /// One line per failed attempt, for the final failure message.
     var history: [String] = []
     var triedAgents: Set<String> = []
+    /// The user was told that no online agent runs this job's architecture.
+    var toldNoAgent = false
 
     var isActive: Bool { [.assigned, .running, .streaming].contains(state) }
     var isDone: Bool { [.succeeded, .cached, .failed, .cancelled].contains(state) }

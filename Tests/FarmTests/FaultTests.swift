@@ -181,6 +181,23 @@ struct FaultTests {
         await c.close()
     }
 
+    @Test("a build for an architecture no agent runs waits, and says why")
+    func noAgentForTheArchitecture() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try farm.startScheduler()
+        try farm.startAgent("agent-a")
+        let c = try await farm.client()
+        let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-arm"), exports: ["archive"],
+                                       arch: "aarch64", label: "no arm agent").buildID
+        #expect(try await farm.eventually(.seconds(20)) {
+            try await farm.events(c, build).contains { $0.message.contains("no online agent runs aarch64") }
+        })
+        #expect(try await c.status(build).first?.state == .queued)
+        #expect(try await c.cancel(build) == .cancelled)
+        await c.close()
+    }
+
     @Test("a stage that fails is a build failure: not retried")
     func buildFailureNotRetried() async throws {
         let farm = try FarmHarness()
