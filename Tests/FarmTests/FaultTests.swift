@@ -122,9 +122,8 @@ struct FaultTests {
         #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.state == .online } })
         let build = try await submit(c, hostname: "farm-restart")
         let queuedOnly = try await submit(c, hostname: "farm-restart-2")
-        #expect(try await farm.eventually(.seconds(20)) {
-            try await c.status(build).first?.jobs.contains { $0.onAgent && $0.state == .assigned || $0.state == .running } == true
-        })
+        // Killed once the agent holds the job (not between the attempt's commit and its Assign).
+        #expect(try await farm.eventually(.seconds(30)) { farm.log("agent-a").contains("running tree of build \(build)") })
         farm.killScheduler()
         await c.close()
         try farm.startScheduler(lease: 20)
