@@ -119,13 +119,13 @@ extension FarmScheduler {
         let (arches, emulated) = (hello.arches.joined(separator: ","), hello.emulatedArches.joined(separator: ","))
         let (slots, disk, version) = (Int(hello.slots), Int64(clamping: hello.freeDisk), hello.version)
         db.record { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO agents (id, public_key, arches, emulated, slots, free_disk, version, last_seen_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key, arches = excluded.arches,
                 emulated = excluded.emulated, slots = excluded.slots, free_disk = excluded.free_disk,
                 version = excluded.version, last_seen_ms = excluded.last_seen_ms
-                """, arguments: [agentID, key, arches, emulated, slots, disk, version, t])
+                """).execute( arguments: [agentID, key, arches, emulated, slots, disk, version, t])
         }
         var w = Kiln_V1_Welcome()
         w.epoch = epoch

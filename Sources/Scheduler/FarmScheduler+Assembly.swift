@@ -40,7 +40,7 @@ extension FarmScheduler {
             updateJob(jobID) { $0.stageIndex = UInt32(i); $0.stageCount = UInt32(n); $0.stageType = type }
             event(buildID, .stageStarted, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) started")
         case .stageFinished(let p, let i, let n, let type, let secs):
-            event(buildID, .stageFinished, job: jobID, message: String(format: "%@ stage %d/%d %@ finished in %.1f s", p, i + 1, n, type, secs))
+            event(buildID, .stageFinished, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) finished in \(Self.decimal(secs)) s")
         default:
             break
         }
@@ -53,15 +53,15 @@ extension FarmScheduler {
         do {
             try await db.commit { db in
                 for a in artifacts {
-                    try db.execute(sql: "INSERT OR REPLACE INTO artifacts (build_id, name, path, size, sha256) VALUES (?, ?, ?, ?, ?)",
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO artifacts (build_id, name, path, size, sha256) VALUES (?, ?, ?, ?, ?)").execute(
                                    arguments: [buildID, a.name, a.path, Int64(a.size), Data(a.sha256)])
                 }
             }
         } catch {
             return assemblyFailed(buildID, jobID, reason: "cannot record artifacts: \(error)", logTail: [])
         }
-        let names = artifacts.map { "\($0.name) (\(String(format: "%.1f MB", Double($0.size) / 1e6)))" }
-        event(buildID, .assembled, job: jobID, message: String(format: "assembled %@ in %.1f s", names.joined(separator: ", "), seconds))
+        let names = artifacts.map { "\($0.name) (\(Self.decimal(Double($0.size) / 1e6)) MB)" }
+        event(buildID, .assembled, job: jobID, message: "assembled \(names.joined(separator: ", ")) in \(Self.decimal(seconds)) s")
         updateJob(jobID) { $0.state = .succeeded }
         advance(buildID)
     }

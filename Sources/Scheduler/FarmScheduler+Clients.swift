@@ -194,7 +194,7 @@ extension FarmScheduler {
             sha256 = Data(try await AssemblyRunner.sha256(path))
             let digest = sha256
             try await db.commit { db in
-                try db.execute(sql: "UPDATE artifacts SET sha256 = ? WHERE build_id = ? AND name = ?",
+                try db.cachedStatement(sql: "UPDATE artifacts SET sha256 = ? WHERE build_id = ? AND name = ?").execute(
                                arguments: [digest, buildID, name])
             }
         }

@@ -65,7 +65,7 @@ extension FarmScheduler {
         do {
             try await db.commit { db in
                 for (attempt, job, agent) in rows {
-                    try db.execute(sql: "INSERT INTO attempts (id, job_id, agent_id, state, started_ms) VALUES (?, ?, ?, ?, ?)",
+                    try db.cachedStatement(sql: "INSERT INTO attempts (id, job_id, agent_id, state, started_ms) VALUES (?, ?, ?, ?, ?)").execute(
                                    arguments: [Int64(attempt), job, agent, Kiln_V1_JobState.assigned.rawValue, started])
                 }
             }
@@ -197,7 +197,7 @@ extension FarmScheduler {
         agents[a.agentID]?.attempts.remove(attemptID)
         let t = now
         db.record { db in
-            try db.execute(sql: "UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ? WHERE id = ?",
+            try db.cachedStatement(sql: "UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ? WHERE id = ?").execute(
                            arguments: [state.rawValue, t, reason, infrastructure, Int64(attemptID)])
         }
         scheduleDispatch()

@@ -109,10 +109,10 @@ package actor FarmScheduler {
         let insertedJobs = newJobs
         let b = build
         try await db.commit { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
+                """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
                                  b.state.rawValue, b.createdMS, clientKey])
             for j in insertedJobs { try Self.insert(j, db) }
         }
@@ -134,10 +134,10 @@ package actor FarmScheduler {
     }
 
     static func insert(_ j: FarmJob, _ db: Database) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.rawValue])
+            """).execute( arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.rawValue])
     }
 
     static func newID() -> String {
@@ -162,10 +162,10 @@ package actor FarmScheduler {
         let t = now
         let lines = logLines.joined(separator: "\n")
         db.record { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, message, lines])
+                """).execute( arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, message, lines])
         }
         if kind != .log {
             logger.info("\(message)", metadata: ["build.id": "\(buildID)", "job.id": "\(job)", "agent.id": "\(agent)"])
@@ -208,7 +208,7 @@ package actor FarmScheduler {
     func setBuildState(_ buildID: String, _ state: Kiln_V1_BuildState) {
         builds[buildID]?.state = state
         db.record { db in
-            try db.execute(sql: "UPDATE builds SET state = ? WHERE id = ?", arguments: [state.rawValue, buildID])
+            try db.cachedStatement(sql: "UPDATE builds SET state = ? WHERE id = ?").execute( arguments: [state.rawValue, buildID])
         }
     }
 
@@ -224,14 +224,15 @@ package actor FarmScheduler {
             updateJob(id) { $0.state = .cancelled }
         }
         let finished = b.finishedMS
-        db.record { db in
-            try db.execute(sql: "UPDATE builds SET state = ?, finished_ms = ?, failure = ? WHERE id = ?",
-                           arguments: [state.rawValue, finished, failure, buildID])
-        }
+        // The last event before the state: a client that sees the build finished has seen every event.
         let kind: Kiln_V1_EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
         let secs = Double(finished - b.createdMS) / 1000
-        event(buildID, kind, message: state == .succeeded ? String(format: "build succeeded in %.1f s", secs)
+        event(buildID, kind, message: state == .succeeded ? "build succeeded in \(Self.decimal(secs)) s"
               : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
+        db.record { db in
+            try db.cachedStatement(sql: "UPDATE builds SET state = ?, finished_ms = ?, failure = ? WHERE id = ?").execute(
+                           arguments: [state.rawValue, finished, failure, buildID])
+        }
         // Finished builds leave memory; SQLite answers status and logs.
         // Queue entries of the build are skipped (and dropped) by the next dispatch.
         for id in b.jobIDs { jobs[id] = nil }
@@ -245,10 +246,10 @@ package actor FarmScheduler {
         jobs[id] = j
         let s = j
         db.record { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
                 stage_type = ?, failure = ? WHERE id = ?
-                """, arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
+                """).execute( arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
                                  s.stageType, s.failure, s.id])
         }
     }

@@ -50,6 +50,11 @@ package final class SchedulerDatabase: Sendable {
 
     private func drain() async {
         while true {
+            // Records nobody waits for are grouped for a few milliseconds: one
+            // fsync for many events and job updates. A waiter ends the wait.
+            for _ in 0..<4 where !queue.withLock({ q in q.pending.contains { $0.done != nil } }) {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
             let batch = queue.withLock { q -> [Pending] in
                 let b = q.pending
                 q.pending.removeAll()

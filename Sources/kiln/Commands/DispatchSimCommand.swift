@@ -18,6 +18,7 @@ struct DispatchSimCommand: AsyncParsableCommand {
     @Option(help: "Directory with scheduler.pub, client.key and sim-N.key (made by --make-keys).") var keys: String
     @Flag(help: "Only write the keys (and allow/*.pub) and exit.") var makeKeys = false
     @Option var agents = 200
+    @Option(help: "Slots each simulated agent offers.") var slots = 1
     @Option var builds = 100
     @Option var jobsPerBuild = 100
     @Option(help: "Latency phase: builds submitted one at a time at this interval.") var latencyBuilds = 100
@@ -43,7 +44,7 @@ struct DispatchSimCommand: AsyncParsableCommand {
         for i in 0..<agents {
             sims.append(try await SimAgent.start(context: context, endpoint: try SchedulerEndpoint.agents(scheduler),
                                                  name: "sim-\(i)", keys: try CurveKeyPair.load(secretKeyFile: "\(keys)/sim-\(i).key"),
-                                                 serverKey: serverKey, tree: tree, stats: stats))
+                                                 serverKey: serverKey, tree: tree, slots: slots, stats: stats))
         }
         let client = try await SchedulerClient.connect(context: context, endpoint: try SchedulerEndpoint.clients(scheduler),
                                                        keys: try CurveKeyPair.load(secretKeyFile: "\(keys)/client.key"),
@@ -51,7 +52,7 @@ struct DispatchSimCommand: AsyncParsableCommand {
         while try await client.agents().filter({ $0.state == .online }).count < agents {
             try await Task.sleep(for: .milliseconds(100))
         }
-        var result: [String: Double] = ["agents": Double(agents)]
+        var result: [String: Double] = ["agents": Double(agents), "slots": Double(slots)]
 
         // Idle: heartbeats only.
         let cpu0 = schedulerPid.map(Self.cpuSeconds)
@@ -204,7 +205,7 @@ final class SimAgent: Sendable {
     }
 
     static func start(context: ZMQContext, endpoint: String, name: String, keys: CurveKeyPair, serverKey: String,
-                      tree: [UInt8], stats: SimStats) async throws -> SimAgent {
+                      tree: [UInt8], slots: Int, stats: SimStats) async throws -> SimAgent {
         var config = ZMQSocketConfiguration(.dealer, .connect(endpoint), curve: .client(keys: keys, serverPublicKey: serverKey))
         config.routingID = Array(name.utf8)
         config.sendTimeout = nil
@@ -215,7 +216,7 @@ final class SimAgent: Sendable {
         var hello = Kiln_V1_Hello()
         hello.agentID = name
         hello.arches = ["x86_64"]
-        hello.slots = 1
+        hello.slots = UInt32(slots)
         post(.hello(hello))
         let digest = Array(SHA256.hash(data: tree))
         let reader = Task {
