@@ -188,16 +188,7 @@ package actor BuildAgent {
         } else if case .ack = message.envelope.body {
             // Already done.
         } else {
-            var c = Kiln_V1_Cancel()
-            c.attemptID = attemptID
-            c.reason = "agent \(config.agentID) does not run attempt \(attemptID)"
-            postIsolated(WireMessage(.jobFailed({
-                var f = Kiln_V1_JobFailed()
-                f.attemptID = attemptID
-                f.reason = c.reason
-                f.infrastructure = true
-                return f
-            }())))
+            fail(attemptID, reason: "agent \(config.agentID) does not run attempt \(attemptID)", infrastructure: true)
         }
     }
 

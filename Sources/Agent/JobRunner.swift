@@ -28,10 +28,7 @@ struct JobRunner: Sendable, ExecutionObserver {
             try Task.checkCancellation()
             guard let tree = result.exports[assign.export] else { return }
             if config.sharesStoreWithScheduler {
-                var end = Kiln_V1_StreamEnd()
-                end.attemptID = attemptID
-                end.format = "store"
-                await agent.post(WireMessage(.streamEnd(end)))
+                await agent.post(.streamEnd(attemptID: attemptID, totalLength: 0, sha256: [], format: "store"))
                 return
             }
             let a = agent

@@ -35,7 +35,7 @@ extension FarmScheduler {
             if config.sharedStoreAgents.contains(agentID) {
                 guard let job = jobs[a.jobID] else { return }
                 if store.contains(job.pipelineID) {
-                    Task { await self.attemptSucceeded(e.attemptID, message: "\(job.pipelineName): tree built by \(agentID) in the shared store") }
+                    attemptSucceeded(e.attemptID, message: "\(job.pipelineName): tree built by \(agentID) in the shared store")
                 } else {
                     attemptFailed(e.attemptID, AttemptFailure(reason: "agent reported a stored tree that is not in the store",
                                                               infrastructure: true))
@@ -73,10 +73,7 @@ extension FarmScheduler {
     /// agent is told to cancel it (fencing) and nil is returned.
     func current(_ attemptID: UInt64, _ agentID: String, _ identity: [UInt8]) -> FarmAttempt? {
         if let a = attempts[attemptID], a.agentID == agentID { return a }
-        var c = Kiln_V1_Cancel()
-        c.attemptID = attemptID
-        c.reason = "attempt \(attemptID) is not current"
-        outbox?.agent(identity, WireMessage(.cancel(c)))
+        outbox?.agent(identity, .cancel(attemptID: attemptID, reason: "attempt \(attemptID) is not current"))
         return nil
     }
 
@@ -107,10 +104,7 @@ extension FarmScheduler {
                 // Whatever was in flight may be lost: the stream starts over.
                 startDownload(id, restart: true)
             } else {
-                var c = Kiln_V1_Cancel()
-                c.attemptID = id
-                c.reason = "attempt \(id) is not current"
-                outbox?.agent(identity, WireMessage(.cancel(c)))
+                outbox?.agent(identity, .cancel(attemptID: id, reason: "attempt \(id) is not current"))
             }
         }
         for id in agents[agentID]?.attempts ?? [] where !running.contains(id) {

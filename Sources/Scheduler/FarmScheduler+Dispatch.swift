@@ -140,19 +140,19 @@ extension FarmScheduler {
             await download.start(restart: restart)
             do {
                 let stats = try await download.result()
-                await self.streamFinished(attemptID, download: download, stats: stats)
+                self.streamFinished(attemptID, download: download, stats: stats)
             } catch {
                 self.streamFailed(attemptID, download: download, error: error)
             }
         }
     }
 
-    func streamFinished(_ attemptID: UInt64, download: TreeDownload, stats: DownloadStats) async {
+    func streamFinished(_ attemptID: UInt64, download: TreeDownload, stats: DownloadStats) {
         guard let a = attempts[attemptID], a.download === download, let job = jobs[a.jobID] else { return }
         let mb = Double(stats.compressedBytes) / 1e6
         let secs = max(stats.seconds, 0.001)
         let resent = stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""
-        await attemptSucceeded(attemptID, message: "\(job.pipelineName): streamed \(Self.decimal(mb)) MB from \(a.agentID) in "
+        attemptSucceeded(attemptID, message: "\(job.pipelineName): streamed \(Self.decimal(mb)) MB from \(a.agentID) in "
             + "\(Self.decimal(secs)) s (\(Int(mb / secs)) MB/s)\(resent)")
     }
 
@@ -168,7 +168,7 @@ extension FarmScheduler {
     }
 
     /// The attempt's tree is in the store.
-    func attemptSucceeded(_ attemptID: UInt64, message: String) async {
+    func attemptSucceeded(_ attemptID: UInt64, message: String) {
         guard let a = endAttempt(attemptID, state: .succeeded, reason: "") else { return }
         guard let job = jobs[a.jobID] else { return }
         updateJob(job.id) { $0.state = .succeeded }
@@ -208,10 +208,7 @@ extension FarmScheduler {
     func stopAttempt(_ attemptID: UInt64, reason: String) {
         guard let a = endAttempt(attemptID, state: .cancelled, reason: reason) else { return }
         if let agent = agents[a.agentID] {
-            var c = Kiln_V1_Cancel()
-            c.attemptID = attemptID
-            c.reason = reason
-            outbox?.agent(agent.identity, WireMessage(.cancel(c)))
+            outbox?.agent(agent.identity, .cancel(attemptID: attemptID, reason: reason))
         }
     }
 
