@@ -13,7 +13,7 @@ public enum CanonicalJSON {
 
     public static func sha256Hex(_ value: JSONValue) -> String {
         let digest = SHA256.hash(data: Data(encode(value).utf8))
-        return digest.map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(digest)
     }
 
     private static func write(_ value: JSONValue, into out: inout String) {

@@ -83,8 +83,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 extension JSONValue {
     /// Converts any `Encodable` value (for example a stage's options struct) to a JSON value.
     public init<T: Encodable>(encoding value: T) throws {
-        let data = try JSONEncoder().encode(value)
-        self = try JSONDecoder().decode(JSONValue.self, from: data)
+        self = try JSONParser.parse([UInt8](try JSONEncoder().encode(value)))
     }
 
     /// Decodes this value as `T`.
@@ -92,8 +91,9 @@ extension JSONValue {
         try JSONDecoder().decode(T.self, from: try JSONEncoder().encode(self))
     }
 
-    /// Parses a JSON document.
+    /// Parses a JSON document; a malformed one throws `JSONSyntaxError`
+    /// with its line and column.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONParser.parse([UInt8](data))
     }
 }

@@ -26,7 +26,7 @@ extension FarmScheduler {
             assembliesRunning += 1
             updateJob(jobID) { $0.state = .running }
             event(build.id, .stageStarted, job: jobID, message: "assembling \(build.exports.joined(separator: ", ")) on the scheduler")
-            let runner = AssemblyRunner(scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest,
+            let runner = AssemblyRunner(scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest, ids: build.ids,
                                         exports: build.exports, store: store, sources: sources, registry: registry,
                                         logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
                                         artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)")
@@ -91,7 +91,9 @@ struct AssemblyRunner: Sendable, ExecutionObserver {
     let scheduler: FarmScheduler
     let buildID: String
     let jobID: String
+    /// Validated at submit (or recovery), with its content IDs.
     let manifest: BuildManifest
+    let ids: ContentIDs
     let exports: [String]
     let store: TreeStore
     let sources: SourceCache
@@ -110,7 +112,7 @@ struct AssemblyRunner: Sendable, ExecutionObserver {
         let executor = Executor(registry: registry, store: store, sources: sources, logger: logger, observer: self,
                                 logDirectory: logDirectory)
         do {
-            let result = try await executor.run(manifest, exports: exports)
+            let result = try await executor.run(validated: manifest, ids: ids, exports: exports)
             let artifacts = try await collect(result.exports)
             await scheduler.assemblyFinished(buildID, jobID, artifacts: artifacts, seconds: (ContinuousClock.now - t0).seconds)
         } catch let ExecutorError.stageFailed(pipeline, index, count, type, reason, log) {

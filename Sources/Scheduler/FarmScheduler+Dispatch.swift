@@ -18,6 +18,9 @@ extension FarmScheduler {
         dispatchPending = false
         var assigned: [(attempt: UInt64, job: FarmJob, agent: FarmAgent)] = []
         var stored: [String] = []
+        // Built once per pass (not once per job): what is in flight, and who has room.
+        var building = Set(attempts.values.map(\.pipelineID))
+        var free = agents.values.filter { $0.freeSlots > 0 }.map { Candidate(agent: $0) }
         for arch in queues.keys.sorted() {
             let queue = queues[arch] ?? []
             var taken = 0
@@ -29,20 +32,21 @@ extension FarmScheduler {
                     stored.append(jobID)
                     continue
                 }
-                if inFlight(job.pipelineID, except: jobID) {
+                if building.contains(job.pipelineID) {
                     taken += 1
                     parked[job.pipelineID, default: []].append(jobID)
                     continue
                 }
-                guard let agentID = pickAgent(arch: arch, avoiding: job.triedAgents) else {
+                guard let agentID = Self.pick(&free, arch: arch, avoiding: job.triedAgents) else {
                     tellIfNoAgent(arch: arch, queue[taken...])
                     break
                 }
                 taken += 1
+                building.insert(job.pipelineID)
                 let attemptID = nextAttemptID
                 nextAttemptID += 1
                 agents[agentID]?.attempts.insert(attemptID)
-                attempts[attemptID] = FarmAttempt(id: attemptID, jobID: jobID, agentID: agentID,
+                attempts[attemptID] = FarmAttempt(id: attemptID, jobID: jobID, pipelineID: job.pipelineID, agentID: agentID,
                                                   leaseUntilMS: now + Int64(config.leaseMS))
                 updateJob(jobID) {
                     $0.state = .assigned
@@ -106,19 +110,34 @@ extension FarmScheduler {
         }
     }
 
-    /// The agent with the most free slots that runs `arch`, natively if
-    /// possible, preferring agents this job has not failed on.
-    func pickAgent(arch: String, avoiding tried: Set<String>) -> String? {
-        var best: (id: String, score: Int)?
-        for (id, a) in agents where a.freeSlots > 0 && a.runs(arch) {
-            let score = a.freeSlots + (a.arches.contains(arch) ? 1000 : 0) + (tried.contains(id) ? 0 : 100_000)
-            if best == nil || score > best!.score || (score == best!.score && id < best!.id) { best = (id, score) }
+    /// An agent with room, as one dispatch pass sees it.
+    struct Candidate {
+        var id: String
+        var native: [String]
+        var emulated: [String]
+        var freeSlots: Int
+        init(agent: FarmAgent) {
+            (id, native, emulated, freeSlots) = (agent.id, agent.arches, agent.emulated, agent.freeSlots)
         }
-        return best?.id
     }
 
-    func inFlight(_ pipelineID: String, except jobID: String) -> Bool {
-        attempts.values.contains { $0.jobID != jobID && jobs[$0.jobID]?.pipelineID == pipelineID }
+    /// The candidate with the most free slots that runs `arch`, natively if
+    /// possible, preferring agents this job has not failed on; takes one of
+    /// its slots and drops it from `free` when it has none left.
+    static func pick(_ free: inout [Candidate], arch: String, avoiding tried: Set<String>) -> String? {
+        var best: (index: Int, score: Int)?
+        for (i, c) in free.enumerated() where c.native.contains(arch) || c.emulated.contains(arch) {
+            let score = c.freeSlots + (c.native.contains(arch) ? 1000 : 0) + (tried.contains(c.id) ? 0 : 100_000)
+            if best == nil || score > best!.score || (score == best!.score && c.id < free[best!.index].id) { best = (i, score) }
+        }
+        guard let index = best?.index else { return nil }
+        let id = free[index].id
+        free[index].freeSlots -= 1
+        if free[index].freeSlots == 0 {
+            free.swapAt(index, free.count - 1)
+            free.removeLast()
+        }
+        return id
     }
 
     /// Starts receiving the attempt's tree (not for agents that share the store).
@@ -136,13 +155,14 @@ extension FarmScheduler {
             return
         }
         attempts[attemptID]?.download = download
-        Task {
+        // Off the actor: only the outcome needs it.
+        Task.detached { [self] in
             await download.start(restart: restart)
             do {
                 let stats = try await download.result()
-                self.streamFinished(attemptID, download: download, stats: stats)
+                await self.streamFinished(attemptID, download: download, stats: stats)
             } catch {
-                self.streamFailed(attemptID, download: download, error: error)
+                await self.streamFailed(attemptID, download: download, error: error)
             }
         }
     }

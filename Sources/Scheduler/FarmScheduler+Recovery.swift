@@ -16,6 +16,7 @@ extension FarmScheduler {
             var agents: [FarmAgent]
             var failed: [(String, String)]
         }
+        let registry = self.registry
         let loaded = try await db.pool.write { db -> Loaded in
             let epoch = (try UInt64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'epoch'") ?? 0) + 1
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", arguments: ["\(epoch)"])
@@ -28,12 +29,13 @@ extension FarmScheduler {
                                         arguments: [active[0], active[1]]) {
                 let id: String = row["id"]
                 let json = [UInt8]((row["manifest"] as Data?) ?? Data())
-                guard let manifest = try? BuildManifest.decode(Data(json), file: "manifest") else {
-                    failed.append((id, "the stored manifest no longer decodes"))
+                guard let manifest = try? BuildManifest.decode(Data(json), file: "manifest"),
+                      (try? manifest.validate(stages: registry)) != nil, let ids = try? ContentIDs(manifest) else {
+                    failed.append((id, "the stored manifest is no longer valid for this version of Kiln; submit it again"))
                     continue
                 }
                 let seq = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM events WHERE build_id = ?", arguments: [id]) ?? 0
-                builds.append(FarmBuild(id: id, label: row["label"], arch: row["arch"], manifestJSON: json, manifest: manifest,
+                builds.append(FarmBuild(id: id, label: row["label"], arch: row["arch"], manifestJSON: json, manifest: manifest, ids: ids,
                                         exports: Self.list(row["exports"], separator: "\n"),
                                         state: Kiln_V1_BuildState(rawValue: row["state"]) ?? .queued,
                                         createdMS: row["created_ms"], jobIDs: [], nextSequence: UInt64(seq) + 1))
@@ -75,7 +77,7 @@ extension FarmScheduler {
                     enqueue(job.id)
                 case .assigned, .running, .streaming:
                     // Waits for its agent to say Hello with it; requeued when the lease runs out.
-                    attempts[job.attemptID] = FarmAttempt(id: job.attemptID, jobID: job.id, agentID: job.agentID,
+                    attempts[job.attemptID] = FarmAttempt(id: job.attemptID, jobID: job.id, pipelineID: job.pipelineID, agentID: job.agentID,
                                                           leaseUntilMS: lease)
                     agents[job.agentID]?.attempts.insert(job.attemptID)
                     interrupted += 1

@@ -73,9 +73,12 @@ package actor FarmScheduler {
 
     // MARK: - Submitting
 
-    /// Validates and commits a build; returns once it is durable.
-    package func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
-                        clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
+    /// Validates and commits a build; returns once it is durable. Decoding,
+    /// validation and content IDs run off the actor (they are most of a
+    /// submit's CPU), only the bookkeeping on it.
+    @concurrent
+    package nonisolated func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
+                                    clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
         guard Architecture(rawValue: arch) != nil else {
             throw SchedulerError.badRequest("arch: \"\(arch)\" is not an architecture; use x86_64 or aarch64")
         }
@@ -88,9 +91,15 @@ package actor FarmScheduler {
         } catch {
             throw SchedulerError.badRequest("\(error)")
         }
+        return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
+                                          arch: arch, label: label, clientKey: clientKey)
+    }
+
+    private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
+                                  arch: String, label: String, clientKey: String) async throws -> Kiln_V1_SubmitReply {
         let buildID = Self.newID()
         let created = now
-        var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest,
+        var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
                               exports: exports, state: .queued, createdMS: created, jobIDs: [])
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
@@ -167,7 +176,12 @@ package actor FarmScheduler {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute( arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, message, lines])
         }
-        if kind != .log {
+        // A build's course at info; each job's steps (thousands an hour on a busy farm) at debug.
+        switch kind {
+        case .log: break
+        case .assigned, .stageStarted, .stageFinished, .streamed, .cached:
+            logger.debug("\(message)", metadata: ["build.id": "\(buildID)", "job.id": "\(job)", "agent.id": "\(agent)"])
+        default:
             logger.info("\(message)", metadata: ["build.id": "\(buildID)", "job.id": "\(job)", "agent.id": "\(agent)"])
         }
     }
@@ -178,17 +192,27 @@ package actor FarmScheduler {
     /// when every tree is stored, finishes the build when everything is done.
     func advance(_ buildID: String) {
         guard let b = builds[buildID], !b.isFinished else { return }
-        let js = b.jobIDs.compactMap { jobs[$0] }
-        if let failed = js.first(where: { $0.state == .failed }) {
-            finish(buildID, .failed, failure: failed.failure)
+        // One pass over the jobs, no intermediate arrays (this runs on every job change).
+        var treesStored = true, anyActive = false
+        var assembly: FarmJob?
+        for id in b.jobIDs {
+            guard let j = jobs[id] else { continue }
+            if j.state == .failed {
+                finish(buildID, .failed, failure: j.failure)
+                return
+            }
+            if !j.onAgent {
+                assembly = j
+            } else if j.state != .succeeded && j.state != .cached {
+                treesStored = false
+            }
+            anyActive = anyActive || j.isActive
+        }
+        guard treesStored else {
+            if b.state == .queued, anyActive { setBuildState(buildID, .running) }
             return
         }
-        let trees = js.filter(\.onAgent)
-        guard trees.allSatisfy({ $0.state == .succeeded || $0.state == .cached }) else {
-            if b.state == .queued, js.contains(where: { $0.isActive }) { setBuildState(buildID, .running) }
-            return
-        }
-        guard let assembly = js.first(where: { !$0.onAgent }) else {
+        guard let assembly else {
             finish(buildID, .succeeded)
             return
         }

@@ -10,6 +10,8 @@ struct FarmBuild: Sendable {
     var arch: String
     var manifestJSON: [UInt8]
     var manifest: BuildManifest
+    /// Content IDs of the validated manifest.
+    var ids: ContentIDs
     var exports: [String]
     var state: Kiln_V1_BuildState
     var createdMS: Int64
@@ -19,7 +21,12 @@ struct FarmBuild: Sendable {
     var nextSequence: UInt64 = 1
     var assembling = false
 
-    var isFinished: Bool { [.succeeded, .failed, .cancelled].contains(state) }
+    var isFinished: Bool {
+        switch state {
+        case .succeeded, .failed, .cancelled: true
+        default: false
+        }
+    }
 }
 
 struct FarmJob: Sendable {
@@ -43,13 +50,26 @@ struct FarmJob: Sendable {
     /// The user was told that no online agent runs this job's architecture.
     var toldNoAgent = false
 
-    var isActive: Bool { [.assigned, .running, .streaming].contains(state) }
-    var isDone: Bool { [.succeeded, .cached, .failed, .cancelled].contains(state) }
+    // Switches, not array literals: these run for every job on every change.
+    var isActive: Bool {
+        switch state {
+        case .assigned, .running, .streaming: true
+        default: false
+        }
+    }
+    var isDone: Bool {
+        switch state {
+        case .succeeded, .cached, .failed, .cancelled: true
+        default: false
+        }
+    }
 }
 
 struct FarmAttempt: Sendable {
     var id: UInt64
     var jobID: String
+    /// The job's pipeline ID: identical jobs wait while one of them is in flight.
+    var pipelineID: String
     var agentID: String
     var leaseUntilMS: Int64
     var download: TreeDownload?

@@ -73,11 +73,14 @@ package final class SchedulerServer: Sendable {
             })
         try await scheduler.start(outbox: outbox)
         var tasks: [Task<Void, Never>] = []
+        let inbox = AgentInbox()
         tasks.append(Task {
             for await m in agentSocket.inbound {
                 do {
                     let (identity, message) = try Framing.decode(m.frames, routed: true)
-                    await scheduler.handleAgent(identity: identity ?? [], key: m.userID, message: message)
+                    if inbox.append(.init(identity: identity ?? [], key: m.userID, message: message)) {
+                        Task { await scheduler.drain(inbox) }
+                    }
                 } catch {
                     await scheduler.countDropped()
                     logger.warning("dropped an undecodable agent message: \(error)")

@@ -68,15 +68,10 @@ package final class TreeDownload: Sendable {
         self.send = send
         self.stallInterval = stallInterval
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
-        work = try store.makeWorkDirectory()
+        work = store.newWorkPath()  // made by the extraction thread, not here on the caller's
         let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
-        do {
-            receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
-                                      window: window, maxChunkBytes: maxChunkBytes)
-        } catch {
-            try? FileManager.default.removeItem(atPath: work)
-            throw error
-        }
+        receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
+                                  window: window, maxChunkBytes: maxChunkBytes)
         queueLimit = Int(clamping: 2 * window) + 2 * maxChunkBytes
         verifier = DispatchQueue(label: "kiln.download.\(attemptID)")
         (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
@@ -90,7 +85,7 @@ package final class TreeDownload: Sendable {
             state.started = .now
             let receiver = receiver
             state.extraction = Task {
-                try await TreeArchive.extract(into: work) { buffer in try receiver.read(into: buffer) }
+                try await TreeArchive.extract(into: work, creating: true) { buffer in try receiver.read(into: buffer) }
             }
             return true
         }
@@ -154,7 +149,11 @@ package final class TreeDownload: Sendable {
             case .failed(let cause): throw cause
             case .receiving: throw StreamError.cancelled(reason: "no verdict")  // not reached: waitForVerdict
             case .verified(let length):
-                try await store.commit(work, as: pipelineID, move: true, commands: commands)
+                // mkdir + rename off the cooperative threads: they wait for the filesystem's journal.
+                let (store, work, pipelineID) = (store, work, pipelineID)
+                if try await onVerifierThrowing({ _ in try store.commitMoving(work, as: pipelineID) }) == false {
+                    try? await store.remove(work, commands: commands)  // someone else stored it first
+                }
                 receiver.spool.remove()
                 try await send(.ack(attemptID: attemptID))
                 outbox.finish()
@@ -186,6 +185,12 @@ package final class TreeDownload: Sendable {
     private func onVerifier<T: Sendable>(_ body: @escaping @Sendable (StreamReceiver) -> T) async -> T {
         await withCheckedContinuation { done in
             verifier.async { [receiver] in done.resume(returning: body(receiver)) }
+        }
+    }
+
+    private func onVerifierThrowing<T: Sendable>(_ body: @escaping @Sendable (StreamReceiver) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { done in
+            verifier.async { [receiver] in done.resume(with: Result { try body(receiver) }) }
         }
     }
 

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 
@@ -27,6 +28,12 @@ struct ConsoleLogHandler: LogHandler {
 enum Logging {
     /// The logger commands use; `verbose` shows info-level detail (phases, timings).
     static func logger(verbose: Bool) -> Logger {
-        Logger(label: "kiln") { _ in ConsoleLogHandler(level: verbose ? .info : .warning) }
+        logger(level: verbose ? .info : .warning)
+    }
+
+    static func logger(level: Logger.Level) -> Logger {
+        Logger(label: "kiln") { _ in ConsoleLogHandler(level: level) }
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

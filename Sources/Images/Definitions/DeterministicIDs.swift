@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Manifest
 
 /// Every UUID of an image derived from one seed (RFC 9562 version 5 UUIDs
 /// named `<seed>/<purpose>` in Kiln's namespace), so the same request always
@@ -22,7 +23,7 @@ package struct DeterministicIDs: Sendable, Hashable {
     /// A FAT volume ID: 8 upper-case hex digits.
     package func fatVolumeID(_ purpose: String) -> String {
         let digest = SHA256.hash(data: Data("\(seed)/\(purpose)".utf8))
-        return digest.prefix(4).map { String(format: "%02X", $0) }.joined()
+        return Hex.encode(digest.prefix(4), uppercase: true)
     }
 
     /// How a FAT volume ID appears as a filesystem UUID (blkid, fstab): `ABCD-1234`.
@@ -46,7 +47,7 @@ package struct DeterministicIDs: Sendable, Hashable {
     }
 
     static func format(_ b: [UInt8]) -> String {
-        let hex = b.map { String(format: "%02x", $0) }.joined()
+        let hex = Hex.encode(b)
         let c = Array(hex)
         return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(c[$0]) }.joined(separator: "-")
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Manifest
 
 /// The scheduler's side of one tree stream, without sockets: it checks each
 /// chunk's sha256, writes good chunks at their offsets into a spool file
@@ -225,7 +226,7 @@ package final class StreamReceiver: @unchecked Sendable {
         guard prefix == announced.length else { return }
         let digest = Array(hasher.finalize())
         guard digest == announced.sha256 else {
-            throw .digestMismatch(expected: Self.hex(announced.sha256), computed: Self.hex(digest), length: prefix)
+            throw .digestMismatch(expected: Hex.encode(announced.sha256), computed: Hex.encode(digest), length: prefix)
         }
         finish(.verified(length: prefix))
     }
@@ -296,9 +297,5 @@ package final class StreamReceiver: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return try body()
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
     }
 }

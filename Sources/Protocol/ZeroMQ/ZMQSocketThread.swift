@@ -45,14 +45,10 @@ package final class ZMQSocketThread: Sendable {
     /// Queues one multipart message and returns when libzmq has taken it.
     package func send(_ frames: [[UInt8]]) async throws(ZMQError) {
         let result = await withCheckedContinuation { (done: CheckedContinuation<Result<Void, ZMQError>, Never>) in
-            let accepted = shared.state.withLock { state in
-                guard !state.closing else { return false }
-                state.commands.append((frames, done, ContinuousClock.now))
-                return true
-            }
-            if accepted {
-                shared.wake.signal()
-            } else {
+            switch shared.enqueue((frames, done, ContinuousClock.now)) {
+            case .wake: shared.wake.signal()
+            case .queued: break
+            case .closed:
                 done.resume(returning: .failure(ZMQError(operation: "send on a closed socket", code: ETERM)))
             }
         }
@@ -64,12 +60,7 @@ package final class ZMQSocketThread: Sendable {
     /// gone, queue full, socket closed) is dropped: protocols built on this
     /// repair losses themselves (absolute credit, leases, resend).
     package func post(_ frames: [[UInt8]]) {
-        let accepted = shared.state.withLock { state in
-            guard !state.closing else { return false }
-            state.commands.append((frames, nil, ContinuousClock.now))
-            return true
-        }
-        if accepted { shared.wake.signal() }
+        if shared.enqueue((frames, nil, ContinuousClock.now)) == .wake { shared.wake.signal() }
     }
 
     /// Closes the socket on its thread and waits until the thread has exited.
@@ -106,6 +97,19 @@ extension ZMQSocketThread {
         let state = Mutex(State())
         let wake: EventFD
         init(wake: EventFD) { self.wake = wake }
+
+        enum Enqueued { case wake, queued, closed }
+
+        /// Queues a send. Only the first command into an empty queue wakes
+        /// the thread (it takes the whole queue when it wakes): one eventfd
+        /// write per burst, not per message.
+        func enqueue(_ command: Pending) -> Enqueued {
+            state.withLock { state in
+                guard !state.closing else { return .closed }
+                state.commands.append(command)
+                return state.commands.count == 1 ? .wake : .queued
+            }
+        }
     }
 
     /// Runs on the socket's own thread; nothing else touches the socket.

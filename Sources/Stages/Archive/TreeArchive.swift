@@ -57,19 +57,24 @@ package enum TreeArchive {
         }
     }
 
-    /// Extracts a tar+zstd stream into the existing directory `target`,
+    /// Extracts a tar+zstd stream into the directory `target` (which exists,
+    /// or with `creating` is made first, on the extraction thread),
     /// pulling bytes through `read` (called on the extraction thread; it may
     /// block, returns how many bytes it put into the buffer, 0 at the end, or
     /// throws). Owners, modes, times, xattrs, ACLs and holes are restored; an
     /// entry that would land outside `target` fails the extraction
     /// (`TreeArchiveError.escapes`) before anything is written for it.
     package static func extract(
-        into target: String, read: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Int
+        into target: String, creating: Bool = false,
+        read: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Int
     ) async throws -> ExtractStats {
         try await DedicatedThread.run(name: "kiln-archive-extract") {
+            if creating, mkdir(target, 0o755) != 0 {
+                throw TreeArchiveError.badTarget(path: target, reason: String(cString: strerror(errno)))
+            }
             // The thread gets a working directory of its own (extraction paths
             // are relative to it), so it must be this fresh thread.
-            try TreeArchiveExtractor.extract(into: target, read: read)
+            return try TreeArchiveExtractor.extract(into: target, read: read)
         }
     }
 

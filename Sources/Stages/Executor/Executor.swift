@@ -42,8 +42,14 @@ package struct Executor: Sendable {
         for e in exports where manifest.pipeline(named: e) == nil {
             throw ExecutorError.unknownExport(name: e, available: manifest.pipelines.map(\.name))
         }
+        return try await run(validated: manifest, ids: try ContentIDs(manifest), exports: exports)
+    }
+
+    /// Produces the `exports` pipelines of a manifest that was already
+    /// validated against this registry, with its content IDs (the scheduler
+    /// checks a manifest once, at submit, not again for its assembly).
+    package func run(validated manifest: BuildManifest, ids: ContentIDs, exports: [String]) async throws -> Result {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
-        let ids = try ContentIDs(manifest)
         let plan = try manifest.plan(exports: exports)
         // Only pipelines that are not stored, and not needed solely by stored ones.
         var needed = Set<String>()

@@ -110,7 +110,7 @@ package struct SourceCache: Sendable {
             if chunk.isEmpty { break }
             hasher.update(data: chunk)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(hasher.finalize())
     }
 
     private static func size(_ path: String) -> UInt64 {

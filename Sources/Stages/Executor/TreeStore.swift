@@ -32,9 +32,15 @@ package struct TreeStore: Sendable {
 
     /// A fresh empty directory on the store's filesystem, for building a tree.
     package func makeWorkDirectory() throws -> String {
-        let path = "\(root)/tmp/work-\(UUID().uuidString.prefix(8).lowercased())"
+        let path = newWorkPath()
         try Self.mkdir(path)
         return path
+    }
+
+    /// A fresh name for a work directory, not yet created (for a caller that
+    /// creates it on a thread of its own).
+    package func newWorkPath() -> String {
+        "\(root)/tmp/work-\(UUID().uuidString.prefix(8).lowercased())"
     }
 
     /// One directory (its parent exists): a plain mkdir, which matters when a
@@ -54,27 +60,42 @@ package struct TreeStore: Sendable {
     /// (a rename on the same filesystem); otherwise a copy is stored and `work`
     /// stays usable.
     package func commit(_ work: String, as id: String, move: Bool, commands: CommandRunner) async throws {
-        if contains(id) {
-            if move { try? await remove(work, commands: commands) }
+        if move {
+            if try !commitMoving(work, as: id) { try? await remove(work, commands: commands) }
             return
         }
+        if contains(id) { return }
+        let object = try makeObjectDirectory(id)
+        let source = "\(object)/.incoming-\(UUID().uuidString.prefix(8).lowercased())"
+        try await commands.run(["cp", "-a", "--reflink=auto", work, source])
+        if try !moveIn(source, object: object) { try? await remove(source, commands: commands) }
+    }
+
+    /// Renames `work` into the store as `id`: one mkdir and one rename, no
+    /// subprocess, so it can run on a thread that must not wait. Returns
+    /// false when `id` was already stored (`work` is then left to the caller
+    /// to remove).
+    package func commitMoving(_ work: String, as id: String) throws -> Bool {
+        if contains(id) { return false }
+        return try moveIn(work, object: try makeObjectDirectory(id))
+    }
+
+    private func makeObjectDirectory(_ id: String) throws -> String {
         let object = "\(root)/objects/\(id)"
         guard Glibc.mkdir(object, 0o755) == 0 || errno == EEXIST else {
             throw StageError.badPath(path: object, reason: "cannot create the object: \(String(cString: strerror(errno)))")
         }
-        var source = work
-        if !move {
-            source = "\(object)/.incoming-\(UUID().uuidString.prefix(8).lowercased())"
-            try await commands.run(["cp", "-a", "--reflink=auto", work, source])
+        return object
+    }
+
+    /// Moves `source` to `object/tree`; false when someone else stored it first (keep theirs).
+    private func moveIn(_ source: String, object: String) throws -> Bool {
+        if Glibc.rename(source, "\(object)/tree") == 0 { return true }
+        let reason = String(cString: strerror(errno))
+        guard errno == EEXIST || errno == ENOTEMPTY else {
+            throw StageError.badPath(path: source, reason: "cannot move into the store: \(reason)")
         }
-        if rename(source, "\(object)/tree") != 0 {
-            let reason = String(cString: strerror(errno))
-            guard errno == EEXIST || errno == ENOTEMPTY else {
-                throw StageError.badPath(path: work, reason: "cannot move into the store: \(reason)")
-            }
-            // Someone else stored it first: keep theirs.
-            try? await remove(source, commands: commands)
-        }
+        return false
     }
 
     /// Copies the object `id` into the empty directory `work`.

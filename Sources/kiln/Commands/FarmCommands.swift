@@ -32,9 +32,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Attempts per job for infrastructure failures.")
     var maxAttempts: Int = 3
 
+    @Option(help: "Log level (debug adds every job's assignment, stages and stream).")
+    var logLevel: Logger.Level = .info
+
     func run() async throws {
         try await CLI.main {
-            let logger = Logging.logger(verbose: true)
+            let logger = Logging.logger(level: logLevel)
             let keys = try CurveKeyPair.load(secretKeyFile: key)
             let allowed = try CurveKeyPair.loadAllowList(directory: allow)
             if allowed.isEmpty { logger.warning("no *.pub keys in \(allow): no agent or client can connect yet") }
@@ -86,9 +89,12 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var stores: StoreOptions
 
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
     func run() async throws {
         try await CLI.main {
-            let logger = Logging.logger(verbose: true)
+            let logger = Logging.logger(level: logLevel)
             var archs: [Architecture] = []
             for a in arch {
                 guard let x = Architecture(name: a) else { throw CLIError.badInput("--arch \(a): use x86_64 or aarch64") }

@@ -1,0 +1,48 @@
+import Protocol
+import Synchronization
+
+/// Decoded agent messages on their way to the scheduler actor. The socket's
+/// reading loop only decodes and appends, never waiting for the actor; one
+/// drain at a time hands everything that has arrived to the actor in a
+/// single hop, in arrival order. Under load a hop carries hundreds of
+/// messages instead of one (dispatch benchmark: docs/benchmarks.md).
+final class AgentInbox: Sendable {
+    struct Item: Sendable {
+        var identity: [UInt8]
+        var key: String?
+        var message: WireMessage
+    }
+
+    private let state = Mutex<(items: [Item], draining: Bool)>(([], false))
+
+    /// Appends `item`; true when the caller must start a drain.
+    func append(_ item: Item) -> Bool {
+        state.withLock { s in
+            s.items.append(item)
+            if s.draining { return false }
+            s.draining = true
+            return true
+        }
+    }
+
+    /// Everything that arrived so far; empty (and the drain over) when nothing did.
+    func take() -> [Item] {
+        state.withLock { s in
+            let items = s.items
+            s.items.removeAll(keepingCapacity: true)
+            if items.isEmpty { s.draining = false }
+            return items
+        }
+    }
+}
+
+extension FarmScheduler {
+    /// Handles what `inbox` holds until it is empty.
+    func drain(_ inbox: AgentInbox) {
+        while true {
+            let items = inbox.take()
+            if items.isEmpty { return }
+            for i in items { handleAgent(identity: i.identity, key: i.key, message: i.message) }
+        }
+    }
+}
