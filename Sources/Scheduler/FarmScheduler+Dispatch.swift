@@ -11,12 +11,38 @@ extension FarmScheduler {
         Task { await self.dispatch() }
     }
 
+    /// One job given to one agent by a dispatch pass, not yet committed.
+    struct Assignment {
+        var attempt: UInt64
+        var job: FarmJob
+        var agent: FarmAgent
+    }
+
     /// Assigns queued tree jobs to agents with a free slot for their
     /// architecture: all assignments of one pass are committed in one
     /// transaction, and only then are the `Assign`s sent.
     func dispatch() async {
         dispatchPending = false
-        var assigned: [(attempt: UInt64, job: FarmJob, agent: FarmAgent)] = []
+        let (assigned, stored) = selectAssignments()
+        for jobID in stored {
+            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
+        }
+        guard !assigned.isEmpty else { return }
+        let started = now
+        do {
+            try await db.commit { db in try Self.insertAttempts(assigned, started: started, db) }
+        } catch {
+            failAssignments(assigned, error)
+            return
+        }
+        sendAssignments(assigned)
+    }
+
+    /// Picks agents for queued jobs and records the attempts in memory; the
+    /// caller commits them (`insertAttempts`) before `sendAssignments`.
+    /// Returns the assignments and the queued jobs whose tree is already stored.
+    func selectAssignments() -> (assigned: [Assignment], stored: [String]) {
+        var assigned: [Assignment] = []
         var stored: [String] = []
         // Built once per pass (not once per job): what is in flight, and who has room.
         var building = Set(attempts.values.map(\.pipelineID))
@@ -55,29 +81,28 @@ extension FarmScheduler {
                     $0.agentID = agentID
                     $0.triedAgents.insert(agentID)
                 }
-                assigned.append((attemptID, jobs[jobID]!, agents[agentID]!))
+                assigned.append(Assignment(attempt: attemptID, job: jobs[jobID]!, agent: agents[agentID]!))
             }
             // Nothing above touches the queues, so the taken prefix is exactly what was handled.
             queues[arch]?.removeFirst(taken)
         }
-        for jobID in stored {
-            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
+        return (assigned, stored)
+    }
+
+    static func insertAttempts(_ assigned: [Assignment], started: Int64, _ db: Database) throws {
+        for a in assigned {
+            try db.cachedStatement(sql: "INSERT INTO attempts (id, job_id, agent_id, state, started_ms) VALUES (?, ?, ?, ?, ?)").execute(
+                arguments: [Int64(a.attempt), a.job.id, a.agent.id, Kiln_V1_JobState.assigned.rawValue, started])
         }
-        guard !assigned.isEmpty else { return }
-        let started = now
-        let rows = assigned.map { ($0.attempt, $0.job.id, $0.agent.id) }
-        do {
-            try await db.commit { db in
-                for (attempt, job, agent) in rows {
-                    try db.cachedStatement(sql: "INSERT INTO attempts (id, job_id, agent_id, state, started_ms) VALUES (?, ?, ?, ?, ?)").execute(
-                                   arguments: [Int64(attempt), job, agent, Kiln_V1_JobState.assigned.rawValue, started])
-                }
-            }
-        } catch {
-            logger.error("could not record assignments: \(error)")
-            for a in assigned { attemptFailed(a.attempt, AttemptFailure(reason: "scheduler database: \(error)", infrastructure: true)) }
-            return
-        }
+    }
+
+    func failAssignments(_ assigned: [Assignment], _ error: Error) {
+        logger.error("could not record assignments: \(error)")
+        for a in assigned { attemptFailed(a.attempt, AttemptFailure(reason: "scheduler database: \(error)", infrastructure: true)) }
+    }
+
+    /// Sends the `Assign`s of committed assignments and starts their downloads.
+    func sendAssignments(_ assigned: [Assignment]) {
         for a in assigned where attempts[a.attempt] != nil {
             guard let b = builds[a.job.buildID] else { continue }
             var m = Kiln_V1_Assign()

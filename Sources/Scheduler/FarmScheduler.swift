@@ -115,16 +115,6 @@ package actor FarmScheduler {
         build.jobIDs = newJobs.map(\.id)
         builds[buildID] = build
         for j in newJobs { jobs[j.id] = j }
-        let insertedJobs = newJobs
-        let b = build
-        try await db.commit { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
-                                 b.state.rawValue, b.createdMS, clientKey])
-            for j in insertedJobs { try Self.insert(j, db) }
-        }
         event(buildID, .queued, message: "queued \(label) (\(newJobs.filter(\.onAgent).count) tree jobs)")
         for j in newJobs where j.onAgent {
             if j.state == .cached {
@@ -132,6 +122,34 @@ package actor FarmScheduler {
             } else {
                 enqueue(j.id)
             }
+        }
+        // The build's first assignments go into the same transaction as the
+        // build itself: one fsync from submit to Assign on an idle farm, not two.
+        let (assigned, stored) = selectAssignments()
+        let inserted = build.jobIDs.compactMap { jobs[$0] }  // as assigned just now
+        let b = build
+        let started = now
+        do {
+            try await db.commit { db in
+                try db.cachedStatement(sql: """
+                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
+                                     b.state.rawValue, b.createdMS, clientKey])
+                for j in inserted {
+                    try Self.insert(j, db)
+                    if j.state == .assigned { try Self.update(j, db) }
+                }
+                try Self.insertAttempts(assigned, started: started, db)
+            }
+        } catch {
+            failAssignments(assigned, error)
+            finish(buildID, .failed, failure: "scheduler database: \(error)")
+            throw error
+        }
+        sendAssignments(assigned)
+        for jobID in stored {
+            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
         }
         advance(buildID)
         scheduleDispatch()
@@ -269,13 +287,15 @@ package actor FarmScheduler {
         change(&j)
         jobs[id] = j
         let s = j
-        db.record { db in
-            try db.cachedStatement(sql: """
-                UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
-                stage_type = ?, failure = ? WHERE id = ?
-                """).execute( arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
-                                 s.stageType, s.failure, s.id])
-        }
+        db.record { db in try Self.update(s, db) }
+    }
+
+    static func update(_ s: FarmJob, _ db: Database) throws {
+        try db.cachedStatement(sql: """
+            UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
+            stage_type = ?, failure = ? WHERE id = ?
+            """).execute( arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
+                             s.stageType, s.failure, s.id])
     }
 }
 

@@ -73,7 +73,7 @@ package enum TreeArchive {
                 throw TreeArchiveError.badTarget(path: target, reason: String(cString: strerror(errno)))
             }
             // The thread gets a working directory of its own (extraction paths
-            // are relative to it), so it must be this fresh thread.
+            // are relative to it); it is this body's alone until it returns.
             return try TreeArchiveExtractor.extract(into: target, read: read)
         }
     }

@@ -45,6 +45,7 @@ enum TreeArchiveExtractor {
         guard chdir(target) == 0 else {
             throw .badTarget(path: target, reason: String(cString: strerror(errno)))
         }
+        defer { _ = chdir("/") }  // the thread may serve again: hold no tree open
         guard let reader = archive_read_new() else { throw .malformed(reason: "archive_read_new: out of memory") }
         defer { archive_read_free(reader) }
         guard let disk = archive_write_disk_new() else { throw .badTarget(path: target, reason: "archive_write_disk_new: out of memory") }
