@@ -48,7 +48,8 @@ package final class TreeDownload: Sendable {
     private struct State {
         var started: ContinuousClock.Instant?
         var extraction: Task<TreeArchive.ExtractStats, any Error>?
-        var stallWatch: Task<Void, Never>?
+        /// Verified length at the last stall check, and when it last grew.
+        var progress: (length: UInt64, at: ContinuousClock.Instant)?
         var queued = 0
         var cancelled = false
         var waitingForVerdict: [CheckedContinuation<Void, Never>] = []
@@ -95,8 +96,8 @@ package final class TreeDownload: Sendable {
         Task { [self] in
             for await message in outgoing { try? await send(message) }
         }
-        let watch = Task { [self] in await watchForStalls() }
-        state.withLock { $0.stallWatch = watch }
+        state.withLock { $0.progress = (receiver.verifiedLength, .now) }
+        StallWatch.shared.add(self)
     }
 
     /// `StreamChunk` (+data) and `StreamEnd` for this attempt, in arrival
@@ -126,7 +127,7 @@ package final class TreeDownload: Sendable {
     /// it failed (the stream's `StreamError`, the extraction's
     /// `TreeArchiveError`, `StreamError.cancelled`).
     package func result() async throws -> DownloadStats {
-        defer { state.withLock { $0.stallWatch?.cancel() } }
+        defer { StallWatch.shared.remove(self) }
         let (extraction, started) = state.withLock { state in
             defer { state.resultTaken = true }
             return (state.resultTaken ? nil : state.extraction, state.started)
@@ -213,19 +214,60 @@ package final class TreeDownload: Sendable {
         }
     }
 
-    /// Every `stallInterval` without progress, asks the agent to send again
-    /// from the verified prefix (repairs lost chunks, a lost `StreamEnd` or
-    /// a lost credit).
-    private func watchForStalls() async {
-        var last = receiver.verifiedLength
-        while receiver.outcome == .receiving && !Task.isCancelled {
-            try? await Task.sleep(for: stallInterval)
-            let now = receiver.verifiedLength
-            guard now == last, receiver.outcome == .receiving else {
-                last = now
-                continue
+    /// Called about once a second by `StallWatch`: after `stallInterval`
+    /// without progress, asks the agent to send again from the verified
+    /// prefix (repairs lost chunks, a lost `StreamEnd` or a lost credit).
+    /// Returns false once the stream is decided (nothing more to watch).
+    fileprivate func checkStall(now: ContinuousClock.Instant) -> Bool {
+        guard receiver.outcome == .receiving else { return false }
+        let length = receiver.verifiedLength
+        let stalled = state.withLock { state -> Bool in
+            guard let p = state.progress, p.length == length else {
+                state.progress = (length, now)
+                return false
             }
-            for message in await onVerifier({ $0.stalled() }) { outbox.yield(message) }
+            guard now - p.at >= stallInterval else { return false }
+            state.progress = (length, now)
+            return true
+        }
+        if stalled {
+            verifier.async { [self] in for message in receiver.stalled() { outbox.yield(message) } }
+        }
+        return true
+    }
+
+}
+
+/// One clock for the stall checks of every download in the process, rather
+/// than a sleeping task (and a timer armed and cancelled) per download.
+private final class StallWatch: Sendable {
+    static let shared = StallWatch()
+    private let watched = Mutex<(downloads: [ObjectIdentifier: TreeDownload], running: Bool)>(([:], false))
+
+    func add(_ download: TreeDownload) {
+        let start = watched.withLock { w -> Bool in
+            w.downloads[ObjectIdentifier(download)] = download
+            defer { w.running = true }
+            return !w.running
+        }
+        if start { Task.detached { await self.run() } }
+    }
+
+    func remove(_ download: TreeDownload) {
+        _ = watched.withLock { $0.downloads.removeValue(forKey: ObjectIdentifier(download)) }
+    }
+
+    /// Ticks while anything is watched, then stops (and restarts with the next `add`).
+    private func run() async {
+        while true {
+            try? await Task.sleep(for: .seconds(1))
+            let downloads = watched.withLock { w -> [TreeDownload]? in
+                if w.downloads.isEmpty { w.running = false; return nil }
+                return Array(w.downloads.values)
+            }
+            guard let downloads else { return }
+            let now = ContinuousClock.now
+            for d in downloads where !d.checkStall(now: now) { remove(d) }
         }
     }
 }

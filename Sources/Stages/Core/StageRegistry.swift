@@ -52,7 +52,8 @@ package enum StrictOptions {
     package static func decode<O: Codable>(_ type: O.Type, _ options: [String: JSONValue], path: String) throws(ManifestError) -> O {
         let value: O
         do {
-            value = try JSONDecoder().decode(O.self, from: JSONEncoder().encode(JSONValue.object(options)))
+            // The hand-written canonical encoder, not JSONEncoder: this runs for every stage of every submit.
+            value = try JSONDecoder().decode(O.self, from: Data(CanonicalJSON.encode(.object(options)).utf8))
         } catch let error as DecodingError {
             throw describe(error, path)
         } catch {
