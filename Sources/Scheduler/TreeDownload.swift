@@ -152,7 +152,7 @@ package final class TreeDownload: Sendable {
             case .verified(let length):
                 // mkdir + rename off the cooperative threads: they wait for the filesystem's journal.
                 let (store, work, pipelineID) = (store, work, pipelineID)
-                if try await onVerifierThrowing({ _ in try store.commitMoving(work, as: pipelineID) }) == false {
+                if try await onVerifier({ _ in try store.commitMoving(work, as: pipelineID) }) == false {
                     try? await store.remove(work, commands: commands)  // someone else stored it first
                 }
                 receiver.spool.remove()
@@ -183,16 +183,17 @@ package final class TreeDownload: Sendable {
 
     // MARK: -
 
-    private func onVerifier<T: Sendable>(_ body: @escaping @Sendable (StreamReceiver) -> T) async -> T {
-        await withCheckedContinuation { done in
-            verifier.async { [receiver] in done.resume(returning: body(receiver)) }
+    /// Runs `body` on the verifier queue (never on a cooperative thread);
+    /// throws what `body` throws, nothing when it cannot.
+    private func onVerifier<T: Sendable, E: Error>(
+        _ body: @escaping @Sendable (StreamReceiver) throws(E) -> T
+    ) async throws(E) -> T {
+        let result = await withCheckedContinuation { (done: CheckedContinuation<Result<T, E>, Never>) in
+            verifier.async { [receiver] in
+                do throws(E) { done.resume(returning: .success(try body(receiver))) } catch { done.resume(returning: .failure(error)) }
+            }
         }
-    }
-
-    private func onVerifierThrowing<T: Sendable>(_ body: @escaping @Sendable (StreamReceiver) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { done in
-            verifier.async { [receiver] in done.resume(with: Result { try body(receiver) }) }
-        }
+        return try result.get()
     }
 
     private func verdictReached() {
@@ -235,7 +236,6 @@ package final class TreeDownload: Sendable {
         }
         return true
     }
-
 }
 
 /// One clock for the stall checks of every download in the process, rather
