@@ -174,20 +174,40 @@ extension FarmScheduler {
         let download: TreeDownload
         do {
             download = try TreeDownload(attemptID: attemptID, pipelineID: job.pipelineID, store: store,
-                                        window: config.streamWindow) { message in outbox.agent(identity, message) }
+                                        window: config.streamWindow, post: { message in outbox.agent(identity, message) })
         } catch {
             attemptFailed(attemptID, AttemptFailure(reason: "cannot receive the tree: \(error)", infrastructure: true))
             return
         }
         attempts[attemptID]?.download = download
-        // Off the actor: only the outcome needs it.
-        Task.detached { [self] in
-            await download.start(restart: restart)
-            do {
-                let stats = try await download.result()
-                await self.streamFinished(attemptID, download: download, stats: stats)
-            } catch {
-                await self.streamFailed(attemptID, download: download, error: error)
+        // Outcomes reach the actor in batches, like agent messages.
+        let finished = finishedDownloads
+        download.whenFinished { [weak download] outcome in
+            guard let download else { return }
+            if finished.append(FinishedDownload(attemptID: attemptID, download: download, outcome: outcome)) {
+                Task { await self.drain(finished) }
+            }
+        }
+        download.start(restart: restart)
+    }
+
+    /// A download's outcome on its way to the actor.
+    struct FinishedDownload: Sendable {
+        var attemptID: UInt64
+        var download: TreeDownload
+        var outcome: Result<DownloadStats, any Error>
+    }
+
+    /// Handles the downloads that finished until none is left.
+    func drain(_ inbox: Inbox<FinishedDownload>) {
+        while true {
+            let items = inbox.take()
+            if items.isEmpty { return }
+            for item in items {
+                switch item.outcome {
+                case .success(let stats): streamFinished(item.attemptID, download: item.download, stats: stats)
+                case .failure(let error): streamFailed(item.attemptID, download: item.download, error: error)
+                }
             }
         }
     }

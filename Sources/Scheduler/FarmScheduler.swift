@@ -44,6 +44,8 @@ package actor FarmScheduler {
     var dispatchPending = false
     var assembliesRunning = 0
     var assemblyQueue: [String] = []
+    /// Downloads that finished, for the actor to take in batches.
+    let finishedDownloads = Inbox<FinishedDownload>()
     /// Counters for `kiln agents`/metrics and the fault tests.
     package internal(set) var droppedMessages = 0
 

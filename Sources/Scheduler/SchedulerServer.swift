@@ -73,7 +73,7 @@ package final class SchedulerServer: Sendable {
             })
         try await scheduler.start(outbox: outbox)
         var tasks: [Task<Void, Never>] = []
-        let inbox = AgentInbox()
+        let inbox = Inbox<AgentMessage>()
         tasks.append(Task {
             for await m in agentSocket.inbound {
                 do {

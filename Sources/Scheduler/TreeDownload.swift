@@ -18,86 +18,114 @@ package struct DownloadStats: Sendable, Equatable {
 }
 
 /// Receives one attempt's tree: verifies chunks and writes them into a spool
-/// file in the store's tmp directory, extracts the verified prefix while the
-/// rest is still arriving (libarchive on its own thread), and only when the
+/// (memory, then a file in the store's tmp directory), and only when the
 /// whole stream checks out (length and sha256) commits the extracted tree as
 /// `pipelineID` and acknowledges. Memory stays flat: the agent may send only
-/// `window` bytes past the verified prefix, and bytes go to disk.
+/// `window` bytes past the verified prefix, and bytes beyond a small limit go
+/// to disk.
+///
+/// All of it runs on the download's `WorkLane`. A stream that is verified
+/// before `inlineLimit` bytes arrived (most trees of a busy farm: small or
+/// no-op jobs) is extracted, stored and acknowledged right there, with no
+/// other thread involved; a bigger one is extracted while it is still
+/// arriving, by libarchive on a thread of its own reading the verified prefix.
 ///
 /// On failure or `cancel()` the agent gets `Cancel`, the work directory and
-/// spool are removed, and `result()` throws why.
+/// spool are removed, and the outcome is the error saying why.
 package final class TreeDownload: Sendable {
     package let attemptID: UInt64
     package let pipelineID: String
     private let store: TreeStore
     private let commands: CommandRunner
-    private let send: @Sendable (WireMessage) async throws -> Void
+    /// Hands a message to the agent without waiting (in order).
+    private let post: @Sendable (WireMessage) -> Void
+    /// Called once the outcome is known and the last message was posted.
+    private let closeOutbox: @Sendable () -> Void
     private let receiver: StreamReceiver
     private let work: String
-    /// Verifies and writes chunks in arrival order (`StreamReceiver` wants one caller at a time).
-    private let verifier: DispatchQueue
-    private let outbox: AsyncStream<WireMessage>.Continuation
-    private let outgoing: AsyncStream<WireMessage>
+    private let lane: WorkLane
     private let state = Mutex(State())
     /// How long without progress before asking the agent to send again.
     private let stallInterval: Duration
-    /// Bytes of chunks waiting for the verifier; beyond this they are dropped
+    /// Bytes of chunks waiting for the lane; beyond this they are dropped
     /// (an honest agent never gets near it: it holds only `window` of credit).
     private let queueLimit: Int
+    /// Verified bytes after which extraction starts while the rest arrives.
+    package static let inlineLimit: UInt64 = 1 << 20
+
+    private enum Extraction {
+        case notStarted
+        case running
+        case done(Result<TreeArchive.ExtractStats, any Error>)
+    }
 
     private struct State {
         var started: ContinuousClock.Instant?
-        var extraction: Task<TreeArchive.ExtractStats, any Error>?
+        var extraction = Extraction.notStarted
+        /// Why the extraction failed while the stream was still fine (it is the cause then).
+        var extractionFailure: (any Error)?
         /// Verified length at the last stall check, and when it last grew.
         var progress: (length: UInt64, at: ContinuousClock.Instant)?
         var queued = 0
         var cancelled = false
-        var waitingForVerdict: [CheckedContinuation<Void, Never>] = []
-        var resultTaken = false
+        var concluding = false
+        var outcome: Result<DownloadStats, any Error>?
+        var waiters: [@Sendable (Result<DownloadStats, any Error>) -> Void] = []
     }
 
     /// Extracts into a work directory of `store` and commits it as
-    /// `pipelineID` (`TreeStore.commit(…, move: true)`) only after the whole
-    /// stream is verified. window: credit ahead of the verified prefix (e.g. 8 MiB).
+    /// `pipelineID` (`TreeStore.commitMoving`) only after the whole stream is
+    /// verified. window: credit ahead of the verified prefix (e.g. 8 MiB).
+    /// post: hands a message to the agent without blocking, in order.
     package init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                  maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
                  commands: CommandRunner? = nil,
-                 send: @escaping @Sendable (WireMessage) async throws -> Void) throws {
+                 post: @escaping @Sendable (WireMessage) -> Void,
+                 closeOutbox: @escaping @Sendable () -> Void = {}) throws {
         self.attemptID = attemptID
         self.pipelineID = pipelineID
         self.store = store
-        self.send = send
+        self.post = post
+        self.closeOutbox = closeOutbox
         self.stallInterval = stallInterval
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
-        work = store.newWorkPath()  // made by the extraction thread, not here on the caller's
+        work = store.newWorkPath()  // made by whoever extracts, not here on the caller's thread
         let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
         receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
                                   window: window, maxChunkBytes: maxChunkBytes)
         queueLimit = Int(clamping: 2 * window) + 2 * maxChunkBytes
-        verifier = DispatchQueue(label: "kiln.download.\(attemptID)")
-        (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
+        lane = WorkLane.forDownload(attemptID)
+    }
+
+    /// The same with a sender that may wait (a socket's `send`): messages
+    /// go out in order from a task of the download's own.
+    package convenience init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
+                             maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+                             commands: CommandRunner? = nil,
+                             send: @escaping @Sendable (WireMessage) async throws -> Void) throws {
+        let (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
+        try self.init(attemptID: attemptID, pipelineID: pipelineID, store: store, window: window, maxChunkBytes: maxChunkBytes,
+                      stallInterval: stallInterval, commands: commands,
+                      post: { outbox.yield($0) }, closeOutbox: { outbox.finish() })
+        Task {
+            for await message in outgoing { try? await send(message) }
+        }
     }
 
     /// Sends the first `Credit` (with `restart`, first `Resend(0, 0)`: an
-    /// attempt re-adopted after a scheduler restart) and starts extracting.
-    package func start(restart: Bool) async {
-        let first: Bool = state.withLock { state in
-            guard state.started == nil else { return false }
+    /// attempt re-adopted after a scheduler restart); from now on chunks are taken.
+    package func start(restart: Bool) {
+        state.withLock { state in
+            guard state.started == nil else { return }
             state.started = .now
-            let receiver = receiver
-            state.extraction = Task {
-                try await TreeArchive.extract(into: work, creating: true) { buffer in try receiver.read(into: buffer) }
+            // Queued under the lock: any chunk admitted after this is queued behind it.
+            lane.async { [self] in
+                for message in receiver.start(restart: restart) { post(message) }
+                self.state.withLock { $0.progress = (receiver.verifiedLength, .now) }
+                StallWatch.shared.add(self)
+                settle()
             }
-            return true
         }
-        guard first else { return }
-        let opening = await onVerifier { $0.start(restart: restart) }
-        for message in opening { try? await send(message) }
-        Task { [self] in
-            for await message in outgoing { try? await send(message) }
-        }
-        state.withLock { $0.progress = (receiver.verifiedLength, .now) }
-        StallWatch.shared.add(self)
     }
 
     /// `StreamChunk` (+data) and `StreamEnd` for this attempt, in arrival
@@ -110,109 +138,173 @@ package final class TreeDownload: Sendable {
         }
         let size = message.data?.count ?? 0
         let admitted = state.withLock { state -> Bool in
-            guard state.started != nil, !state.cancelled, state.queued + size <= queueLimit else { return false }
+            guard state.started != nil, !state.cancelled, state.outcome == nil, state.queued + size <= queueLimit else { return false }
             state.queued += size
             return true
         }
         guard admitted else { return }
-        verifier.async { [self] in
+        lane.async { [self] in
             let replies = receiver.receive(message)
             state.withLock { $0.queued -= size }
-            for reply in replies { outbox.yield(reply) }
-            if receiver.outcome != .receiving { verdictReached() }
+            for reply in replies { post(reply) }
+            settle()
         }
     }
 
-    /// Returns when the tree is in the store and `Ack` was sent; throws why
-    /// it failed (the stream's `StreamError`, the extraction's
-    /// `TreeArchiveError`, `StreamError.cancelled`).
+    /// Calls `body` with the outcome once it is known (at once if it is):
+    /// the stats when the tree is in the store and `Ack` was sent, else why
+    /// not (the stream's `StreamError`, the extraction's `TreeArchiveError`,
+    /// `StreamError.cancelled`). `body` runs on whichever thread concluded.
+    package func whenFinished(_ body: @escaping @Sendable (Result<DownloadStats, any Error>) -> Void) {
+        let outcome = state.withLock { state -> Result<DownloadStats, any Error>? in
+            if let outcome = state.outcome { return outcome }
+            state.waiters.append(body)
+            return nil
+        }
+        if let outcome { body(outcome) }
+    }
+
+    /// Waits for the outcome (`whenFinished`); needs `start` (or `cancel`).
     package func result() async throws -> DownloadStats {
-        defer { StallWatch.shared.remove(self) }
-        let (extraction, started) = state.withLock { state in
-            defer { state.resultTaken = true }
-            return (state.resultTaken ? nil : state.extraction, state.started)
-        }
-        guard let extraction, let started else {
-            throw StreamError.cancelled(reason: "result() needs start() first and can be awaited once")
-        }
-        do {
-            let extracted: TreeArchive.ExtractStats
-            do {
-                extracted = try await extraction.value
-            } catch {
-                // The stream's own failure is the cause when it broke the extraction.
-                if case .failed(let cause) = receiver.outcome { throw cause }
-                receiver.fail(.cancelled(reason: "extraction failed: \(error)"))
-                throw error
-            }
-            await waitForVerdict()
-            switch receiver.outcome {
-            case .failed(let cause): throw cause
-            case .receiving: throw StreamError.cancelled(reason: "no verdict")  // not reached: waitForVerdict
-            case .verified(let length):
-                // mkdir + rename off the cooperative threads: they wait for the filesystem's journal.
-                let (store, work, pipelineID) = (store, work, pipelineID)
-                if try await onVerifier({ _ in try store.commitMoving(work, as: pipelineID) }) == false {
-                    try? await store.remove(work, commands: commands)  // someone else stored it first
-                }
-                receiver.spool.remove()
-                try await send(.ack(attemptID: attemptID))
-                outbox.finish()
-                return DownloadStats(compressedBytes: length, treeBytes: extracted.treeBytes, entries: extracted.entries,
-                                     seconds: (ContinuousClock.now - started).seconds, resends: receiver.counters.resends)
-            }
-        } catch {
-            receiver.spool.remove()
-            outbox.yield(.cancel(attemptID: attemptID, reason: "the scheduler could not store the tree: \(error)"))
-            outbox.finish()
-            try? await store.remove(work, commands: commands)
-            throw error
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<DownloadStats, any Error>) in
+            whenFinished { done.resume(with: $0) }
         }
     }
 
-    /// Stops the download: the agent gets `Cancel`, `result()` throws `StreamError.cancelled`.
+    /// Stops the download: the agent gets `Cancel`, the outcome is `StreamError.cancelled`.
     package func cancel() {
         let first = state.withLock { state in
             defer { state.cancelled = true }
-            return !state.cancelled
+            return !state.cancelled && state.outcome == nil
         }
         guard first else { return }
         receiver.fail(.cancelled(reason: "cancelled by the scheduler"))
-        verdictReached()
+        lane.async { [self] in settle() }
     }
 
-    // MARK: -
+    // MARK: - On the lane
 
-    /// Runs `body` on the verifier queue (never on a cooperative thread);
-    /// throws what `body` throws, nothing when it cannot.
-    private func onVerifier<T: Sendable, E: Error>(
-        _ body: @escaping @Sendable (StreamReceiver) throws(E) -> T
-    ) async throws(E) -> T {
-        let result = await withCheckedContinuation { (done: CheckedContinuation<Result<T, E>, Never>) in
-            verifier.async { [receiver] in
-                do throws(E) { done.resume(returning: .success(try body(receiver))) } catch { done.resume(returning: .failure(error)) }
+    /// Moves the download on after anything happened: starts a concurrent
+    /// extraction once the stream outgrows `inlineLimit`; once the stream is
+    /// verified, extracts it here (if nobody did), stores it and acknowledges;
+    /// once it failed (and no extraction still reads it), cleans up.
+    private func settle() {
+        let (extraction, idle) = state.withLock { ($0.extraction, !$0.concluding) }
+        guard idle else { return }
+        switch receiver.outcome {
+        case .receiving:
+            if case .notStarted = extraction, receiver.verifiedLength >= Self.inlineLimit { startExtraction() }
+        case .verified(let length):
+            if case .running = extraction { return }  // its end settles again
+            guard beginConcluding() else { return }
+            switch extraction {
+            case .running: return
+            case .done(let extracted): store(extracted, length: length)
+            case .notStarted:
+                let receiver = receiver
+                let extracted = Result<TreeArchive.ExtractStats, any Error> {
+                    try TreeArchive.extractOnThisThread(into: work, creating: true) { try receiver.read(into: $0) }
+                }
+                state.withLock { $0.extraction = .done(extracted) }
+                store(extracted, length: length)
+            }
+        case .failed(let cause):
+            if case .running = extraction { return }  // it sees the failure in its next read
+            guard beginConcluding() else { return }
+            fail(state.withLock { $0.extractionFailure } ?? cause)
+        }
+    }
+
+    /// The stream outgrew the inline limit: extract while the rest arrives.
+    private func startExtraction() {
+        state.withLock { $0.extraction = .running }
+        let (receiver, work, lane) = (receiver, work, lane)
+        Task { [self] in
+            let extracted: Result<TreeArchive.ExtractStats, any Error>
+            do {
+                extracted = .success(try await TreeArchive.extract(into: work, creating: true) { try receiver.read(into: $0) })
+            } catch {
+                extracted = .failure(error)
+            }
+            lane.async { [self] in
+                if case .failure(let error) = extracted, receiver.outcome == .receiving {
+                    // The stream was fine: the extraction's failure is the cause.
+                    state.withLock { $0.extractionFailure = error }
+                    receiver.fail(.cancelled(reason: "extraction failed: \(error)"))
+                }
+                state.withLock { $0.extraction = .done(extracted) }
+                settle()
             }
         }
-        return try result.get()
     }
 
-    private func verdictReached() {
-        let waiters = state.withLock { state in
-            defer { state.waitingForVerdict.removeAll() }
-            return state.waitingForVerdict
+    /// Marks the download as concluding (nothing else settles it); false when it already was.
+    private func beginConcluding() -> Bool {
+        state.withLock { state in
+            defer { state.concluding = true }
+            return !state.concluding
         }
-        for waiter in waiters { waiter.resume() }
     }
 
-    private func waitForVerdict() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let decided = state.withLock { state -> Bool in
-                if receiver.outcome != .receiving { return true }
-                state.waitingForVerdict.append(continuation)
-                return false
-            }
-            if decided { continuation.resume() }
+    /// The stream is verified and extracted (or the extraction failed): commits and acknowledges.
+    private func store(_ extracted: Result<TreeArchive.ExtractStats, any Error>, length: UInt64) {
+        let stats: TreeArchive.ExtractStats
+        switch extracted {
+        case .failure(let error): return fail(error)
+        case .success(let s): stats = s
         }
+        let kept: Bool
+        do {
+            kept = try store.commitMoving(work, as: pipelineID)
+        } catch {
+            return fail(error)
+        }
+        StallWatch.shared.remove(self)
+        receiver.spool.remove()
+        post(.ack(attemptID: attemptID))
+        let started = state.withLock { $0.started } ?? .now
+        let outcome = DownloadStats(compressedBytes: length, treeBytes: stats.treeBytes, entries: stats.entries,
+                                    seconds: (ContinuousClock.now - started).seconds, resends: receiver.counters.resends)
+        if kept {
+            finish(.success(outcome))
+        } else {
+            // Someone else stored it first: theirs stays, this copy goes.
+            removeWork { self.finish(.success(outcome)) }
+        }
+    }
+
+    /// Ends the download with `error`: removes the spool and the work
+    /// directory and tells the agent.
+    private func fail(_ error: any Error) {
+        StallWatch.shared.remove(self)
+        receiver.spool.remove()
+        post(.cancel(attemptID: attemptID, reason: "the scheduler could not store the tree: \(error)"))
+        let extracted: Bool = state.withLock { if case .notStarted = $0.extraction { false } else { true } }
+        if extracted {
+            removeWork { self.finish(.failure(error)) }
+        } else {
+            finish(.failure(error))
+        }
+    }
+
+    /// Removes the work directory (off the lane: it may be a whole tree), then runs `then`.
+    private func removeWork(then: @escaping @Sendable () -> Void) {
+        let (store, work, commands) = (store, work, commands)
+        Task {
+            try? await store.remove(work, commands: commands)
+            then()
+        }
+    }
+
+    private func finish(_ outcome: Result<DownloadStats, any Error>) {
+        let waiters = state.withLock { state -> [@Sendable (Result<DownloadStats, any Error>) -> Void] in
+            guard state.outcome == nil else { return [] }
+            state.outcome = outcome
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        closeOutbox()
+        for waiter in waiters { waiter(outcome) }
     }
 
     /// Called about once a second by `StallWatch`: after `stallInterval`
@@ -232,7 +324,7 @@ package final class TreeDownload: Sendable {
             return true
         }
         if stalled {
-            verifier.async { [self] in for message in receiver.stalled() { outbox.yield(message) } }
+            lane.async { [self] in for message in receiver.stalled() { post(message) } }
         }
         return true
     }

@@ -108,7 +108,7 @@ import Testing
         link.route(scheduler: { download.deliver($0) }, agent: { upload.deliver($0) })
         try await link.toScheduler(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))  // introduces the agent
         try await Task.sleep(for: .milliseconds(100))
-        await download.start(restart: false)
+        download.start(restart: false)
         async let sent = upload.run()
         let received = try await download.result()
         let uploaded = try await sent
@@ -163,7 +163,7 @@ import Testing
             }, agent: { upload.deliver($0) })
             try await link.toScheduler(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
             try await Task.sleep(for: .milliseconds(100))
-            await first.start(restart: false)
+            first.start(restart: false)
             async let sent = upload.run()
             while chunksSeen.load(ordering: .relaxed) < 6 { try await Task.sleep(for: .milliseconds(5)) }
 
@@ -173,7 +173,7 @@ import Testing
                 try await link.toAgent($0)
             }
             current.withLock { $0 = second }
-            await second.start(restart: true)
+            second.start(restart: true)
             let received = try await second.result()
             _ = try await sent
             await #expect(throws: StreamError.self) { _ = try await first.result() }
@@ -184,24 +184,31 @@ import Testing
     }
 
     /// A stream whose tar tries to escape: nothing lands in the store or
-    /// outside it, and the agent is told to stop.
-    @Test func escapingStreamIsRefused() async throws {
+    /// outside it, nothing is left in the store's tmp, and the agent is told
+    /// to stop. Small (extracted once verified, on the download's lane) and
+    /// past `TreeDownload.inlineLimit` (extracted while it arrives, the bad
+    /// entry after 3 MiB of good file).
+    @Test(arguments: [0, 3 << 20]) func escapingStreamIsRefused(padding: Int) async throws {
         try await within(60, "stream") {
             let scratch = try await Scratch(filler: 0)
             let store = try scratch.store()
             let evil = "\(scratch.path)/evil.tar"
             try await TreeFixture.run(["python3", "-c", """
-                import io, sys, tarfile
+                import io, os, sys, tarfile
                 t = tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT)
+                n = int(sys.argv[2])
+                if n:
+                    p = tarfile.TarInfo('padding'); p.size = n; t.addfile(p, io.BytesIO(os.urandom(n)))
                 i = tarfile.TarInfo('../escaped'); i.size = 4; t.addfile(i, io.BytesIO(b'evil')); t.close()
-                """, evil])
+                """, evil, "\(padding)"])
             try await TreeFixture.run(["zstd", "-q", evil, "-o", evil + ".zst"])
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: evil + ".zst")))
+            #expect((UInt64(bytes.count) > TreeDownload.inlineLimit) == (padding > 0))
             let sentToAgent = Mutex<[WireMessage]>([])
-            let download = try TreeDownload(attemptID: 5, pipelineID: "tree-evil", store: store, window: 1 << 20) { message in
+            let download = try TreeDownload(attemptID: 5, pipelineID: "tree-evil", store: store, window: 4 << 20) { message in
                 sentToAgent.withLock { $0.append(message) }
             }
-            await download.start(restart: false)
+            download.start(restart: false)
             for message in try await Self.streamMessages(bytes, attempt: 5, in: scratch.path) { download.deliver(message) }
             await #expect {
                 _ = try await download.result()
@@ -211,6 +218,7 @@ import Testing
             }
             #expect(!store.contains("tree-evil"))
             #expect(!FileManager.default.fileExists(atPath: "\(store.root)/escaped") && !FileManager.default.fileExists(atPath: "\(store.root)/tmp/escaped"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store.root)/tmp").isEmpty, "no work or spool left")
             try await Task.sleep(for: .milliseconds(100))
             #expect(sentToAgent.withLock { $0.contains { if case .cancel = $0.envelope.body { true } else { false } } })
         }

@@ -141,6 +141,36 @@ import Testing
         }
     }
 
+    /// Extraction decompresses with pooled zstd contexts (not libarchive's
+    /// filter): a stream of several frames reads as one, and a context that
+    /// a truncated stream left mid-frame decodes the next stream correctly.
+    @Test func severalFramesAndReusedDecodersGiveTheSameTree() async throws {
+        let scratch = try Scratch()
+        let source = try scratch.directory("source")
+        try await TreeFixture.makeRich(at: source, filler: 1 << 20)
+        let (bytes, _) = try await Self.archive(source)
+        let expected = try await TreeFixture.fingerprint(source)
+        let whole = "\(scratch.path)/whole.tar.zst"
+        try bytes.write(to: URL(fileURLWithPath: whole))
+        try await TreeFixture.run(["sh", "-c", """
+            set -e; cd "$1"; zstd -q -dc whole.tar.zst > plain.tar; n=$(( $(stat -c %s plain.tar) / 3 ))
+            head -c "$n" plain.tar | zstd -q > a.zst; tail -c +"$(( n + 1 ))" plain.tar | zstd -q -3 > b.zst
+            cat a.zst b.zst > frames.tar.zst
+            """, "sh", scratch.path])
+        let frames = try Data(contentsOf: URL(fileURLWithPath: "\(scratch.path)/frames.tar.zst"))
+        let multi = try scratch.directory("multi")
+        _ = try await Self.extract(frames, into: multi)
+        #expect(try await TreeFixture.fingerprint(multi) == expected)
+        for round in 0..<10 {
+            await #expect(throws: TreeArchiveError.self) {
+                _ = try await Self.extract(bytes.prefix(bytes.count / 2), into: try scratch.directory("cut-\(round)"))
+            }
+            let target = try scratch.directory("round-\(round)")
+            _ = try await Self.extract(bytes, into: target, piece: 4096 + round * 999)
+            #expect(try await TreeFixture.fingerprint(target) == expected, "round \(round)")
+        }
+    }
+
     struct Broken: Error {}
 
     @Test func failingInputAndOutputAreReported() async throws {

@@ -69,13 +69,22 @@ package enum TreeArchive {
         read: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Int
     ) async throws -> ExtractStats {
         try await DedicatedThread.run(name: "kiln-archive-extract") {
-            if creating, mkdir(target, 0o755) != 0 {
-                throw TreeArchiveError.badTarget(path: target, reason: String(cString: strerror(errno)))
-            }
-            // The thread gets a working directory of its own (extraction paths
-            // are relative to it); it is this body's alone until it returns.
-            return try TreeArchiveExtractor.extract(into: target, read: read)
+            try extractOnThisThread(into: target, creating: creating, read: read)
         }
+    }
+
+    /// `extract` on the calling thread, for threads the caller made for such
+    /// work (the scheduler's download lanes): the thread gets a working
+    /// directory of its own, unshared from the process (extraction paths are
+    /// relative to it), and is left in `/`. Blocks while `read` does.
+    package static func extractOnThisThread(
+        into target: String, creating: Bool,
+        read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> ExtractStats {
+        if creating, mkdir(target, 0o755) != 0 {
+            throw TreeArchiveError.badTarget(path: target, reason: String(cString: strerror(errno)))
+        }
+        return try TreeArchiveExtractor.extract(into: target, read: read)
     }
 
     /// libarchive's message for the last failure on `archive`.

@@ -6,17 +6,20 @@ import Glibc
 
 /// Reads a tar+zstd stream from a pull function and recreates its entries
 /// under a target directory with libarchive's disk writer. Blocking, and it
-/// changes the calling thread's working directory: only ever called on the
-/// fresh thread `TreeArchive.extract` starts.
+/// changes the calling thread's working directory: only ever called on a
+/// thread made for it (`TreeArchive.extract`'s, or a scheduler download lane).
 enum TreeArchiveExtractor {
     /// Where libarchive's input comes from; the C read callback reaches it
     /// through the client-data pointer.
     private final class Input {
         let read: (UnsafeMutableRawBufferPointer) throws -> Int
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        /// The stream is zstd; libarchive gets plain tar (`ZstdDecoder` says why).
+        let decoder: ZstdDecoder
         var failure: (any Error)?
-        init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) { self.read = read }
-        deinit { buffer.deallocate() }
+        init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, decoder: ZstdDecoder) {
+            self.read = read
+            self.decoder = decoder
+        }
     }
 
     /// Owners, modes, times, xattrs and ACLs come back; nothing may be
@@ -46,15 +49,17 @@ enum TreeArchiveExtractor {
             throw .badTarget(path: target, reason: String(cString: strerror(errno)))
         }
         defer { _ = chdir("/") }  // the thread may serve again: hold no tree open
+        // Taken before the reader is made, so it goes back after the reader is freed.
+        guard let decoder = ZstdDecoder.take() else { throw .malformed(reason: "zstd: out of memory") }
+        defer { ZstdDecoder.give(back: decoder) }
         guard let reader = archive_read_new() else { throw .malformed(reason: "archive_read_new: out of memory") }
         defer { archive_read_free(reader) }
         guard let disk = archive_write_disk_new() else { throw .badTarget(path: target, reason: "archive_write_disk_new: out of memory") }
         defer { archive_write_free(disk) }
-        archive_read_support_filter_zstd(reader)
         archive_read_support_format_tar(reader)
         archive_write_disk_set_options(disk, flags)  // no name lookups: numeric owners
 
-        let input = Input(read: read)
+        let input = Input(read: read, decoder: decoder)
         func inputFailure(_ fallback: @autoclosure () -> TreeArchiveError) -> TreeArchiveError {
             guard let failure = input.failure else { return fallback() }
             return failure as? TreeArchiveError ?? .input(reason: "\(failure)")
@@ -62,9 +67,9 @@ enum TreeArchiveExtractor {
         let opened = archive_read_open(reader, Unmanaged.passUnretained(input).toOpaque(), nil, { _, client, out in
             let input = Unmanaged<Input>.fromOpaque(client!).takeUnretainedValue()
             do {
-                let count = try input.read(input.buffer)
-                out?.pointee = UnsafeRawPointer(input.buffer.baseAddress)
-                return max(0, min(count, input.buffer.count))
+                let count = try input.decoder.read(from: input.read)
+                out?.pointee = UnsafeRawPointer(input.decoder.output.baseAddress)
+                return count
             } catch {
                 input.failure = error
                 return -1

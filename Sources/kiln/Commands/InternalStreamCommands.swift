@@ -69,7 +69,7 @@ struct TreeReceiveCommand: AsyncParsableCommand {
                     if let message = try? Framing.decode(raw.frames, routed: true).message { download.deliver(message) }
                 }
             }
-            await download.start(restart: false)
+            download.start(restart: false)
             let stats = try await download.result()
             printJSON([
                 "compressed_bytes": Double(stats.compressedBytes), "tree_bytes": Double(stats.treeBytes),

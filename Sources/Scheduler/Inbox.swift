@@ -1,18 +1,13 @@
 import Protocol
 import Synchronization
 
-/// Decoded agent messages on their way to the scheduler actor. The socket's
-/// reading loop only decodes and appends, never waiting for the actor; one
-/// drain at a time hands everything that has arrived to the actor in a
-/// single hop, in arrival order. Under load a hop carries hundreds of
-/// messages instead of one (dispatch benchmark: docs/benchmarks.md).
-final class AgentInbox: Sendable {
-    struct Item: Sendable {
-        var identity: [UInt8]
-        var key: String?
-        var message: WireMessage
-    }
-
+/// Things on their way to the scheduler actor: decoded agent messages,
+/// finished downloads. Producers (the socket's reading loop, download lanes)
+/// only append, never waiting for the actor; one drain at a time hands
+/// everything that has arrived to the actor in a single hop, in arrival
+/// order. Under load a hop carries hundreds of items instead of one
+/// (dispatch benchmark: docs/benchmarks.md).
+final class Inbox<Item: Sendable>: Sendable {
     private let state = Mutex<(items: [Item], draining: Bool)>(([], false))
 
     /// Appends `item`; true when the caller must start a drain.
@@ -36,9 +31,16 @@ final class AgentInbox: Sendable {
     }
 }
 
+/// A decoded message from an agent's DEALER.
+struct AgentMessage: Sendable {
+    var identity: [UInt8]
+    var key: String?
+    var message: WireMessage
+}
+
 extension FarmScheduler {
     /// Handles what `inbox` holds until it is empty.
-    func drain(_ inbox: AgentInbox) {
+    func drain(_ inbox: Inbox<AgentMessage>) {
         while true {
             let items = inbox.take()
             if items.isEmpty { return }
