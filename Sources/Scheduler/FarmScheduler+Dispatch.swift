@@ -200,14 +200,10 @@ extension FarmScheduler {
 
     /// Handles the downloads that finished until none is left.
     func drain(_ inbox: Inbox<FinishedDownload>) {
-        while true {
-            let items = inbox.take()
-            if items.isEmpty { return }
-            for item in items {
-                switch item.outcome {
-                case .success(let stats): streamFinished(item.attemptID, download: item.download, stats: stats)
-                case .failure(let error): streamFailed(item.attemptID, download: item.download, error: error)
-                }
+        drain(inbox) { scheduler, item in
+            switch item.outcome {
+            case .success(let stats): scheduler.streamFinished(item.attemptID, download: item.download, stats: stats)
+            case .failure(let error): scheduler.streamFailed(item.attemptID, download: item.download, error: error)
             }
         }
     }

@@ -39,12 +39,17 @@ struct AgentMessage: Sendable {
 }
 
 extension FarmScheduler {
-    /// Handles what `inbox` holds until it is empty.
-    func drain(_ inbox: Inbox<AgentMessage>) {
+    /// Hands what `inbox` holds to `handle`, in arrival order, until it is empty.
+    func drain<Item>(_ inbox: Inbox<Item>, _ handle: (isolated FarmScheduler, Item) -> Void) {
         while true {
             let items = inbox.take()
             if items.isEmpty { return }
-            for i in items { handleAgent(identity: i.identity, key: i.key, message: i.message) }
+            for item in items { handle(self, item) }
         }
+    }
+
+    /// Handles the agent messages in `inbox` until it is empty.
+    func drain(_ inbox: Inbox<AgentMessage>) {
+        drain(inbox) { scheduler, i in scheduler.handleAgent(identity: i.identity, key: i.key, message: i.message) }
     }
 }

@@ -195,19 +195,19 @@ package final class TreeDownload: Sendable {
         case .receiving:
             if case .notStarted = extraction, receiver.verifiedLength >= Self.inlineLimit { startExtraction() }
         case .verified(let length):
-            if case .running = extraction { return }  // its end settles again
-            guard beginConcluding() else { return }
+            let extracted: Result<TreeArchive.ExtractStats, any Error>
             switch extraction {
-            case .running: return
-            case .done(let extracted): store(extracted, length: length)
+            case .running: return  // its end settles again
+            case .done(let result):
+                guard beginConcluding() else { return }
+                extracted = result
             case .notStarted:
+                guard beginConcluding() else { return }
                 let receiver = receiver
-                let extracted = Result<TreeArchive.ExtractStats, any Error> {
-                    try TreeArchive.extractOnThisThread(into: work, creating: true) { try receiver.read(into: $0) }
-                }
+                extracted = Result { try TreeArchive.extractOnThisThread(into: work, creating: true) { try receiver.read(into: $0) } }
                 state.withLock { $0.extraction = .done(extracted) }
-                store(extracted, length: length)
             }
+            store(extracted, length: length)
         case .failed(let cause):
             if case .running = extraction { return }  // it sees the failure in its next read
             guard beginConcluding() else { return }
