@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest", "KilnTestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
-        .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest"],
+        .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest", "KilnTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: [
             "Protocol", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Testing
 
 /// `kiln build` without `--scheduler`: an embedded scheduler and local
@@ -12,31 +13,24 @@ struct EmbeddedBuildTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
-        func build(_ output: String) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: FarmHarness.kiln)
-            p.arguments = ["build", "\(root)/examples/blueprints/base.toml", "--distro", "debian-12", "--arch", "x86_64",
-                           "--type", "raw", "-o", output, "--store", "\(dir)/store", "--logs", "\(dir)/logs"]
-            let pipe = Pipe()
-            p.standardError = pipe
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, err)
+        func build(_ output: String) async throws -> (Int32, String) {
+            let r = try await runChild(FarmHarness.kiln, [
+                "build", "\(root)/examples/blueprints/base.toml", "--distro", "debian-12", "--arch", "x86_64",
+                "--type", "raw", "-o", output, "--store", "\(dir)/store", "--logs", "\(dir)/logs"])
+            return (r.status, r.errors)
         }
         func leftovers() -> Set<String> {
             Set((try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/kiln/embedded")) ?? [])
         }
         let before = leftovers()
-        let (status, log) = try build("\(dir)/base.raw")
+        let (status, log) = try await build("\(dir)/base.raw")
         #expect(status == 0, "\(log)")
         #expect(log.contains("on agent local-x86_64"), "the tree ran on the in-process agent: \(log)")
         #expect(log.contains("assembling image on the scheduler"), "\(log)")
         let size = try FileManager.default.attributesOfItem(atPath: "\(dir)/base.raw")[.size] as? UInt64 ?? 0
         #expect(size > 1 << 30)
         // Again: every tree is stored, nothing is dispatched.
-        let (again, log2) = try build("\(dir)/again.raw")
+        let (again, log2) = try await build("\(dir)/again.raw")
         #expect(again == 0, "\(log2)")
         #expect(!log2.contains("on agent"), "\(log2)")
         #expect(log2.contains("1 of 1 tree job(s) cached"), "\(log2)")

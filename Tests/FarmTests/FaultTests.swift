@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Protocol
 import Testing
 
@@ -16,22 +17,14 @@ struct FaultTests {
     func fetchedHostname(_ farm: FarmHarness, _ c: SchedulerClient, _ build: String) async throws -> String {
         let out = "\(farm.dir)/fetched-\(build).tar"
         try await c.fetch(build, artifact: "tree.tar", to: out)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/tar")
-        p.arguments = ["-xOf", out, "./etc/hostname"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return try await runChild("/bin/tar", ["-xOf", out, "./etc/hostname"]).output
     }
 
     @Test("a tree built on an agent is streamed, stored and assembled; a rebuild dispatches nothing")
     func buildAndRebuild() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-a")
         let c = try await farm.client()
         let build = try await submit(c, hostname: "farm-one")
@@ -56,7 +49,7 @@ struct FaultTests {
     func identicalJobsMerge() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "1500"])
         try farm.startAgent("agent-b", env: ["KILN_TEST_JOB_DELAY_MS": "1500"])
         let c = try await farm.client()
@@ -77,7 +70,7 @@ struct FaultTests {
     func agentKilled() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler(lease: 4)
+        try await farm.startScheduler(lease: 4)
         try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "60000"])
         let c = try await farm.client()
         #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-a" && $0.state == .online } })
@@ -87,7 +80,7 @@ struct FaultTests {
         })
         try farm.startAgent("agent-b")
         #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-b" && $0.state == .online } })
-        farm.killAgent("agent-a")
+        await farm.killAgent("agent-a")
         let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
         #expect(status.state == .succeeded, "\(status.failure)")
         let job = try #require(status.jobs.first { $0.onAgent })
@@ -116,7 +109,7 @@ struct FaultTests {
     func schedulerKilled() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler(lease: 20)
+        try await farm.startScheduler(lease: 20)
         try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "4000"])
         var c = try await farm.client()
         #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.state == .online } })
@@ -124,9 +117,9 @@ struct FaultTests {
         let queuedOnly = try await submit(c, hostname: "farm-restart-2")
         // Killed once the agent holds the job (not between the attempt's commit and its Assign).
         #expect(try await farm.eventually(.seconds(30)) { farm.log("agent-a").contains("running tree of build \(build)") })
-        farm.killScheduler()
+        await farm.killScheduler()
         await c.close()
-        try farm.startScheduler(lease: 20)
+        try await farm.startScheduler(lease: 20)
         c = try await farm.client()
         let first = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
         #expect(first.state == .succeeded, "\(first.failure)")
@@ -144,7 +137,7 @@ struct FaultTests {
     func corruptChunk() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-a", env: ["KILN_TEST_CORRUPT_CHUNK": "0"])
         let c = try await farm.client()
         let build = try await submit(c, hostname: "farm-corrupt")
@@ -160,7 +153,7 @@ struct FaultTests {
     func infrastructureFailureEverywhere() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-a")
         try farm.startAgent("agent-b")
         let c = try await farm.client()
@@ -184,7 +177,7 @@ struct FaultTests {
     func noAgentForTheArchitecture() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-a")
         let c = try await farm.client()
         let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-arm"), exports: ["archive"],
@@ -201,7 +194,7 @@ struct FaultTests {
     func buildFailureNotRetried() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-a")
         let c = try await farm.client()
         let build = try await submit(c, hostname: "farm-fail", extraStages: [

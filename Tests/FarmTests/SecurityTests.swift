@@ -9,7 +9,7 @@ struct SecurityTests {
     func unknownAgentRefused() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         try farm.startAgent("agent-x", keyName: "rogue")
         let rogue = try CurveKeyPair.loadPublicKey("\(farm.dir)/rogue.pub")
         #expect(try await farm.eventually(.seconds(30)) { farm.log("scheduler").contains(rogue) },
@@ -24,7 +24,7 @@ struct SecurityTests {
     func clientsNeedTheRightKeys() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         let good = try await farm.client()
         #expect(try await good.status().isEmpty)
         for (key, server) in [("rogue", "scheduler"), ("client", "rogue")] {
@@ -43,7 +43,7 @@ struct SecurityTests {
     func hostilePeer() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try farm.startScheduler()
+        try await farm.startScheduler()
         // An allow-listed peer that speaks nonsense on the agent socket.
         var config = ZMQSocketConfiguration(.dealer, .connect(try SchedulerEndpoint.agents(farm.endpoint)),
                                             curve: .client(keys: try CurveKeyPair.load(secretKeyFile: "\(farm.dir)/agent-b.key"),

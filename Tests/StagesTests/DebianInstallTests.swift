@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Testing
 @testable import Stages
 
@@ -108,12 +109,8 @@ struct DebianInstallTests {
         apt-get $o update -qq
         apt-get $o install -y -qq --download-only '?essential' usr-is-merged
         """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", script]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "downloading the Essential set into \(cache) failed")
+        let r = try await runChild("/bin/bash", ["-c", script], mergeErrors: true)
+        #expect(r.status == 0, "downloading the Essential set into \(cache) failed: \(r.output.suffix(2000))")
     }
 
     static func buildTestPackages(in dir: String) throws -> [String] {

@@ -1,5 +1,6 @@
 import Foundation
 import Images
+import KilnTestSupport
 import Logging
 import Manifest
 import Scheduler
@@ -28,19 +29,12 @@ import Testing
     }
 
     /// Boots the image with ops/boot-test until its login prompt; returns the status and output.
-    func bootTest(_ image: String, firmware: String, arch: String = "x86_64") throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.repository + "/ops/boot-test")
+    func bootTest(_ image: String, firmware: String, arch: String = "x86_64") async throws -> (Int32, String) {
         // Generous timeouts: a boot under TCG slows down a lot when the machine is busy.
         let timeout = arch == "x86_64" ? "600" : "900"
-        p.arguments = [image, "--arch", arch, "--firmware", firmware, "--timeout", timeout]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+        let r = try await runChild(Self.repository + "/ops/boot-test",
+                                   [image, "--arch", arch, "--firmware", firmware, "--timeout", timeout], mergeErrors: true)
+        return (r.status, r.output)
     }
 
     func read(_ tree: String, _ path: String) -> String {
@@ -74,7 +68,7 @@ import Testing
         // It boots to the login prompt under UEFI.
         let image = try #require(first.exports["qcow2"]) + "/disk.qcow2"
         // It boots to the login prompt under UEFI.
-        let (status, output) = try bootTest(image, firmware: "uefi")
+        let (status, output) = try await bootTest(image, firmware: "uefi")
         #expect(status == 0, "boot-test failed:\n\(output)")
 
         // Building the same blueprint again runs no stage.
@@ -94,7 +88,7 @@ import Testing
         let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "raw"))
         let result = try await executor().run(manifest, exports: ["image"])
         let image = try #require(result.exports["image"]) + "/disk.raw"
-        let (status, output) = try bootTest(image, firmware: "bios")
+        let (status, output) = try await bootTest(image, firmware: "bios")
         #expect(status == 0, "boot-test failed:\n\(output)")
     }
 
@@ -106,7 +100,7 @@ import Testing
         #expect(read(tree, "/etc/passwd").contains("alice:x:1234:"))
         #expect(FileManager.default.fileExists(atPath: tree + "/boot/efi/EFI/BOOT/BOOTAA64.EFI"))
         let image = try #require(result.exports["qcow2"]) + "/disk.qcow2"
-        let (status, output) = try bootTest(image, firmware: "uefi", arch: "aarch64")
+        let (status, output) = try await bootTest(image, firmware: "uefi", arch: "aarch64")
         #expect(status == 0, "boot-test failed:\n\(output)")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Testing
 @testable import Stages
 
@@ -28,7 +29,8 @@ struct InitramfsBootTests {
         try InitramfsFixture.run(["mkfs.ext4", "-q", "-d", tree, "-E", "root_owner=0:0", "-U", uuid, image, "512M"])
 
         let console = context.scratch + "/console.log"
-        try InitramfsFixture.run(["sh", "-c", """
+        // On a thread of its own: a boot under TCG must not hold a cooperative thread.
+        _ = try await runChild("/bin/sh", ["-c", """
             timeout 220 qemu-system-x86_64 -accel tcg -m 768 -nographic -no-reboot \
               -kernel "$1/boot/vmlinuz-$2" -initrd "$1/boot/initrd.img-$2" \
               -append "root=UUID=$3 ro console=ttyS0 init=/usr/sbin/kiln-test-init panic=-1" \

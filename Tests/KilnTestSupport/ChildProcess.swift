@@ -1,0 +1,66 @@
+import Foundation
+
+/// What a finished child process left: its exit status and what it printed.
+package struct ChildOutput: Sendable {
+    package let status: Int32
+    /// Standard output, and standard error too when `mergeErrors` was set.
+    package let output: String
+    package let errors: String
+}
+
+/// Runs a program to its end on a thread of its own and resumes the caller
+/// then. Tests run in parallel on the cooperative pool (two threads on CI):
+/// a test that blocked one of them in `waitUntilExit` for a whole image
+/// build starved every other test's timers, and their waits ran out.
+package func runChild(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+    directory: String? = nil, mergeErrors: Bool = false
+) async throws -> ChildOutput {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = Pipe()
+    let err = mergeErrors ? out : Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    return await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            // Both pipes are drained at once so that neither fills and stalls the child.
+            let errors = mergeErrors ? nil : Drained(err)
+            let output = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            continuation.resume(returning: ChildOutput(
+                status: p.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                errors: String(decoding: errors?.value ?? Data(), as: UTF8.self)))
+        }
+    }
+}
+
+/// Reads a pipe to its end on another thread; `value` waits for it.
+private final class Drained: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var data = Data()
+    init(_ pipe: Pipe) {
+        Thread.detachNewThread { [self] in
+            data = pipe.fileHandleForReading.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+    var value: Data { done.wait(); return data }
+}
+
+extension Process {
+    /// Waits for the process to exit without holding a cooperative thread.
+    package func exited() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+}
