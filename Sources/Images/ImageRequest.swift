@@ -34,8 +34,10 @@ package struct ImageRequest: Sendable, Equatable {
             throw .blueprintMismatch(file: file, key: "architecture", blueprint: bp, request: archName)
         }
         try d.check(a)
+        let type = try ImageType.named(imageType)
+        _ = try ImageDefinition(distro: d, architecture: a, imageType: type)
         return ImageRequest(blueprint: blueprint, distro: d.with(mirror: mirror, securityMirror: securityMirror),
-                            architecture: a, imageType: try ImageType.named(imageType))
+                            architecture: a, imageType: type)
     }
 
     /// Hex sha256 of the canonical request; every UUID of the image derives from it.

@@ -25,7 +25,7 @@ package struct ManifestGenerator: Sendable {
     /// The names to depsolve: the image definition's base set, then the blueprint's packages and modules.
     package static func packageNames(_ request: ImageRequest, _ definition: ImageDefinition) -> [String] {
         var seen = Set<String>()
-        return (definition.basePackages + request.blueprint.packageNames).filter { seen.insert($0).inserted }
+        return (definition.packages + request.blueprint.packageNames).filter { seen.insert($0).inserted }
     }
 
     /// Checks the blueprint against the distro: groups that users join must
@@ -70,11 +70,9 @@ package struct ManifestGenerator: Sendable {
         try validate(request)
         let ids = DeterministicIDs(seed: request.seed)
         let disk = definition.diskLayout(ids: ids)
-        var pipelines = [
-            osPipeline(request, definition, disk, packages),
-            imagePipeline(request, definition, disk),
-        ]
-        if request.imageType == .qcow2 { pipelines.append(qcow2Pipeline()) }
+        var pipelines = [osPipeline(request, definition, disk, packages)]
+        if request.imageType.isDisk { pipelines.append(imagePipeline(request, definition, disk)) }
+        pipelines += formatPipelines(request, disk)
         var items: [String: SourceItem] = [:]
         for p in packages { items[p.checksum] = SourceItem(url: p.url) }
         return BuildManifest(pipelines: pipelines, sources: ["org.osbuild.curl": SourceGroup(items: items)])
@@ -89,7 +87,6 @@ package struct ManifestGenerator: Sendable {
         let bp = request.blueprint
         let c = bp.customizations
         let arch = request.architecture
-        let rootUUID = disk.rootFilesystemUUID
         var stages: [ManifestStage] = []
 
         stages.append(ManifestStage(
@@ -118,6 +115,23 @@ package struct ManifestGenerator: Sendable {
             stages.append(ManifestStage(type: "org.osbuild.users", options: ["users": .object(users)]))
         }
         stages.append(ManifestStage(type: "org.osbuild.systemd", options: systemdOptions(c, def, packages)))
+        if let sources = request.imageType.cloudInitDataSources {
+            // Kiln's images configure the network themselves (ip=dhcp, systemd-networkd).
+            stages.append(ManifestStage(type: "org.osbuild.cloud-init", options: [
+                "filename": "91-kiln-datasources.cfg",
+                "config": ["datasource_list": strings(sources), "network": ["config": "disabled"]],
+            ]))
+        }
+        if request.imageType.isDisk { stages += bootStages(request, def, disk) }
+        stages.append(ManifestStage(type: "org.osbuild.machine-id", options: ["first-boot": "yes"]))
+        return Pipeline(name: "os", stages: stages)
+    }
+
+    /// fstab, kernel command line, initramfs and GRUB: what a disk image boots with.
+    static func bootStages(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout) -> [ManifestStage] {
+        let arch = request.architecture
+        let rootUUID = disk.rootFilesystemUUID
+        var stages: [ManifestStage] = []
         stages.append(ManifestStage(type: "org.osbuild.fstab", options: [
             "filesystems": [
                 ["uuid": .string(rootUUID), "vfs_type": "ext4", "path": "/", "options": "errors=remount-ro",
@@ -142,8 +156,7 @@ package struct ManifestGenerator: Sendable {
             "target": .string(arch.grubEFITarget), "root_fs_uuid": .string(rootUUID),
             "filename": .string("/boot/efi/EFI/BOOT/\(arch.efiBinary)"),
         ]))
-        stages.append(ManifestStage(type: "org.osbuild.machine-id", options: ["first-boot": "yes"]))
-        return Pipeline(name: "os", stages: stages)
+        return stages
     }
 
     /// osbuild-composer's mapping: blueprint users, with the keys of
@@ -225,14 +238,65 @@ package struct ManifestGenerator: Sendable {
         return Pipeline(name: "image", stages: stages)
     }
 
-    static func qcow2Pipeline() -> Pipeline {
-        let image = Input(type: "org.osbuild.files", origin: Input.pipelineOrigin, references: ["name:image"],
-                          referenceOptions: ["name:image": ["file": .string(rawFile)]])
-        return Pipeline(name: "qcow2", stages: [
-            ManifestStage(type: "org.osbuild.qemu", options: [
-                "filename": .string(ImageType.qcow2.outputFile), "format": ["type": "qcow2", "compat": "1.1"],
-            ], inputs: ["image": image]),
-        ])
+    /// The pipelines that turn the disk (or the tree) into the requested file.
+    static func formatPipelines(_ request: ImageRequest, _ disk: DiskLayout) -> [Pipeline] {
+        let type = request.imageType
+        let output = JSONValue.string(type.outputFile)
+        let rawImage = Input(type: "org.osbuild.files", origin: Input.pipelineOrigin, references: ["name:image"],
+                             referenceOptions: ["name:image": ["file": .string(rawFile)]])
+        func convert(_ filename: String, _ format: JSONValue) -> ManifestStage {
+            ManifestStage(type: "org.osbuild.qemu", options: ["filename": .string(filename), "format": format],
+                          inputs: ["image": rawImage])
+        }
+        func archive(of pipeline: String, _ options: [String: JSONValue]) -> Pipeline {
+            Pipeline(name: "archive", stages: [
+                ManifestStage(type: "org.osbuild.tar", options: options.merging(["filename": output]) { $1 },
+                              inputs: ["tree": .tree(pipeline)]),
+            ])
+        }
+        switch type {
+        case .raw, .ami:
+            return []
+        case .qcow2:
+            return [Pipeline(name: "qcow2", stages: [convert(type.outputFile, ["type": "qcow2", "compat": "1.1"])])]
+        case .vmdk:
+            return [Pipeline(name: "vmdk", stages: [
+                convert(type.outputFile, ["type": "vmdk", "subformat": "streamOptimized"]),
+            ])]
+        case .vhd:
+            // Azure takes fixed VHDs whose virtual size is a whole number of MiB (force_size keeps it exact).
+            return [Pipeline(name: "vpc", stages: [
+                convert(type.outputFile, ["type": "vpc", "subformat": "fixed", "force_size": true]),
+            ])]
+        case .minimalRaw, .minimalRawZstd:
+            let stage = type == .minimalRaw ? "org.osbuild.xz" : "org.osbuild.zstd"
+            return [Pipeline(name: type.exportPipeline, stages: [
+                ManifestStage(type: stage, options: ["filename": output], inputs: ["file": rawImage]),
+            ])]
+        case .ova:
+            // The descriptor must come first in the archive, the manifest second (OVF 1.x).
+            return [
+                Pipeline(name: "ovf", stages: [
+                    convert("image.vmdk", ["type": "vmdk", "subformat": "streamOptimized", "adapter_type": "lsilogic"]),
+                    ManifestStage(type: "org.osbuild.ovf", options: [
+                        "vmdk": "image.vmdk", "vmware": ["os_type": .string(request.distro.vmwareGuestOS)],
+                    ]),
+                ]),
+                archive(of: "ovf", ["format": "ustar", "paths": strings(["image.ovf", "image.mf", "image.vmdk"])]),
+            ]
+        case .gce:
+            // GCE imports a gzip'd GNU tar holding exactly `disk.raw`.
+            return [archive(of: "image", ["format": "oldgnu", "sparse": true, "paths": strings([rawFile])])]
+        case .tar:
+            return [archive(of: "os", [:])]
+        case .container:
+            return [Pipeline(name: "container", stages: [
+                ManifestStage(type: "org.osbuild.oci-archive", options: [
+                    "filename": output, "architecture": .string(request.architecture.debian),
+                    "config": ["Cmd": ["/bin/bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]],
+                ], inputs: ["base": .tree("os")]),
+            ])]
+        }
     }
 
     static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }

@@ -6,8 +6,8 @@ import Testing
 @Suite struct ManifestGeneratorTests {
     static let osStages = [
         "org.kiln.debian.install", "org.kiln.apt.sources", "org.osbuild.hostname", "org.osbuild.locale",
-        "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.osbuild.systemd", "org.osbuild.fstab",
-        "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
+        "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.osbuild.systemd", "org.osbuild.cloud-init",
+        "org.osbuild.fstab", "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
         "org.osbuild.machine-id",
     ]
 
@@ -50,6 +50,38 @@ import Testing
         #expect(m.pipelines.map(\.name) == ["os", "image"])
         #expect(r.imageType.exportPipeline == "image")
         #expect(r.imageType.outputFile == "disk.raw")
+    }
+
+    /// Each type's pipelines, export and what its tree holds.
+    @Test(arguments: ImageType.allCases)
+    func everyImageTypeHasItsPipelines(_ type: ImageType) async throws {
+        for arch in type.architectures {
+            let r = try request(arch: arch.rawValue, type: type.rawValue)
+            let m = try await manifest(r)
+            let names = m.pipelines.map(\.name)
+            #expect(names.last == type.exportPipeline, "\(type) \(arch): \(names)")
+            #expect(names.contains("image") == type.isDisk)
+            let os = try #require(m.pipeline(named: "os")).stages.map(\.type)
+            #expect(os.contains("org.kiln.grub2.efi") == type.isDisk, "\(type): \(os)")
+            #expect(os.contains("org.kiln.initramfs") == type.isDisk)
+            let install = try stage(m, "os", "org.kiln.debian.install")
+            #expect(install.inputs["packages"] != nil)
+            let cloud = m.pipeline(named: "os")?.stages.first { $0.type == "org.osbuild.cloud-init" }
+            #expect(cloud?.options["config"]?["datasource_list"] == type.cloudInitDataSources.map { .array($0.map { .string($0) }) })
+            let definition = try ImageDefinition(distro: r.distro, architecture: arch, imageType: type)
+            #expect(definition.packages.contains("cloud-init") == (type.cloudInitDataSources != nil))
+            #expect(definition.packages.contains { $0.hasPrefix("linux-image-") } == type.isDisk)
+            // The export pipeline's last stage writes the image file.
+            let last = try #require(m.pipeline(named: type.exportPipeline)?.stages.last)
+            if type != .raw && type != .ami {
+                #expect(last.options["filename"]?.stringValue == type.outputFile, "\(type): \(last.type)")
+            }
+        }
+    }
+
+    @Test func ovaIsX86Only() throws {
+        let e = #expect(throws: DefinitionError.self) { try request(arch: "aarch64", type: "ova") }
+        #expect(e?.description == "image type ova is not defined for aarch64; it exists for: x86_64")
     }
 
     @Test func sameRequestSameManifest() async throws {
@@ -226,8 +258,11 @@ import Testing
 
     @Test func lookupsNameTheChoices() throws {
         #expect(try Distro.named("bookworm") == .debian12)
-        #expect(throws: DefinitionError.unknownDistro(name: "debian-9", known: ["debian-12", "bookworm"])) { try Distro.named("debian-9") }
-        #expect(throws: DefinitionError.unknownImageType(name: "vmdk", known: ["qcow2", "raw"])) { try ImageType.named("vmdk") }
+        #expect(throws: DefinitionError.self) { try Distro.named("debian-9") }
+        #expect(#expect(throws: DefinitionError.self) { try Distro.named("debian-9") }?.description.contains("bookworm") == true)
+        #expect(try ImageType.named("guest-image") == .qcow2)
+        let unknown = #expect(throws: DefinitionError.self) { try ImageType.named("iso") }
+        #expect(unknown?.description.hasPrefix("unknown image type \"iso\"; known image types: qcow2, raw, minimal-raw,") == true)
         #expect(throws: DefinitionError.unknownArchitecture(name: "ppc64le", known: ["x86_64", "aarch64"])) { try Architecture.named("ppc64le") }
         let bp = try Blueprint.load(path: Fixtures.path("full.toml"))  // says x86_64 and debian-12
         #expect(throws: DefinitionError.self) { try ImageRequest.make(blueprint: bp, distro: nil, architecture: "aarch64", imageType: "raw") }
@@ -251,11 +286,13 @@ import Testing
             let tokens = cells[1].components(separatedBy: "`").enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
             documented[type] = Set(tokens)
         }
-        let m = try await manifest(try request(arch: arch.rawValue))
-        for p in m.pipelines {
-            for s in p.stages {
-                let keys = try #require(documented[s.type], "\(s.type) is not in docs/stages.md")
-                for k in s.options.keys { #expect(keys.contains(k), "\(s.type) option \(k) is not documented") }
+        for type in ImageType.allCases where type.architectures.contains(arch) {
+            let m = try await manifest(try request(arch: arch.rawValue, type: type.rawValue))
+            for p in m.pipelines {
+                for s in p.stages {
+                    let keys = try #require(documented[s.type], "\(s.type) is not in docs/stages.md")
+                    for k in s.options.keys { #expect(keys.contains(k), "\(s.type) option \(k) is not documented") }
+                }
             }
         }
     }

@@ -22,19 +22,25 @@ import Testing
                         logger: logger, logDirectory: Self.storeRoot + "/logs")
     }
 
-    func request(type: String, hostname: String? = nil, arch: String = "x86_64") throws -> ImageRequest {
+    func request(type: String, hostname: String? = nil, arch: String = "x86_64", distro: String = "debian-12") throws -> ImageRequest {
         var bp = try Blueprint.load(path: Self.repository + "/Tests/SystemTests/Fixtures/system.toml")
         if let hostname { bp.customizations.hostname = hostname }
-        return try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: arch, imageType: type)
+        return try ImageRequest.make(blueprint: bp, distro: distro, architecture: arch, imageType: type)
     }
 
     /// Boots the image with ops/boot-test until its login prompt; returns the status and output.
-    func bootTest(_ image: String, firmware: String, arch: String = "x86_64") async throws -> (Int32, String) {
+    /// With `expect`, the console must also show that text.
+    func bootTest(_ image: String, firmware: String, arch: String = "x86_64", expect: String? = nil) async throws -> (Int32, String) {
         // Generous timeouts: a boot under TCG slows down a lot when the machine is busy.
         let timeout = arch == "x86_64" ? "600" : "900"
-        let r = try await runChild(Self.repository + "/ops/boot-test",
-                                   [image, "--arch", arch, "--firmware", firmware, "--timeout", timeout], mergeErrors: true)
-        return (r.status, r.output)
+        let argv = [image, "--arch", arch, "--firmware", firmware, "--timeout", timeout] + (expect.map { ["--expect", $0] } ?? [])
+        let first = try await runChild(Self.repository + "/ops/boot-test", argv, mergeErrors: true)
+        if first.status == 0 { return (0, first.output) }
+        // One more try: TCG occasionally crashes a guest kernel while it patches its own code
+        // ("Oops: int3"); the first attempt's console is kept in the output either way.
+        let second = try await runChild(Self.repository + "/ops/boot-test", argv, mergeErrors: true)
+        print("boot-test \(image): first attempt failed, second \(second.status == 0 ? "passed" : "failed too"):\n\(first.output.suffix(3000))")
+        return (second.status, "first attempt:\n\(first.output)\nsecond attempt:\n\(second.output)")
     }
 
     func read(_ tree: String, _ path: String) -> String {
@@ -89,6 +95,21 @@ import Testing
         let result = try await executor().run(manifest, exports: ["image"])
         let image = try #require(result.exports["image"]) + "/disk.raw"
         let (status, output) = try await bootTest(image, firmware: "bios")
+        #expect(status == 0, "boot-test failed:\n\(output)")
+    }
+
+    /// Debian 13: systemd 257 (udev dlopen()s libkmod), kernel 6.12 with xz modules, initramfs-tools 0.148.
+    @Test func trixieQcow2BootsUnderUEFI() async throws {
+        let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: "qcow2", distro: "debian-13"))
+        let result = try await executor().run(manifest, exports: ["os", "qcow2"])
+        let tree = try #require(result.exports["os"])
+        #expect(read(tree, "/etc/os-release").contains("VERSION_CODENAME=trixie"))
+        #expect(read(tree, "/etc/apt/sources.list.d/debian.sources").contains("Suites: trixie trixie-updates"))
+        #expect(read(tree, "/etc/passwd").contains("alice:x:1234:"))
+        #expect(read(tree, "/etc/group").contains("builders:x:2345:alice"))
+        let image = try #require(result.exports["qcow2"]) + "/disk.qcow2"
+        // The console greets with the release: it is trixie that boots.
+        let (status, output) = try await bootTest(image, firmware: "uefi", expect: "Debian GNU/Linux 13")
         #expect(status == 0, "boot-test failed:\n\(output)")
     }
 

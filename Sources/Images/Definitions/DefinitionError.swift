@@ -11,6 +11,8 @@ package enum DefinitionError: Error, Sendable, Equatable, CustomStringConvertibl
     case unknownImageType(name: String, known: [String])
     /// The distro exists but not for this architecture.
     case unsupportedArchitecture(distro: String, architecture: String, supported: [String])
+    /// The image type is not defined for this architecture.
+    case unsupportedImageType(type: String, architecture: String, supported: [String])
     /// The blueprint names a different distro or architecture than the request.
     case blueprintMismatch(file: String, key: String, blueprint: String, request: String)
     /// Neither the request nor the blueprint names a distro or architecture.
@@ -26,6 +28,8 @@ package enum DefinitionError: Error, Sendable, Equatable, CustomStringConvertibl
             "unknown image type \"\(name)\"; known image types: \(known.joined(separator: ", "))"
         case .unsupportedArchitecture(let distro, let arch, let supported):
             "\(distro) has no image definitions for \(arch); use one of: \(supported.joined(separator: ", "))"
+        case .unsupportedImageType(let type, let arch, let supported):
+            "image type \(type) is not defined for \(arch); it exists for: \(supported.joined(separator: ", "))"
         case .blueprintMismatch(let file, let key, let blueprint, let request):
             "\(file): \(key): the blueprint asks for \"\(blueprint)\" but the request is for \"\(request)\"; change one of them or remove \(key) from the blueprint"
         case .notSpecified(let what, let flag, let known):

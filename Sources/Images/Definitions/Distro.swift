@@ -37,14 +37,20 @@ package struct Distro: Sendable, Hashable {
     }
 
     /// Debian 12 "bookworm".
-    package static let debian12 = Distro(
-        name: "debian-12", aliases: ["bookworm"], codename: "bookworm",
-        architectures: [.x86_64, .aarch64],
-        mirror: "http://deb.debian.org/debian", securityMirror: "http://deb.debian.org/debian-security",
-        components: ["main"], keyring: "/usr/share/keyrings/debian-archive-keyring.gpg",
-        baseGroups: Distro.debianBaseGroups)
+    package static let debian12 = debian(12, "bookworm", baseGroups: bookwormBaseGroups)
+    /// Debian 13 "trixie".
+    package static let debian13 = debian(13, "trixie", baseGroups: trixieBaseGroups)
 
-    package static let all: [Distro] = [.debian12]
+    /// A Debian release from deb.debian.org, for both architectures, verified with Debian's archive keyring.
+    private static func debian(_ version: Int, _ codename: String, baseGroups: [String: Int?]) -> Distro {
+        Distro(name: "debian-\(version)", aliases: [codename], codename: codename,
+               architectures: [.x86_64, .aarch64],
+               mirror: "http://deb.debian.org/debian", securityMirror: "http://deb.debian.org/debian-security",
+               components: ["main"], keyring: "/usr/share/keyrings/debian-archive-keyring.gpg",
+               baseGroups: baseGroups)
+    }
+
+    package static let all: [Distro] = [.debian12, .debian13]
 
     /// The distro named `name` or one of its aliases.
     package static func named(_ name: String) throws(DefinitionError) -> Distro {
@@ -76,13 +82,19 @@ package struct Distro: Sendable, Hashable {
         }
     }
 
-    /// base-passwd's static groups plus the ones systemd's sysusers creates in bookworm.
-    static let debianBaseGroups: [String: Int?] = [
+    /// base-passwd's static groups (the same in bookworm and trixie).
+    static let basePasswdGroups: [String: Int?] = [
         "root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7, "mail": 8,
         "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20, "fax": 21, "voice": 22,
         "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29, "dip": 30, "www-data": 33,
         "backup": 34, "operator": 37, "list": 38, "irc": 39, "src": 40, "shadow": 42, "utmp": 43,
         "video": 44, "sasl": 45, "plugdev": 46, "staff": 50, "games": 60, "users": 100, "nogroup": 65534,
-        "systemd-journal": nil, "input": nil, "kvm": nil, "render": nil, "sgx": nil,
     ]
+
+    /// Bookworm: base-passwd's groups plus the dynamic ones of systemd's sysusers (systemd 252, udev).
+    static let bookwormBaseGroups: [String: Int?] = basePasswdGroups.merging(
+        ["systemd-journal": nil, "input": nil, "kvm": nil, "render": nil, "sgx": nil]) { $1 }
+
+    /// Trixie: bookworm's, plus `clock` (udev's sysusers file in systemd 257 adds it for /dev/rtc).
+    static let trixieBaseGroups: [String: Int?] = bookwormBaseGroups.merging(["clock": nil]) { $1 }
 }

@@ -9,6 +9,10 @@ package struct ImageDefinition: Sendable, Hashable {
 
     package init(distro: Distro, architecture: Architecture, imageType: ImageType) throws(DefinitionError) {
         try distro.check(architecture)
+        guard imageType.architectures.contains(architecture) else {
+            throw .unsupportedImageType(type: imageType.rawValue, architecture: architecture.rawValue,
+                                        supported: imageType.architectures.map(\.rawValue))
+        }
         self.distro = distro
         self.architecture = architecture
         self.imageType = imageType
@@ -19,18 +23,35 @@ package struct ImageDefinition: Sendable, Hashable {
     ///
     /// Networking is systemd-networkd: `systemd-network-generator` turns the
     /// kernel's `ip=dhcp` into a DHCP `.network` for every ethernet link, and
-    /// systemd-resolved provides DNS. `usr-is-merged` satisfies bookworm's
-    /// `usrmerge | usr-is-merged` dependency without the conversion script
-    /// (the tree is merged-/usr from the start).
+    /// systemd-resolved provides DNS. On bookworm, `usr-is-merged` satisfies
+    /// the `usrmerge | usr-is-merged` dependency without the conversion script
+    /// (the tree is merged-/usr from the start); trixie is merged-/usr by
+    /// definition and nothing in its base set asks for either.
     package var basePackages: [String] {
         var p = [
             "systemd-sysv", "udev", "dbus", "initramfs-tools", "zstd", "e2fsprogs", "dosfstools",
-            "systemd-resolved", "netbase", "sudo", "ca-certificates", "less", "vim-tiny", "usr-is-merged",
+            "systemd-resolved", "netbase", "sudo", "ca-certificates", "less", "vim-tiny",
         ]
+        if distro.codename == "bookworm" { p.append("usr-is-merged") }
         switch architecture {
         case .x86_64: p += ["linux-image-amd64", "grub-efi-amd64-bin", "grub-pc-bin"]
         case .aarch64: p += ["linux-image-arm64", "grub-efi-arm64-bin"]
         }
+        return p
+    }
+
+    /// The packages to depsolve before the blueprint's: the base set (less
+    /// the kernel and boot loader for tree and container types) and what
+    /// the image type adds (cloud-init, the qemu guest agent).
+    package var packages: [String] {
+        var p = basePackages
+        if !imageType.isDisk {
+            let boot: [String] = ["initramfs-tools", "dosfstools", "e2fsprogs", "udev"]
+            p.removeAll { $0.hasPrefix("linux-image-") || $0.hasPrefix("grub-") || boot.contains($0) }
+        }
+        // cloud-init calls `ip`; trixie's package no longer depends on iproute2.
+        if imageType.cloudInitDataSources != nil { p += ["cloud-init", "cloud-guest-utils", "iproute2"] }
+        if imageType == .qcow2 { p.append("qemu-guest-agent") }
         return p
     }
 
@@ -41,10 +62,16 @@ package struct ImageDefinition: Sendable, Hashable {
 
     /// Kernel command line: serial console for headless use, DHCP on every ethernet link.
     package var kernelOptions: String {
-        switch architecture {
-        case .x86_64: "console=tty0 console=ttyS0,115200 ip=dhcp"
-        case .aarch64: "console=ttyAMA0,115200 ip=dhcp"
+        let base = switch architecture {
+        case .x86_64: "console=tty0 console=ttyS0,115200"
+        case .aarch64: "console=ttyAMA0,115200"
         }
+        // Azure and EC2 read the serial console's early output too.
+        let extra = switch (imageType, architecture) {
+        case (.vhd, .x86_64), (.ami, .x86_64): " earlyprintk=ttyS0,115200"
+        default: ""
+        }
+        return base + extra + " ip=dhcp"
     }
 
     /// GRUB's `serial` command, x86_64 only (on arm64 the EFI console is the serial port).

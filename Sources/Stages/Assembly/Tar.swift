@@ -16,7 +16,7 @@ package struct Tar: Stage {
         let xattrs: Bool?
         /// `include` (entries under `./`, the default) or `omit` (top-level entries only).
         let rootNode: String?
-        /// Only these paths of the tree, in this order.
+        /// Only these paths of the tree, in this order, archived under their relative names.
         let paths: [String]?
         /// Store holes of sparse files.
         let sparse: Bool?
@@ -51,7 +51,8 @@ package struct Tar: Stage {
         if options.sparse == true { argv.append("--sparse") }
         argv.append("--")
         if let paths = options.paths {
-            for p in paths { argv.append("." + (try TreePath.resolve(p, in: ""))) }
+            // Named as given, relative to the tree (`disk.raw`, not `./disk.raw`: GCE and OVF readers want the bare name).
+            for p in paths { argv.append(String(try TreePath.resolve(p.hasPrefix("/") ? p : "/" + p, in: "").dropFirst())) }
         } else {
             switch options.rootNode ?? "include" {
             case "include": argv.append(".")

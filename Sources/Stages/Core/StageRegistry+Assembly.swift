@@ -8,5 +8,9 @@ extension StageRegistry {
         Grub2Inst.self,
         QemuConvert.self,
         Tar.self,
+        XZ.self,
+        Zstd.self,
+        OVF.self,
+        OCIArchive.self,
     ]
 }

@@ -15,5 +15,6 @@ extension StageRegistry {
         Grub2EFI.self,
         MachineID.self,
         InitramfsStage.self,
+        CloudInit.self,
     ]
 }

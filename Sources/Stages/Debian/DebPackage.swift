@@ -10,6 +10,8 @@ package struct DebPackage: Sendable, Hashable {
     package let version: String
     package let architecture: String
     package let essential: Bool
+    /// `Priority` (`required`, `important`, `standard`, `optional`), if the package states one.
+    package let priority: String?
     package let multiArch: String?
     /// `Pre-Depends`, each entry a list of alternatives (package names only).
     package let preDepends: [[String]]
@@ -30,6 +32,7 @@ package struct DebPackage: Sendable, Hashable {
         return DebPackage(
             path: path, name: name, version: version, architecture: arch,
             essential: fields["essential"]?.lowercased() == "yes",
+            priority: fields["priority"]?.lowercased(),
             multiArch: fields["multi-arch"],
             preDepends: parseRelations(fields["pre-depends"]),
             depends: parseRelations(fields["depends"]),

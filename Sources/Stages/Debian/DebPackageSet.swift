@@ -50,6 +50,14 @@ package struct DebPackageSet: Sendable {
         closure(of: packages.filter(\.essential).map(\.name))
     }
 
+    /// The base system every maintainer script may take for granted: the Essential set plus
+    /// the `Priority: required` packages, with their dependencies (what debootstrap and
+    /// mmdebstrap set up before anything else). Scripts use `awk` (mawk, required but not
+    /// Essential) without depending on it, e.g. trixie's `locales`.
+    package var requiredClosure: Set<String> {
+        closure(of: packages.filter { $0.essential || $0.priority == "required" }.map(\.name))
+    }
+
     /// Names of the packages a package's preinst may rely on: its Pre-Depends and their dependencies.
     package func preDependsClosure(of name: String) -> Set<String> {
         guard let p = byName[name] else { return [] }

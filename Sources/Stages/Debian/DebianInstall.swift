@@ -114,8 +114,16 @@ package struct DebianInstall: Stage {
             // native loader needs), so it is configured first, emulated.
             if native != nil, set["usr-is-merged"] != nil {
                 try await chroot.run(["dpkg", "--configure", "usr-is-merged"])
+                configured.insert("usr-is-merged")
             }
+            // The required base first, so that no maintainer script runs before the tools
+            // it may assume (dpkg orders `--pending` by declared dependencies only).
+            let base = set.requiredClosure.subtracting(configured)
             try await Self.optionally(native) {
+                if !base.isEmpty, base.count < set.packages.count {
+                    try await chroot.run(["dpkg", "--configure"] + base.sorted())
+                    clock.lap("configure \(base.count) required packages (tree dpkg)")
+                }
                 try await chroot.run(["dpkg", "--configure", "--pending"])
             }
             clock.lap("configure all (tree dpkg\(native == nil ? "" : ", native interpreters and file tools"))")

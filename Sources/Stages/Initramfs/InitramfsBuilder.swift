@@ -234,6 +234,19 @@ package struct InitramfsBuilder: Sendable {
         try s.makeDirectory("/lib/systemd")
         try s.copyExec("/lib/systemd/systemd-udevd", to: "/lib/systemd")
         try s.copyExec("/bin/udevadm", to: "/bin")
+        // systemd 256 and later (trixie) dlopen() libkmod instead of linking it: without it
+        // udev loads no driver by modalias and the root disk never appears. Where udevd links
+        // it (bookworm) it is already staged and this copies nothing.
+        for dir in tree.list("/usr/lib") where tree.isDirectory("/usr/lib/" + dir) {
+            for name in tree.list("/usr/lib/" + dir) where name.hasPrefix("libkmod.so.") && tree.isRegularFile("/usr/lib/\(dir)/\(name)") {
+                try s.copyExec("/usr/lib/\(dir)/\(name)")
+            }
+        }
+        // The hardware database, where the tree's hook ships it (udev 257's does, 252's does not).
+        if (tree.readText(InitramfsConfig.shareDir + "/hooks/udev") ?? "").contains("/usr/lib/udev/hwdb.bin"),
+           tree.isRegularFile("/usr/lib/udev/hwdb.bin") {
+            try s.copyBytes(from: try tree.resolve("/usr/lib/udev/hwdb.bin"), to: "/usr/lib/udev/hwdb.bin")
+        }
         if tree.isRegularFile("/etc/udev/udev.conf") { try s.copyBytes(from: try tree.resolve("/etc/udev/udev.conf"), to: "/etc/udev/udev.conf") }
         try s.makeDirectory("/lib/systemd/network")
         for dir in ["/lib/systemd/network", "/etc/systemd/network"] {

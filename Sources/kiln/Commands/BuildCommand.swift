@@ -11,13 +11,13 @@ struct ImageOptions: ParsableArguments {
     @Argument(help: "The blueprint (TOML or JSON, osbuild-composer format).")
     var blueprint: String
 
-    @Option(help: "Distribution: debian-12 (bookworm).")
+    @Option(help: "Distribution: debian-12 (bookworm) or debian-13 (trixie).")
     var distro: String?
 
     @Option(help: "Architecture: x86_64 or aarch64.")
     var arch: String?
 
-    @Option(help: "Image type: qcow2 or raw.")
+    @Option(help: "Image type (kiln image-types lists them): qcow2, raw, minimal-raw, minimal-raw-zst, vmdk, ova, vhd, ami, gce, tar, container.")
     var type: String
 
     @Option(help: "Debian mirror to use instead of http://deb.debian.org/debian.")
@@ -119,7 +119,7 @@ struct DepsolveCommand: AsyncParsableCommand {
         commandName: "depsolve",
         abstract: "Resolve package names to an exact, pinned package set.")
 
-    @Option(help: "Distribution: debian-12 (bookworm).")
+    @Option(help: "Distribution: debian-12 (bookworm) or debian-13 (trixie).")
     var distro: String
 
     @Option(help: "Architecture: x86_64 or aarch64.")
