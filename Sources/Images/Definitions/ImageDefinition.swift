@@ -29,26 +29,27 @@ package struct ImageDefinition: Sendable, Hashable {
     /// definition and nothing in its base set asks for either.
     package var basePackages: [String] {
         var p = [
-            "systemd-sysv", "udev", "dbus", "initramfs-tools", "zstd", "e2fsprogs", "dosfstools",
-            "systemd-resolved", "netbase", "sudo", "ca-certificates", "less", "vim-tiny",
+            "systemd-sysv", "dbus", "zstd", "systemd-resolved", "netbase", "sudo", "ca-certificates", "less", "vim-tiny",
         ]
         if distro.codename == "bookworm" { p.append("usr-is-merged") }
-        switch architecture {
-        case .x86_64: p += ["linux-image-amd64", "grub-efi-amd64-bin", "grub-pc-bin"]
-        case .aarch64: p += ["linux-image-arm64", "grub-efi-arm64-bin"]
-        }
-        return p
+        return p + bootPackages
     }
 
-    /// The packages to depsolve before the blueprint's: the base set (less
-    /// the kernel and boot loader for tree and container types) and what
-    /// the image type adds (cloud-init, the qemu guest agent).
+    /// What only a bootable disk needs: kernel, initramfs, udev, filesystem tools and GRUB's binaries.
+    package var bootPackages: [String] {
+        let common = ["udev", "initramfs-tools", "e2fsprogs", "dosfstools"]
+        switch architecture {
+        case .x86_64: return common + ["linux-image-amd64", "grub-efi-amd64-bin", "grub-pc-bin"]
+        case .aarch64: return common + ["linux-image-arm64", "grub-efi-arm64-bin"]
+        }
+    }
+
+    /// The packages to depsolve before the blueprint's: the base set (without
+    /// the boot packages for tree and container types) and what the image
+    /// type adds (cloud-init, the qemu guest agent).
     package var packages: [String] {
         var p = basePackages
-        if !imageType.isDisk {
-            let boot: [String] = ["initramfs-tools", "dosfstools", "e2fsprogs", "udev"]
-            p.removeAll { $0.hasPrefix("linux-image-") || $0.hasPrefix("grub-") || boot.contains($0) }
-        }
+        if !imageType.isDisk { p.removeAll(where: Set(bootPackages).contains) }
         // cloud-init calls `ip`; trixie's package no longer depends on iproute2.
         if imageType.cloudInitDataSources != nil { p += ["cloud-init", "cloud-guest-utils", "iproute2"] }
         if imageType == .qcow2 { p.append("qemu-guest-agent") }

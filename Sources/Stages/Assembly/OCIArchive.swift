@@ -49,7 +49,7 @@ package struct OCIArchive: Stage {
         let entries = try FileManager.default.contentsOfDirectory(atPath: tree).sorted()
         try await context.run(["tar", "--create", "--file", layerTar, "--format=posix", "--numeric-owner", "--sort=name",
                                "--xattrs", "--xattrs-include=*", "--acls", "--directory", tree, "--"] + entries)
-        let diffID = try await Self.sha256(layerTar, context)
+        let diffID = try await context.sha256(file: layerTar)
         let layerGz = context.scratch + "/layer.tar.gz"
         try await context.run(["sh", "-c", "exec gzip -n -6 --stdout -- \"$1\" > \"$0\"", layerGz, layerTar])
         try FileManager.default.removeItem(atPath: layerTar)
@@ -97,13 +97,9 @@ package struct OCIArchive: Stage {
 
     struct Blob { let digest: String; let size: Int64 }
 
-    static func sha256(_ path: String, _ context: StageContext) async throws -> String {
-        String(try await context.output(["sha256sum", "--", path]).prefix(64))
-    }
-
     /// Moves `file` into the blob directory under its digest.
     static func store(file: String, in blobs: String, _ context: StageContext) async throws -> Blob {
-        let hex = try await sha256(file, context)
+        let hex = try await context.sha256(file: file)
         let size = ((try FileManager.default.attributesOfItem(atPath: file)[.size]) as? NSNumber)?.int64Value ?? 0
         try FileManager.default.moveItem(atPath: file, toPath: blobs + "/" + hex)
         return Blob(digest: "sha256:" + hex, size: size)

@@ -44,8 +44,7 @@ package struct OVF: Stage {
         try Data(descriptor.utf8).write(to: URL(fileURLWithPath: ovf))
         var manifest = ""
         for (file, path) in [(base + ".ovf", ovf), (name, vmdk)] {
-            let sum = try await context.output(["sha256sum", "--", path]).split(separator: " ").first.map(String.init) ?? ""
-            manifest += "SHA256(\(file))= \(sum)\n"
+            manifest += "SHA256(\(file))= \(try await context.sha256(file: path))\n"
         }
         try Data(manifest.utf8).write(to: URL(fileURLWithPath: try context.outputFile(base + ".mf")))
     }

@@ -9,6 +9,11 @@ extension StageContext {
         return try TreePath.resolve("/" + relative, in: tree)
     }
 
+    /// Hex sha256 of a file, computed by `sha256sum` off the cooperative threads.
+    package func sha256(file path: String) async throws -> String {
+        String(try await output(["sha256sum", "--", path]).prefix(64))
+    }
+
     /// The device `name`, checked against its file.
     package func region(_ name: String) throws -> ResolvedRegion {
         try ResolvedRegion(device(name), tree: tree)
