@@ -25,7 +25,7 @@ package struct ManifestGenerator: Sendable {
     /// The names to depsolve: the image definition's base set, then the blueprint's packages and modules.
     package static func packageNames(_ request: ImageRequest, _ definition: ImageDefinition) -> [String] {
         var seen = Set<String>()
-        return (definition.packages + request.blueprint.packageNames).filter { seen.insert($0).inserted }
+        return (definition.packages + diskPackages(request) + request.blueprint.packageNames).filter { seen.insert($0).inserted }
     }
 
     /// Checks the blueprint against the distro: groups that users join must
@@ -61,6 +61,7 @@ package struct ManifestGenerator: Sendable {
         for (i, k) in c.sshKeys.enumerated() where k.user != "root" && !users.contains(k.user) {
             throw bp.origin.error("customizations.sshkey[\(i)].user", .invalid(reason: "user \"\(k.user)\" is not defined; add it under [[customizations.user]] (or use \"root\")"))
         }
+        try validateDisk(request)
     }
 
     /// The manifest for `request` with an already resolved package set.
@@ -69,7 +70,7 @@ package struct ManifestGenerator: Sendable {
                                              imageType: request.imageType)
         try validate(request)
         let ids = DeterministicIDs(seed: request.seed)
-        let disk = definition.diskLayout(ids: ids)
+        let disk = try diskLayout(request, definition, ids)
         var pipelines = [osPipeline(request, definition, disk, packages)]
         if request.imageType.isDisk { pipelines.append(imagePipeline(request, definition, disk)) }
         pipelines += formatPipelines(request, disk)
@@ -127,38 +128,6 @@ package struct ManifestGenerator: Sendable {
         return Pipeline(name: "os", stages: stages)
     }
 
-    /// fstab, kernel command line, initramfs and GRUB: what a disk image boots with.
-    static func bootStages(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout) -> [ManifestStage] {
-        let arch = request.architecture
-        let rootUUID = disk.rootFilesystemUUID
-        var stages: [ManifestStage] = []
-        stages.append(ManifestStage(type: "org.osbuild.fstab", options: [
-            "filesystems": [
-                ["uuid": .string(rootUUID), "vfs_type": "ext4", "path": "/", "options": "errors=remount-ro",
-                 "freq": 0, "passno": 1],
-                ["uuid": .string(DeterministicIDs.fatUUID(disk.espVolumeID)), "vfs_type": "vfat", "path": "/boot/efi",
-                 "options": "umask=0077", "freq": 0, "passno": 2],
-            ],
-        ]))
-        stages.append(ManifestStage(type: "org.osbuild.kernel-cmdline", options: [
-            "root_fs_uuid": .string(rootUUID), "kernel_opts": .string(def.kernelOptions),
-        ]))
-        stages.append(ManifestStage(type: "org.kiln.initramfs"))
-        var grub: [String: JSONValue] = [
-            "root_fs_uuid": .string(rootUUID), "kernel_opts": .string(def.kernelOptions),
-            "timeout": .int(Int64(def.grubTimeout)), "terminal": strings(def.grubTerminal),
-            "uefi_target": .string(arch.grubEFITarget),
-        ]
-        if let serial = def.grubSerial { grub["serial"] = .string(serial) }
-        if let bios = def.biosTarget { grub["bios_target"] = .string(bios) }
-        stages.append(ManifestStage(type: "org.kiln.grub2.config", options: grub))
-        stages.append(ManifestStage(type: "org.kiln.grub2.efi", options: [
-            "target": .string(arch.grubEFITarget), "root_fs_uuid": .string(rootUUID),
-            "filename": .string("/boot/efi/EFI/BOOT/\(arch.efiBinary)"),
-        ]))
-        return stages
-    }
-
     /// osbuild-composer's mapping: blueprint users, with the keys of
     /// `[[customizations.sshkey]]` added to the user's `key`; a key for a user
     /// the blueprint does not define (root) updates that user.
@@ -200,42 +169,6 @@ package struct ManifestGenerator: Sendable {
         if !c.services.disabled.isEmpty { o["disabled_services"] = strings(c.services.disabled) }
         if !c.services.masked.isEmpty { o["masked_services"] = strings(c.services.masked) }
         return o
-    }
-
-    static func imagePipeline(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout) -> Pipeline {
-        let tree: [String: Input] = ["tree": .tree("os")]
-        func device(start: Int64, size: Int64) -> [String: Device] {
-            ["device": Device(type: "org.osbuild.loopback",
-                              options: ["filename": .string(rawFile), "start": .int(start), "size": .int(size)])]
-        }
-        var stages: [ManifestStage] = [
-            ManifestStage(type: "org.osbuild.truncate", options: ["filename": .string(rawFile), "size": .int(disk.sizeBytes)]),
-            ManifestStage(type: "org.osbuild.sfdisk", options: [
-                "label": "gpt", "uuid": .string(disk.uuid),
-                "partitions": .array(disk.partitions.map { p in
-                    .object(["start": .int(p.start), "size": .int(p.size), "type": .string(p.type),
-                             "uuid": .string(p.uuid), "name": .string(p.name)])
-                }),
-            ], devices: device(start: 0, size: disk.sectors)),
-        ]
-        if let esp = disk.partition(.esp) {
-            stages.append(ManifestStage(type: "org.kiln.mkfs.fat", options: [
-                "volid": .string(disk.espVolumeID), "label": "ESP", "fat_size": 32, "source": "/boot/efi",
-            ], inputs: tree, devices: device(start: esp.start, size: esp.size)))
-        }
-        if let root = disk.partition(.root) {
-            stages.append(ManifestStage(type: "org.kiln.mkfs.ext4", options: [
-                "uuid": .string(disk.rootFilesystemUUID), "label": "root", "source": "/",
-            ], inputs: tree, devices: device(start: root.start, size: root.size)))
-        }
-        if let platform = def.biosTarget, let bios = disk.partition(.biosBoot), let rootIndex = disk.index(of: .root) {
-            stages.append(ManifestStage(type: "org.osbuild.grub2.inst", options: [
-                "filename": .string(rawFile), "platform": .string(platform), "location": .int(bios.start),
-                "core": ["type": "mkimage", "partlabel": "gpt", "filesystem": "ext4"],
-                "prefix": ["type": "partition", "partlabel": "gpt", "number": .int(Int64(rootIndex)), "path": "/boot/grub"],
-            ], inputs: tree))
-        }
-        return Pipeline(name: "image", stages: stages)
     }
 
     /// The pipelines that turn the disk (or the tree) into the requested file.
@@ -297,6 +230,12 @@ package struct ManifestGenerator: Sendable {
                 ], inputs: ["base": .tree("os")]),
             ])]
         }
+    }
+
+    /// The image type's kernel command line with the blueprint's `[customizations.kernel] append`.
+    static func kernelOptions(_ request: ImageRequest, _ def: ImageDefinition) -> String {
+        let append = request.blueprint.customizations.kernel?.append?.trimmingCharacters(in: .whitespaces) ?? ""
+        return append.isEmpty ? def.kernelOptions : def.kernelOptions + " " + append
     }
 
     static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }
