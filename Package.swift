@@ -65,7 +65,7 @@ let package = Package(
         // Fixtures shared by test targets (trees made and compared with Python).
         .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest", "KilnTestSupport"]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages", "KilnTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest", "KilnTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: [

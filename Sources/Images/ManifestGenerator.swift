@@ -17,15 +17,25 @@ package struct ManifestGenerator: Sendable {
         let definition = try ImageDefinition(distro: request.distro, architecture: request.architecture,
                                              imageType: request.imageType)
         try Self.validate(request)
-        let packages = try await resolver.resolve(Self.packageNames(request, definition), distro: request.distro,
+        var distro = request.distro
+        distro.extraSources = Self.extraSources(request)
+        let packages = try await resolver.resolve(Self.packageNames(request, definition), distro: distro,
                                                   architecture: request.architecture)
         return try Self.manifest(for: request, packages: packages)
     }
 
-    /// The names to depsolve: the image definition's base set, then the blueprint's packages and modules.
+    /// The requests to depsolve: the image definition's base set (with the
+    /// blueprint's kernel instead of the default one), what the
+    /// customizations and the disk need, the blueprint's tasks (`task-NAME`),
+    /// then its packages and modules (`name=GLOB` when a version is given).
     package static func packageNames(_ request: ImageRequest, _ definition: ImageDefinition) -> [String] {
+        let bp = request.blueprint
+        var base = definition.packages
+        if bp.customizations.kernel?.name != nil { base.removeAll { $0.hasPrefix("linux-image-") } }
         var seen = Set<String>()
-        return (definition.packages + diskPackages(request) + request.blueprint.packageNames).filter { seen.insert($0).inserted }
+        let requested = (bp.packages + bp.modules).map { $0.version == "*" || $0.version.isEmpty ? $0.name : "\($0.name)=\($0.version)" }
+        let names = base + diskPackages(request) + customizationPackages(request) + bp.groups.map { "task-\($0)" } + requested
+        return names.filter { seen.insert($0).inserted }
     }
 
     /// Checks the blueprint against the distro: groups that users join must
@@ -62,6 +72,7 @@ package struct ManifestGenerator: Sendable {
             throw bp.origin.error("customizations.sshkey[\(i)].user", .invalid(reason: "user \"\(k.user)\" is not defined; add it under [[customizations.user]] (or use \"root\")"))
         }
         try validateDisk(request)
+        try validateCustomizations(request)
     }
 
     /// The manifest for `request` with an already resolved package set.
@@ -95,32 +106,59 @@ package struct ManifestGenerator: Sendable {
             options: ["architecture": .string(arch.debian), "release": .string(request.distro.codename),
                       "merged_usr": true, "defer_initramfs": true],
             inputs: ["packages": .files(packages.map(\.checksum))]))
-        stages.append(ManifestStage(type: "org.kiln.apt.sources", options: [
+        var apt: [String: JSONValue] = [
             "sources": .array(request.distro.repositories.map { r in
                 .object(["uris": strings([r.uri]), "suites": strings(r.suites), "components": strings(r.components),
                          "signed_by": .string(r.signedBy)])
             }),
-        ]))
+        ]
+        let extra = extraSources(request, all: true)
+        if !extra.isEmpty {
+            let enabled = Set(c.repositories.filter(\.enabled).map(\.id))
+            apt["extra"] = .array(extra.map { e in
+                var o: [String: JSONValue] = ["id": .string(e.id), "uris": strings(e.uris), "suites": strings(e.suites),
+                                              "components": strings(e.components)]
+                if let key = e.key { o["key"] = .string(key) }
+                if e.trusted { o["trusted"] = true }
+                if !enabled.contains(e.id) { o["enabled"] = false }
+                if let pin = e.preferences(sharedHosts: request.distro.mirrorHosts) { o["preferences"] = .string(pin) }
+                return .object(o)
+            })
+        }
+        stages.append(ManifestStage(type: "org.kiln.apt.sources", options: apt))
         stages.append(ManifestStage(type: "org.osbuild.hostname",
                                     options: ["hostname": .string(c.hostname ?? def.defaultHostname)]))
-        stages.append(ManifestStage(type: "org.osbuild.locale", options: ["language": .string(def.defaultLanguage)]))
+        let languages = c.locale?.languages ?? []
+        var locale: [String: JSONValue] = ["language": .string(languages.first ?? def.defaultLanguage)]
+        if languages.count > 1 { locale["generate"] = strings(Array(languages.dropFirst())) }
+        stages.append(ManifestStage(type: "org.osbuild.locale", options: locale))
+        if let keyboard = c.locale?.keyboard {
+            stages.append(ManifestStage(type: "org.osbuild.keymap", options: ["keymap": .string(keyboard)]))
+        }
         stages.append(ManifestStage(type: "org.osbuild.timezone",
                                     options: ["zone": .string(c.timezone ?? def.defaultTimezone)]))
+        if !c.ntpServers.isEmpty {
+            stages.append(ManifestStage(type: "org.kiln.timesyncd", options: ["servers": strings(c.ntpServers)]))
+        }
         if !c.groups.isEmpty {
             var groups: [String: JSONValue] = [:]
             for g in c.groups { groups[g.name] = .object(g.gid.map { ["gid": .int(Int64($0))] } ?? [:]) }
             stages.append(ManifestStage(type: "org.osbuild.groups", options: ["groups": .object(groups)]))
         }
-        let users = usersOptions(c)
+        let users = usersOptions(c, blueprint: bp.name)
         if !users.isEmpty {
             stages.append(ManifestStage(type: "org.osbuild.users", options: ["users": .object(users)]))
         }
-        stages.append(ManifestStage(type: "org.osbuild.systemd", options: systemdOptions(c, def, packages)))
+        stages += customizationStages(request)
+        if hasSSHServer(packages) { stages.append(ManifestStage(type: "org.kiln.ssh.hostkeys")) }
+        stages.append(ManifestStage(type: "org.osbuild.systemd", options: systemdOptions(request, def, packages)))
         if let sources = request.imageType.cloudInitDataSources {
-            // Kiln's images configure the network themselves (ip=dhcp, systemd-networkd).
+            // Kiln's images configure the network themselves (ip=dhcp, systemd-networkd), and
+            // cloud-init keeps the image's locale instead of resetting it to its own default.
             stages.append(ManifestStage(type: "org.osbuild.cloud-init", options: [
                 "filename": "91-kiln-datasources.cfg",
-                "config": ["datasource_list": strings(sources), "network": ["config": "disabled"]],
+                "config": ["datasource_list": strings(sources), "network": ["config": "disabled"],
+                           "locale": .string(languages.first ?? def.defaultLanguage)],
             ]))
         }
         if request.imageType.isDisk { stages += bootStages(request, def, disk) }
@@ -131,7 +169,8 @@ package struct ManifestGenerator: Sendable {
     /// osbuild-composer's mapping: blueprint users, with the keys of
     /// `[[customizations.sshkey]]` added to the user's `key`; a key for a user
     /// the blueprint does not define (root) updates that user.
-    static func usersOptions(_ c: Blueprint.Customizations) -> [String: JSONValue] {
+    /// A plain-text password is hashed here (SHA-512 crypt); the clear text goes no further.
+    static func usersOptions(_ c: Blueprint.Customizations, blueprint: String) -> [String: JSONValue] {
         var users: [String: JSONValue] = [:]
         var keys: [String: [String]] = [:]
         for k in c.sshKeys { keys[k.user, default: []].append(k.key) }
@@ -143,7 +182,9 @@ package struct ManifestGenerator: Sendable {
             if let d = u.description { o["description"] = .string(d) }
             if let h = u.home { o["home"] = .string(h) }
             if let s = u.shell { o["shell"] = .string(s) }
-            if let p = u.password { o["password"] = .string(p) }
+            if let p = u.passwordHash(blueprint: blueprint) { o["password"] = .string(p) }
+            if let e = u.expireDate { o["expiredate"] = .int(Int64(e)) }
+            if u.forcePasswordReset { o["force_password_reset"] = true }
             let allKeys = (u.key.map { [$0] } ?? []) + (keys.removeValue(forKey: u.name) ?? [])
             if !allKeys.isEmpty { o["key"] = .string(joinKeys(allKeys)) }
             users[u.name] = .object(o)
@@ -157,12 +198,13 @@ package struct ManifestGenerator: Sendable {
             .filter { !$0.isEmpty }.joined(separator: "\n")
     }
 
-    static func systemdOptions(_ c: Blueprint.Customizations, _ def: ImageDefinition,
+    static func systemdOptions(_ request: ImageRequest, _ def: ImageDefinition,
                                _ packages: [ResolvedPackage]) -> [String: JSONValue] {
+        let c = request.blueprint.customizations
         let off = Set(c.services.disabled + c.services.masked)
         var enabled = def.baseServices
-        if packages.contains(where: { $0.name == "openssh-server" }) { enabled.append("ssh.service") }
-        enabled += c.services.enabled
+        if hasSSHServer(packages) { enabled += ["ssh.service", "kiln-ssh-keygen.service"] }
+        enabled += customizationServices(request) + c.services.enabled
         var seen = Set<String>()
         enabled = enabled.filter { !off.contains($0) && seen.insert($0).inserted }
         var o: [String: JSONValue] = ["enabled_services": strings(enabled), "default_target": .string(def.defaultTarget)]
@@ -230,6 +272,10 @@ package struct ManifestGenerator: Sendable {
                 ], inputs: ["base": .tree("os")]),
             ])]
         }
+    }
+
+    static func hasSSHServer(_ packages: [ResolvedPackage]) -> Bool {
+        packages.contains { $0.name == "openssh-server" }
     }
 
     /// The image type's kernel command line with the blueprint's `[customizations.kernel] append`.

@@ -138,7 +138,7 @@ extension DepsolveError {
     /// Unknown or impossible package requests are the user's input.
     var isBadInput: Bool {
         switch self {
-        case .unknownPackage, .invalidPackageName, .unsatisfiable: true
+        case .unknownPackage, .invalidPackageName, .unsatisfiable, .noMatchingVersion: true
         default: false
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import KilnTestSupport
 import Testing
 @testable import Images
 
@@ -26,7 +27,7 @@ import Testing
 
     @Test func namesThatAptWouldReadAsPatternsAreRefused() async {
         let d = Depsolver(cacheRoot: "/nonexistent-kiln-cache")
-        for bad in ["?essential", "foo=1.0", "foo-", "Foo", "a"] {
+        for bad in ["?essential", "foo=", "foo=1 .0", "foo=$(x)", "foo-", "Foo", "a"] {
             await #expect(throws: DepsolveError.invalidPackageName(name: bad)) {
                 _ = try await d.resolve([bad], distro: .debian12, architecture: .x86_64)
             }
@@ -96,6 +97,39 @@ struct DepsolveNetworkTests {
         }
         guard case .unsatisfiable(_, _, let reason)? = e else { Issue.record("\(String(describing: e))"); return }
         #expect(reason.contains("Conflicts"))
+    }
+
+    /// `name=GLOB` picks the newest version the glob matches; a glob nothing matches lists what there is.
+    @Test func versionGlobsPickTheNewestMatch() async throws {
+        let all = try await Depsolver().resolve(["less"], distro: .debian12, architecture: .x86_64)
+        let newest = try #require(all.first { $0.name == "less" }).version
+        let glob = String(newest.prefix(3)) + "*"
+        let pinned = try await Depsolver().resolve(["less=\(glob)"], distro: .debian12, architecture: .x86_64)
+        #expect(pinned.first { $0.name == "less" }?.version == newest)
+        let e = await #expect(throws: DepsolveError.self) {
+            _ = try await Depsolver().resolve(["less=1*"], distro: .debian12, architecture: .x86_64)
+        }
+        guard case .noMatchingVersion(let name, let g, let available, _)? = e else { Issue.record("\(String(describing: e))"); return }
+        #expect(name == "less" && g == "1*" && available.contains(newest))
+    }
+
+    /// A blueprint's extra repository (here Debian's backports, with the archive keys as its own key)
+    /// takes part in the depsolve: a version only backports has is found there.
+    @Test func extraRepositoryTakesPartInTheDepsolve() async throws {
+        let key = try await runChild("/usr/bin/gpg", ["--no-default-keyring", "--keyring", "/usr/share/keyrings/debian-archive-keyring.gpg",
+                                                       "--export", "--armor", "B7C5D7D6350947F8"])
+        #expect(key.output.hasPrefix("-----BEGIN PGP PUBLIC KEY BLOCK-----"))
+        var distro = Distro.debian12
+        distro.extraSources = [Distro.ExtraSource(id: "backports", uris: ["http://deb.debian.org/debian"], suites: ["bookworm-backports"],
+                                                  components: ["main"], key: key.output, trusted: false, priority: 100)]
+        let plain = try await Depsolver().resolve(["tmux"], distro: distro, architecture: .x86_64)
+        #expect(plain.first { $0.name == "tmux" }?.version.contains("bpo") == false, "priority 100 keeps the release's version")
+        let bpo = try await Depsolver().resolve(["tmux=*bpo*"], distro: distro, architecture: .x86_64)
+        let tmux = try #require(bpo.first { $0.name == "tmux" })
+        #expect(tmux.version.contains("~bpo12"), "\(tmux.version)")
+        await #expect(throws: DepsolveError.self) {
+            _ = try await Depsolver().resolve(["tmux=*bpo*"], distro: .debian12, architecture: .x86_64)
+        }
     }
 
     @Test func fullImageDepsolve() async throws {

@@ -8,6 +8,18 @@ enum Fixtures {
         .deletingLastPathComponent().deletingLastPathComponent()
 
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// Stage type → the option names docs/stages.md shows for it (code spans of the options column).
+    static func documentedStageOptions() throws -> [String: Set<String>] {
+        let doc = try String(contentsOf: repository.appendingPathComponent("docs/stages.md"), encoding: .utf8)
+        var documented: [String: Set<String>] = [:]
+        for line in doc.split(separator: "\n") where line.hasPrefix("| `") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 2, let type = cells[0].split(separator: "`").first.map(String.init) else { continue }
+            documented[type] = Set(cells[1].components(separatedBy: "`").enumerated().filter { $0.offset % 2 == 1 }.map(\.element))
+        }
+        return documented
+    }
 }
 
 /// A fixed package set standing in for the Debian archive. This is a test

@@ -6,7 +6,7 @@ import Testing
 @Suite struct ManifestGeneratorTests {
     static let osStages = [
         "org.kiln.debian.install", "org.kiln.apt.sources", "org.osbuild.hostname", "org.osbuild.locale",
-        "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.osbuild.systemd", "org.osbuild.cloud-init",
+        "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.kiln.ssh.hostkeys", "org.osbuild.systemd", "org.osbuild.cloud-init",
         "org.osbuild.fstab", "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
         "org.osbuild.machine-id",
     ]
@@ -273,20 +273,17 @@ import Testing
         #expect(mirrored.distro.mirror == "http://mirror.example/debian")
     }
 
-    /// Every stage type and top-level option key the generator emits is in docs/stages.md.
+    /// Every stage type and top-level option key the generator emits, for the
+    /// test blueprint and the kitchen sink, is in docs/stages.md.
     @Test(arguments: [Architecture.x86_64, .aarch64])
     func emitsOnlyDocumentedStagesAndOptions(_ arch: Architecture) async throws {
-        let doc = try String(contentsOf: Fixtures.repository.appendingPathComponent("docs/stages.md"), encoding: .utf8)
-        var documented: [String: Set<String>] = [:]
-        for line in doc.split(separator: "\n") where line.hasPrefix("| `") {
-            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard cells.count >= 2 else { continue }
-            let type = cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "` ")).components(separatedBy: "`").first ?? ""
-            let tokens = cells[1].components(separatedBy: "`").enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
-            documented[type] = Set(tokens)
-        }
-        for type in ImageType.allCases where type.architectures.contains(arch) {
-            let m = try await manifest(try request(arch: arch.rawValue, type: type.rawValue))
+        let documented = try Fixtures.documentedStageOptions()
+        let kitchenSink = try Blueprint.load(path: Fixtures.repository.appendingPathComponent("examples/blueprints/kitchen-sink.toml").path)
+        var requests = try ImageType.allCases.filter { $0.architectures.contains(arch) }
+            .map { try request(arch: arch.rawValue, type: $0.rawValue) }
+        requests.append(try ImageRequest.make(blueprint: kitchenSink, distro: "debian-12", architecture: arch.rawValue, imageType: "qcow2"))
+        for r in requests {
+            let m = try await manifest(r, resolver: FixedPackages(extra: ["openssh-server"]))
             for p in m.pipelines {
                 for s in p.stages {
                     let keys = try #require(documented[s.type], "\(s.type) is not in docs/stages.md")

@@ -1,9 +1,8 @@
 import Manifest
 
 /// What a user wants in an image, in osbuild-composer's blueprint format
-/// (TOML or JSON). This version implements the subset listed in
-/// `Blueprint+Parsing.swift`; every other osbuild-composer key is rejected
-/// with an error that names it.
+/// (TOML or JSON). `BlueprintKeys` lists the keys Kiln reads and the osbuild
+/// keys it rejects; `docs/blueprint.md` is the user's reference.
 package struct Blueprint: Sendable, Equatable {
     package var name: String
     package var description: String
@@ -210,10 +209,13 @@ package struct Blueprint: Sendable, Equatable {
         /// Minimum size of the physical volume in bytes (0: the sum of its volumes).
         package var minSize: Int64
         package var logicalVolumes: [FilesystemSpec]
-        package init(name: String, minSize: Int64 = 0, logicalVolumes: [FilesystemSpec] = []) {
+        /// Partition type of the physical volume's partition (osbuild's `part_type`), nil for LVM's default.
+        package var partType: String?
+        package init(name: String, minSize: Int64 = 0, logicalVolumes: [FilesystemSpec] = [], partType: String? = nil) {
             self.name = name
             self.minSize = minSize
             self.logicalVolumes = logicalVolumes
+            self.partType = partType
         }
     }
 
@@ -272,11 +274,12 @@ package struct Blueprint: Sendable, Equatable {
         package var enabled: Bool
         /// apt pin priority for the repository's packages (nil: apt's default 500).
         package var priority: Int?
-        /// false: used for the depsolve only, not written to the image (osbuild's `install_from`).
-        package var installInImage: Bool
+        /// The depsolve may take packages from it (osbuild's `install_from`; Kiln's default is true
+        /// for enabled repositories). The repository is written to the image either way.
+        package var installFrom: Bool
         package init(id: String, name: String? = nil, baseURLs: [String], suites: [String] = [], components: [String] = ["main"],
                      gpgKeys: [String] = [], gpgCheck: Bool = true, enabled: Bool = true, priority: Int? = nil,
-                     installInImage: Bool = true) {
+                     installFrom: Bool = true) {
             self.id = id
             self.name = name
             self.baseURLs = baseURLs
@@ -286,7 +289,7 @@ package struct Blueprint: Sendable, Equatable {
             self.gpgCheck = gpgCheck
             self.enabled = enabled
             self.priority = priority
-            self.installInImage = installInImage
+            self.installFrom = installFrom
         }
     }
 

@@ -17,7 +17,7 @@ package struct BlueprintError: Error, Sendable, Equatable, CustomStringConvertib
         case wrongType(expected: String, found: String)
         /// A key this blueprint format does not have.
         case unknownKey(allowed: [String])
-        /// An osbuild-composer key that this version of Kiln does not implement.
+        /// An osbuild-composer key or value that Kiln does not implement or that cannot apply to Debian; `fix` says why and what to do instead.
         case unsupported(fix: String)
         /// A required key is absent.
         case missing(fix: String)
@@ -66,7 +66,7 @@ package struct BlueprintError: Error, Sendable, Equatable, CustomStringConvertib
         case .invalid(let reason):
             return reason
         case .duplicate(let name, let firstAt):
-            return "\"\(name)\" is already defined at \(firstAt); each name may appear once"
+            return "\"\(name)\" is already defined at \(firstAt); give each a different name or remove one"
         }
     }
 }

@@ -1,9 +1,9 @@
 /// The syntax rules blueprint values are checked against. Each check returns
 /// nil when the value is fine, or the reason and the fix.
 package enum BlueprintRules {
-    private static func all(_ s: Substring, _ allowed: (Character) -> Bool) -> Bool { s.allSatisfy(allowed) }
-    private static func isLowerAlnum(_ c: Character) -> Bool { c.isASCII && (c.isLowercase || c.isNumber) }
-    private static func isAlnum(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber) }
+    static func all(_ s: Substring, _ allowed: (Character) -> Bool) -> Bool { s.allSatisfy(allowed) }
+    static func isLowerAlnum(_ c: Character) -> Bool { c.isASCII && (c.isLowercase || c.isNumber) }
+    static func isAlnum(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber) }
 
     /// osbuild-composer's blueprint versions are semantic versions: 1.2.3, optionally -pre or +build.
     package static func isSemanticVersion(_ v: String) -> Bool {
@@ -49,12 +49,13 @@ package enum BlueprintRules {
         return ok ? nil : "\"\(name)\" is not a valid Debian \(kind) name; use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"
     }
 
-    /// A crypt(3) hash; plain-text passwords are not hashed for the user yet.
+    /// A crypt(3) hash or a plain-text password (the manifest generator hashes
+    /// it). Either goes into /etc/shadow, whose fields are split at ':' and lines.
     package static func passwordProblem(_ pw: String) -> String? {
-        if pw.contains(":") || pw.contains("\n") { return "must not contain ':' or a line break; give a crypt(3) hash" }
-        let fields = pw.split(separator: "$", omittingEmptySubsequences: false)
-        if pw.hasPrefix("$"), fields.count >= 4, !fields[1].isEmpty, !fields.last!.isEmpty { return nil }
-        return "looks like a plain-text password; for now give a crypt(3) hash instead, e.g. the output of `openssl passwd -6` or `mkpasswd -m yescrypt`"
+        if pw.contains(":") || pw.contains("\n") || pw.contains("\r") || pw.contains("\0") {
+            return "must not contain ':', a line break or a NUL character (it ends up in /etc/shadow); give a crypt(3) hash such as the output of `openssl passwd -6`, or a plain-text password without them"
+        }
+        return nil
     }
 
     static let sshKeyTypes: Set<String> = [

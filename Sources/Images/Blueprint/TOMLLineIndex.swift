@@ -39,9 +39,12 @@ enum TOMLLineIndex {
                 let keys = splitKey(line[line.index(line.startIndex, offsetBy: 2)..<end.lowerBound])
                 let plain = keys.joined(separator: ".")
                 arrayCounts[plain, default: 0] += 1
+                // A new element starts its own nested arrays: the second partition's first
+                // logical volume is partitions[1].logical_volumes[0].
+                for nested in arrayCounts.keys where nested.hasPrefix(plain + ".") { arrayCounts[nested] = nil }
                 current = indexed(keys)
                 record(plain, lineNo)
-                record(current, lineNo)
+                for n in 1...max(1, keys.count) { record(indexed(Array(keys.prefix(n))), lineNo) }
             } else if line.hasPrefix("[") {
                 guard let end = line.firstIndex(of: "]") else { continue }
                 let keys = splitKey(line[line.index(after: line.startIndex)..<end])

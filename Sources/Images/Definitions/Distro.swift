@@ -19,6 +19,61 @@ package struct Distro: Sendable, Hashable {
     package var keyring: String
     /// Groups the base system has (base-passwd and systemd's sysusers), name → fixed gid if any.
     package var baseGroups: [String: Int?]
+    /// Repositories a blueprint adds (`[[customizations.repositories]]`), used by the depsolve.
+    package var extraSources: [ExtraSource] = []
+
+    /// An apt repository beyond the Debian archive, verified with its own key.
+    package struct ExtraSource: Sendable, Hashable {
+        /// File stem: `/etc/apt/sources.list.d/<id>.sources`, `/etc/apt/keyrings/<id>.asc`.
+        package var id: String
+        package var uris: [String]
+        package var suites: [String]
+        package var components: [String]
+        /// ASCII-armored OpenPGP keys (concatenated); nil with `trusted`.
+        package var key: String?
+        /// No signature check (`Trusted: yes`): only when the blueprint sets gpgcheck = false.
+        package var trusted: Bool
+        /// apt pin priority for the repository's packages; nil is apt's default.
+        package var priority: Int?
+        package init(id: String, uris: [String], suites: [String], components: [String], key: String?, trusted: Bool,
+                     priority: Int?) {
+            self.id = id
+            self.uris = uris
+            self.suites = suites
+            self.components = components
+            self.key = key
+            self.trusted = trusted
+            self.priority = priority
+        }
+
+        /// Where the key lives inside the image (and inside the depsolve's private apt root, under its root).
+        package var keyPath: String { "/etc/apt/keyrings/\(id).asc" }
+
+        /// The deb822 stanza; `keyDirectory` is where `<id>.asc` is.
+        package func stanza(keyDirectory: String = "/etc/apt/keyrings", enabled: Bool = true) -> String {
+            var lines = ["Types: deb", "URIs: " + uris.joined(separator: " "), "Suites: " + suites.joined(separator: " ")]
+            if !components.isEmpty { lines.append("Components: " + components.joined(separator: " ")) }
+            if trusted { lines.append("Trusted: yes") } else { lines.append("Signed-By: \(keyDirectory)/\(id).asc") }
+            if !enabled { lines.append("Enabled: no") }
+            return lines.joined(separator: "\n") + "\n"
+        }
+
+        /// The apt preferences pinning the repository's packages, nil without a priority.
+        /// A repository on a host of its own is pinned by host (`origin`); one on
+        /// the distro's own mirror host (backports, say) by its suites, since a
+        /// host pin would catch the whole archive.
+        package func preferences(sharedHosts: Set<String>) -> String? {
+            guard let priority else { return nil }
+            let hosts = uris.map(Self.host)
+            let pins = hosts.contains(where: sharedHosts.contains)
+                ? suites.map { "release a=\($0)" } : hosts.map { "origin \"\($0)\"" }
+            return pins.map { "Package: *\nPin: \($0)\nPin-Priority: \(priority)\n" }.joined(separator: "\n")
+        }
+
+        static func host(_ uri: String) -> String {
+            uri.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? ""
+        }
+    }
 
     /// The apt repositories: the archive with `<codename>` and `<codename>-updates`, and the security archive.
     package var repositories: [Repository] {
@@ -74,6 +129,9 @@ package struct Distro: Sendable, Hashable {
         while u.hasSuffix("/") { u.removeLast() }
         return u
     }
+
+    /// Hosts of the distro's own archives.
+    package var mirrorHosts: Set<String> { Set([mirror, securityMirror].map(ExtraSource.host)) }
 
     /// Throws unless this distro has definitions for `arch`.
     package func check(_ arch: Architecture) throws(DefinitionError) {

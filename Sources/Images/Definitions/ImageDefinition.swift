@@ -87,8 +87,12 @@ package struct ImageDefinition: Sendable, Hashable {
     package var defaultLanguage: String { "C.UTF-8" }
     package var defaultTarget: String { "multi-user.target" }
 
-    /// The disk of this image type, its UUIDs derived from `ids`.
-    package func diskLayout(ids: DeterministicIDs) -> DiskLayout {
-        DiskLayout(architecture: architecture, sizeBytes: imageType.diskSize, ids: ids)
+    /// The disk of this image type, its UUIDs derived from `ids`, with the
+    /// blueprint's `filesystem`/`disk` customizations when it is given.
+    package func diskLayout(ids: DeterministicIDs, blueprint: Blueprint? = nil) throws(BlueprintError) -> DiskLayout {
+        guard let blueprint, imageType.isDisk else {
+            return DiskLayout(architecture: architecture, sizeBytes: imageType.diskSize, ids: ids)
+        }
+        return try DiskLayout.make(self, blueprint: blueprint, ids: ids)
     }
 }

@@ -13,7 +13,15 @@ struct AptConfiguration: Sendable {
     init(distro: Distro, architecture: Architecture, cacheRoot: String) {
         self.distro = distro
         self.architecture = architecture
-        self.root = "\(cacheRoot)/\(distro.name)-\(architecture.rawValue)"
+        // Each set of extra repositories gets its own root, so that the plain
+        // distro's index stays warm next to blueprints that add repositories.
+        var name = "\(distro.name)-\(architecture.rawValue)"
+        if !distro.extraSources.isEmpty {
+            let text = distro.extraSources.map { $0.stanza() + ($0.key ?? "") + ($0.preferences(sharedHosts: distro.mirrorHosts) ?? "") }
+                .joined(separator: "\n")
+            name += "-" + String(CanonicalJSON.sha256Hex(.string(text)).prefix(12))
+        }
+        self.root = "\(cacheRoot)/\(name)"
     }
 
     var configFile: String { "\(root)/apt.conf" }
@@ -65,7 +73,8 @@ struct AptConfiguration: Sendable {
     }
 
     var sources: String {
-        distro.repositories.map { repo in
+        let extra = distro.extraSources.map { "\n" + $0.stanza(keyDirectory: "\(root)/etc/keyrings") }.joined()
+        return distro.repositories.map { repo in
             """
             Types: deb
             URIs: \(repo.uri)
@@ -74,7 +83,7 @@ struct AptConfiguration: Sendable {
             Signed-By: \(repo.signedBy)
 
             """
-        }.joined(separator: "\n")
+        }.joined(separator: "\n") + extra
     }
 
     /// Creates the directory tree and files. Returns true when the sources
@@ -90,7 +99,17 @@ struct AptConfiguration: Sendable {
             for empty in ["state/status", "etc/sources.list"] where !fm.fileExists(atPath: "\(root)/\(empty)") {
                 try writeIfChanged("\(root)/\(empty)", "")
             }
-            return try writeIfChanged(sourcesFile, sources)
+            var changed = false
+            for source in distro.extraSources {
+                if let key = source.key {
+                    try fm.createDirectory(atPath: "\(root)/etc/keyrings", withIntermediateDirectories: true)
+                    changed = try writeIfChanged("\(root)/etc/keyrings/\(source.id).asc", key) || changed
+                }
+                if let pin = source.preferences(sharedHosts: distro.mirrorHosts) {
+                    try writeIfChanged("\(root)/etc/preferences.d/\(source.id).pref", pin)
+                }
+            }
+            return try writeIfChanged(sourcesFile, sources) || changed
         } catch let e as DepsolveError {
             throw e
         } catch {

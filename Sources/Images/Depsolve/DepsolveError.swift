@@ -4,6 +4,8 @@ package enum DepsolveError: Error, Sendable, Equatable, CustomStringConvertible 
     case unknownPackage(name: String, distro: String)
     /// A name that is not a Debian package name (apt would read it as a pattern or a version request).
     case invalidPackageName(name: String)
+    /// No version of the package matches the blueprint's version glob.
+    case noMatchingVersion(name: String, glob: String, available: [String], distro: String)
     /// The packages exist but cannot be installed together; `reason` is apt's explanation.
     case unsatisfiable(names: [String], distro: String, reason: String)
     /// Downloading the repository index failed.
@@ -20,7 +22,9 @@ package enum DepsolveError: Error, Sendable, Equatable, CustomStringConvertible 
         case .unknownPackage(let name, let distro):
             "package \"\(name)\" does not exist in \(distro) (main); check the spelling, e.g. with `apt-cache search`, or remove it"
         case .invalidPackageName(let name):
-            "\"\(name)\" is not a Debian package name (lower-case letters, digits, '+', '-', '.'); give plain package names without versions or patterns"
+            "\"\(name)\" is not a Debian package name (lower-case letters, digits, '+', '-', '.'); give plain package names, or name=VERSION-GLOB such as \"less=590*\""
+        case .noMatchingVersion(let name, let glob, let available, let distro):
+            "no version of \"\(name)\" in \(distro) matches \"\(glob)\"; available: \(available.isEmpty ? "none" : available.joined(separator: ", ")); change the version glob (\"*\" takes the newest)"
         case .unsatisfiable(let names, let distro, let reason):
             "the packages cannot be installed together in \(distro) (\(names.joined(separator: " "))):\n\(reason)"
         case .metadataRefreshFailed(let distro, let arch, let reason):

@@ -30,13 +30,15 @@ package struct Depsolver: PackageResolver {
     static let baseSelectors = ["?priority(required)", "?essential", "apt"]
 
     package func resolve(_ names: [String], distro: Distro, architecture: Architecture) async throws -> [ResolvedPackage] {
-        for name in names where !BlueprintRules.isPackageName(name) || name.hasSuffix("-") {
-            throw DepsolveError.invalidPackageName(name: name)
+        for request in names {
+            let parts = request.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            if !BlueprintRules.isPackageName(parts[0]) || parts[0].hasSuffix("-") { throw DepsolveError.invalidPackageName(name: request) }
+            if parts.count == 2, !Self.isVersionGlob(parts[1]) { throw DepsolveError.invalidPackageName(name: request) }
         }
         let apt = AptConfiguration(distro: distro, architecture: architecture, cacheRoot: cacheRoot)
         try await updateIfNeeded(apt)
         var seen = Set<String>()
-        let requested = names.filter { seen.insert($0).inserted }
+        let requested = try await pinVersions(names.filter { seen.insert($0).inserted }, apt)
         let argv = ["flock", "--shared", apt.lockFile, "apt-get", "-q", "install", "--print-uris"]
             + requested + Self.baseSelectors
         let result = try await run(argv, apt)
@@ -47,6 +49,36 @@ package struct Depsolver: PackageResolver {
         logger.debug("resolved packages", metadata: ["depsolve.count": "\(packages.count)", "depsolve.distro": "\(distro.name)",
                                                     "depsolve.arch": "\(architecture.rawValue)"])
         return packages
+    }
+
+    /// Debian version characters (Policy §5.6.12) plus the glob characters `* ? [ ] !`.
+    static func isVersionGlob(_ v: String) -> Bool {
+        !v.isEmpty && v.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".+~:-*?[]!".contains($0)) }
+    }
+
+    /// Turns `name=GLOB` requests into `name=VERSION`, the newest version in
+    /// the index the glob matches (fnmatch: `*`, `?`, `[…]`).
+    func pinVersions(_ requests: [String], _ apt: AptConfiguration) async throws -> [String] {
+        var out: [String] = []
+        for request in requests {
+            let parts = request.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { out.append(request); continue }
+            let (name, glob) = (parts[0], parts[1])
+            let argv = ["flock", "--shared", apt.lockFile, "apt-cache", "madison", name]
+            let result = try await run(argv, apt)
+            // ` name | version | url suite/component arch Packages`, newest first.
+            var versions: [String] = []
+            for line in result.stdout.split(separator: "\n") {
+                let fields = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+                if fields.count >= 3, fields[0] == name, !versions.contains(fields[1]) { versions.append(fields[1]) }
+            }
+            guard !versions.isEmpty else { throw DepsolveError.unknownPackage(name: name, distro: apt.distro.name) }
+            guard let match = versions.first(where: { fnmatch(glob, $0, 0) == 0 }) else {
+                throw DepsolveError.noMatchingVersion(name: name, glob: glob, available: versions, distro: apt.distro.name)
+            }
+            out.append("\(name)=\(match)")
+        }
+        return out
     }
 
     /// Downloads the index when it is missing, older than `ttl`, for other mirrors, or `refresh` is set.

@@ -5,7 +5,8 @@ import Glibc
 
 /// `org.kiln.mkfs.ext4`: makes an ext4 filesystem straight into a region of
 /// the disk image, filled from a directory of the input tree (`mkfs.ext4 -d`)
-/// and owned by root. The feature set is pinned in a private mke2fs.conf so a
+/// and owned by root; the mountpoints of other filesystems below it are kept
+/// as empty directories (`exclude`). The feature set is pinned in a private mke2fs.conf so a
 /// newer host cannot create a filesystem the image's GRUB cannot read.
 package struct MkfsExt4: Stage {
     package static let type = "org.kiln.mkfs.ext4"
@@ -19,6 +20,8 @@ package struct MkfsExt4: Stage {
         let source: String?
         /// The complete feature list; default `defaultFeatures`.
         let features: [String]?
+        /// Directories below `source` (absolute tree paths) that stay empty: mountpoints of other filesystems.
+        let exclude: [String]?
     }
 
     /// What bookworm's mke2fs makes for ext4, written out: GRUB 2.06 reads all
@@ -59,7 +62,7 @@ package struct MkfsExt4: Stage {
         argv += [region.path, String(blocks)]
         // mke2fs copies access times, and reading a fresh tree changes them: read it
         // through a read-only, noatime view so that equal trees give equal filesystems.
-        try await ReadOnlyView.with(source, in: context) { view in
+        try await SourceView.with(source, source: options.source ?? "/", excluding: options.exclude ?? [], context: context) { view in
             argv[argv.firstIndex(of: source)!] = view
             try await context.run(argv, environment: ["MKE2FS_CONFIG": config, "E2FSPROGS_FAKE_TIME": String(try Self.timestamp(source))])
         }

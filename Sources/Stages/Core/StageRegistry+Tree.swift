@@ -16,5 +16,14 @@ extension StageRegistry {
         MachineID.self,
         InitramfsStage.self,
         CloudInit.self,
+        Keymap.self,
+        Timesyncd.self,
+        SSHDConfig.self,
+        CACerts.self,
+        FirstBoot.self,
+        TreeFileTree.self,
+        Nftables.self,
+        Firewalld.self,
+        SSHHostKeys.self,
     ]
 }

@@ -17,8 +17,26 @@ package struct AptSources: Stage {
         }
     }
 
+    /// A repository of its own: `/etc/apt/sources.list.d/<id>.sources`, its
+    /// key at `/etc/apt/keyrings/<id>.asc`, its pin in `/etc/apt/preferences.d/<id>.pref`.
+    package struct Extra: Codable, Sendable {
+        package var id: String
+        package var uris: [String]
+        package var suites: [String]
+        package var components: [String]?
+        /// ASCII-armored OpenPGP keys.
+        package var key: String?
+        /// `Trusted: yes` instead of a key.
+        package var trusted: Bool?
+        /// false: written with `Enabled: no`.
+        package var enabled: Bool?
+        /// apt preferences stanzas (`Package:`, `Pin:`, `Pin-Priority:` lines) for the repository.
+        package var preferences: String?
+    }
+
     package struct Options: Codable, Sendable {
         package var sources: [Source]
+        package var extra: [Extra]?
     }
 
     package init() {}
@@ -28,6 +46,31 @@ package struct AptSources: Stage {
         if let old = try TreeFiles.read("/etc/apt/sources.list", in: context.tree),
            old.split(separator: "\n").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             try? FileManager.default.removeItem(atPath: try context.path("/etc/apt/sources.list"))
+        }
+        for (i, e) in (options.extra ?? []).enumerated() {
+            guard !e.id.isEmpty, e.id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
+                  e.id != "debian", !e.uris.isEmpty, !e.suites.isEmpty else {
+                throw StageError.invalidOptions(reason: "\(Self.type): extra[\(i)] needs an id of letters, digits, '-', '_', '.' (not \"debian\"), uris and suites")
+            }
+            guard e.trusted == true || e.key?.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") == true else {
+                throw StageError.invalidOptions(reason: "\(Self.type): extra[\(i)] (\(e.id)) needs an ASCII-armored key or trusted = true")
+            }
+            var lines = ["Types: deb", "URIs: " + e.uris.joined(separator: " "), "Suites: " + e.suites.joined(separator: " ")]
+            if let c = e.components, !c.isEmpty { lines.append("Components: " + c.joined(separator: " ")) }
+            if let key = e.key {
+                try TreeFiles.write(key.hasSuffix("\n") ? key : key + "\n", to: "/etc/apt/keyrings/\(e.id).asc", in: context.tree)
+                lines.append("Signed-By: /etc/apt/keyrings/\(e.id).asc")
+            }
+            if e.trusted == true { lines.append("Trusted: yes") }
+            if e.enabled == false { lines.append("Enabled: no") }
+            try TreeFiles.write(lines.joined(separator: "\n") + "\n", to: "/etc/apt/sources.list.d/\(e.id).sources", in: context.tree)
+            if let pin = e.preferences {
+                let fields = ["Package", "Pin", "Pin-Priority", "Explanation"]
+                for line in pin.split(separator: "\n") where !fields.contains(where: { line.hasPrefix($0 + ": ") }) {
+                    throw StageError.invalidOptions(reason: "\(Self.type): extra[\(i)].preferences: \"\(line)\" is not a Package/Pin/Pin-Priority line")
+                }
+                try TreeFiles.write(pin.hasSuffix("\n") ? pin : pin + "\n", to: "/etc/apt/preferences.d/\(e.id).pref", in: context.tree)
+            }
         }
     }
 

@@ -18,7 +18,7 @@ package struct InitramfsBuilder: Sendable {
     package let config: InitramfsConfig
 
     /// Hooks under `/usr/share/initramfs-tools/hooks` that Kiln performs itself (or, for `resume` and `keymap`, knowingly skips).
-    package static let knownHooks: Set<String> = ["udev", "kmod", "fsck", "thermal", "dmsetup", "lvm2", "zz-busybox", "klibc-utils", "resume", "keymap"]
+    package static let knownHooks: Set<String> = ["udev", "kmod", "fsck", "thermal", "dmsetup", "lvm2", "zz-busybox", "klibc-utils", "resume", "keymap", "xfs"]
 
     package init(tree: TreeView, version: String, modulesDirectory: String, machine: UInt16, extraModules: [String], logger: Logger) {
         self.tree = tree
@@ -138,11 +138,23 @@ package struct InitramfsBuilder: Sendable {
             try add(["dm_mod"])
         }
         if has.contains("lvm2"), tree.isRegularFile("/sbin/lvm") {
+            // lvm2's hook. Without systemd in the initramfs, 69-lvm.rules runs
+            // `lvm vgchange -aay` itself once a group's last physical volume
+            // appears; bookworm's and trixie's lvm2 ship no local-top script.
             try s.copyExec("/sbin/lvm")
             for tool in ["vgchange"] where !s.exists("/sbin/" + tool) { try s.symlink("lvm", at: "/usr/sbin/" + tool) }
             try copyRules(["56-lvm.rules", "69-lvm.rules"], s)
-            if tree.isRegularFile("/etc/lvm/lvm.conf") { try s.copyFile("/etc/lvm/lvm.conf") }
-            try add(["dm_mod", "dm_snapshot", "dm_mirror", "dm_raid"])
+            for file in ["/etc/lvm/lvm.conf", "/etc/lvm/lvmlocal.conf"] where tree.isRegularFile(file) { try s.copyFile(file) }
+            for name in tree.list("/etc/lvm/profile") where tree.isRegularFile("/etc/lvm/profile/" + name) {
+                try s.copyFile("/etc/lvm/profile/" + name)
+            }
+            try add(["dm_mod", "dm_snapshot", "dm_mirror", "dm_raid", "raid0", "raid1", "raid10", "raid456"])
+        }
+        if has.contains("xfs"), rootFilesystemType() == "xfs" {
+            // xfsprogs' hook: the repair tools, for a root filesystem on XFS.
+            for tool in ["/sbin/xfs_repair", "/usr/sbin/xfs_db", "/usr/sbin/xfs_metadump"] where tree.isRegularFile(tool) {
+                try s.copyExec(tool)
+            }
         }
         if config["KEYMAP"] == "y" { logger.warning("KEYMAP=y: the console keymap is not added to the initramfs") }
         let busybox = config["BUSYBOX"] ?? "auto"
@@ -286,6 +298,17 @@ package struct InitramfsBuilder: Sendable {
             }
         }
         return types.sorted()
+    }
+
+    /// The type of the filesystem `/etc/fstab` (or `/etc/fstab.d/*.fstab`) mounts at `/`.
+    func rootFilesystemType() -> String? {
+        for file in ["/etc/fstab"] + tree.list("/etc/fstab.d").filter({ $0.hasSuffix(".fstab") }).map({ "/etc/fstab.d/" + $0 }) {
+            for line in (tree.readText(file) ?? "").split(separator: "\n") {
+                let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                if f.count >= 3, !f[0].hasPrefix("#"), f[1] == "/" { return f[2] }
+            }
+        }
+        return nil
     }
 
     private func fsckHook(_ s: InitramfsStaging) throws {

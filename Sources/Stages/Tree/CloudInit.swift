@@ -15,7 +15,7 @@ package struct CloudInit: Stage {
     /// Top-level keys this stage writes; anything else is most likely a typo.
     static let keys: Set<String> = [
         "datasource_list", "datasource", "network", "system_info", "reporting", "output",
-        "ssh_pwauth", "disable_root", "preserve_hostname", "manage_etc_hosts", "ssh_deletekeys",
+        "ssh_pwauth", "disable_root", "preserve_hostname", "manage_etc_hosts", "ssh_deletekeys", "locale",
     ]
 
     package init() {}

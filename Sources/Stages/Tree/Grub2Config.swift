@@ -2,7 +2,9 @@ import Foundation
 
 /// `/boot/grub/grub.cfg` in the layout Debian's `grub-mkconfig` produces,
 /// with one entry for the newest kernel, a consistent `/etc/default/grub`,
-/// and GRUB's module directories copied to `/boot/grub/<target>`.
+/// and GRUB's module directories copied to `/boot/grub/<target>`. When
+/// `/boot` is a filesystem of its own (`boot_fs_uuid`), GRUB finds it by
+/// UUID and its paths are relative to it (`/vmlinuz-…`).
 package struct Grub2Config: Stage {
     package static let type = "org.kiln.grub2.config"
     package static let placement = Placement.tree
@@ -16,6 +18,10 @@ package struct Grub2Config: Stage {
         package var terminal: [String]?
         package var biosTarget: String?
         package var uefiTarget: String?
+        /// UUID of a separate `/boot` filesystem; absent: `/boot` is on the root filesystem.
+        package var bootFsUUID: String?
+        /// `ext4` (default) or `xfs`: the filesystem GRUB reads `/boot` from.
+        package var bootFsType: String?
 
         enum CodingKeys: String, CodingKey {
             case rootFsUUID = "root_fs_uuid"
@@ -23,10 +29,15 @@ package struct Grub2Config: Stage {
             case timeout, serial, terminal
             case biosTarget = "bios_target"
             case uefiTarget = "uefi_target"
+            case bootFsUUID = "boot_fs_uuid"
+            case bootFsType = "boot_fs_type"
         }
 
         package init(rootFsUUID: String, kernelOpts: String? = nil, timeout: Int? = nil, serial: String? = nil,
-                     terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil) {
+                     terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil,
+                     bootFsUUID: String? = nil, bootFsType: String? = nil) {
+            self.bootFsUUID = bootFsUUID
+            self.bootFsType = bootFsType
             self.rootFsUUID = rootFsUUID
             self.kernelOpts = kernelOpts
             self.timeout = timeout
@@ -45,14 +56,17 @@ package struct Grub2Config: Stage {
         for t in [options.biosTarget, options.uefiTarget].compactMap({ $0 }) where !Self.targets.contains(t) {
             throw StageError.invalidOptions(reason: "\(Self.type): GRUB target \"\(t)\" is not one of \(Self.targets.sorted().joined(separator: ", "))")
         }
-        guard Self.isUUID(options.rootFsUUID) else {
-            throw StageError.invalidOptions(reason: "\(Self.type): root_fs_uuid \"\(options.rootFsUUID)\" is not a filesystem UUID")
+        for (key, uuid) in [("root_fs_uuid", options.rootFsUUID), ("boot_fs_uuid", options.bootFsUUID)] {
+            if let uuid, !Self.isUUID(uuid) {
+                throw StageError.invalidOptions(reason: "\(Self.type): \(key) \"\(uuid)\" is not a filesystem UUID")
+            }
         }
+        _ = try Self.filesystemModule(options.bootFsType, stage: Self.type)
         let version = try Self.newestKernel(in: context.tree)
-        var initrd: String? = "/boot/initrd.img-\(version)"
-        if !TreeFiles.exists(initrd!, in: context.tree) {
+        var initrd: String? = "initrd.img-\(version)"
+        if !TreeFiles.exists("/boot/" + initrd!, in: context.tree) {
             context.logger.warning("no initramfs for the kernel; the boot entry has no initrd line",
-                                   metadata: ["kernel": "\(version)", "expected": "\(initrd!)"])
+                                   metadata: ["kernel": "\(version)", "expected": "/boot/\(initrd!)"])
             initrd = nil
         }
         try TreeFiles.write(Self.grubCfg(options, kernel: version, initrd: initrd), to: "/boot/grub/grub.cfg", in: context.tree, mode: 0o444)
@@ -104,9 +118,24 @@ package struct Grub2Config: Stage {
         !s.isEmpty && s.count <= 36 && s.allSatisfy { $0.isHexDigit || $0 == "-" }
     }
 
+    /// GRUB's module for the filesystem `/boot` is on.
+    static func filesystemModule(_ type: String?, stage: String) throws -> String {
+        switch type ?? "ext4" {
+        case "ext4": "ext2"
+        case "xfs": "xfs"
+        case let other: throw StageError.invalidOptions(reason: "\(stage): boot_fs_type \"\(other)\" is not ext4 or xfs")
+        }
+    }
+
+    /// Whether `/boot` is its own filesystem, so that GRUB's paths are relative to it.
+    static func separateBoot(_ o: Options) -> Bool { o.bootFsUUID != nil && o.bootFsUUID != o.rootFsUUID }
+
+    /// `kernel` is the kernel version, `initrd` the initramfs' file name in `/boot`.
     static func grubCfg(_ o: Options, kernel: String, initrd: String?) -> String {
-        let uuid = o.rootFsUUID
-        let cmdline = (["root=UUID=\(uuid)", "ro"] + [o.kernelOpts].compactMap { $0 }.filter { !$0.isEmpty }).joined(separator: " ")
+        let uuid = o.bootFsUUID ?? o.rootFsUUID
+        let boot = separateBoot(o) ? "" : "/boot"
+        let fs = (try? filesystemModule(o.bootFsType, stage: type)) ?? "ext2"
+        let cmdline = (["root=UUID=\(o.rootFsUUID)", "ro"] + [o.kernelOpts].compactMap { $0 }.filter { !$0.isEmpty }).joined(separator: " ")
         var lines = [
             "#",
             "# DO NOT EDIT THIS FILE",
@@ -122,7 +151,7 @@ package struct Grub2Config: Stage {
             "",
             "insmod part_gpt",
             "insmod part_msdos",
-            "insmod ext2",
+            "insmod \(fs)",
             "search --no-floppy --fs-uuid --set=root \(uuid)",
         ]
         if let serial = o.serial { lines.append(serial) }
@@ -139,13 +168,14 @@ package struct Grub2Config: Stage {
             "menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os --id 'gnulinux-simple-\(uuid)' {",
             "\tinsmod gzio",
             "\tinsmod part_gpt",
-            "\tinsmod ext2",
+            "\tinsmod part_msdos",
+            "\tinsmod \(fs)",
             "\tsearch --no-floppy --fs-uuid --set=root \(uuid)",
             "\techo\t'Loading Linux \(kernel) ...'",
-            "\tlinux\t/boot/vmlinuz-\(kernel) \(cmdline)",
+            "\tlinux\t\(boot)/vmlinuz-\(kernel) \(cmdline)",
         ]
         if let initrd {
-            lines += ["\techo\t'Loading initial ramdisk ...'", "\tinitrd\t\(initrd)"]
+            lines += ["\techo\t'Loading initial ramdisk ...'", "\tinitrd\t\(boot)/\(initrd)"]
         }
         lines += ["}", "### END /etc/grub.d/10_linux ###", ""]
         return lines.joined(separator: "\n")

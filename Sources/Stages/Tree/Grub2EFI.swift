@@ -2,7 +2,8 @@ import Foundation
 
 /// The removable-path EFI binary, built with the host's `grub-mkimage` from
 /// the tree's own module directory, with an early config that finds the
-/// root filesystem by UUID and loads `/boot/grub/grub.cfg` from it.
+/// filesystem holding `/boot` by UUID (root, or `boot_fs_uuid` when `/boot`
+/// is separate) and loads GRUB's `grub.cfg` from it.
 package struct Grub2EFI: Stage {
     package static let type = "org.kiln.grub2.efi"
     package static let placement = Placement.tree
@@ -11,13 +12,21 @@ package struct Grub2EFI: Stage {
         package var target: String
         package var rootFsUUID: String
         package var filename: String?
+        /// UUID of a separate `/boot` filesystem; absent: `/boot` is on the root filesystem.
+        package var bootFsUUID: String?
+        /// `ext4` (default) or `xfs`: its module goes into the image.
+        package var bootFsType: String?
 
         enum CodingKeys: String, CodingKey {
             case target, filename
             case rootFsUUID = "root_fs_uuid"
+            case bootFsUUID = "boot_fs_uuid"
+            case bootFsType = "boot_fs_type"
         }
 
-        package init(target: String, rootFsUUID: String, filename: String? = nil) {
+        package init(target: String, rootFsUUID: String, filename: String? = nil, bootFsUUID: String? = nil, bootFsType: String? = nil) {
+            self.bootFsUUID = bootFsUUID
+            self.bootFsType = bootFsType
             self.target = target
             self.rootFsUUID = rootFsUUID
             self.filename = filename
@@ -37,26 +46,31 @@ package struct Grub2EFI: Stage {
         guard let defaultName = Self.defaultFilenames[options.target] else {
             throw StageError.invalidOptions(reason: "\(Self.type): target \"\(options.target)\" is not x86_64-efi or arm64-efi")
         }
-        guard Grub2Config.isUUID(options.rootFsUUID) else {
-            throw StageError.invalidOptions(reason: "\(Self.type): root_fs_uuid \"\(options.rootFsUUID)\" is not a filesystem UUID")
+        for (key, uuid) in [("root_fs_uuid", options.rootFsUUID), ("boot_fs_uuid", options.bootFsUUID)] {
+            if let uuid, !Grub2Config.isUUID(uuid) {
+                throw StageError.invalidOptions(reason: "\(Self.type): \(key) \"\(uuid)\" is not a filesystem UUID")
+            }
         }
+        let fsModule = try Grub2Config.filesystemModule(options.bootFsType, stage: Self.type)
         let moduleDir = try context.path("/usr/lib/grub/\(options.target)")
         guard FileManager.default.fileExists(atPath: moduleDir + "/normal.mod") else {
             throw StageError.treeInconsistent(reason: "\(Self.type): /usr/lib/grub/\(options.target) is missing from the tree; add the \(Self.packages[options.target]!) package")
         }
         let early = context.scratch + "/grub-early.cfg"
-        try Self.earlyConfig(options.rootFsUUID).write(toFile: early, atomically: true, encoding: .utf8)
+        let separate = options.bootFsUUID != nil && options.bootFsUUID != options.rootFsUUID
+        try Self.earlyConfig(options.bootFsUUID ?? options.rootFsUUID, grubDirectory: separate ? "/grub" : "/boot/grub")
+            .write(toFile: early, atomically: true, encoding: .utf8)
         let output = try context.path(options.filename ?? defaultName)
         try FileManager.default.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let modules = Self.modules.filter { FileManager.default.fileExists(atPath: "\(moduleDir)/\($0).mod") }
+        let modules = (Self.modules + (Self.modules.contains(fsModule) ? [] : [fsModule])).filter { FileManager.default.fileExists(atPath: "\(moduleDir)/\($0).mod") }
         try await context.run(["grub-mkimage", "-O", options.target, "-d", moduleDir, "-p", "/boot/grub",
                                "-c", early, "-o", output] + modules)
     }
 
-    static func earlyConfig(_ uuid: String) -> String {
+    static func earlyConfig(_ uuid: String, grubDirectory: String = "/boot/grub") -> String {
         """
         search --no-floppy --fs-uuid --set=root \(uuid)
-        set prefix=($root)/boot/grub
+        set prefix=($root)\(grubDirectory)
         configfile $prefix/grub.cfg
 
         """

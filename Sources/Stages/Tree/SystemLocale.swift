@@ -1,6 +1,6 @@
 import Foundation
 
-/// `/etc/default/locale`; a locale other than C/POSIX is enabled in
+/// `/etc/locale.conf` and `/etc/default/locale`; a locale other than C/POSIX is enabled in
 /// `/etc/locale.gen` and generated with the tree's `locale-gen`.
 package struct SystemLocale: Stage {
     package static let type = "org.osbuild.locale"
@@ -8,6 +8,8 @@ package struct SystemLocale: Stage {
 
     package struct Options: Codable, Sendable {
         package var language: String
+        /// More locales to generate besides `language` (Kiln's addition).
+        package var generate: [String]?
     }
 
     package init() {}
@@ -16,19 +18,42 @@ package struct SystemLocale: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         let language = options.language
-        guard !language.isEmpty, language.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) else {
-            throw StageError.invalidOptions(reason: "\(Self.type): language \"\(language)\" is not a locale name like en_US.UTF-8")
+        let all = [language] + (options.generate ?? [])
+        for l in all where l.isEmpty || !l.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) {
+            throw StageError.invalidOptions(reason: "\(Self.type): language \"\(l)\" is not a locale name like en_US.UTF-8")
         }
-        try TreeFiles.write("LANG=\(language)\n", to: "/etc/default/locale", in: context.tree)
-        guard !Self.builtIn.contains(language) else { return }
+        // Debian's `locales` keeps the setting in /etc/locale.conf with /etc/default/locale
+        // linked to it (and restores the link at boot): write through that layout.
+        try TreeFiles.write("LANG=\(language)\n", to: "/etc/locale.conf", in: context.tree)
+        let legacy = try context.path("/etc/default/locale")
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: legacy)) != "../locale.conf" {
+            try TreeFiles.write("LANG=\(language)\n", to: "/etc/default/locale", in: context.tree)
+        }
+        let toGenerate = all.filter { !Self.builtIn.contains($0) }
+        guard !toGenerate.isEmpty else { return }
 
         guard TreeFiles.exists("/usr/sbin/locale-gen", in: context.tree) else {
-            throw StageError.treeInconsistent(reason: "\(Self.type): language \(language) must be generated, but the tree has no locale-gen; add the \"locales\" package")
+            throw StageError.treeInconsistent(reason: "\(Self.type): language \(toGenerate[0]) must be generated, but the tree has no locale-gen; add the \"locales\" package")
         }
-        let line = try Self.supportedLine(language, in: context.tree)
-        let current = try TreeFiles.read("/etc/locale.gen", in: context.tree) ?? ""
-        try TreeFiles.write(Self.enable(line, in: current), to: "/etc/locale.gen", in: context.tree)
-        try await Chroot(tree: context.tree, commands: context.commands).with { try await $0.run(["locale-gen"]) }
+        var current = try TreeFiles.read("/etc/locale.gen", in: context.tree) ?? ""
+        var lines: [String] = []
+        for l in toGenerate {
+            let line = try Self.supportedLine(l, in: context.tree)
+            lines.append(line)
+            current = Self.enable(line, in: current)
+        }
+        try TreeFiles.write(current, to: "/etc/locale.gen", in: context.tree)
+        // The same choice in debconf, so that reconfiguring or upgrading `locales` keeps it.
+        let selections = "locales locales/locales_to_be_generated multiselect \(lines.joined(separator: ", "))\n"
+            + "locales locales/default_environment_locale select \(language)\n"
+        try TreeFiles.write(selections, to: "/var/cache/kiln-locales.debconf", in: context.tree)
+        defer { try? FileManager.default.removeItem(atPath: (try? context.path("/var/cache/kiln-locales.debconf")) ?? "/nonexistent") }
+        try await Chroot(tree: context.tree, commands: context.commands).with { chroot in
+            if TreeFiles.exists("/usr/bin/debconf-set-selections", in: context.tree) {
+                try await chroot.run(["debconf-set-selections", "/var/cache/kiln-locales.debconf"])
+            }
+            try await chroot.run(["locale-gen"])
+        }
     }
 
     /// The `/usr/share/i18n/SUPPORTED` line of `language` (e.g. `en_US.UTF-8 UTF-8`).

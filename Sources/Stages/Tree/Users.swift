@@ -18,9 +18,19 @@ package struct Users: Stage {
         package var password: String?
         /// SSH public keys, one per line.
         package var key: String?
+        /// Account expiry in days since 1970-01-01 (shadow's expire field).
+        package var expiredate: Int?
+        /// Force a password change at the next login (shadow's last change 0).
+        package var forcePasswordReset: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case uid, gid, groups, description, home, shell, password, key, expiredate
+            case forcePasswordReset = "force_password_reset"
+        }
 
         package init(uid: Int? = nil, gid: Int? = nil, groups: [String]? = nil, description: String? = nil, home: String? = nil,
-                     shell: String? = nil, password: String? = nil, key: String? = nil) {
+                     shell: String? = nil, password: String? = nil, key: String? = nil, expiredate: Int? = nil,
+                     forcePasswordReset: Bool? = nil) {
             self.uid = uid
             self.gid = gid
             self.groups = groups
@@ -29,6 +39,8 @@ package struct Users: Stage {
             self.shell = shell
             self.password = password
             self.key = key
+            self.expiredate = expiredate
+            self.forcePasswordReset = forcePasswordReset
         }
     }
 
@@ -83,6 +95,13 @@ package struct Users: Stage {
             }
             if let p = u.password { db.setShadowPassword(name, p) }
             if db.shadow.first(where: { $0.name == name }) == nil { db.setShadowPassword(name, "!") }
+            if let si = db.shadow.firstIndex(where: { $0.name == name }) {
+                if let days = u.expiredate {
+                    guard days >= 0 else { throw StageError.invalidOptions(reason: "\(Self.type): users.\(name).expiredate must not be negative") }
+                    db.shadow[si][7] = "\(days)"
+                }
+                if u.forcePasswordReset == true { db.shadow[si][2] = "0" }
+            }
             for g in u.groups ?? [] { db.addMember(name, toGroup: g) }
 
             let entry = db.passwd[index]

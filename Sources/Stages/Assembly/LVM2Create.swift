@@ -1,0 +1,58 @@
+import Foundation
+
+/// `org.kiln.lvm2.create`: makes a region of the disk image an LVM2 physical
+/// volume holding one volume group with linear logical volumes, by writing
+/// LVM's on-disk format (label, metadata area, text metadata) directly.
+/// Nothing on the host sees or activates the group: no loop device, no lvm
+/// command, no device-mapper. Every identifier is an option and the creation
+/// time is fixed, so equal options give equal bytes. The volumes lie one
+/// after another from the first extent (1 MiB into the region), in order, so
+/// their filesystems can be written at known offsets by the mkfs stages.
+package struct LVM2Create: Stage {
+    package static let type = "org.kiln.lvm2.create"
+    package static let placement = Placement.assembly
+
+    package struct Options: Codable, Sendable {
+        /// Volume group name.
+        let vg_name: String
+        /// LVM identifiers: 32 letters and digits, optionally with the dashes LVM prints (6-4-4-4-4-4-6).
+        let vg_uuid: String
+        let pv_uuid: String
+        let volumes: [Volume]
+        /// Recorded in the metadata; default `kiln`.
+        let creation_host: String?
+        /// Seconds since 1970 recorded in the metadata; default SOURCE_DATE_EPOCH, else 0.
+        let creation_time: Int64?
+    }
+
+    package struct Volume: Codable, Sendable {
+        let name: String
+        let uuid: String
+        /// Size in 4 MiB extents.
+        let extents: Int64
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        let region = try context.region("device")
+        guard region.offset % 512 == 0, region.length % 512 == 0 else {
+            throw StageError.invalidOptions(reason: "\(Self.type): the device region must be whole 512-byte sectors")
+        }
+        let time = options.creation_time
+            ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
+        let metadata = try LVM2Metadata(
+            vgName: options.vg_name, vgID: options.vg_uuid, pvID: options.pv_uuid,
+            deviceSectors: Int64(region.length / 512),
+            volumes: options.volumes.map { ($0.name, $0.uuid, $0.extents) },
+            creationHost: options.creation_host ?? "kiln", creationTime: time)
+        let needed = UInt64(metadata.neededSectors) * 512
+        guard region.length >= needed else {
+            throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length, needed: needed)
+        }
+        try await region.clear(in: context)
+        let header = metadata.headerBytes()
+        try DiskFile.write(header, to: region.path, offset: region.offset)
+        context.logger.debug("LVM2 metadata", metadata: ["vg": "\(options.vg_name)", "text": "\(metadata.text)"])
+    }
+}

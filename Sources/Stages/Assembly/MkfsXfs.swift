@@ -1,0 +1,79 @@
+import Foundation
+
+/// `org.kiln.mkfs.xfs`: makes an XFS filesystem in a region of the disk image
+/// and fills it from a directory of the input tree. mkfs.xfs has no way to
+/// write at an offset or to copy a tree with owners, modes, links and
+/// extended attributes, so this stage attaches a loop device to the region,
+/// mounts it and copies with `cp -a`; loop device and mount are released
+/// whatever happens. The feature set is pinned (Linux 6.1 LTS defaults) so a
+/// newer host cannot make a filesystem the image's kernel or GRUB cannot read.
+package struct MkfsXfs: Stage {
+    package static let type = "org.kiln.mkfs.xfs"
+    package static let placement = Placement.assembly
+
+    package struct Options: Codable, Sendable {
+        let uuid: String
+        /// Volume label, at most 12 bytes.
+        let label: String?
+        /// Directory of the input tree that fills the filesystem (default `/`).
+        let source: String?
+        /// Directories below `source` (absolute tree paths) that stay empty: mountpoints of other filesystems.
+        let exclude: [String]?
+    }
+
+    /// mkfs.xfs refuses smaller filesystems.
+    static let minimumBytes: UInt64 = 300 << 20
+
+    /// The V5 features mkfs.xfs 6.1 enables, written out (as xfsprogs' `lts_6.1`
+    /// profile, with nrext64 under [inode] where mkfs.xfs 6.1 takes it). GRUB
+    /// 2.06 reads all of them; nrext64 it does not.
+    static let config = """
+        [metadata]
+        crc=1
+        finobt=1
+        rmapbt=0
+        reflink=1
+        bigtime=1
+        inobtcount=1
+
+        [inode]
+        sparse=1
+        nrext64=0
+
+        """
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        let uuid = try Identifier.uuid(options.uuid, field: "\(Self.type): options.uuid")
+        if let label = options.label, label.utf8.count > 12 || label.contains(" ") {
+            throw AssemblyError.badIdentifier(field: "\(Self.type): options.label", value: label, expected: "an XFS label of at most 12 bytes without spaces")
+        }
+        let source = try context.inputDirectory(options.source ?? "/")
+        let region = try context.region("device")
+        guard region.length >= Self.minimumBytes, region.offset % 512 == 0 else {
+            throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length, needed: Self.minimumBytes)
+        }
+        let config = context.scratch + "/mkfs.xfs.conf"
+        try Self.config.write(toFile: config, atomically: true, encoding: .utf8)
+        let mountpoint = context.scratch + "/xfs"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try await region.clear(in: context)
+        try await LoopDevice.with(region, in: context) { device in
+            var argv = ["mkfs.xfs", "-q", "-f", "-K", "-c", "options=\(config)", "-m", "uuid=\(uuid)"]
+            if let label = options.label { argv += ["-L", label] }
+            try await context.run(argv + [device])
+            let mounts = MountSet(commands: context.commands)
+            try await mounts.releasing {
+                // nouuid: the same image may be assembled twice at once on this host.
+                try await mounts.mount(["-t", "xfs", "-o", "nouuid", device], at: mountpoint)
+                try await SourceView.with(source, source: options.source ?? "/", excluding: options.exclude ?? [], context: context) { view in
+                    try await context.run(["cp", "-a", "--sparse=always", view + "/.", mountpoint + "/"])
+                }
+                // Unmount here, checked, so that everything is on the device before the loop device goes
+                // (the set's own release then finds nothing left to do).
+                try await context.run(["umount", mountpoint])
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// A host firewall without firewalld: `/etc/nftables.conf`, loaded at boot by
+/// Debian's `nftables.service`. Incoming traffic is dropped unless it belongs
+/// to an established connection, comes from loopback, is ICMP, comes from a
+/// trusted source, or goes to an allowed port; blocked sources are dropped
+/// before anything else. Outgoing traffic is not filtered (firewalld's
+/// default zone behaves the same way).
+package struct Nftables: Stage {
+    package static let type = "org.kiln.nftables"
+    package static let placement = Placement.tree
+
+    package struct Port: Codable, Sendable, Equatable {
+        /// `tcp` or `udp`.
+        package var `protocol`: String
+        package var from: Int
+        /// Equal to `from` for a single port.
+        package var to: Int
+    }
+
+    package struct Options: Codable, Sendable {
+        package var ports: [Port]
+        /// Addresses or networks (IPv4 or IPv6) whose traffic is accepted on every port.
+        package var trusted: [String]?
+        /// Addresses or networks whose traffic is dropped.
+        package var blocked: [String]?
+    }
+
+    package init() {}
+
+    package func run(_ options: Options, in context: StageContext) async throws {
+        try TreeFiles.write(try Self.ruleset(options), to: "/etc/nftables.conf", in: context.tree, mode: 0o755)
+    }
+
+    static func ruleset(_ options: Options) throws -> String {
+        for p in options.ports {
+            guard ["tcp", "udp"].contains(p.protocol), (1...65535).contains(p.from), (p.from...65535).contains(p.to) else {
+                throw StageError.invalidOptions(reason: "\(type): port \(p.from)-\(p.to)/\(p.protocol) is not a tcp/udp port or range within 1-65535")
+            }
+        }
+        func addresses(_ list: [String]) throws -> (v4: [String], v6: [String]) {
+            var v4: [String] = [], v6: [String] = []
+            for a in list {
+                guard !a.isEmpty, a.allSatisfy({ $0.isHexDigit || ".:/".contains($0) }) else {
+                    throw StageError.invalidOptions(reason: "\(type): \"\(a)\" is not an IP address or network")
+                }
+                if a.contains(":") { v6.append(a) } else { v4.append(a) }
+            }
+            return (v4, v6)
+        }
+        let blocked = try addresses(options.blocked ?? [])
+        let trusted = try addresses(options.trusted ?? [])
+        var rules = [
+            "ct state established,related accept",
+            "ct state invalid drop",
+            "iif \"lo\" accept",
+        ]
+        if !blocked.v4.isEmpty { rules.append("ip saddr { \(blocked.v4.joined(separator: ", ")) } drop") }
+        if !blocked.v6.isEmpty { rules.append("ip6 saddr { \(blocked.v6.joined(separator: ", ")) } drop") }
+        if !trusted.v4.isEmpty { rules.append("ip saddr { \(trusted.v4.joined(separator: ", ")) } accept") }
+        if !trusted.v6.isEmpty { rules.append("ip6 saddr { \(trusted.v6.joined(separator: ", ")) } accept") }
+        rules += ["meta l4proto icmp accept", "meta l4proto ipv6-icmp accept"]
+        for proto in ["tcp", "udp"] {
+            let ports = options.ports.filter { $0.protocol == proto }.map { $0.from == $0.to ? "\($0.from)" : "\($0.from)-\($0.to)" }
+            if !ports.isEmpty { rules.append("\(proto) dport { \(ports.joined(separator: ", ")) } accept") }
+        }
+        return """
+            #!/usr/sbin/nft -f
+            # Written by Kiln (blueprint [customizations.firewall]).
+            flush ruleset
+
+            table inet filter {
+            \tchain input {
+            \t\ttype filter hook input priority filter; policy drop;
+            \(rules.map { "\t\t" + $0 }.joined(separator: "\n"))
+            \t}
+            \tchain forward {
+            \t\ttype filter hook forward priority filter; policy drop;
+            \t}
+            \tchain output {
+            \t\ttype filter hook output priority filter; policy accept;
+            \t}
+            }
+
+            """
+    }
+}
