@@ -149,7 +149,7 @@ extension BaseImageTests {
     }
 
     /// Every type aarch64 has, built under emulation and checked structurally
-    /// (the aarch64 qcow2 boots in `aarch64Qcow2BootsUnderUEFI`).
+    /// (the aarch64 qcow2s boot in `kitchenSinkBootsAndHasEveryCustomization`).
     @Test("aarch64: every image type builds")
     func aarch64Types() async throws {
         for type in ImageType.allCases where type.architectures.contains(.aarch64) && type != .qcow2 {

@@ -65,6 +65,8 @@ extension BaseImageTests {
         let context = "\(distro) \(arch)"
 
         #expect(fact("hostname") == "kitchen-sink", "\(context)")
+        #expect(fact("codename") == (try Distro.named(distro).codename), "\(context): the release that boots")
+        #expect(fact("architecture") == (try Architecture.named(arch).debian), "\(context)")
         #expect(fact("alice_id").contains("uid=2001(alice) gid=2001(developers)"), "\(context): \(fact("alice_id"))")
         #expect(fact("alice_id").contains("(sudo)"), "\(context): \(fact("alice_id"))")
         #expect(fact("alice_passwd") == "alice:x:2001:2001:Alice Admin:/home/alice:/bin/bash", "\(context)")
@@ -115,6 +117,7 @@ extension BaseImageTests {
 
         // The host key the image was built with is not the one the machine has.
         #expect(FileManager.default.fileExists(atPath: tree + "/etc/ssh/sshd_config"))
+        #expect(FileManager.default.fileExists(atPath: tree + "/boot/efi/EFI/BOOT/" + (arch == "x86_64" ? "BOOTX64.EFI" : "BOOTAA64.EFI")))
         #expect(!FileManager.default.fileExists(atPath: tree + "/etc/ssh/ssh_host_ed25519_key"), "\(context): no host key baked in")
     }
 }

@@ -22,6 +22,8 @@ REMOTE = r'''
 fact() { printf '%s=%s\n' "$1" "$(eval "$2" 2>&1 | tr '\n' ' ' | sed 's/ *$//')"; }
 for i in $(seq 1 120); do test -e /var/lib/kiln/first-boot.done && break; sleep 1; done
 fact hostname 'hostname'
+fact codename '. /etc/os-release; echo "$VERSION_CODENAME"'
+fact architecture 'dpkg --print-architecture'
 fact alice_id 'id alice'
 fact alice_passwd 'getent passwd alice'
 fact alice_hash 'sudo getent shadow alice | cut -d: -f2 | cut -c1-3'
