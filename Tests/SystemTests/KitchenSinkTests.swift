@@ -73,7 +73,7 @@ extension BaseImageTests {
         #expect(fact("alice_hash") == "$6$", "\(context): the clear-text password became a SHA-512 crypt hash")
         #expect(fact("bob_passwd").hasPrefix("bob:x:2002:") && fact("bob_passwd").hasSuffix(":/home/bob:/bin/sh"), "\(context): \(fact("bob_passwd"))")
         #expect(fact("bob_shadow") == "0:30000", "\(context): forced password change and expiry: \(fact("bob_shadow"))")
-        #expect(fact("bob_keys") == publicKey, "\(context): [[customizations.sshkey]] for bob")
+        #expect(fact("bob_keys") == publicKey + " bob@kitchen-sink", "\(context): [[customizations.sshkey]] for bob: \(fact("bob_keys"))")
         #expect(fact("developers").hasPrefix("developers:x:2001:"), "\(context): \(fact("developers"))")
         #expect(fact("developers").contains("bob"), "\(context): \(fact("developers"))")
         #expect(fact("timezone").hasSuffix("Europe/Berlin"), "\(context)")
