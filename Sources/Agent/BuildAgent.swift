@@ -19,6 +19,7 @@ package actor BuildAgent {
     let sources: SourceCache
     let registry: StageRegistry
     let logger: Logger
+    package let metrics: AgentMetrics
 
     /// The live session's socket; nil while reconnecting.
     var socket: ZMQSocketThread?
@@ -44,6 +45,7 @@ package actor BuildAgent {
         self.store = store
         self.sources = sources
         self.registry = registry
+        self.metrics = AgentMetrics(registry: registry)
         var l = logger
         l[metadataKey: "agent.id"] = "\(config.agentID)"
         self.logger = l

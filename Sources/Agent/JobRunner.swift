@@ -11,10 +11,16 @@ struct JobRunner: Sendable, ExecutionObserver {
     let assign: Kiln_V1_Assign
 
     var attemptID: UInt64 { assign.attemptID }
+    var emulated: Bool { !agent.config.arches.contains(assign.arch) }
     var logDirectory: String { "\(agent.config.logsDirectory)/\(assign.buildID)-\(assign.attemptID)" }
 
     func run() async {
         defer { Task { await agent.finished(attemptID) } }
+        let t0 = ContinuousClock.now
+        func count(_ outcome: String, bytes: UInt64 = 0) {
+            let ms = Int64((ContinuousClock.now - t0).seconds * 1000)
+            agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: outcome, ms: ms, streamedBytes: bytes)
+        }
         let config = agent.config
         let executor = Executor(registry: agent.registry, store: agent.store, sources: agent.sources,
                                 logger: agent.logger, observer: self, logDirectory: logDirectory)
@@ -29,7 +35,7 @@ struct JobRunner: Sendable, ExecutionObserver {
             guard let tree = result.exports[assign.export] else { return }
             if config.sharesStoreWithScheduler {
                 await agent.post(.streamEnd(attemptID: attemptID, totalLength: 0, sha256: [], format: "store"))
-                return
+                return count("succeeded")
             }
             let a = agent
             let upload = TreeUpload(attemptID: attemptID, tree: tree, spoolDirectory: config.spoolDirectory,
@@ -38,18 +44,22 @@ struct JobRunner: Sendable, ExecutionObserver {
             }
             guard await agent.attach(attemptID, upload) else { return }
             let stats = try await upload.run()
+            count("succeeded", bytes: stats.bytes)
             agent.logger.info("tree of \(assign.pipelineName) acknowledged (\(stats.bytes) bytes)",
                               metadata: ["attempt.id": "\(attemptID)"])
         } catch is CancellationError {
-            return
+            return count("cancelled")
         } catch let ExecutorError.stageFailed(pipeline, index, count, type, reason, log) {
             if Task.isCancelled { return }
+            agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: "failed", ms: 0, streamedBytes: 0)
             await agent.fail(attemptID, reason: "\(pipeline) stage \(index + 1)/\(count): \(reason)", infrastructure: false,
                              stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
         } catch let error as ManifestError {
+            count("failed")
             await agent.fail(attemptID, reason: "\(error)", infrastructure: false)
         } catch {
-            if Task.isCancelled { return }
+            if Task.isCancelled { return count("cancelled") }
+            count("infrastructure")
             await agent.fail(attemptID, reason: "\(error)", infrastructure: true)
         }
     }
@@ -64,7 +74,8 @@ struct JobRunner: Sendable, ExecutionObserver {
             p.stageCount = UInt32(count)
             p.stageType = type
             p.state = .started
-        case .stageFinished(let pipeline, let index, let count, let type, _):
+        case .stageFinished(let pipeline, let index, let count, let type, let seconds):
+            agent.metrics.stageFinished(type: type, arch: assign.arch, emulated: emulated, seconds: seconds)
             p.pipelineName = pipeline
             p.stageIndex = UInt32(index)
             p.stageCount = UInt32(count)
@@ -72,6 +83,7 @@ struct JobRunner: Sendable, ExecutionObserver {
             p.state = .finished
             p.logLines = Self.tail("\(logDirectory)/\(pipeline).\(index + 1).\(type).log", lines: 10)
         case .pipelineCached(let name):
+            agent.metrics.pipelineCached()
             p.pipelineName = name
             p.state = .cached
         default:

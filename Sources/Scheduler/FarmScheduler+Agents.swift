@@ -57,11 +57,15 @@ extension FarmScheduler {
 
     func drop(_ identity: [UInt8], _ reason: String) {
         droppedMessages += 1
+        metrics?.dropped()
         logger.warning("dropped a message: \(reason)", metadata: ["agent.id": "\(String(decoding: identity, as: UTF8.self))"])
     }
 
     /// Counts a message the server could not decode.
-    package func countDropped() { droppedMessages += 1 }
+    package func countDropped() {
+        droppedMessages += 1
+        metrics?.dropped()
+    }
 
     func seen(_ agentID: String) {
         let t = now
@@ -146,9 +150,15 @@ extension FarmScheduler {
         let where_ = "\(p.pipelineName.isEmpty ? job.pipelineName : p.pipelineName) stage \(p.stageIndex + 1)/\(p.stageCount) \(p.stageType)"
         switch p.state {
         case .started:
+            attempts[a.id]?.stageStartedMS = now
             event(job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
                   logLines: p.logLines)
         case .finished:
+            if a.stageStartedMS > 0 {
+                attempts[a.id]?.stageStartedMS = 0
+                stageRun(buildID: job.buildID, jobID: job.id, attemptID: a.id, index: p.stageIndex, type: p.stageType,
+                         mode: a.emulated ? "emulated" : "native", ms: now - a.stageStartedMS)
+            }
             event(job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) finished",
                   logLines: p.logLines)
         case .cached:

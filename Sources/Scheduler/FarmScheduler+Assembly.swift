@@ -40,6 +40,8 @@ extension FarmScheduler {
             updateJob(jobID) { $0.stageIndex = UInt32(i); $0.stageCount = UInt32(n); $0.stageType = type }
             event(buildID, .stageStarted, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) started")
         case .stageFinished(let p, let i, let n, let type, let secs):
+            stageRun(buildID: buildID, jobID: jobID, attemptID: 0, index: UInt32(i), type: type, mode: "scheduler",
+                     ms: Int64(secs * 1000))
             event(buildID, .stageFinished, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) finished in \(Self.decimal(secs)) s")
         default:
             break

@@ -15,7 +15,7 @@ extension FarmScheduler {
             switch message.envelope.body {
             case .submit(let s):
                 let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
-                                         label: s.label, clientKey: key ?? "")
+                                         label: s.label, distro: s.distro, imageType: s.imageType, clientKey: key ?? "")
                 reply(.submitReply(r))
             case .status(let s):
                 reply(.statusReply(try await status(buildID: s.buildID, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))
@@ -29,6 +29,14 @@ extension FarmScheduler {
             case .fetch(let f):
                 let (r, data) = try await fetch(f)
                 reply(.fetchReply(r), data: data)
+            case .top:
+                var r = Kiln_V1_TopReply()
+                r.snapshotJson = Data(try await snapshotJSON())
+                reply(.topReply(r))
+            case .report(let q):
+                var r = Kiln_V1_ReportReply()
+                r.reportJson = Data(try await reportJSON(sinceMS: q.sinceUnixMs))
+                reply(.reportReply(r))
             default:
                 droppedMessages += 1
                 throw SchedulerError.badRequest("\(message.envelope.body?.name ?? "an empty message") is not a client request")

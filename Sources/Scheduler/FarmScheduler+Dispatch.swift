@@ -16,6 +16,7 @@ extension FarmScheduler {
         var attempt: UInt64
         var job: FarmJob
         var agent: FarmAgent
+        var emulated: Bool
     }
 
     /// Assigns queued tree jobs to agents with a free slot for their
@@ -72,8 +73,10 @@ extension FarmScheduler {
                 let attemptID = nextAttemptID
                 nextAttemptID += 1
                 agents[agentID]?.attempts.insert(attemptID)
+                let t = now
                 attempts[attemptID] = FarmAttempt(id: attemptID, jobID: jobID, pipelineID: job.pipelineID, agentID: agentID,
-                                                  leaseUntilMS: now + Int64(config.leaseMS))
+                                                  leaseUntilMS: t + Int64(config.leaseMS), startedMS: t,
+                                                  emulated: agents[agentID]?.arches.contains(arch) == false)
                 updateJob(jobID) {
                     $0.state = .assigned
                     $0.attempts += 1
@@ -81,7 +84,8 @@ extension FarmScheduler {
                     $0.agentID = agentID
                     $0.triedAgents.insert(agentID)
                 }
-                assigned.append(Assignment(attempt: attemptID, job: jobs[jobID]!, agent: agents[agentID]!))
+                assigned.append(Assignment(attempt: attemptID, job: jobs[jobID]!, agent: agents[agentID]!,
+                                           emulated: attempts[attemptID]!.emulated))
             }
             // Nothing above touches the queues, so the taken prefix is exactly what was handled.
             queues[arch]?.removeFirst(taken)
@@ -91,8 +95,10 @@ extension FarmScheduler {
 
     static func insertAttempts(_ assigned: [Assignment], started: Int64, _ db: Database) throws {
         for a in assigned {
-            try db.cachedStatement(sql: "INSERT INTO attempts (id, job_id, agent_id, state, started_ms) VALUES (?, ?, ?, ?, ?)").execute(
-                arguments: [Int64(a.attempt), a.job.id, a.agent.id, Kiln_V1_JobState.assigned.rawValue, started])
+            try db.cachedStatement(sql: """
+                INSERT INTO attempts (id, job_id, agent_id, state, started_ms, queued_ms, emulated) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [Int64(a.attempt), a.job.id, a.agent.id, Kiln_V1_JobState.assigned.rawValue, started,
+                                         a.job.queuedMS, a.emulated])
         }
     }
 
@@ -210,6 +216,8 @@ extension FarmScheduler {
 
     func streamFinished(_ attemptID: UInt64, download: TreeDownload, stats: DownloadStats) {
         guard let a = attempts[attemptID], a.download === download, let job = jobs[a.jobID] else { return }
+        attempts[attemptID]?.streamBytes = stats.compressedBytes
+        if let b = builds[job.buildID] { metrics?.streamed(arch: b.arch, bytes: stats.compressedBytes) }
         let mb = Double(stats.compressedBytes) / 1e6
         let secs = max(stats.seconds, 0.001)
         let resent = stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""
@@ -232,20 +240,27 @@ extension FarmScheduler {
     func attemptSucceeded(_ attemptID: UInt64, message: String) {
         guard let a = endAttempt(attemptID, state: .succeeded, reason: "") else { return }
         guard let job = jobs[a.jobID] else { return }
-        updateJob(job.id) { $0.state = .succeeded }
+        updateJob(job.id) { $0.state = .succeeded; $0.streamBytes = a.streamBytes }
         event(job.buildID, .streamed, job: job.id, attempt: attemptID, agent: a.agentID, message: message)
         let pid = job.pipelineID
+        let saved = (bytes: a.streamBytes, ms: now - a.startedMS)
+        if metrics != nil {
+            if builtTrees.count >= 10_000 { builtTrees.removeAll(keepingCapacity: true) }
+            builtTrees[pid] = saved
+        }
         for other in parked.removeValue(forKey: pid) ?? [] {
-            treeStored(other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)")
+            treeStored(other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)",
+                       saved: saved)
         }
         advance(job.buildID)
         scheduleDispatch()
     }
 
     /// A job whose tree another job (or an earlier build) stored.
-    func treeStored(_ jobID: String, message: String) {
+    func treeStored(_ jobID: String, message: String, saved: (bytes: UInt64, ms: Int64)? = nil) {
         guard let job = jobs[jobID], !job.isDone else { return }
         updateJob(jobID) { $0.state = .cached }
+        cacheHit(job, saved: saved)
         event(job.buildID, .cached, job: jobID, message: message)
         advance(job.buildID)
     }
@@ -257,9 +272,16 @@ extension FarmScheduler {
         a.download?.cancel()
         agents[a.agentID]?.attempts.remove(attemptID)
         let t = now
+        if let metrics, let arch = jobs[a.jobID].flatMap({ builds[$0.buildID] })?.arch {
+            let outcome = state == .failed && infrastructure ? "infrastructure" : Self.outcome(state)
+            // Attempts recovered after a restart have no start time here: counted, not timed.
+            metrics.attemptFinished(arch: arch, emulated: a.emulated, outcome: outcome, ms: a.startedMS > 0 ? t - a.startedMS : nil)
+        }
+        let bytes = Int64(clamping: a.streamBytes)
         db.record { db in
-            try db.cachedStatement(sql: "UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ? WHERE id = ?").execute(
-                           arguments: [state.rawValue, t, reason, infrastructure, Int64(attemptID)])
+            try db.cachedStatement(sql: """
+                UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ?, stream_bytes = ? WHERE id = ?
+                """).execute(arguments: [state.rawValue, t, reason, infrastructure, bytes, Int64(attemptID)])
         }
         scheduleDispatch()
         return a

@@ -39,6 +39,8 @@ extension FarmScheduler {
                                         exports: Self.list(row["exports"], separator: "\n"),
                                         state: Kiln_V1_BuildState(rawValue: row["state"]) ?? .queued,
                                         createdMS: row["created_ms"], jobIDs: [], nextSequence: UInt64(seq) + 1))
+                builds[builds.count - 1].distro = row["distro"]
+                builds[builds.count - 1].imageType = row["image_type"]
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [id]) {
                     var job = FarmJob(id: r["id"], buildID: id, ordinal: r["ordinal"], pipelineName: r["pipeline_name"],
                                       pipelineID: r["pipeline_id"], onAgent: r["on_agent"],
@@ -47,6 +49,10 @@ extension FarmScheduler {
                     job.attemptID = UInt64(r["attempt_id"] as Int64)
                     job.agentID = r["agent_id"]
                     job.failure = r["failure"]
+                    job.queuedMS = r["queued_ms"]
+                    job.startedMS = r["started_ms"]
+                    job.finishedMS = r["finished_ms"]
+                    job.streamBytes = UInt64(max(0, r["stream_bytes"] as Int64))
                     jobs.append(job)
                 }
             }

@@ -29,6 +29,10 @@ package actor FarmScheduler {
     let sources: SourceCache
     let registry: StageRegistry
     let logger: Logger
+    /// nil when `config.telemetry` is off (the overhead benchmark's baseline).
+    package let metrics: FarmMetrics?
+    /// Unix ms when this scheduler started.
+    package let startedMS: Int64
     var outbox: Outbox?
     package internal(set) var epoch: UInt64 = 0
 
@@ -46,6 +50,9 @@ package actor FarmScheduler {
     var assemblyQueue: [String] = []
     /// Downloads that finished, for the actor to take in batches.
     let finishedDownloads = Inbox<FinishedDownload>()
+    /// What recently built trees cost (stream bytes, build ms), so a cache
+    /// hit can say what it saved without waiting for the history to be written.
+    var builtTrees: [String: (bytes: UInt64, ms: Int64)] = [:]
     /// Counters for `kiln agents`/metrics and the fault tests.
     package internal(set) var droppedMessages = 0
 
@@ -61,6 +68,8 @@ package actor FarmScheduler {
         self.sources = sources
         self.registry = registry
         self.logger = logger
+        self.metrics = config.telemetry ? FarmMetrics(registry: registry) : nil
+        self.startedMS = config.now()
     }
 
     /// Connects the outbox, recovers unfinished builds (DESIGN.md §5
@@ -80,6 +89,7 @@ package actor FarmScheduler {
     /// submit's CPU), only the bookkeeping on it.
     @concurrent
     package nonisolated func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
+                                    distro: String = "", imageType: String = "",
                                     clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
         guard Architecture(rawValue: arch) != nil else {
             throw SchedulerError.badRequest("arch: \"\(arch)\" is not an architecture; use x86_64 or aarch64")
@@ -94,19 +104,26 @@ package actor FarmScheduler {
             throw SchedulerError.badRequest("\(error)")
         }
         return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
-                                          arch: arch, label: label, clientKey: clientKey)
+                                          arch: arch, label: label, distro: distro, imageType: imageType, clientKey: clientKey)
     }
 
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
-                                  arch: String, label: String, clientKey: String) async throws -> Kiln_V1_SubmitReply {
+                                  arch: String, label: String, distro: String, imageType: String,
+                                  clientKey: String) async throws -> Kiln_V1_SubmitReply {
         let buildID = Self.newID()
         let created = now
         var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
                               exports: exports, state: .queued, createdMS: created, jobIDs: [])
+        // Stored as sent (reports show them); metrics file unknown values under "other".
+        build.distro = String(distro.prefix(64))
+        build.imageType = String(imageType.prefix(64))
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
-            newJobs.append(FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
-                                   pipelineID: t.pipelineID, onAgent: true, state: t.cached ? .cached : .queued))
+            var j = FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
+                            pipelineID: t.pipelineID, onAgent: true, state: t.cached ? .cached : .queued)
+            j.queuedMS = created
+            if t.cached { j.finishedMS = created }
+            newJobs.append(j)
         }
         let assemblyID = plan.treeJobs.isEmpty && !plan.needsAssembly ? nil : "\(buildID)-assemble"
         if let assemblyID {
@@ -134,10 +151,10 @@ package actor FarmScheduler {
         do {
             try await db.commit { db in
                 try db.cachedStatement(sql: """
-                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key, distro, image_type)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
-                                     b.state.rawValue, b.createdMS, clientKey])
+                                     b.state.rawValue, b.createdMS, clientKey, b.distro, b.imageType])
                 for j in inserted {
                     try Self.insert(j, db)
                     if j.state == .assigned { try Self.update(j, db) }
@@ -149,6 +166,8 @@ package actor FarmScheduler {
             finish(buildID, .failed, failure: "scheduler database: \(error)")
             throw error
         }
+        metrics?.buildSubmitted(arch: arch, imageType: imageType)
+        for j in newJobs where j.state == .cached { cacheHit(j, saved: nil) }
         sendAssignments(assigned)
         for jobID in stored {
             treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
@@ -164,9 +183,10 @@ package actor FarmScheduler {
 
     static func insert(_ j: FarmJob, _ db: Database) throws {
         try db.cachedStatement(sql: """
-            INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute( arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.rawValue])
+            INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state, queued_ms, finished_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute( arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.rawValue,
+                                      j.queuedMS, j.finishedMS])
     }
 
     static func newID() -> String {
@@ -176,6 +196,7 @@ package actor FarmScheduler {
 
     func enqueue(_ jobID: String) {
         guard let j = jobs[jobID], let b = builds[j.buildID] else { return }
+        if j.queuedMS == 0 || j.state != .queued { jobs[jobID]?.queuedMS = now }
         queues[b.arch, default: []].append(jobID)
     }
 
@@ -268,6 +289,7 @@ package actor FarmScheduler {
             updateJob(id) { $0.state = .cancelled }
         }
         let finished = b.finishedMS
+        metrics?.buildFinished(arch: b.arch, imageType: b.imageType, outcome: Self.outcome(state), ms: finished - b.createdMS)
         // The last event before the state: a client that sees the build finished has seen every event.
         let kind: Kiln_V1_EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
         let secs = Double(finished - b.createdMS) / 1000
@@ -286,7 +308,9 @@ package actor FarmScheduler {
     /// Changes a job in memory and records the change.
     func updateJob(_ id: String, _ change: (inout FarmJob) -> Void) {
         guard var j = jobs[id] else { return }
+        let before = j.state
         change(&j)
+        if j.state != before { stateChanged(&j, from: before) }
         jobs[id] = j
         let s = j
         db.record { db in try Self.update(s, db) }
@@ -295,9 +319,9 @@ package actor FarmScheduler {
     static func update(_ s: FarmJob, _ db: Database) throws {
         try db.cachedStatement(sql: """
             UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
-            stage_type = ?, failure = ? WHERE id = ?
+            stage_type = ?, failure = ?, queued_ms = ?, started_ms = ?, finished_ms = ?, stream_bytes = ? WHERE id = ?
             """).execute( arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
-                             s.stageType, s.failure, s.id])
+                             s.stageType, s.failure, s.queuedMS, s.startedMS, s.finishedMS, Int64(clamping: s.streamBytes), s.id])
     }
 }
 

@@ -8,6 +8,9 @@ struct FarmBuild: Sendable {
     var id: String
     var label: String
     var arch: String
+    /// What the client said it builds (metrics and reports; may be empty).
+    var distro = ""
+    var imageType = ""
     var manifestJSON: [UInt8]
     var manifest: BuildManifest
     /// Content IDs of the validated manifest.
@@ -49,6 +52,12 @@ struct FarmJob: Sendable {
     var triedAgents: Set<String> = []
     /// The user was told that no online agent runs this job's architecture.
     var toldNoAgent = false
+    /// Unix ms: last entered a queue, first started, ended (0: not yet).
+    var queuedMS: Int64 = 0
+    var startedMS: Int64 = 0
+    var finishedMS: Int64 = 0
+    /// Compressed bytes of the tree stream that stored its tree.
+    var streamBytes: UInt64 = 0
 
     // Switches, not array literals: these run for every job on every change.
     var isActive: Bool {
@@ -73,6 +82,12 @@ struct FarmAttempt: Sendable {
     var agentID: String
     var leaseUntilMS: Int64
     var download: TreeDownload?
+    var startedMS: Int64 = 0
+    /// The agent runs the build's architecture through qemu-user.
+    var emulated = false
+    /// When the stage in progress started (0: none), for stage durations.
+    var stageStartedMS: Int64 = 0
+    var streamBytes: UInt64 = 0
 }
 
 struct FarmAgent: Sendable {

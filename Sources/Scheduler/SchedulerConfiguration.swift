@@ -20,6 +20,8 @@ package struct SchedulerConfiguration: Sendable {
     /// Agents that run inside this process on the scheduler's own tree store
     /// (embedded mode): their trees need no streaming.
     package var sharedStoreAgents: Set<String> = []
+    /// Metrics and stage history (on by default; off only to measure what they cost).
+    package var telemetry = true
     /// Unix milliseconds; injected so tests can move time.
     package var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 

@@ -12,6 +12,8 @@ package final class SchedulerServer: Sendable {
         package var clients: String
         /// CURVE keys and allow-listed client/agent keys; nil for `inproc://` (embedded mode).
         package var security: Security?
+        /// HTTP for `/metrics`, the dashboard (`/`) and its JSON; nil: off.
+        package var http: HTTPEndpoint?
 
         package struct Security: Sendable {
             package var keys: CurveKeyPair
@@ -22,10 +24,11 @@ package final class SchedulerServer: Sendable {
             }
         }
 
-        package init(agents: String, clients: String, security: Security?) {
+        package init(agents: String, clients: String, security: Security?, http: HTTPEndpoint? = nil) {
             self.agents = agents
             self.clients = clients
             self.security = security
+            self.http = http
         }
     }
 
@@ -37,15 +40,18 @@ package final class SchedulerServer: Sendable {
     package let clientSocket: ZMQSocketThread
     let zap: ZAPHandler?
     let tasks: [Task<Void, Never>]
+    /// Serves `/metrics` and the dashboard when asked for.
+    package let http: StatusServer?
 
     private init(scheduler: FarmScheduler, context: ZMQContext, agentSocket: ZMQSocketThread, clientSocket: ZMQSocketThread,
-                 zap: ZAPHandler?, tasks: [Task<Void, Never>]) {
+                 zap: ZAPHandler?, tasks: [Task<Void, Never>], http: StatusServer?) {
         self.scheduler = scheduler
         self.context = context
         self.agentSocket = agentSocket
         self.clientSocket = clientSocket
         self.zap = zap
         self.tasks = tasks
+        self.http = http
     }
 
     /// Binds both sockets, recovers state and starts serving.
@@ -119,8 +125,53 @@ package final class SchedulerServer: Sendable {
                 }
             })
         }
+        var http: StatusServer?
+        if let endpoint = endpoints.http {
+            do {
+                http = try await StatusServer.start(endpoint: endpoint, routes: Self.routes(scheduler), logger: logger)
+            } catch {
+                for t in tasks { t.cancel() }
+                await agentSocket.close()
+                await clientSocket.close()
+                await zap?.close()
+                throw error
+            }
+        }
         return SchedulerServer(scheduler: scheduler, context: context, agentSocket: agentSocket,
-                               clientSocket: clientSocket, zap: zap, tasks: tasks)
+                               clientSocket: clientSocket, zap: zap, tasks: tasks, http: http)
+    }
+
+    /// What the HTTP port serves (read-only; docs/operating.md).
+    static func routes(_ scheduler: FarmScheduler) -> [String: StatusServer.Handler] {
+        func json(_ body: @escaping @Sendable () async throws -> [UInt8]) -> StatusServer.Handler {
+            { _ in
+                do { return StatusResponse(contentType: "application/json", body: try await body()) }
+                catch { return .text("\(error)\n", status: 500) }
+            }
+        }
+        return [
+            "/metrics": { _ in .prometheus(await scheduler.metricsText()) },
+            "/": { _ in StatusResponse(contentType: "text/html; charset=utf-8", body: Array(DashboardPage.html.utf8)) },
+            "/api/snapshot": json { try await scheduler.snapshotJSON() },
+            "/api/report": { query in
+                guard let since = Since.parse(query["since"] ?? "24h") else {
+                    return .text("since=\(query["since"] ?? ""): use a duration such as 30m, 24h or 7d\n", status: 400)
+                }
+                do {
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    return StatusResponse(contentType: "application/json",
+                                          body: try await scheduler.reportJSON(sinceMS: now - since))
+                } catch {
+                    return .text("\(error)\n", status: 500)
+                }
+            },
+            "/api/log": { query in
+                guard let id = query["build"], !id.isEmpty else { return .text("name a build: /api/log?build=ID\n", status: 400) }
+                do { return .text(try await scheduler.logText(buildID: id)) }
+                catch SchedulerError.notFound(let m) { return .text(m + "\n", status: 404) }
+                catch { return .text("\(error)\n", status: 500) }
+            },
+        ]
     }
 
     package var agentEndpoint: String { agentSocket.endpoint }
@@ -132,5 +183,23 @@ package final class SchedulerServer: Sendable {
         await agentSocket.close()
         await clientSocket.close()
         await zap?.close()
+        await http?.stop()
+    }
+}
+
+/// A look-back window such as `30m`, `24h`, `7d` or `90s`, in milliseconds.
+package enum Since {
+    package static func parse(_ text: String) -> Int64? {
+        guard let unit = text.last, let n = Double(text.dropLast()), n > 0, n.isFinite else { return nil }
+        let seconds: Double
+        switch unit {
+        case "s": seconds = n
+        case "m": seconds = n * 60
+        case "h": seconds = n * 3600
+        case "d": seconds = n * 86400
+        case "w": seconds = n * 7 * 86400
+        default: return nil
+        }
+        return seconds > 0 && seconds < 1e11 ? Int64(seconds * 1000) : nil
     }
 }

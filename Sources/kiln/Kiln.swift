@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Kiln: AsyncParsableCommand {
@@ -9,6 +10,16 @@ struct Kiln: AsyncParsableCommand {
         subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
                       DistrosCommand.self, ImageTypesCommand.self,
                       SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, FetchCommand.self,
-                      AgentsCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
+                      AgentsCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
                       InternalCommand.self])
+
+    /// Puts the scheduler's or agent's config file into the arguments first.
+    static func main() async {
+        do {
+            await main(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
+        } catch {
+            FileHandle.standardError.write(Data("kiln: error: \(error)\n".utf8))
+            Foundation.exit(2)
+        }
+    }
 }

@@ -4,8 +4,8 @@ import Foundation
 /// Key paths use the reader's form: `customizations.user[1].groups`. This is a
 /// scan for headers and `key =` lines, not a second parser: keys inside inline
 /// tables are found only as their enclosing key.
-enum TOMLLineIndex {
-    static func lines(of text: String) -> [String: Int] {
+package enum TOMLLineIndex {
+    package static func lines(of text: String) -> [String: Int] {
         var result: [String: Int] = [:]
         var arrayCounts: [String: Int] = [:]  // plain dotted path of an array of tables → elements so far
         var current = ""

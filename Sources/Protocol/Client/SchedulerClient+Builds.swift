@@ -2,12 +2,15 @@ import Crypto
 import Foundation
 
 extension SchedulerClient {
-    package func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String) async throws -> Kiln_V1_SubmitReply {
+    package func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
+                        distro: String = "", imageType: String = "") async throws -> Kiln_V1_SubmitReply {
         var s = Kiln_V1_SubmitRequest()
         s.manifestJson = Data(manifestJSON)
         s.exports = exports
         s.arch = arch
         s.label = label
+        s.distro = distro
+        s.imageType = imageType
         guard case .submitReply(let r) = try await request(.submit(s)).envelope.body else { throw ClientError.unexpected("to SubmitRequest") }
         return r
     }
@@ -25,6 +28,24 @@ extension SchedulerClient {
             throw ClientError.unexpected("to AgentsRequest")
         }
         return r.agents
+    }
+
+    /// The farm snapshot (JSON, `FarmSnapshot` in the Scheduler module).
+    package func top() async throws -> [UInt8] {
+        guard case .topReply(let r) = try await request(.top(Kiln_V1_TopRequest())).envelope.body else {
+            throw ClientError.unexpected("to TopRequest")
+        }
+        return [UInt8](r.snapshotJson)
+    }
+
+    /// History since `sinceUnixMS` (JSON, `FarmReport` in the Scheduler module).
+    package func report(sinceUnixMS: Int64) async throws -> [UInt8] {
+        var q = Kiln_V1_ReportRequest()
+        q.sinceUnixMs = sinceUnixMS
+        guard case .reportReply(let r) = try await request(.report(q)).envelope.body else {
+            throw ClientError.unexpected("to ReportRequest")
+        }
+        return [UInt8](r.reportJson)
     }
 
     package func cancel(_ buildID: String) async throws -> Kiln_V1_BuildState {

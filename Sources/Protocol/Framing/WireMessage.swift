@@ -47,6 +47,10 @@ extension Kiln_V1_Envelope.OneOf_Body {
         case .fetch: "FetchRequest"
         case .fetchReply: "FetchReply"
         case .error: "ErrorReply"
+        case .top: "TopRequest"
+        case .topReply: "TopReply"
+        case .report: "ReportRequest"
+        case .reportReply: "ReportReply"
         }
     }
 

@@ -117,6 +117,31 @@ package final class SchedulerDatabase: Sendable {
                     log_lines TEXT NOT NULL, PRIMARY KEY (build_id, sequence));
                 """)
         }
+        // History for metrics, `kiln top` and `kiln report` (docs/operating.md).
+        m.registerMigration("v2-history") { db in
+            try db.execute(sql: """
+                ALTER TABLE builds ADD COLUMN distro TEXT NOT NULL DEFAULT '';
+                ALTER TABLE builds ADD COLUMN image_type TEXT NOT NULL DEFAULT '';
+                CREATE INDEX builds_finished ON builds(finished_ms);
+                ALTER TABLE jobs ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN started_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN finished_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN stream_bytes INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN saved_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN saved_bytes INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX jobs_finished ON jobs(finished_ms);
+                CREATE INDEX jobs_pipeline ON jobs(pipeline_id);
+                ALTER TABLE attempts ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE attempts ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE attempts ADD COLUMN stream_bytes INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX attempts_finished ON attempts(finished_ms);
+                CREATE TABLE stage_runs (
+                    build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL, stage_index INTEGER NOT NULL,
+                    stage_type TEXT NOT NULL, arch TEXT NOT NULL, mode TEXT NOT NULL, finished_ms INTEGER NOT NULL,
+                    duration_ms INTEGER NOT NULL);
+                CREATE INDEX stage_runs_finished ON stage_runs(finished_ms);
+                """)
+        }
         return m
     }
 }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import Manifest
+import Synchronization
 
 /// Why a source could not be provided.
 package enum SourceError: Error, Sendable, CustomStringConvertible {
@@ -31,6 +32,8 @@ package struct SourceCache: Sendable {
     package let logger: Logger
     /// Parallel downloads.
     package let parallelism: Int
+    /// Hits and downloads since the process started (for metrics).
+    package let stats = SourceCacheStats()
 
     package static let defaultRoot = "/var/cache/kiln/sources"
 
@@ -75,7 +78,9 @@ package struct SourceCache: Sendable {
         let expected = Checksum.hex(checksum)
         if FileManager.default.fileExists(atPath: final) {
             if let digest = try? Self.sha256(file: final), digest == expected {
-                return Self.size(final)
+                let size = Self.size(final)
+                stats.count(hit: true, bytes: size)
+                return size
             }
             logger.warning("cached source is corrupt; fetching it again", metadata: ["source.checksum": "\(checksum)"])
             try? FileManager.default.removeItem(atPath: final)
@@ -96,7 +101,9 @@ package struct SourceCache: Sendable {
         guard rename(tmp, final) == 0 else {
             throw SourceError.fetchFailed(url: url, reason: "cannot store into \(final): \(String(cString: strerror(errno)))")
         }
-        return Self.size(final)
+        let size = Self.size(final)
+        stats.count(hit: false, bytes: size)
+        return size
     }
 
     package static func sha256(file: String) throws -> String {
@@ -125,4 +132,27 @@ private final class Counter: @unchecked Sendable {
     func add(_ b: UInt64) -> (Int, UInt64) {
         lock.withLock { done += 1; bytes += b; return (done, bytes) }
     }
+}
+
+/// What a source cache served from disk and what it had to download.
+package final class SourceCacheStats: Sendable {
+    package struct Totals: Sendable, Equatable {
+        package var hits = 0
+        package var misses = 0
+        package var hitBytes: UInt64 = 0
+        package var fetchedBytes: UInt64 = 0
+        package init() {}
+    }
+
+    private let totals = Mutex(Totals())
+
+    package init() {}
+
+    func count(hit: Bool, bytes: UInt64) {
+        totals.withLock {
+            if hit { $0.hits += 1; $0.hitBytes += bytes } else { $0.misses += 1; $0.fetchedBytes += bytes }
+        }
+    }
+
+    package var current: Totals { totals.withLock { $0 } }
 }

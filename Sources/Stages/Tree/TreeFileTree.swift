@@ -37,7 +37,9 @@ package struct TreeFileTree: Stage {
     package init() {}
 
     package func run(_ options: Options, in context: StageContext) async throws {
-        let db = try AccountDatabase(tree: context.tree)
+        // Names need the tree's passwd and group; numeric ids do not (a tree without accounts yet).
+        let owners = (options.directories ?? []).flatMap { [$0.user, $0.group] } + (options.files ?? []).flatMap { [$0.user, $0.group] }
+        let db = try owners.contains { $0.map { Int($0) == nil } ?? false } ? AccountDatabase(tree: context.tree) : nil
         for (i, d) in (options.directories ?? []).enumerated() {
             let at = "directories[\(i)]"
             let host = try Self.hostPath(d.path, in: context.tree, at: at, createParents: d.parents == true)
@@ -93,7 +95,7 @@ package struct TreeFileTree: Stage {
     }
 
     static func own(_ host: String, _ path: String, mode: String, user: String?, group: String?,
-                    db: AccountDatabase, at: String) throws {
+                    db: AccountDatabase?, at: String) throws {
         guard let m = UInt32(mode, radix: 8), m <= 0o7777 else {
             throw StageError.invalidOptions(reason: "\(type): \(at).mode \"\(mode)\" is not an octal mode such as 0644")
         }
@@ -105,8 +107,8 @@ package struct TreeFileTree: Stage {
             }
             return n
         }
-        let uid = try id(user, "user") { name in db.user(name).flatMap { Int(db.passwd[$0][2]) } }
-        let gid = try id(group, "group") { name in db.groupIndex(name).flatMap { Int(db.group[$0][2]) } }
+        let uid = try id(user, "user") { name in db.flatMap { db in db.user(name).flatMap { Int(db.passwd[$0][2]) } } }
+        let gid = try id(group, "group") { name in db.flatMap { db in db.groupIndex(name).flatMap { Int(db.group[$0][2]) } } }
         guard chown(host, uid_t(uid), gid_t(gid)) == 0, chmod(host, mode_t(m)) == 0 else {
             throw StageError.badPath(path: path, reason: "cannot set owner and mode: \(String(cString: strerror(errno)))")
         }

@@ -70,7 +70,8 @@ struct BuildCommand: AsyncParsableCommand {
             do {
                 let submitted = try await remote.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
                                                         exports: [request.imageType.exportPipeline],
-                                                        arch: request.architecture.rawValue, label: label)
+                                                        arch: request.architecture.rawValue, label: label,
+                                                        distro: request.distro.name, imageType: request.imageType.rawValue)
                 let status = try await remote.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
                 guard status.state == .succeeded else {
                     throw BuildOutcomeError(buildID: submitted.buildID, state: status.state, failure: status.failure)

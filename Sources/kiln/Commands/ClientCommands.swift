@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Images
+import Manifest
+import Stages
 import Protocol
 import SwiftProtobuf
 
@@ -21,16 +23,17 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Show log lines while waiting.")
     var verbose = false
 
+    @Flag(help: "The file is a manifest (from `kiln manifest`, reviewed or edited), not a blueprint; --type names the pipeline to export and --arch is required.")
+    var manifest = false
+
     func run() async throws {
         try await CLI.main {
             if output != nil && !wait { throw CLIError.badInput("-o/--output needs --wait (or use `kiln fetch BUILD -o PATH`)") }
-            let request = try image.request()
-            let manifest = try await ManifestGenerator(resolver: image.resolver()).manifest(for: request)
+            let (json, arch, distro, type) = try await prepare()
             try await client.with { c in
-                let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
-                let r = try await c.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
-                                           exports: [request.imageType.exportPipeline], arch: request.architecture.rawValue,
-                                           label: label)
+                let label = "\((image.blueprint as NSString).lastPathComponent) \(distro) \(arch) \(type.rawValue)"
+                let r = try await c.submit(manifestJSON: json, exports: [type.exportPipeline], arch: arch,
+                                           label: label, distro: distro, imageType: type.rawValue)
                 CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
                 guard wait else {
                     print(r.buildID)
@@ -46,6 +49,33 @@ struct SubmitCommand: AsyncParsableCommand {
                 print(r.buildID)
             }
         }
+    }
+}
+
+extension SubmitCommand {
+    /// The manifest to submit: generated from the blueprint, or read from
+    /// the file with --manifest (validated here, so mistakes exit with 2).
+    func prepare() async throws -> (json: [UInt8], arch: String, distro: String, type: ImageType) {
+        guard manifest else {
+            let request = try image.request()
+            let m = try await ManifestGenerator(resolver: image.resolver()).manifest(for: request)
+            return ([UInt8](m.encoded(pretty: false)), request.architecture.rawValue, request.distro.name, request.imageType)
+        }
+        guard let archName = image.arch, let arch = Architecture(name: archName) else {
+            throw CLIError.badInput("--arch: a manifest does not say its architecture; pass --arch x86_64 or --arch aarch64")
+        }
+        let type = try ImageType.named(image.type)
+        guard let data = FileManager.default.contents(atPath: image.blueprint) else {
+            throw CLIError.badInput("\(image.blueprint): cannot read the manifest")
+        }
+        let m = try BuildManifest.decode(data, file: image.blueprint)
+        try m.validate(stages: StageRegistry.standard)
+        guard m.pipeline(named: type.exportPipeline) != nil else {
+            throw CLIError.badInput("\(image.blueprint): no pipeline \"\(type.exportPipeline)\" to export for --type \(type.rawValue); "
+                                    + "its pipelines are \(m.pipelines.map(\.name).joined(separator: ", "))")
+        }
+        let distro = try image.distro.map { try Distro.named($0).name } ?? ""
+        return ([UInt8](data), arch.rawValue, distro, type)
     }
 }
 

@@ -49,6 +49,7 @@ struct ClientOptions: ParsableArguments {
 
 extension KeyFileError: BadInput { var isBadInput: Bool { true } }
 extension EndpointError: BadInput { var isBadInput: Bool { true } }
+extension HTTPEndpointError: BadInput { var isBadInput: Bool { true } }
 extension ClientError: BadInput {}
 
 /// A build that ended without success (exit code 1, or 130 when cancelled).

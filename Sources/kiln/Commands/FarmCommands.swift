@@ -12,6 +12,9 @@ struct SchedulerCommand: AsyncParsableCommand {
         commandName: "scheduler",
         abstract: "Run the scheduler daemon: agents connect to the endpoint's port, clients to the next one.")
 
+    @Option(help: "TOML file of these options (keys: bind, state, key, …; docs/operating.md); default /etc/kiln/scheduler.toml when it exists. Flags win over the file.")
+    var config: String?
+
     @Option(help: "Endpoint to listen on, tcp://HOST:PORT (agents on PORT, clients on PORT+1).")
     var bind: String
 
@@ -32,6 +35,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Attempts per job for infrastructure failures.")
     var maxAttempts: Int = 3
 
+    @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
+    var metrics: String?
+
     @Option(help: "Log level (debug adds every job's assignment, stages and stream).")
     var logLevel: Logger.Level = .info
 
@@ -47,13 +53,23 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.maxAttempts = maxAttempts
             let executor = try stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
+            let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
+            if let http, !http.isLoopback {
+                logger.warning("""
+                    --metrics \(http.host): the dashboard and /metrics have no authentication; anyone who reaches \
+                    this address sees build labels, agents and failure logs
+                    """)
+            }
             let endpoints = SchedulerServer.Endpoints(
                 agents: try SchedulerEndpoint.agents(bind), clients: try SchedulerEndpoint.clients(bind),
-                security: .init(keys: keys, allowedKeys: allowed))
+                security: .init(keys: keys, allowedKeys: allowed), http: http)
             let server = try await SchedulerServer.start(scheduler: scheduler, endpoints: endpoints, context: try ZMQContext(),
                                                          logger: logger)
             CLI.say("kiln scheduler: agents on \(server.agentEndpoint), clients on \(server.clientEndpoint), "
                     + "\(allowed.count) allowed key(s), public key \(keys.publicKey)")
+            if let h = server.http {
+                CLI.say("kiln scheduler: dashboard on http://\(h.endpoint.host):\(h.port)/, metrics on http://\(h.endpoint.host):\(h.port)/metrics")
+            }
             await CLI.untilCancelled()
             CLI.say("kiln scheduler: stopping")
             await server.stop()
@@ -65,6 +81,9 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run a build agent for one or more architectures.")
+
+    @Option(help: "TOML file of these options (keys: scheduler, arch, key, …; docs/operating.md); default /etc/kiln/agent.toml when it exists. Flags win over the file.")
+    var config: String?
 
     @Option(help: "Scheduler endpoint, tcp://HOST:PORT.")
     var scheduler: String
@@ -92,9 +111,13 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Serve this agent's /metrics (Prometheus) over HTTP on HOST:PORT (:PORT is loopback); off by default.")
+    var metrics: String?
+
     func run() async throws {
         try await CLI.main {
             let logger = Logging.logger(level: logLevel)
+            let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
             var archs: [Architecture] = []
             for a in arch {
                 guard let x = Architecture(name: a) else { throw CLIError.badInput("--arch \(a): use x86_64 or aarch64") }
@@ -115,7 +138,15 @@ struct AgentCommand: AsyncParsableCommand {
                                        sources: executor.sources, logger: logger)
             CLI.say("kiln agent \(id): \((native + emulated.map { "\($0) (emulated)" }).joined(separator: ", ")), "
                     + "\(slots) slot(s), scheduler \(scheduler)")
+            var server: StatusServer?
+            if let http {
+                server = try await StatusServer.start(endpoint: http, routes: [
+                    "/metrics": { _ in .prometheus(await agent.metricsText()) },
+                ], logger: logger)
+                CLI.say("kiln agent \(id): metrics on http://\(http.host):\(server!.port)/metrics")
+            }
             await agent.run()
+            await server?.stop()
         }
     }
 

@@ -599,6 +599,38 @@ public nonisolated struct Kiln_V1_Envelope: Sendable {
     set {body = .error(newValue)}
   }
 
+  public var top: Kiln_V1_TopRequest {
+    get {
+      if case .top(let v)? = body {return v}
+      return Kiln_V1_TopRequest()
+    }
+    set {body = .top(newValue)}
+  }
+
+  public var topReply: Kiln_V1_TopReply {
+    get {
+      if case .topReply(let v)? = body {return v}
+      return Kiln_V1_TopReply()
+    }
+    set {body = .topReply(newValue)}
+  }
+
+  public var report: Kiln_V1_ReportRequest {
+    get {
+      if case .report(let v)? = body {return v}
+      return Kiln_V1_ReportRequest()
+    }
+    set {body = .report(newValue)}
+  }
+
+  public var reportReply: Kiln_V1_ReportReply {
+    get {
+      if case .reportReply(let v)? = body {return v}
+      return Kiln_V1_ReportReply()
+    }
+    set {body = .reportReply(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -632,6 +664,10 @@ public nonisolated struct Kiln_V1_Envelope: Sendable {
     /// + data frame
     case fetchReply(Kiln_V1_FetchReply)
     case error(Kiln_V1_ErrorReply)
+    case top(Kiln_V1_TopRequest)
+    case topReply(Kiln_V1_TopReply)
+    case report(Kiln_V1_ReportRequest)
+    case reportReply(Kiln_V1_ReportReply)
 
   }
 
@@ -939,6 +975,13 @@ public nonisolated struct Kiln_V1_SubmitRequest: Sendable {
 
   /// shown by status, e.g. "base.toml debian-12 x86_64 qcow2"
   public var label: String = String()
+
+  /// What the build makes, for metrics and reports (bounded label values:
+  /// the scheduler files anything it does not know under "other").
+  public var distro: String = String()
+
+  /// e.g. "qcow2"; empty for a bare manifest
+  public var imageType: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1264,6 +1307,59 @@ public nonisolated struct Kiln_V1_FetchReply: Sendable {
   public init() {}
 }
 
+/// The farm as `kiln top` and the dashboard show it: agents, queues, running
+/// builds, throughput over the last 1/15/60 minutes, a per-minute series and
+/// recent failures. One JSON document (docs/operating.md describes it), the
+/// same bytes the dashboard's /api/snapshot serves, so the three views
+/// cannot disagree.
+public nonisolated struct Kiln_V1_TopRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kiln_V1_TopReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var snapshotJson: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Figures over a window of history (SQLite: they survive restarts).
+public nonisolated struct Kiln_V1_ReportRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sinceUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kiln_V1_ReportReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// docs/operating.md describes it
+  public var reportJson: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Kiln_V1_ErrorReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1309,7 +1405,7 @@ nonisolated extension Kiln_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}heartbeat\0\u{1}assign\0\u{1}progress\0\u{3}stream_chunk\0\u{3}stream_end\0\u{1}credit\0\u{1}resend\0\u{1}ack\0\u{3}job_failed\0\u{1}cancel\0\u{1}disconnect\0\u{2}\u{12}submit\0\u{3}submit_reply\0\u{1}status\0\u{3}status_reply\0\u{1}logs\0\u{3}logs_reply\0\u{3}cancel_build\0\u{3}cancel_build_reply\0\u{1}agents\0\u{3}agents_reply\0\u{1}fetch\0\u{3}fetch_reply\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}heartbeat\0\u{1}assign\0\u{1}progress\0\u{3}stream_chunk\0\u{3}stream_end\0\u{1}credit\0\u{1}resend\0\u{1}ack\0\u{3}job_failed\0\u{1}cancel\0\u{1}disconnect\0\u{2}\u{12}submit\0\u{3}submit_reply\0\u{1}status\0\u{3}status_reply\0\u{1}logs\0\u{3}logs_reply\0\u{3}cancel_build\0\u{3}cancel_build_reply\0\u{1}agents\0\u{3}agents_reply\0\u{1}fetch\0\u{3}fetch_reply\0\u{1}error\0\u{1}top\0\u{3}top_reply\0\u{1}report\0\u{3}report_reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1656,6 +1752,58 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .error(v)
         }
       }()
+      case 53: try {
+        var v: Kiln_V1_TopRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .top(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .top(v)
+        }
+      }()
+      case 54: try {
+        var v: Kiln_V1_TopReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .topReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .topReply(v)
+        }
+      }()
+      case 55: try {
+        var v: Kiln_V1_ReportRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .report(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .report(v)
+        }
+      }()
+      case 56: try {
+        var v: Kiln_V1_ReportReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .reportReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .reportReply(v)
+        }
+      }()
       default: break
       }
     }
@@ -1773,6 +1921,22 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .error?: try {
       guard case .error(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 52)
+    }()
+    case .top?: try {
+      guard case .top(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 53)
+    }()
+    case .topReply?: try {
+      guard case .topReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 54)
+    }()
+    case .report?: try {
+      guard case .report(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 55)
+    }()
+    case .reportReply?: try {
+      guard case .reportReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 56)
     }()
     case nil: break
     }
@@ -2379,7 +2543,7 @@ nonisolated extension Kiln_V1_Disconnect: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}manifest_json\0\u{1}exports\0\u{1}arch\0\u{1}label\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}manifest_json\0\u{1}exports\0\u{1}arch\0\u{1}label\0\u{1}distro\0\u{3}image_type\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2391,6 +2555,8 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.exports) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.arch) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.label) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.distro) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.imageType) }()
       default: break
       }
     }
@@ -2409,6 +2575,12 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
     if !self.label.isEmpty {
       try visitor.visitSingularStringField(value: self.label, fieldNumber: 4)
     }
+    if !self.distro.isEmpty {
+      try visitor.visitSingularStringField(value: self.distro, fieldNumber: 5)
+    }
+    if !self.imageType.isEmpty {
+      try visitor.visitSingularStringField(value: self.imageType, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2417,6 +2589,8 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.exports != rhs.exports {return false}
     if lhs.arch != rhs.arch {return false}
     if lhs.label != rhs.label {return false}
+    if lhs.distro != rhs.distro {return false}
+    if lhs.imageType != rhs.imageType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3156,6 +3330,115 @@ nonisolated extension Kiln_V1_FetchReply: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.totalLength != rhs.totalLength {return false}
     if lhs.sha256 != rhs.sha256 {return false}
     if lhs.eof != rhs.eof {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_TopRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TopRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_TopRequest, rhs: Kiln_V1_TopRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_TopReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TopReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}snapshot_json\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.snapshotJson) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.snapshotJson.isEmpty {
+      try visitor.visitSingularBytesField(value: self.snapshotJson, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_TopReply, rhs: Kiln_V1_TopReply) -> Bool {
+    if lhs.snapshotJson != rhs.snapshotJson {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_ReportRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReportRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}since_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.sinceUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.sinceUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sinceUnixMs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_ReportRequest, rhs: Kiln_V1_ReportRequest) -> Bool {
+    if lhs.sinceUnixMs != rhs.sinceUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_ReportReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReportReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}report_json\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.reportJson) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.reportJson.isEmpty {
+      try visitor.visitSingularBytesField(value: self.reportJson, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_ReportReply, rhs: Kiln_V1_ReportReply) -> Bool {
+    if lhs.reportJson != rhs.reportJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
