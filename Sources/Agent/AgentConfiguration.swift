@@ -69,7 +69,7 @@ package enum HostArchitectures {
     }
 }
 
-/// Why an agent cannot start.
+/// Why an agent cannot start (bad input: the command line asks for what this host cannot do).
 package enum AgentError: Error, CustomStringConvertible {
     /// The host cannot run programs of this architecture.
     case cannotRun(String)

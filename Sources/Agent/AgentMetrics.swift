@@ -40,7 +40,7 @@ extension BuildAgent {
         r.gauge("kiln_agent_slots", [], Double(config.slots))
         r.gauge("kiln_agent_slots_busy", [], Double(jobs.count))
         r.gauge("kiln_agent_free_disk_bytes", [], Double(HostArchitectures.freeDisk(store.root)))
-        r.gauge("kiln_agent_connected", [], socket == nil ? 0 : 1)
+        r.gauge("kiln_agent_connected", [], welcomed ? 1 : 0)
         for a in config.arches { r.gauge("kiln_agent_arch", [("arch", a), ("mode", "native")], 1) }
         for a in config.emulatedArches { r.gauge("kiln_agent_arch", [("arch", a), ("mode", "emulated")], 1) }
         let s = sources.stats.current

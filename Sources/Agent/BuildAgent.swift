@@ -26,6 +26,8 @@ package actor BuildAgent {
     var heartbeatMS: UInt32 = 2_000
     var lastReceived = ContinuousClock.now
     var jobs: [UInt64: RunningJob] = [:]
+    /// The scheduler welcomed the current session.
+    var welcomed = false
     /// Messages for an attempt whose upload has not started yet.
     var early: [UInt64: [WireMessage]] = [:]
     package private(set) var sessions = 0
@@ -106,7 +108,8 @@ package actor BuildAgent {
             return false
         }
         lastReceived = .now
-        var welcomed = false
+        welcomed = false
+        defer { welcomed = false }
         let watchdog = Task { [heartbeatMS] in
             var interval = heartbeatMS
             while !Task.isCancelled {
@@ -185,6 +188,9 @@ package actor BuildAgent {
     func route(_ attemptID: UInt64, _ message: WireMessage) {
         if let upload = jobs[attemptID]?.upload {
             upload.deliver(message)
+            // An acknowledged tree ends the job: the scheduler has freed the
+            // slot and may assign the next job before the upload task returns.
+            if case .ack = message.envelope.body { finished(attemptID) }
         } else if jobs[attemptID] != nil {
             early[attemptID, default: []].append(message)
         } else if case .ack = message.envelope.body {
@@ -204,7 +210,7 @@ package actor BuildAgent {
     func assign(_ a: Kiln_V1_Assign) {
         guard jobs[a.attemptID] == nil else { return }
         guard jobs.count < config.slots else {
-            return fail(a.attemptID, reason: "agent \(config.agentID) has no free slot (\(config.slots) in use)",
+            return fail(a.attemptID, reason: "agent \(config.agentID) has no free slot (\(jobs.count) of \(config.slots) in use)",
                         infrastructure: true)
         }
         logger.info("running \(a.pipelineName) of build \(a.buildID)", metadata: ["attempt.id": "\(a.attemptID)"])
@@ -214,6 +220,8 @@ package actor BuildAgent {
 
     func fail(_ attemptID: UInt64, reason: String, infrastructure: Bool, stageType: String = "", stageIndex: Int = 0,
               logTail: [String] = []) {
+        // The slot is free before the scheduler hears of it: it may assign the next job at once.
+        finished(attemptID)
         var f = Kiln_V1_JobFailed()
         f.attemptID = attemptID
         f.reason = reason
@@ -230,6 +238,13 @@ package actor BuildAgent {
         jobs[attemptID]?.upload = upload
         for m in early.removeValue(forKey: attemptID) ?? [] { upload.deliver(m) }
         return true
+    }
+
+    /// Frees the attempt's slot, then sends its last message (so the next
+    /// Assign the message prompts finds the slot free).
+    func complete(_ attemptID: UInt64, with message: WireMessage) {
+        finished(attemptID)
+        postIsolated(message)
     }
 
     func finished(_ attemptID: UInt64) {

@@ -27,6 +27,7 @@ struct JobRunner: Sendable, ExecutionObserver {
         do throws(any Error) {
             let manifest = try BuildManifest.decode(assign.manifestJson, file: "manifest of build \(assign.buildID)")
             guard manifest.pipeline(named: assign.export) != nil else {
+                count("failed")
                 return await agent.fail(attemptID, reason: "the manifest has no pipeline \(assign.export)", infrastructure: false)
             }
             if let delay = Self.testStageDelay { try await Task.sleep(for: delay) }
@@ -34,8 +35,8 @@ struct JobRunner: Sendable, ExecutionObserver {
             try Task.checkCancellation()
             guard let tree = result.exports[assign.export] else { return }
             if config.sharesStoreWithScheduler {
-                await agent.post(.streamEnd(attemptID: attemptID, totalLength: 0, sha256: [], format: "store"))
-                return count("succeeded")
+                count("succeeded")
+                return await agent.complete(attemptID, with: .streamEnd(attemptID: attemptID, totalLength: 0, sha256: [], format: "store"))
             }
             let a = agent
             let upload = TreeUpload(attemptID: attemptID, tree: tree, spoolDirectory: config.spoolDirectory,

@@ -31,6 +31,8 @@ extension FarmScheduler {
             j.queuedMS = t
         case .assigned:
             if j.startedMS == 0 { j.startedMS = t }
+            // Its first job on an agent makes a build running (top, dashboard, gauges).
+            if builds[j.buildID]?.state == .queued { setBuildState(j.buildID, .running) }
             if let b = builds[j.buildID], j.queuedMS > 0 { metrics?.queueWait(arch: b.arch, ms: t - j.queuedMS) }
         case .running where !j.onAgent:
             j.startedMS = t

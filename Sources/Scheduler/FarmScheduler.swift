@@ -167,7 +167,10 @@ package actor FarmScheduler {
             throw error
         }
         metrics?.buildSubmitted(arch: arch, imageType: imageType)
-        for j in newJobs where j.state == .cached { cacheHit(j, saved: nil) }
+        for j in newJobs where j.state == .cached {
+            metrics?.jobFinished(arch: arch, imageType: imageType, kind: "tree", outcome: "cached")
+            cacheHit(j, saved: nil)
+        }
         sendAssignments(assigned)
         for jobID in stored {
             treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")

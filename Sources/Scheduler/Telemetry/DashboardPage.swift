@@ -187,8 +187,8 @@ package enum DashboardPage {
               h("span", { class: w.builds_failed ? "bad" : null }, shown(k("builds_failed"), w.builds_failed), " failed")),
             h("dt", null, "Jobs"), h("dd", null, shown(k("jobs_finished"), w.jobs_finished), " finished, ",
               bytes(w.streamed_bytes), raw(k("streamed_bytes"), w.streamed_bytes), " streamed"),
-            h("dt", null, "Tree cache"), h("dd", null, shown(k("tree_cache_hits"), w.tree_cache_hits), " hits, ",
-              shown(k("tree_cache_misses"), w.tree_cache_misses), " misses")),
+            h("dt", null, "Tree cache"), h("dd", null, shown(k("tree_cache_hits"), w.tree_cache_hits), w.tree_cache_hits === 1 ? " hit, " : " hits, ",
+              shown(k("tree_cache_misses"), w.tree_cache_misses), w.tree_cache_misses === 1 ? " miss" : " misses")),
           types.length ? table(["Image type", "#Builds", "#Median", "#p95"], types) : empty("No succeeded builds."));
       }));
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Agent
 import Protocol
 
 /// How a client command reaches the scheduler.
@@ -50,6 +51,7 @@ struct ClientOptions: ParsableArguments {
 extension KeyFileError: BadInput { var isBadInput: Bool { true } }
 extension EndpointError: BadInput { var isBadInput: Bool { true } }
 extension HTTPEndpointError: BadInput { var isBadInput: Bool { true } }
+extension AgentError: BadInput { var isBadInput: Bool { true } }
 extension ClientError: BadInput {}
 
 /// A build that ended without success (exit code 1, or 130 when cancelled).

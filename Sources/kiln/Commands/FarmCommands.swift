@@ -118,6 +118,9 @@ struct AgentCommand: AsyncParsableCommand {
         try await CLI.main {
             let logger = Logging.logger(level: logLevel)
             let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
+            if let http, !http.isLoopback {
+                logger.warning("--metrics \(http.host): /metrics has no authentication; anyone who reaches this address reads it")
+            }
             var archs: [Architecture] = []
             for a in arch {
                 guard let x = Architecture(name: a) else { throw CLIError.badInput("--arch \(a): use x86_64 or aarch64") }

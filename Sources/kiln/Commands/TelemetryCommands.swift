@@ -24,6 +24,7 @@ struct TopCommand: AsyncParsableCommand {
             guard interval >= 0.2, interval <= 3600 else { throw CLIError.badInput("--interval \(interval): use 0.2 to 3600 seconds") }
             try await client.with { c in
                 let inPlace = isatty(STDOUT_FILENO) == 1 && !once && !json
+                if inPlace { print("\u{1B}[2J", terminator: "") }  // a clean screen for the first frame
                 while true {
                     let bytes = try await c.top()
                     if json {
