@@ -4,17 +4,29 @@ import Protocol
 
 extension FarmScheduler {
     /// The Prometheus exposition: counters and histograms as recorded, the
-    /// gauges (queues, agents, slots, builds in progress) read now.
-    package func metricsText() -> [UInt8] {
+    /// gauges (queues, agents, slots, builds in progress) read now. Only the
+    /// gauges are read on the actor; the text is written off it.
+    nonisolated package func metricsText() async -> [UInt8] {
         guard let metrics else { return Array("# telemetry is off\n".utf8) }
+        await publishGauges(metrics)
+        return metrics.emit()
+    }
+
+    private func publishGauges(_ metrics: FarmMetrics) {
         let t = now
         var arches = Set(FarmMetrics.knownArches)
         arches.formUnion(queues.keys.map(FarmMetrics.arch))
         for arch in arches.sorted() {
-            let waiting = (queues[arch] ?? []).compactMap { jobs[$0] }.filter { $0.state == .queued }
-            metrics.gauge("kiln_queue_depth", [("arch", arch)], Double(waiting.count))
-            let oldest = waiting.map(\.queuedMS).filter { $0 > 0 }.min()
-            metrics.gauge("kiln_queue_oldest_age_seconds", [("arch", arch)], oldest.map { Double(max(0, t - $0)) / 1000 } ?? 0)
+            // Counted in place: a queue can hold tens of thousands of jobs during a burst.
+            var waiting = 0
+            var oldest = Int64.max
+            for id in queues[arch] ?? [] {
+                guard let state = jobs[id]?.state, state == .queued else { continue }
+                waiting += 1
+                if let q = jobs[id]?.queuedMS, q > 0, q < oldest { oldest = q }
+            }
+            metrics.gauge("kiln_queue_depth", [("arch", arch)], Double(waiting))
+            metrics.gauge("kiln_queue_oldest_age_seconds", [("arch", arch)], oldest == .max ? 0 : Double(max(0, t - oldest)) / 1000)
             for mode in ["native", "emulated"] {
                 for state in ["online", "offline"] {
                     let n = agents.values.filter {
@@ -24,15 +36,22 @@ extension FarmScheduler {
                 }
             }
         }
-        let online = agents.values.filter(\.online)
-        metrics.gauge("kiln_slots", [], Double(online.reduce(0) { $0 + $1.slots }))
-        metrics.gauge("kiln_slots_busy", [], Double(online.reduce(0) { $0 + $1.attempts.count }))
-        metrics.gauge("kiln_builds_in_progress", [("state", "queued")], Double(builds.values.filter { $0.state == .queued }.count))
-        metrics.gauge("kiln_builds_in_progress", [("state", "running")], Double(builds.values.filter { $0.state == .running }.count))
+        var slots = 0, busy = 0
+        for a in agents.values where a.online {
+            slots += a.slots
+            busy += a.attempts.count
+        }
+        metrics.gauge("kiln_slots", [], Double(slots))
+        metrics.gauge("kiln_slots_busy", [], Double(busy))
+        var queued = 0, running = 0
+        for b in builds.values {
+            if b.state == .queued { queued += 1 } else if b.state == .running { running += 1 }
+        }
+        metrics.gauge("kiln_builds_in_progress", [("state", "queued")], Double(queued))
+        metrics.gauge("kiln_builds_in_progress", [("state", "running")], Double(running))
         metrics.gauge("kiln_assemblies_running", [], Double(assembliesRunning))
         metrics.gauge("kiln_scheduler_start_time_seconds", [], Double(startedMS) / 1000)
         metrics.publish(sources: sources.stats.current)
-        return metrics.emit()
     }
 
     /// A build's events as plain text (the dashboard links failures here).

@@ -266,6 +266,10 @@ import Testing
                                                             "--allow", "\(farm.dir)/allow", "--state", "\(farm.dir)/other",
                                                             "--metrics", "everywhere"])
         #expect(badHTTP.status == 2 && badHTTP.errors.contains("--metrics everywhere"), "\(badHTTP.errors)")
+        let both = try await runChild(FarmHarness.kiln, ["scheduler", "--bind", "tcp://127.0.0.1:1", "--key", "\(farm.dir)/scheduler.key",
+                                                         "--allow", "\(farm.dir)/allow", "--state", "\(farm.dir)/other",
+                                                         "--metrics", ":1", "--no-telemetry"])
+        #expect(both.status == 2 && both.errors.contains("--no-telemetry"), "\(both.errors)")
     }
 
     @Test("a scheduler config file: its keys are flags, a flag wins, relative paths are the file's, mistakes name file and line")

@@ -193,4 +193,31 @@ import Testing
             _ = try await TreeArchive.write(tree: "\(scratch.path)/missing") { _ in }
         }
     }
+
+    /// `--store store` from the daemons' working directory: the store's root
+    /// is made absolute, so every extraction lands in it, not only the first
+    /// one on a thread (which left the thread in "/"). A relative target
+    /// reaching the extractor is refused rather than resolved against "/".
+    @Test func relativeStoreRootBecomesAbsolute() async throws {
+        let scratch = try Scratch()
+        let relative = String(scratch.path.dropFirst())  // from "/": the tests run in a checkout, not in "/"
+        let store = try TreeStore(root: "../../../../../../../../../../" + relative)
+        #expect(store.root.hasPrefix("/"))
+        #expect(FileManager.default.fileExists(atPath: "\(scratch.path)/tmp"), "the store's directories are where the path says")
+        let source = try scratch.directory("source")
+        try TreeFiles.write("kiln\n", to: "/etc/hostname", in: source)
+        let (bytes, _) = try await Self.archive(source)
+        for n in 1...3 {
+            let target = "\(store.root)/tmp/t\(n)"
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            _ = try await Self.extract(bytes, into: target)
+            #expect(FileManager.default.contents(atPath: "\(target)/etc/hostname") == Data("kiln\n".utf8))
+        }
+        await #expect {
+            _ = try await Self.extract(bytes, into: "tmp/t1")
+        } throws: { error in
+            if case TreeArchiveError.badTarget(_, let reason) = error { return reason == "not an absolute path" }
+            return false
+        }
+    }
 }

@@ -9,6 +9,9 @@ package final class MetricsRecorder: Sendable {
     package let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let totals = Mutex<[String: Int64]>([:])
+    /// Handles made once per series: making one goes through the factory
+    /// and the registry's lock on every call, which the dispatch path felt.
+    private let handles = Mutex<[String: any Sendable]>([:])
 
     package init() {
         registry = PrometheusCollectorRegistry()
@@ -21,22 +24,35 @@ package final class MetricsRecorder: Sendable {
         factory = f
     }
 
+    private func handle<H: Sendable>(_ name: String, _ dimensions: [(String, String)], _ make: () -> H) -> H {
+        var key = name
+        for (k, v) in dimensions { key += "\u{1}\(k)\u{2}\(v)" }
+        return handles.withLock { h in
+            if let x = h[key] as? H { return x }
+            let x = make()
+            h[key] = x
+            return x
+        }
+    }
+
     package func count(_ name: String, _ dimensions: [(String, String)] = [], by n: Int64 = 1) {
-        Counter(label: name, dimensions: dimensions, factory: factory).increment(by: max(0, n))
+        handle(name, dimensions) { Counter(label: name, dimensions: dimensions, factory: factory) }.increment(by: max(0, n))
     }
 
     /// Adds a fraction (seconds saved, say) to counter `name`.
     package func add(_ name: String, _ dimensions: [(String, String)] = [], _ value: Double) {
-        FloatingPointCounter(label: name, dimensions: dimensions, factory: factory).increment(by: max(0, value))
+        handle(name, dimensions) { FloatingPointCounter(label: name, dimensions: dimensions, factory: factory) }
+            .increment(by: max(0, value))
     }
 
     /// Records a duration into the histogram `name` (seconds in the exposition).
     package func time(_ name: String, _ dimensions: [(String, String)] = [], ms: Int64) {
-        Metrics.Timer(label: name, dimensions: dimensions, factory: factory).recordNanoseconds(max(0, ms) * 1_000_000)
+        handle(name, dimensions) { Metrics.Timer(label: name, dimensions: dimensions, factory: factory) }
+            .recordNanoseconds(max(0, ms) * 1_000_000)
     }
 
     package func gauge(_ name: String, _ dimensions: [(String, String)] = [], _ value: Double) {
-        Gauge(label: name, dimensions: dimensions, factory: factory).record(value)
+        handle(name, dimensions) { Gauge(label: name, dimensions: dimensions, factory: factory) }.record(value)
     }
 
     /// Makes counter `name` show `total`, a running total kept elsewhere

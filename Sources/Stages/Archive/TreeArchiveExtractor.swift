@@ -41,7 +41,9 @@ enum TreeArchiveExtractor {
         into target: String, read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
     ) throws(TreeArchiveError) -> TreeArchive.ExtractStats {
         // libarchive resolves entry paths against the working directory: give
-        // this thread a directory of its own and enter the target.
+        // this thread a directory of its own and enter the target. Relative
+        // targets would resolve against where the thread's last extraction left it.
+        guard target.hasPrefix("/") else { throw .badTarget(path: target, reason: "not an absolute path") }
         guard kiln_unshare_fs() == 0 else {
             throw .badTarget(path: target, reason: "unshare(CLONE_FS): \(String(cString: strerror(errno)))")
         }

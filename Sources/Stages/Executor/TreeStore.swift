@@ -17,10 +17,11 @@ package struct TreeStore: Sendable {
     package static let defaultRoot = "/var/lib/kiln/store"
 
     package init(root: String = TreeStore.defaultRoot, capBytes: UInt64? = nil) throws {
-        self.root = root
+        // Absolute, so that trees extract into it from any thread (--store store).
+        self.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         self.capBytes = capBytes
         for dir in ["objects", "tmp"] {
-            try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: "\(self.root)/\(dir)", withIntermediateDirectories: true)
         }
     }
 

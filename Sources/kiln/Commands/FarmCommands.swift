@@ -38,12 +38,18 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
 
+    @Flag(help: "Keep no metrics and no stage history (kiln top, kiln report and the dashboard then have less to show); for measuring their cost.")
+    var noTelemetry = false
+
     @Option(help: "Log level (debug adds every job's assignment, stages and stream).")
     var logLevel: Logger.Level = .info
 
     func run() async throws {
         try await CLI.main {
             let logger = Logging.logger(level: logLevel)
+            if noTelemetry, metrics != nil {
+                throw CLIError.badInput("--metrics serves what --no-telemetry turns off: drop one of them")
+            }
             let keys = try CurveKeyPair.load(secretKeyFile: key)
             let allowed = try CurveKeyPair.loadAllowList(directory: allow)
             if allowed.isEmpty { logger.warning("no *.pub keys in \(allow): no agent or client can connect yet") }
@@ -51,6 +57,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.leaseMS = UInt32(lease * 1000)
             config.agentTimeoutMS = min(config.agentTimeoutMS, config.leaseMS)
             config.maxAttempts = maxAttempts
+            config.telemetry = !noTelemetry
             let executor = try stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
             let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
