@@ -9,11 +9,8 @@ import Glibc
 /// on tcp://127.0.0.1 with CURVE keys, each with its own stores under a
 /// fresh directory, and an in-process client (real CURVE over TCP).
 final class FarmHarness: @unchecked Sendable {
-    static let kiln: String = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-        return "\(root)/.build/debug/kiln"
-    }()
+    /// This build's `kiln` (`KILN_BIN` overrides): see `BuiltProducts`.
+    static var kiln: String { BuiltProducts.kiln }
 
     let dir: String
     let port: Int

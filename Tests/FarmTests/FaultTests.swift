@@ -5,7 +5,7 @@ import Testing
 
 /// The farm under faults: real `kiln scheduler` and `kiln agent` processes
 /// on loopback TCP with CURVE, killed, restarted and fed bad input.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.farm), .tier(.quick, .farm))
 struct FaultTests {
     func submit(_ c: SchedulerClient, hostname: String, extraStages: [[String: Any]] = [],
                 sources: [String: Any] = [:]) async throws -> String {

@@ -1,9 +1,10 @@
 import Foundation
+import KilnTestSupport
 import Protocol
 import Testing
 
 /// Who may talk to a scheduler, and what a hostile peer cannot do to it.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.farm), .tier(.quick, .farm))
 struct SecurityTests {
     @Test("an agent whose key is not allow-listed is refused and the refusal is logged with its key")
     func unknownAgentRefused() async throws {

@@ -9,7 +9,7 @@ import Testing
 /// parser (prometheus_client), `kiln top --once --json` against `kiln status`
 /// and `kiln agents`, the dashboard as headless Chromium renders it, and
 /// `kiln report` before and after the scheduler is killed and restarted.
-@Suite(.serialized) struct TelemetryTests {
+@Suite(.serialized, .tags(.farm), .tier(.quick, .farm)) struct TelemetryTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
     static let fixtures = "\(root)/Tests/FarmTests/Fixtures"
@@ -245,7 +245,7 @@ import Testing
         #expect(before.queueWait.first?.arch == "x86_64")
         let pid = try #require(Int32(try String(contentsOfFile: "\(farm.dir)/scheduler.pid", encoding: .utf8)))
         kill(pid, SIGKILL)
-        try await Task.sleep(for: .milliseconds(300))
+        try #require(await waitFor(.seconds(30)) { processEnded(pid) }, "the killed scheduler (pid \(pid)) is gone")
         let again = try await farm.load("up")
         try #require(again.status == 0, "\(again.output)")
         var after = try TelemetryJSON.decode(FarmReport.self, from: Array(try await farm.kiln("report", "--since", "1h", "--json").utf8))

@@ -34,6 +34,19 @@ import Testing
             dealer = try await ZMQSocketThread.start(context: try ZMQContext(), configuration: agent)
         }
 
+        /// Messages the scheduler side has received (any kind).
+        let heard = Atomic<Int>(0)
+
+        /// The agent speaks first, so the ROUTER learns its identity: sends a
+        /// heartbeat and waits until the scheduler side has received it
+        /// (`route` must be running).
+        func introduce() async throws {
+            let before = heard.load(ordering: .relaxed)
+            try await toScheduler(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
+            try #require(await waitFor(.seconds(30)) { self.heard.load(ordering: .relaxed) > before },
+                         "the scheduler side hears the agent")
+        }
+
         func toAgent(_ message: WireMessage) async throws {
             try await router.send(try Framing.encode(message, identity: Self.agentID))
         }
@@ -46,6 +59,7 @@ import Testing
         func route(scheduler: @escaping @Sendable (WireMessage) -> Void, agent: @escaping @Sendable (WireMessage) -> Void) {
             Task {
                 for await raw in router.inbound {
+                    heard.add(1, ordering: .relaxed)
                     if let message = try? Framing.decode(raw.frames, routed: true).message { scheduler(message) }
                 }
             }
@@ -106,8 +120,7 @@ import Testing
             try await link.toAgent($0)
         }
         link.route(scheduler: { download.deliver($0) }, agent: { upload.deliver($0) })
-        try await link.toScheduler(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))  // introduces the agent
-        try await Task.sleep(for: .milliseconds(100))
+        try await link.introduce()
         download.start(restart: false)
         async let sent = upload.run()
         let received = try await download.result()
@@ -161,11 +174,11 @@ import Testing
                 if case .streamChunk = message.envelope.body { chunksSeen.add(1, ordering: .relaxed) }
                 current.withLock { $0 }.deliver(message)
             }, agent: { upload.deliver($0) })
-            try await link.toScheduler(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
-            try await Task.sleep(for: .milliseconds(100))
+            try await link.introduce()
             first.start(restart: false)
             async let sent = upload.run()
-            while chunksSeen.load(ordering: .relaxed) < 6 { try await Task.sleep(for: .milliseconds(5)) }
+            try #require(await waitFor(.seconds(60), interval: .milliseconds(5)) { chunksSeen.load(ordering: .relaxed) >= 6 },
+                         "six chunks reach the first scheduler")
 
             alive.store(false, ordering: .relaxed)  // the old scheduler says nothing more
             first.cancel()
@@ -219,8 +232,9 @@ import Testing
             #expect(!store.contains("tree-evil"))
             #expect(!FileManager.default.fileExists(atPath: "\(store.root)/escaped") && !FileManager.default.fileExists(atPath: "\(store.root)/tmp/escaped"))
             #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store.root)/tmp").isEmpty, "no work or spool left")
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(sentToAgent.withLock { $0.contains { if case .cancel = $0.envelope.body { true } else { false } } })
+            #expect(await waitFor(.seconds(30)) {
+                sentToAgent.withLock { $0.contains { if case .cancel = $0.envelope.body { true } else { false } } }
+            }, "the scheduler side cancels the escaping stream")
         }
     }
 

@@ -239,7 +239,7 @@ private func toml(_ lines: [String]) -> String { lines.joined(separator: "\n") +
 /// `kiln manifest` on malformed blueprints: exit status 2 and one line that
 /// names the file, the line, the key and the fix.
 @Suite struct BlueprintCLITests {
-    static let kiln = Fixtures.repository.appendingPathComponent(".build/debug/kiln").path
+    static var kiln: String { BuiltProducts.kiln }
 
     @Test func malformedBlueprintsExitWithStatus2() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.kiln), "build kiln first: swift build")

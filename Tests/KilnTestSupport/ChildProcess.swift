@@ -64,3 +64,40 @@ extension Process {
         }
     }
 }
+
+/// Whether process `pid` has ended: gone, or a zombie nobody reaped yet.
+package func processEnded(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state == "Z" || state == "X"
+}
+
+/// Waits until `condition` holds, checking every `interval`, for at most
+/// `timeout`; returns whether it held (checked once more at the deadline).
+package func waitFor(_ timeout: Duration, interval: Duration = .milliseconds(20),
+                     _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
+
+/// Runs `argv` (looked up in PATH) to its end on the calling thread and
+/// returns its exit status and standard output (standard error is dropped).
+/// For set-up code outside the cooperative pool; tests use `runChild`.
+package func runBlocking(_ argv: [String], directory: String? = nil) throws -> (status: Int32, output: Data) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = argv
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, data)
+}

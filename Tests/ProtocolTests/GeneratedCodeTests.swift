@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Testing
 
 /// The committed Swift code must be what ops/gen-proto makes from the
@@ -9,14 +10,7 @@ struct GeneratedCodeTests {
 
     /// protoc-gen-swift from this build (next to the test bundle), which
     /// `swift build --product protoc-gen-swift` makes.
-    static func plugin() -> String? {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-                .appendingPathComponent("protoc-gen-swift").path,
-            packageRoot.appendingPathComponent(".build/debug/protoc-gen-swift").path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    static func plugin() -> String? { BuiltProducts.product("protoc-gen-swift") }
 
     @Test func committedCodeMatchesTheSchema() async throws {
         let plugin = try #require(Self.plugin(), "protoc-gen-swift is not built: run `swift build --product protoc-gen-swift` (ops/test does)")

@@ -15,7 +15,9 @@ import Testing
         let path = "/var/tmp/kiln-stream-test-\(UUID().uuidString.prefix(8)).spool"
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let file = try SpoolFile(path: path, create: create)
-        file.remove()  // the descriptor stays usable; nothing is left behind
+        // The descriptor stays usable; nothing is left behind. (SpoolFile.remove()
+        // removes only files it created, and this one the test made.)
+        unlink(path)
         return file
     }
 

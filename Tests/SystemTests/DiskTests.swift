@@ -9,8 +9,8 @@ import Testing
 /// /home and swap on GPT (UEFI), and a DOS table with an XFS /boot (BIOS GRUB
 /// from the gap before the first partition). Both have the same packages
 /// (lvm2, xfsprogs), so the second reuses the first's package checkpoint.
-/// In `BaseImageTests`, serialized with the other builds and sharing its store.
-extension BaseImageTests {
+/// In `X86ImageTests`, serialized with the other x86_64 builds.
+extension X86ImageTests {
     typealias FS = Blueprint.FilesystemSpec
 
     func diskRequest(type: String, _ disk: Blueprint.Disk) throws -> ImageRequest {
@@ -51,7 +51,7 @@ extension BaseImageTests {
 
     func int(_ value: Any?) -> Int64 { (value as? NSNumber)?.int64Value ?? -1 }
 
-    @Test("x86_64 qcow2: root on LVM, XFS /home and swap as volumes, Kiln's /boot; boots under UEFI")
+    @Test("x86_64 qcow2: root on LVM, XFS /home and swap as volumes, Kiln's /boot; boots under UEFI", .tags(.boot), .tier(.ci, .boot))
     func lvmRootWithXfsHomeAndSwap() async throws {
         let r = try diskRequest(type: "qcow2", .init(partitions: [
             .lvm(.init(name: "rootvg", logicalVolumes: [
@@ -106,7 +106,7 @@ extension BaseImageTests {
         try await boots(try #require(result.exports["qcow2"]) + "/disk.qcow2", firmware: "uefi")
     }
 
-    @Test("x86_64 raw: DOS table with an XFS /boot and LVM root; GRUB's core image in the MBR gap boots it under BIOS")
+    @Test("x86_64 raw: DOS table with an XFS /boot and LVM root; GRUB's core image in the MBR gap boots it under BIOS", .tags(.boot), .tier(.ci, .boot))
     func dosTableWithXfsBootUnderBIOS() async throws {
         let r = try diskRequest(type: "raw", .init(type: "dos", partitions: [
             .plain(FS(mountpoint: "/boot", fsType: "xfs", label: "boot", minSize: 512 << 20)),

@@ -6,48 +6,68 @@ import Stages
 import Testing
 
 /// Every image type, built for real from the system-test blueprint into the
-/// suite's store (types with the same package set share the package
+/// run's store (types with the same package set share the package
 /// checkpoint), checked with the tools that consume it, and booted when it is
-/// a VM disk. These run in `BaseImageTests` so that they are serialized with
-/// the other image builds and share its store.
-extension BaseImageTests {
-    /// Builds `type` and returns the image file and the `os` tree.
-    func build(_ type: ImageType, arch: String = "x86_64") async throws -> (image: String, tree: String) {
-        let manifest = try await ManifestGenerator(resolver: Depsolver()).manifest(for: request(type: type.rawValue, arch: arch))
-        let result = try await executor().run(manifest, exports: ["os", type.exportPipeline])
-        let image = try #require(result.exports[type.exportPipeline]) + "/" + type.outputFile
-        #expect(FileManager.default.fileExists(atPath: image), "\(type) \(arch): no \(type.outputFile)")
-        return (image, try #require(result.exports["os"]))
+/// a VM disk (each such type once, on x86_64).
+extension X86ImageTests {
+    @Test("x86_64: minimal-raw (.raw.xz) and minimal-raw-zst decompress to the disk and boot", .tags(.boot), .tier(.ci, .boot))
+    func minimalRaw() async throws {
+        let (xz, tree) = try await build(.minimalRaw)
+        _ = try await run(["xz", "-t", xz])
+        #expect(dataSources(tree) == nil, "minimal-raw has no cloud-init")
+        try await boots(xz, firmware: "uefi")
+        let (zst, _) = try await build(.minimalRawZstd)
+        _ = try await run(["zstd", "-qt", zst])
+        try await boots(zst, firmware: "bios")
     }
 
-    func run(_ argv: [String]) async throws -> String {
-        let r = try await runChild("/usr/bin/env", argv)
-        #expect(r.status == 0, "\(argv.joined(separator: " ")) failed: \(r.errors.suffix(2000))")
-        return r.output
+    @Test("x86_64: vhd is a fixed VHD of whole MiB for Azure with its data source, and boots", .tags(.boot), .tier(.ci, .boot))
+    func vhd() async throws {
+        let (vhd, tree) = try await build(.vhd)
+        let info = try await qemuInfo(vhd, format: "vpc")
+        let virtual = try #require(info["virtual-size"] as? Int64)
+        #expect(virtual % (1 << 20) == 0, "Azure wants the virtual size in whole MiB: \(virtual)")
+        #expect(try size(vhd) == virtual + 512, "a fixed VHD is the disk plus a 512-byte footer")
+        let footer = try FileHandle(forReadingFrom: URL(fileURLWithPath: vhd))
+        try footer.seek(toOffset: UInt64(virtual))
+        #expect(String(decoding: try footer.read(upToCount: 8) ?? Data(), as: UTF8.self) == "conectix")
+        try footer.close()
+        #expect(dataSources(tree)?.contains("\"datasource_list\":[\"Azure\"]") == true)
+        #expect(read(tree, "/etc/kernel/cmdline").contains("earlyprintk=ttyS0"))
+        try await boots(vhd, firmware: "uefi")
     }
 
-    func qemuInfo(_ image: String, format: String? = nil) async throws -> [String: Any] {
-        let json = try await run(["qemu-img", "info", "--output=json"] + (format.map { ["-f", $0] } ?? []) + [image])
-        return try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+    @Test("x86_64: ami is a raw disk with the EC2 data source; gce is a gzip'd tar of disk.raw with the GCE one; both boot", .tags(.boot), .tier(.ci, .boot))
+    func amiAndGce() async throws {
+        let (ami, amiTree) = try await build(.ami)
+        #expect(try await qemuInfo(ami)["format"] as? String == "raw")
+        #expect(try size(ami) == 8 << 30)
+        #expect(dataSources(amiTree)?.contains("\"datasource_list\":[\"Ec2\"]") == true)
+        try await boots(ami, firmware: "bios")
+
+        let (gce, gceTree) = try await build(.gce)
+        #expect(try await run(["tar", "-tzf", gce]) == "disk.raw\n", "GCE wants exactly disk.raw")
+        #expect(try await run(["tar", "-tzvf", gce]).contains(" \(10 << 30) "), "disk.raw is the whole 10 GiB disk")
+        #expect(dataSources(gceTree)?.contains("\"datasource_list\":[\"GCE\"]") == true)
+        try await boots(gce, firmware: "uefi")
     }
 
-    func size(_ path: String) throws -> Int64 {
-        ((try FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.int64Value ?? -1
+    @Test("x86_64: tar is the root filesystem without kernel; container is a valid OCI archive whose layer runs")
+    func tarAndContainer() async throws {
+        let (tar, _) = try await build(.tar)
+        let listing = try await run(["tar", "--zstd", "-tf", tar]).split(separator: "\n")
+        #expect(listing.contains("./etc/hostname"))
+        #expect(listing.contains("./usr/bin/bash"))
+        #expect(!listing.contains { $0.hasPrefix("./boot/vmlinuz") }, "no kernel in a tar image")
+        try await container(arch: "x86_64", runLayer: true)
     }
+}
 
-    func boots(_ image: String, firmware: String, arch: String = "x86_64") async throws {
-        let (status, output) = try await bootTest(image, firmware: firmware, arch: arch)
-        #expect(status == 0, "boot-test \(image) (\(firmware)) failed:\n\(output)")
-    }
-
-    /// The cloud-init data sources the tree was given, nil without cloud-init.
-    func dataSources(_ tree: String) -> String? {
-        let cfg = tree + "/etc/cloud/cloud.cfg.d/91-kiln-datasources.cfg"
-        guard FileManager.default.fileExists(atPath: tree + "/usr/bin/cloud-init") else { return nil }
-        return read(cfg, "")
-    }
-
-    @Test("x86_64: vmdk is streamOptimized and boots; ova holds descriptor, manifest and disk in order and boots")
+/// The x86_64 vmdk and ova run in the aarch64 lane: the two lanes then take
+/// about as long as each other (see docs/testing.md), and the run is as short
+/// as the longer of them.
+extension AArch64ImageTests {
+    @Test("x86_64: vmdk is streamOptimized and boots; ova holds descriptor, manifest and disk in order and boots", .tags(.boot), .tier(.ci, .boot))
     func vmdkAndOva() async throws {
         let (vmdk, tree) = try await build(.vmdk)
         let info = try await qemuInfo(vmdk)
@@ -73,96 +93,5 @@ extension BaseImageTests {
         #expect(ovf.contains("ovf:href=\"image.vmdk\" ovf:id=\"file1\" ovf:size=\"\(try size(dir + "/image.vmdk"))\""))
         #expect(ovf.contains("vmw:osType=\"debian12_64Guest\""))
         try await boots(ova, firmware: "bios")
-    }
-
-    @Test("x86_64: minimal-raw (.raw.xz) and minimal-raw-zst decompress to the disk and boot")
-    func minimalRaw() async throws {
-        let (xz, tree) = try await build(.minimalRaw)
-        _ = try await run(["xz", "-t", xz])
-        #expect(dataSources(tree) == nil, "minimal-raw has no cloud-init")
-        try await boots(xz, firmware: "uefi")
-        let (zst, _) = try await build(.minimalRawZstd)
-        _ = try await run(["zstd", "-qt", zst])
-        try await boots(zst, firmware: "bios")
-    }
-
-    @Test("x86_64: vhd is a fixed VHD of whole MiB for Azure with its data source, and boots")
-    func vhd() async throws {
-        let (vhd, tree) = try await build(.vhd)
-        let info = try await qemuInfo(vhd, format: "vpc")
-        let virtual = try #require(info["virtual-size"] as? Int64)
-        #expect(virtual % (1 << 20) == 0, "Azure wants the virtual size in whole MiB: \(virtual)")
-        #expect(try size(vhd) == virtual + 512, "a fixed VHD is the disk plus a 512-byte footer")
-        let footer = try FileHandle(forReadingFrom: URL(fileURLWithPath: vhd))
-        try footer.seek(toOffset: UInt64(virtual))
-        #expect(String(decoding: try footer.read(upToCount: 8) ?? Data(), as: UTF8.self) == "conectix")
-        try footer.close()
-        #expect(dataSources(tree)?.contains("\"datasource_list\":[\"Azure\"]") == true)
-        #expect(read(tree, "/etc/kernel/cmdline").contains("earlyprintk=ttyS0"))
-        try await boots(vhd, firmware: "uefi")
-    }
-
-    @Test("x86_64: ami is a raw disk with the EC2 data source; gce is a gzip'd tar of disk.raw with the GCE one; both boot")
-    func amiAndGce() async throws {
-        let (ami, amiTree) = try await build(.ami)
-        #expect(try await qemuInfo(ami)["format"] as? String == "raw")
-        #expect(try size(ami) == 8 << 30)
-        #expect(dataSources(amiTree)?.contains("\"datasource_list\":[\"Ec2\"]") == true)
-        try await boots(ami, firmware: "bios")
-
-        let (gce, gceTree) = try await build(.gce)
-        #expect(try await run(["tar", "-tzf", gce]) == "disk.raw\n", "GCE wants exactly disk.raw")
-        #expect(try await run(["tar", "-tzvf", gce]).contains(" \(10 << 30) "), "disk.raw is the whole 10 GiB disk")
-        #expect(dataSources(gceTree)?.contains("\"datasource_list\":[\"GCE\"]") == true)
-        try await boots(gce, firmware: "uefi")
-    }
-
-    @Test("x86_64: tar is the root filesystem without kernel; container is a valid OCI archive whose layer runs")
-    func tarAndContainer() async throws {
-        let (tar, _) = try await build(.tar)
-        let listing = try await run(["tar", "--zstd", "-tf", tar]).split(separator: "\n")
-        #expect(listing.contains("./etc/hostname"))
-        #expect(listing.contains("./usr/bin/bash"))
-        #expect(!listing.contains { $0.hasPrefix("./boot/vmlinuz") }, "no kernel in a tar image")
-        try await container(arch: "x86_64", runLayer: true)
-    }
-
-    /// skopeo reads the archive and copies it (verifying every blob's digest);
-    /// the config names the architecture; optionally the layer is unpacked and a shell runs in it.
-    func container(arch: String, runLayer: Bool) async throws {
-        let (archive, _) = try await build(.container, arch: arch)
-        let config = try await run(["skopeo", "inspect", "--config", "oci-archive:" + archive])
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any])
-        #expect(json["architecture"] as? String == Architecture(name: arch)!.debian)
-        #expect(json["os"] as? String == "linux")
-        let copy = "\(Self.storeRoot)/oci-copy-\(arch)"
-        try? FileManager.default.removeItem(atPath: copy)
-        _ = try await run(["skopeo", "copy", "--quiet", "oci-archive:" + archive, "dir:" + copy])
-        guard runLayer else { return }
-        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: copy + "/manifest.json"))) as? [String: Any])
-        let layer = try #require(((manifest["layers"] as? [[String: Any]])?.first?["digest"] as? String)?.split(separator: ":").last)
-        let root = "\(Self.storeRoot)/oci-root"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        _ = try await run(["tar", "-xzf", "\(copy)/\(layer)", "-C", root])
-        #expect(try await run(["chroot", root, "/bin/bash", "-c", "cat /etc/hostname; test ! -e /boot/vmlinuz && echo no-kernel"])
-                == "kiln-test\nno-kernel\n")
-    }
-
-    /// Every type aarch64 has, built under emulation and checked structurally
-    /// (the aarch64 qcow2s boot in `kitchenSinkBootsAndHasEveryCustomization`).
-    @Test("aarch64: every image type builds")
-    func aarch64Types() async throws {
-        for type in ImageType.allCases where type.architectures.contains(.aarch64) && type != .qcow2 {
-            if type == .container {
-                try await container(arch: "aarch64", runLayer: false)
-                continue
-            }
-            let (image, tree) = try await build(type, arch: "aarch64")
-            #expect(try size(image) > 10 << 20, "\(type): \(image) is too small")
-            if type.isDisk {
-                #expect(FileManager.default.fileExists(atPath: tree + "/boot/efi/EFI/BOOT/BOOTAA64.EFI"), "\(type)")
-            }
-            #expect((dataSources(tree) != nil) == (type.cloudInitDataSources != nil), "\(type)")
-        }
     }
 }

@@ -5,14 +5,24 @@ import Manifest
 import Stages
 import Testing
 
-/// examples/blueprints/kitchen-sink.toml, built as a qcow2 for every distro
-/// and architecture, booted with a NoCloud seed and checked from inside over
-/// SSH with the blueprint's key (a fresh key pair replaces the example's).
-extension BaseImageTests {
-    static let kitchenSinkTargets: [(distro: String, arch: String)] = [
-        ("debian-12", "x86_64"), ("debian-13", "x86_64"), ("debian-12", "aarch64"), ("debian-13", "aarch64"),
-    ]
+/// examples/blueprints/kitchen-sink.toml, built as a qcow2, booted with a
+/// NoCloud seed and checked from inside over SSH with the blueprint's key (a
+/// fresh key pair replaces the example's). CI checks debian-13 on x86_64
+/// (here) and debian-12 on aarch64 (`AArch64ImageTests`); the full tier adds
+/// the other two.
+extension X86ImageTests {
+    @Test("x86_64 debian-13: the kitchen sink boots under UEFI and has every customization", .tags(.boot), .tier(.ci, .boot))
+    func kitchenSinkTrixie() async throws {
+        try await checkKitchenSink(distro: "debian-13", arch: "x86_64")
+    }
 
+    @Test("x86_64 debian-12: the kitchen sink boots under UEFI and has every customization", .tags(.boot), .tier(.full, .boot))
+    func kitchenSinkBookworm() async throws {
+        try await checkKitchenSink(distro: "debian-12", arch: "x86_64")
+    }
+}
+
+extension SystemImages {
     /// The example blueprint with `publicKey` for alice and bob, and the backports suite of `distro`.
     func kitchenSink(distro: String, publicKey: String) throws -> Blueprint {
         var text = try String(contentsOfFile: Self.repository + "/examples/blueprints/kitchen-sink.toml", encoding: .utf8)
@@ -24,8 +34,8 @@ extension BaseImageTests {
         return try Blueprint.parse(toml: text, file: "kitchen-sink.toml")
     }
 
-    @Test(arguments: kitchenSinkTargets)
-    func kitchenSinkBootsAndHasEveryCustomization(distro: String, arch: String) async throws {
+    /// Builds the kitchen sink for `distro` and `arch`, boots it and checks every customization over SSH.
+    func checkKitchenSink(distro: String, arch: String) async throws {
         let work = "/var/tmp/kiln-kitchen-sink-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: work + "/seed", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -54,8 +64,8 @@ extension BaseImageTests {
         let env = ["KILN_SSH_KEY": work + "/key", "KILN_SSH_TIMEOUT": arch == "x86_64" ? "600" : "1500"]
         var boot = try await runChild(Self.repository + "/ops/boot-test", argv, environment: env, mergeErrors: true)
         if boot.status != 0 {
-            // TCG occasionally kills a guest kernel early ("Oops: int3"): one more boot.
-            print("kitchen sink \(distro) \(arch): first boot failed:\n\(boot.output.suffix(4000))")
+            // TCG occasionally kills a guest kernel early ("Oops: int3"): one more boot, announced.
+            print("kitchen sink \(distro) \(arch): RETRY: the first boot failed; its output ends:\n\(boot.output.suffix(4000))")
             boot = try await runChild(Self.repository + "/ops/boot-test", argv, environment: env, mergeErrors: true)
         }
         try #require(boot.status == 0, "boot or SSH login failed:\n\(boot.output.suffix(6000))")

@@ -6,7 +6,7 @@ import Testing
 /// Boots the fixture's kernel with the initramfs Kiln built under qemu (TCG):
 /// udev, modules (virtio_blk), `root=UUID=` lookup and the switch to the root
 /// filesystem must all work for the marker to appear on the serial console.
-@Suite("org.kiln.initramfs boot", .serialized)
+@Suite("org.kiln.initramfs boot", .serialized, .tags(.boot), .tier(.ci, .boot))
 struct InitramfsBootTests {
     @Test("x86_64: the kernel finds root=UUID on virtio through Kiln's initramfs and runs its init", .timeLimit(.minutes(4)))
     func bootsAmd64() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Logging
 @testable import Stages
 
@@ -29,16 +30,7 @@ enum InitramfsFixture {
     }
 
     static func output(_ argv: [String]) throws -> Data {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = argv
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return data
+        try runBlocking(argv).output
     }
 
     /// The downloaded `.deb` files for `arch` (`amd64`/`arm64`), fetched once.

@@ -3,20 +3,26 @@ import KilnTestSupport
 import Testing
 
 /// `kiln build` without `--scheduler`: an embedded scheduler and local
-/// agents in one process, the farm's code path.
-@Suite(.serialized)
-struct EmbeddedBuildTests {
-    @Test("kiln build runs the tree on an in-process agent and assembles the image on the embedded scheduler")
+/// agents in one process, the farm's code path, into the run's store (the
+/// package checkpoint the raw image left there is reused; the tree itself is
+/// new, since this blueprint's hostname differs).
+extension X86ImageTests {
+    @Test("kiln build runs the tree on an in-process agent and assembles the image on the embedded scheduler",
+          .tags(.farm), .tier(.quick, .farm))
     func embeddedBuild() async throws {
         let dir = "/var/tmp/kiln-embedded-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
+        // A hostname of its own, so that the tree is new in the shared store whatever ran before.
+        let blueprint = "\(dir)/embedded.toml"
+        let base = try String(contentsOfFile: Self.repository + "/examples/blueprints/base.toml", encoding: .utf8)
+        try base.replacingOccurrences(of: "hostname = \"kiln-base\"", with: "hostname = \"kiln-embedded-\(dir.suffix(8))\"")
+            .write(toFile: blueprint, atomically: true, encoding: .utf8)
         func build(_ output: String) async throws -> (Int32, String) {
-            let r = try await runChild(FarmHarness.kiln, [
-                "build", "\(root)/examples/blueprints/base.toml", "--distro", "debian-12", "--arch", "x86_64",
-                "--type", "raw", "-o", output, "--store", "\(dir)/store", "--logs", "\(dir)/logs"])
+            // --store-cap 0: the other suite builds into the same store at the same time; nothing is pruned.
+            let r = try await runChild(BuiltProducts.kiln, [
+                "build", blueprint, "--distro", "debian-12", "--arch", "x86_64",
+                "--type", "raw", "-o", output, "--store", Self.storeRoot, "--store-cap", "0", "--logs", "\(dir)/logs"])
             return (r.status, r.errors)
         }
         func leftovers() -> Set<String> {
