@@ -108,12 +108,7 @@ final class FarmHarness: @unchecked Sendable {
     /// checked once more after the deadline: a busy machine may not have run
     /// this task at all for a while, and that is no reason to fail.
     func eventually(_ timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-        return try await condition()
+        try await waitFor(timeout, interval: .milliseconds(200), condition)
     }
 
     /// Waits for the build to finish; returns its status (nil on timeout).

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Protocol
 import Synchronization
 
@@ -32,11 +33,6 @@ final class Inbox<Element: Sendable>: Sendable {
 
     /// Waits until the stream has finished.
     func waitFinished(within timeout: Duration = .seconds(5)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if state.withLock({ $0.finished }) { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return false
+        await waitFor(timeout, interval: .milliseconds(5)) { state.withLock { $0.finished } }
     }
 }
