@@ -8,16 +8,21 @@ extension ManifestGenerator {
     /// Packages the customizations need: locales, console-setup, timesyncd,
     /// nftables, openssh-server; the kernel of `[customizations.kernel] name`.
     static func customizationPackages(_ request: ImageRequest) -> [String] {
+        customizationPackageReasons(request).map(\.0)
+    }
+
+    /// The same, each with the customization that needs it.
+    static func customizationPackageReasons(_ request: ImageRequest) -> [(String, String)] {
         let c = request.blueprint.customizations
-        var p: [String] = []
+        var p: [(String, String)] = []
         if let languages = c.locale?.languages, languages.contains(where: { !SystemLocaleNames.builtIn.contains($0) }) {
-            p.append("locales")
+            p.append(("locales", "[customizations.locale] languages"))
         }
-        if c.locale?.keyboard != nil { p.append("console-setup") }
-        if !c.ntpServers.isEmpty { p.append("systemd-timesyncd") }
-        if c.firewall != nil, !usesFirewalld(request) { p.append("nftables") }
-        if c.sshd != nil { p.append("openssh-server") }
-        if request.imageType.isDisk, let kernel = c.kernel?.name { p.append(kernel) }
+        if c.locale?.keyboard != nil { p.append(("console-setup", "[customizations.locale] keyboard")) }
+        if !c.ntpServers.isEmpty { p.append(("systemd-timesyncd", "[customizations.timezone] ntpservers")) }
+        if c.firewall != nil, !usesFirewalld(request) { p.append(("nftables", "[customizations.firewall] without firewalld")) }
+        if c.sshd != nil { p.append(("openssh-server", "[customizations.sshd]")) }
+        if request.imageType.isDisk, let kernel = c.kernel?.name { p.append((kernel, "[customizations.kernel] name")) }
         return p
     }
 
@@ -46,20 +51,28 @@ extension ManifestGenerator {
         return s
     }
 
-    /// Checks what the parser cannot: firewall names against Kiln's service table.
+    /// Checks what the parser cannot: ports in either back end, names
+    /// against Kiln's service table when nftables is the firewall, zone
+    /// names as firewalld can create them when it is firewalld.
     static func validateCustomizations(_ request: ImageRequest) throws(BlueprintError) {
         let bp = request.blueprint
-        guard let fw = bp.customizations.firewall, !usesFirewalld(request) else { return }
+        guard let fw = bp.customizations.firewall else { return }
         let path = "customizations.firewall"
-        for (i, name) in (fw.enabledServices + fw.disabledServices).enumerated() where FirewallServices.ports[name] == nil {
-            let list = i < fw.enabledServices.count ? "enabled" : "disabled"
-            let index = i < fw.enabledServices.count ? i : i - fw.enabledServices.count
-            throw bp.origin.error("\(path).services.\(list)[\(index)]", .invalid(reason: "unknown service \"\(name)\"; Kiln's nftables firewall knows \(FirewallServices.ports.keys.sorted().joined(separator: ", ")); give the port instead (e.g. \"8080:tcp\") or install firewalld"))
-        }
         for (i, port) in fw.ports.enumerated() {
             if case .failure(let failure) = FirewallServices.parse(port) {
                 throw bp.origin.error("\(path).ports[\(i)]", .invalid(reason: failure.reason))
             }
+        }
+        if usesFirewalld(request) {
+            for (i, zone) in fw.zones.enumerated() where zone.name.count > 17 {
+                throw bp.origin.error("\(path).zones[\(i)].name", .invalid(reason: "firewalld zone names have at most 17 characters; \"\(zone.name)\" has \(zone.name.count)"))
+            }
+            return
+        }
+        for (i, name) in (fw.enabledServices + fw.disabledServices).enumerated() where FirewallServices.ports[name] == nil {
+            let list = i < fw.enabledServices.count ? "enabled" : "disabled"
+            let index = i < fw.enabledServices.count ? i : i - fw.enabledServices.count
+            throw bp.origin.error("\(path).services.\(list)[\(index)]", .invalid(reason: "unknown service \"\(name)\"; Kiln's nftables firewall knows \(FirewallServices.ports.keys.sorted().joined(separator: ", ")); give the port instead (e.g. \"8080:tcp\") or install firewalld"))
         }
         for (i, zone) in fw.zones.enumerated() where !["trusted", "drop", "block", "public"].contains(zone.name) {
             throw bp.origin.error("\(path).zones[\(i)].name", .invalid(reason: "zone \"\(zone.name)\" needs firewalld; without it Kiln's nftables firewall has the zones trusted (accept), drop and block (drop) and public (the default rules); add firewalld to [[packages]] or use one of those"))
@@ -112,7 +125,12 @@ extension ManifestGenerator {
     static func firewallStage(_ request: ImageRequest, _ fw: Blueprint.Firewall) -> ManifestStage {
         if usesFirewalld(request) {
             var o: [String: JSONValue] = [:]
-            if !fw.ports.isEmpty { o["ports"] = strings(fw.ports) }
+            // Numbers: a port name means what Kiln's table says, not what the image's /etc/services says.
+            let ports = fw.ports.compactMap { p -> String? in
+                guard case .success(let port) = FirewallServices.parse(p) else { return nil }
+                return (port.from == port.to ? "\(port.from)" : "\(port.from)-\(port.to)") + ":" + port.proto
+            }
+            if !ports.isEmpty { o["ports"] = strings(ports) }
             if !fw.enabledServices.isEmpty { o["enabled_services"] = strings(fw.enabledServices) }
             if !fw.disabledServices.isEmpty { o["disabled_services"] = strings(fw.disabledServices) }
             if !fw.zones.isEmpty {

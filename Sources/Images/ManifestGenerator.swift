@@ -14,28 +14,69 @@ package struct ManifestGenerator: Sendable {
 
     /// Depsolves and generates.
     package func manifest(for request: ImageRequest) async throws -> BuildManifest {
+        try await generate(for: request).manifest
+    }
+
+    /// A manifest and what a person should know about it.
+    package struct Generated: Sendable {
+        package var manifest: BuildManifest
+        /// Extras of the image type left out because a blueprint package conflicts with them.
+        package var dropped: [PackageSelection.Dropped]
+        /// One line per dropped extra, for the build's events and `kiln manifest`.
+        package var notes: [String]
+    }
+
+    /// Depsolves (the blueprint's packages beat the image type's extras) and generates.
+    package func generate(for request: ImageRequest) async throws -> Generated {
         let definition = try ImageDefinition(distro: request.distro, architecture: request.architecture,
                                              imageType: request.imageType)
         try Self.validate(request)
         var distro = request.distro
         distro.extraSources = Self.extraSources(request)
-        let packages = try await resolver.resolve(Self.packageNames(request, definition), distro: distro,
-                                                  architecture: request.architecture)
-        return try Self.manifest(for: request, packages: packages)
+        let selection = Self.packageSelection(request, definition)
+        let result = try await selection.resolve(with: resolver, distro: distro, architecture: request.architecture,
+                                                 blueprint: request.blueprint)
+        let manifest = try Self.manifest(for: request, packages: result.packages)
+        return Generated(manifest: manifest, dropped: result.dropped,
+                         notes: result.dropped.map { Self.note($0, request) })
     }
 
-    /// The requests to depsolve: the image definition's base set (with the
-    /// blueprint's kernel instead of the default one), what the
-    /// customizations and the disk need, the blueprint's tasks (`task-NAME`),
-    /// then its packages and modules (`name=GLOB` when a version is given).
-    package static func packageNames(_ request: ImageRequest, _ definition: ImageDefinition) -> [String] {
+    /// "cloud-init left out: …" for a dropped extra.
+    static func note(_ d: PackageSelection.Dropped, _ request: ImageRequest) -> String {
+        let who = d.conflictsWith.isEmpty ? "the blueprint's packages"
+            : d.conflictsWith.joined(separator: ", ") + ", which the blueprint asks for"
+        let apt = d.apt.isEmpty ? "" : " (apt: \(d.apt.joined(separator: "; ")))"
+        return "\(d.extra.name) left out: the \(request.imageType.rawValue) image type adds it for \(d.extra.why), "
+            + "but in \(request.distro.name) it cannot be installed beside \(who)\(apt); what the blueprint asks for comes first"
+    }
+
+    /// What to depsolve: the image's own packages (with the blueprint's
+    /// kernel instead of the default one), what the disk and the
+    /// customizations need, the type's extras, and the blueprint's tasks
+    /// (`task-NAME`), packages and modules (`name=GLOB` when a version is given).
+    package static func packageSelection(_ request: ImageRequest, _ definition: ImageDefinition) -> PackageSelection {
         let bp = request.blueprint
-        var base = definition.packages
+        var base = definition.requiredPackages
         if bp.customizations.kernel?.name != nil { base.removeAll { $0.hasPrefix("linux-image-") } }
+        var because: [String: String] = [:]
+        for (name, why) in customizationPackageReasons(request) where because[name] == nil { because[name] = why }
+        for name in diskPackages(request) where because[name] == nil { because[name] = "the disk layout" }
+        func spec(_ p: Blueprint.PackageSpec) -> String { p.version == "*" || p.version.isEmpty ? p.name : "\(p.name)=\(p.version)" }
+        var requested = bp.groups.enumerated().map { PackageSelection.Requested(request: "task-\($1)", field: "groups[\($0)].name") }
+        requested += bp.packages.enumerated().map { PackageSelection.Requested(request: spec($1), field: "packages[\($0)]") }
+        requested += bp.modules.enumerated().map { PackageSelection.Requested(request: spec($1), field: "modules[\($0)]") }
         var seen = Set<String>()
-        let requested = (bp.packages + bp.modules).map { $0.version == "*" || $0.version.isEmpty ? $0.name : "\($0.name)=\($0.version)" }
-        let names = base + diskPackages(request) + customizationPackages(request) + bp.groups.map { "task-\($0)" } + requested
-        return names.filter { seen.insert($0).inserted }
+        requested = requested.filter { seen.insert($0.request).inserted }
+        let required = base + diskPackages(request) + customizationPackageReasons(request).map(\.0)
+        // An extra the blueprint asks for itself is the blueprint's, not the type's.
+        let asked = Set(requested.map(\.name))
+        let extras = definition.extras.filter { !$0.packages.contains(where: asked.contains) }
+        return PackageSelection(required: required, requiredBecause: because, extras: extras, requested: requested)
+    }
+
+    /// Every name to depsolve, in order (the selection's, flattened).
+    package static func packageNames(_ request: ImageRequest, _ definition: ImageDefinition) -> [String] {
+        packageSelection(request, definition).allNames
     }
 
     /// Checks the blueprint against the distro: groups that users join must
@@ -152,7 +193,7 @@ package struct ManifestGenerator: Sendable {
         stages += customizationStages(request)
         if hasSSHServer(packages) { stages.append(ManifestStage(type: "org.kiln.ssh.hostkeys")) }
         stages.append(ManifestStage(type: "org.osbuild.systemd", options: systemdOptions(request, def, packages)))
-        if let sources = request.imageType.cloudInitDataSources {
+        if let sources = request.imageType.cloudInitDataSources, packages.contains(where: { $0.name == "cloud-init" }) {
             // Kiln's images configure the network themselves (ip=dhcp, systemd-networkd), and
             // cloud-init keeps the image's locale instead of resetting it to its own default.
             stages.append(ManifestStage(type: "org.osbuild.cloud-init", options: [

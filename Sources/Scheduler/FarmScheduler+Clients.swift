@@ -15,7 +15,8 @@ extension FarmScheduler {
             switch message.envelope.body {
             case .submit(let s):
                 let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
-                                         label: s.label, distro: s.distro, imageType: s.imageType, clientKey: key ?? "")
+                                         label: s.label, distro: s.distro, imageType: s.imageType, notes: s.notes,
+                                         clientKey: key ?? "")
                 reply(.submitReply(r))
             case .status(let s):
                 reply(.statusReply(try await status(buildID: s.buildID, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))

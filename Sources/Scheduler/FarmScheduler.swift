@@ -89,8 +89,11 @@ package actor FarmScheduler {
     /// submit's CPU), only the bookkeeping on it.
     @concurrent
     package nonisolated func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
-                                    distro: String = "", imageType: String = "",
+                                    distro: String = "", imageType: String = "", notes: [String] = [],
                                     clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
+        guard notes.count <= 32, notes.allSatisfy({ $0.utf8.count <= 2048 }) else {
+            throw SchedulerError.badRequest("notes: at most 32 notes of at most 2048 bytes each")
+        }
         guard Architecture(rawValue: arch) != nil else {
             throw SchedulerError.badRequest("arch: \"\(arch)\" is not an architecture; use x86_64 or aarch64")
         }
@@ -104,11 +107,17 @@ package actor FarmScheduler {
             throw SchedulerError.badRequest("\(error)")
         }
         return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
-                                          arch: arch, label: label, distro: distro, imageType: imageType, clientKey: clientKey)
+                                          arch: arch, label: label, distro: distro, imageType: imageType,
+                                          notes: notes.map(Self.printable), clientKey: clientKey)
+    }
+
+    /// A client's text as one printable line: control characters (terminal escapes among them) become spaces.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : $0 }))
     }
 
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
-                                  arch: String, label: String, distro: String, imageType: String,
+                                  arch: String, label: String, distro: String, imageType: String, notes: [String],
                                   clientKey: String) async throws -> Kiln_V1_SubmitReply {
         let buildID = Self.newID()
         let created = now
@@ -135,6 +144,7 @@ package actor FarmScheduler {
         builds[buildID] = build
         for j in newJobs { jobs[j.id] = j }
         event(buildID, .queued, message: "queued \(label) (\(newJobs.filter(\.onAgent).count) tree jobs)")
+        for note in notes { event(buildID, .note, message: note) }
         for j in newJobs where j.onAgent {
             if j.state == .cached {
                 event(buildID, .cached, job: j.id, message: "\(j.pipelineName): tree \(j.pipelineID.prefix(12)) is stored")

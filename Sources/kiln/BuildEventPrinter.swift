@@ -18,6 +18,8 @@ struct BuildEventPrinter {
         case .stageFinished:
             if terminal { status(t + e.message) } else if verbose { line(t + e.message) }
             if verbose { for l in e.logLines { line("        \(l)") } }
+        case .note:
+            line(t + "note: " + e.message)
         default:
             line(t + e.message)
         }

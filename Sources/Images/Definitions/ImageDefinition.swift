@@ -44,16 +44,40 @@ package struct ImageDefinition: Sendable, Hashable {
         }
     }
 
-    /// The packages to depsolve before the blueprint's: the base set (without
-    /// the boot packages for tree and container types) and what the image
-    /// type adds (cloud-init, the qemu guest agent).
-    package var packages: [String] {
+    /// What the image must have: the base set, without the boot packages for
+    /// tree and container types. A blueprint package that cannot be installed
+    /// beside one of these is refused.
+    package var requiredPackages: [String] {
         var p = basePackages
         if !imageType.isDisk { p.removeAll(where: Set(bootPackages).contains) }
-        // cloud-init calls `ip`; trixie's package no longer depends on iproute2.
-        if imageType.cloudInitDataSources != nil { p += ["cloud-init", "cloud-guest-utils", "iproute2"] }
-        if imageType == .qcow2 { p.append("qemu-guest-agent") }
         return p
+    }
+
+    /// What the image type adds on its own, in this order. A blueprint
+    /// package that conflicts with one of them wins: the extra is dropped and
+    /// the manifest's notes say so (docs/images.md, "What each type adds").
+    package var extras: [ImageExtra] {
+        var e: [ImageExtra] = []
+        if imageType.isDisk {
+            e.append(ImageExtra(name: "openssh-server", packages: ["openssh-server"],
+                                why: "logging in with the blueprint's SSH keys, as on Debian's cloud images (host keys are made at first boot)"))
+        }
+        if let sources = imageType.cloudInitDataSources {
+            // cloud-init calls `ip`; trixie's package no longer depends on iproute2.
+            e.append(ImageExtra(name: "cloud-init", packages: ["cloud-init", "cloud-guest-utils", "iproute2"],
+                                why: "reading the instance's user data from \(sources.joined(separator: " or ")) at first boot"))
+        }
+        if imageType == .qcow2 {
+            e.append(ImageExtra(name: "qemu-guest-agent", packages: ["qemu-guest-agent"],
+                                why: "letting the hypervisor ask the guest for its addresses and to freeze filesystems"))
+        }
+        return e
+    }
+
+    /// The packages to depsolve before the blueprint's: what the image must
+    /// have, then every extra of its type.
+    package var packages: [String] {
+        requiredPackages + extras.flatMap(\.packages)
     }
 
     /// Services every image enables (besides those of the blueprint).
@@ -95,4 +119,14 @@ package struct ImageDefinition: Sendable, Hashable {
         }
         return try DiskLayout.make(self, blueprint: blueprint, ids: ids)
     }
+}
+
+/// A package (or a few that go together) an image type installs on its own,
+/// and why: the blueprint's packages beat it.
+package struct ImageExtra: Sendable, Hashable {
+    /// The extra as a user knows it, e.g. `cloud-init`.
+    package var name: String
+    package var packages: [String]
+    /// What it is for in this image type.
+    package var why: String
 }

@@ -26,7 +26,10 @@ package enum DepsolveError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noMatchingVersion(let name, let glob, let available, let distro):
             "no version of \"\(name)\" in \(distro) matches \"\(glob)\"; available: \(available.isEmpty ? "none" : available.joined(separator: ", ")); change the version glob (\"*\" takes the newest)"
         case .unsatisfiable(let names, let distro, let reason):
-            "the packages cannot be installed together in \(distro) (\(names.joined(separator: " "))):\n\(reason)"
+            // apt's relation lines, without its advice about held packages (there are none here).
+            "the packages cannot be installed together in \(distro) (\(names.joined(separator: " "))):\n"
+                + (PackageSelection.brokenLines(reason).isEmpty ? reason : PackageSelection.brokenLines(reason).joined(separator: "\n"))
+                + "\nremove one of the packages apt names"
         case .metadataRefreshFailed(let distro, let arch, let reason):
             "could not download the \(distro) \(arch) repository index; check the network and the mirror URL:\n\(reason)"
         case .aptFailed(let command, let status, let output):

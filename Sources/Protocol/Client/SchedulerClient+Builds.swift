@@ -3,7 +3,7 @@ import Foundation
 
 extension SchedulerClient {
     package func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
-                        distro: String = "", imageType: String = "") async throws -> Kiln_V1_SubmitReply {
+                        distro: String = "", imageType: String = "", notes: [String] = []) async throws -> Kiln_V1_SubmitReply {
         var s = Kiln_V1_SubmitRequest()
         s.manifestJson = Data(manifestJSON)
         s.exports = exports
@@ -11,6 +11,7 @@ extension SchedulerClient {
         s.label = label
         s.distro = distro
         s.imageType = imageType
+        s.notes = notes
         guard case .submitReply(let r) = try await request(.submit(s)).envelope.body else { throw ClientError.unexpected("to SubmitRequest") }
         return r
     }

@@ -1,7 +1,12 @@
 import Manifest
 
 /// `org.osbuild.cloud-init`: one drop-in under `/etc/cloud/cloud.cfg.d/`.
-/// The configuration is written as JSON, which cloud-init's YAML reader takes.
+/// Each top-level key is a line of its own, as YAML's block style has it;
+/// `datasource_list` is a flow list of bare names on one line, the only shape
+/// `ds-identify` (a shell script run by cloud-init's systemd generator) reads.
+/// With the list as JSON it read `"disabled"}}` and kept cloud-init enabled
+/// without any data source, which failed four units at first boot on trixie.
+/// Other values are written as JSON, which is YAML's flow style.
 package struct CloudInit: Stage {
     package static let type = "org.osbuild.cloud-init"
     package static let placement = Placement.tree
@@ -30,10 +35,25 @@ package struct CloudInit: Stage {
         for key in options.config.keys.sorted() where !Self.keys.contains(key) {
             throw StageError.invalidOptions(reason: "\(Self.type): options.config.\(key): not a cloud-init key this stage writes; known: \(Self.keys.sorted().joined(separator: ", "))")
         }
-        if let list = options.config["datasource_list"], list.arrayValue?.allSatisfy({ $0.stringValue != nil }) != true {
-            throw StageError.invalidOptions(reason: "\(Self.type): options.config.datasource_list must be a list of data source names")
+        try TreeFiles.write(try Self.yaml(options.config), to: "/etc/cloud/cloud.cfg.d/\(name)", in: context.tree)
+    }
+
+    /// The drop-in's text: one `key: value` line per top-level key, sorted.
+    static func yaml(_ config: [String: JSONValue]) throws -> String {
+        var lines = ["# written by kiln (\(type))"]
+        for key in config.keys.sorted() {
+            let value = config[key]!
+            if key == "datasource_list" {
+                let names = value.arrayValue?.compactMap(\.stringValue) ?? []
+                guard let list = value.arrayValue, names.count == list.count,
+                      names.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
+                    throw StageError.invalidOptions(reason: "\(type): options.config.datasource_list must be a list of data source names (letters and digits, e.g. \"NoCloud\")")
+                }
+                lines.append("datasource_list: [\(names.joined(separator: ", "))]")
+            } else {
+                lines.append("\(key): " + CanonicalJSON.encode(value))
+            }
         }
-        try TreeFiles.write("# written by kiln (\(Self.type))\n" + CanonicalJSON.encode(.object(options.config)) + "\n",
-                            to: "/etc/cloud/cloud.cfg.d/\(name)", in: context.tree)
+        return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -48,21 +48,26 @@ package struct Nftables: Stage {
             }
             return (v4, v6)
         }
-        let blocked = try addresses(options.blocked ?? [])
-        let trusted = try addresses(options.trusted ?? [])
+        // One rule per address and per port, in the order given, without repeats: an
+        // anonymous set refuses overlapping elements ("conflicting intervals"), and a
+        // ruleset nft refuses at boot leaves the machine without a firewall.
+        func unique(_ list: [String]) -> [String] {
+            var seen = Set<String>()
+            return list.filter { seen.insert($0).inserted }
+        }
+        let blocked = try addresses(unique(options.blocked ?? []))
+        let trusted = try addresses(unique(options.trusted ?? []))
         var rules = [
             "ct state established,related accept",
             "ct state invalid drop",
             "iif \"lo\" accept",
         ]
-        if !blocked.v4.isEmpty { rules.append("ip saddr { \(blocked.v4.joined(separator: ", ")) } drop") }
-        if !blocked.v6.isEmpty { rules.append("ip6 saddr { \(blocked.v6.joined(separator: ", ")) } drop") }
-        if !trusted.v4.isEmpty { rules.append("ip saddr { \(trusted.v4.joined(separator: ", ")) } accept") }
-        if !trusted.v6.isEmpty { rules.append("ip6 saddr { \(trusted.v6.joined(separator: ", ")) } accept") }
+        rules += blocked.v4.map { "ip saddr \($0) drop" } + blocked.v6.map { "ip6 saddr \($0) drop" }
+        rules += trusted.v4.map { "ip saddr \($0) accept" } + trusted.v6.map { "ip6 saddr \($0) accept" }
         rules += ["meta l4proto icmp accept", "meta l4proto ipv6-icmp accept"]
         for proto in ["tcp", "udp"] {
-            let ports = options.ports.filter { $0.protocol == proto }.map { $0.from == $0.to ? "\($0.from)" : "\($0.from)-\($0.to)" }
-            if !ports.isEmpty { rules.append("\(proto) dport { \(ports.joined(separator: ", ")) } accept") }
+            let ports = unique(options.ports.filter { $0.protocol == proto }.map { $0.from == $0.to ? "\($0.from)" : "\($0.from)-\($0.to)" })
+            rules += ports.map { "\(proto) dport \($0) accept" }
         }
         return """
             #!/usr/sbin/nft -f

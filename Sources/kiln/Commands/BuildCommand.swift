@@ -56,7 +56,8 @@ struct BuildCommand: AsyncParsableCommand {
             let request = try image.request()
             CLI.say("building \(request.imageType.rawValue) for \(request.distro.name) \(request.architecture.rawValue) from \(image.blueprint)")
             let executor = try stores.executor()
-            let manifest = try await LocalBuild(executor: executor, resolver: image.resolver()).manifest(for: request)
+            let generated = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
+            let manifest = generated.manifest
             let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
             var farm: EmbeddedFarm?
             let remote: SchedulerClient
@@ -71,7 +72,8 @@ struct BuildCommand: AsyncParsableCommand {
                 let submitted = try await remote.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
                                                         exports: [request.imageType.exportPipeline],
                                                         arch: request.architecture.rawValue, label: label,
-                                                        distro: request.distro.name, imageType: request.imageType.rawValue)
+                                                        distro: request.distro.name, imageType: request.imageType.rawValue,
+                                                        notes: generated.notes)
                 let status = try await remote.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
                 guard status.state == .succeeded else {
                     throw BuildOutcomeError(buildID: submitted.buildID, state: status.state, failure: status.failure)
@@ -108,8 +110,9 @@ struct ManifestCommand: AsyncParsableCommand {
     func run() async throws {
         try await CLI.main {
             let request = try image.request()
-            let manifest = try await ManifestGenerator(resolver: image.resolver()).manifest(for: request)
-            FileHandle.standardOutput.write(manifest.encoded(pretty: true))
+            let generated = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
+            for note in generated.notes { CLI.say("kiln: note: \(note)") }
+            FileHandle.standardOutput.write(generated.manifest.encoded(pretty: true))
             FileHandle.standardOutput.write(Data("\n".utf8))
         }
     }

@@ -29,11 +29,11 @@ struct SubmitCommand: AsyncParsableCommand {
     func run() async throws {
         try await CLI.main {
             if output != nil && !wait { throw CLIError.badInput("-o/--output needs --wait (or use `kiln fetch BUILD -o PATH`)") }
-            let (json, arch, distro, type) = try await prepare()
+            let (json, arch, distro, type, notes) = try await prepare()
             try await client.with { c in
                 let label = "\((image.blueprint as NSString).lastPathComponent) \(distro) \(arch) \(type.rawValue)"
                 let r = try await c.submit(manifestJSON: json, exports: [type.exportPipeline], arch: arch,
-                                           label: label, distro: distro, imageType: type.rawValue)
+                                           label: label, distro: distro, imageType: type.rawValue, notes: notes)
                 CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
                 guard wait else {
                     print(r.buildID)
@@ -55,11 +55,12 @@ struct SubmitCommand: AsyncParsableCommand {
 extension SubmitCommand {
     /// The manifest to submit: generated from the blueprint, or read from
     /// the file with --manifest (validated here, so mistakes exit with 2).
-    func prepare() async throws -> (json: [UInt8], arch: String, distro: String, type: ImageType) {
+    func prepare() async throws -> (json: [UInt8], arch: String, distro: String, type: ImageType, notes: [String]) {
         guard manifest else {
             let request = try image.request()
-            let m = try await ManifestGenerator(resolver: image.resolver()).manifest(for: request)
-            return ([UInt8](m.encoded(pretty: false)), request.architecture.rawValue, request.distro.name, request.imageType)
+            let g = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
+            for note in g.notes { CLI.say("kiln: note: \(note)") }
+            return ([UInt8](g.manifest.encoded(pretty: false)), request.architecture.rawValue, request.distro.name, request.imageType, g.notes)
         }
         guard let archName = image.arch, let arch = Architecture(name: archName) else {
             throw CLIError.badInput("--arch: a manifest does not say its architecture; pass --arch x86_64 or --arch aarch64")
@@ -75,7 +76,7 @@ extension SubmitCommand {
                                     + "its pipelines are \(m.pipelines.map(\.name).joined(separator: ", "))")
         }
         let distro = try image.distro.map { try Distro.named($0).name } ?? ""
-        return ([UInt8](data), arch.rawValue, distro, type)
+        return ([UInt8](data), arch.rawValue, distro, type, [])
     }
 }
 

@@ -220,6 +220,9 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
   case succeeded // = 10
   case cancelled // = 11
   case cached // = 12
+
+  /// a note given at submit
+  case note // = 13
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -241,6 +244,7 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 10: self = .succeeded
     case 11: self = .cancelled
     case 12: self = .cached
+    case 13: self = .note
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -260,6 +264,7 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .succeeded: return 10
     case .cancelled: return 11
     case .cached: return 12
+    case .note: return 13
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -279,6 +284,7 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     .succeeded,
     .cancelled,
     .cached,
+    .note,
   ]
 
 }
@@ -983,6 +989,11 @@ public nonisolated struct Kiln_V1_SubmitRequest: Sendable {
   /// e.g. "qcow2"; empty for a bare manifest
   public var imageType: String = String()
 
+  /// What the manifest's maker wants the build's record to say (an image
+  /// type's extra left out for a blueprint package, say): recorded as NOTE
+  /// events at submit. At most 32, each at most 2 KiB.
+  public var notes: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1392,7 +1403,7 @@ nonisolated extension Kiln_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Kiln_V1_EventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EVENT_KIND_UNSPECIFIED\0\u{1}EVENT_KIND_QUEUED\0\u{1}EVENT_KIND_ASSIGNED\0\u{1}EVENT_KIND_STAGE_STARTED\0\u{1}EVENT_KIND_STAGE_FINISHED\0\u{1}EVENT_KIND_LOG\0\u{1}EVENT_KIND_STREAMED\0\u{1}EVENT_KIND_ASSEMBLED\0\u{1}EVENT_KIND_REQUEUED\0\u{1}EVENT_KIND_FAILED\0\u{1}EVENT_KIND_SUCCEEDED\0\u{1}EVENT_KIND_CANCELLED\0\u{1}EVENT_KIND_CACHED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EVENT_KIND_UNSPECIFIED\0\u{1}EVENT_KIND_QUEUED\0\u{1}EVENT_KIND_ASSIGNED\0\u{1}EVENT_KIND_STAGE_STARTED\0\u{1}EVENT_KIND_STAGE_FINISHED\0\u{1}EVENT_KIND_LOG\0\u{1}EVENT_KIND_STREAMED\0\u{1}EVENT_KIND_ASSEMBLED\0\u{1}EVENT_KIND_REQUEUED\0\u{1}EVENT_KIND_FAILED\0\u{1}EVENT_KIND_SUCCEEDED\0\u{1}EVENT_KIND_CANCELLED\0\u{1}EVENT_KIND_CACHED\0\u{1}EVENT_KIND_NOTE\0")
 }
 
 nonisolated extension Kiln_V1_AgentState: SwiftProtobuf._ProtoNameProviding {
@@ -2543,7 +2554,7 @@ nonisolated extension Kiln_V1_Disconnect: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}manifest_json\0\u{1}exports\0\u{1}arch\0\u{1}label\0\u{1}distro\0\u{3}image_type\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}manifest_json\0\u{1}exports\0\u{1}arch\0\u{1}label\0\u{1}distro\0\u{3}image_type\0\u{1}notes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2557,6 +2568,7 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularStringField(value: &self.label) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.distro) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.imageType) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.notes) }()
       default: break
       }
     }
@@ -2581,6 +2593,9 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
     if !self.imageType.isEmpty {
       try visitor.visitSingularStringField(value: self.imageType, fieldNumber: 6)
     }
+    if !self.notes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.notes, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2591,6 +2606,7 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.label != rhs.label {return false}
     if lhs.distro != rhs.distro {return false}
     if lhs.imageType != rhs.imageType {return false}
+    if lhs.notes != rhs.notes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
