@@ -86,6 +86,28 @@ struct AccountStagesTests {
         #expect(line(f, "/etc/shadow", "bob")?[1] == "!")
     }
 
+    /// Users are made in name order; an automatic id must leave alone the explicit
+    /// uids and gids of users later in that order.
+    @Test func automaticIDsLeaveExplicitOnesOfLaterUsers() async throws {
+        let f = try baseTree()
+        defer { f.remove() }
+        try await Users().run(.init(users: ["alice": .init(), "bob": .init(uid: 1000), "carol": .init(), "dave": .init(gid: 1002)]),
+                              in: f.context)
+        #expect(line(f, "/etc/passwd", "alice")?[2...3] == ["1001", "1001"])
+        #expect(line(f, "/etc/passwd", "bob")?[2...3] == ["1000", "1000"])
+        #expect(line(f, "/etc/passwd", "carol")?[2...3] == ["1002", "1003"], "gid 1002 is dave's")
+        #expect(line(f, "/etc/passwd", "dave")?[2...3] == ["1003", "1002"])
+        #expect(line(f, "/etc/group", "dave")?[2] == "1002", "dave's own group, not carol's")
+    }
+
+    @Test func automaticGIDsLeaveExplicitOnesOfLaterGroups() async throws {
+        let f = try baseTree()
+        defer { f.remove() }
+        try await Groups().run(.init(groups: ["admins": .init(), "builders": .init(gid: 1000)]), in: f.context)
+        #expect(line(f, "/etc/group", "admins")?[2] == "1001")
+        #expect(line(f, "/etc/group", "builders")?[2] == "1000")
+    }
+
     @Test func unknownSupplementaryGroupIsNamed() async throws {
         let f = try baseTree()
         defer { f.remove() }

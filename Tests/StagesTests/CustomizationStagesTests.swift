@@ -55,6 +55,41 @@ struct CustomizationStagesTests {
         }
     }
 
+    /// A parent listed after its child, without `parents`, is still made first.
+    @Test func directoriesAreMadeParentFirst() async throws {
+        let f = try accountsTree()
+        defer { f.remove() }
+        try await TreeFileTree().run(.init(directories: [.init(path: "/srv/app/data", mode: "0700"),
+                                                         .init(path: "/srv/app", mode: "0750", user: "alice"),
+                                                         .init(path: "/srv")]), in: f.context)
+        #expect(stat(f.tree + "/srv/app")! == (2001, 0, 0o750))
+        #expect(stat(f.tree + "/srv/app/data")! == (0, 0, 0o700))
+    }
+
+    /// Two certificates and a bundle of two become four files of one certificate
+    /// each, and `openssl rehash` (what update-ca-certificates runs) links every one.
+    @Test func caCertsOneFilePerCertificate() async throws {
+        let f = try TreeStageFixture(stageType: CACerts.type)
+        defer { f.remove() }
+        var pems: [String] = []
+        for name in ["a", "b", "c", "d"] {
+            let made = try await runChild("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                                               "-nodes", "-keyout", "/dev/null", "-subj", "/CN=Kiln test CA \(name)", "-days", "1"])
+            try #require(made.status == 0, "\(made.errors)")
+            pems.append(made.output)
+        }
+        try CACerts.write([pems[0], pems[1], "Kiln test bundle\n" + pems[2] + pems[3]], in: f.tree)
+        let directory = f.tree + CACerts.directory
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(files == ["kiln-1.crt", "kiln-2.crt", "kiln-3.crt", "kiln-4.crt"])
+        for (i, pem) in pems.enumerated() { #expect(f.read("\(CACerts.directory)/kiln-\(i + 1).crt") == pem) }
+        let rehash = try await runChild("/usr/bin/openssl", ["rehash", directory], mergeErrors: true)
+        #expect(rehash.status == 0, "\(rehash.output)")
+        let links = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".0") }
+        #expect(links.count == 4, "a hash link per certificate: \(links), \(rehash.output)")
+        #expect(throws: StageError.self) { try CACerts.write(["not a certificate"], in: f.tree) }
+    }
+
     @Test func nftablesRulesetIsValidForNft() async throws {
         let f = try TreeStageFixture(stageType: Nftables.type)
         defer { f.remove() }

@@ -39,12 +39,27 @@ struct TreeConfigStagesTests {
         #expect(link(f, "/etc/systemd/system/fstrim.timer") == "/dev/null", "disable keeps masks")
     }
 
+    /// systemd-networkd.service names systemd-networkd-wait-online.service in `Also=`:
+    /// a blueprint that disables the second must not see it enabled again by the first.
+    @Test func systemdDisabledWinsOverAlsoOfAnEnabledUnit() async throws {
+        let f = try unitTree()
+        defer { f.remove() }
+        try f.write("/lib/systemd/system/a.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nAlso=b.service\n")
+        try f.write("/lib/systemd/system/b.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
+        try await SystemdUnits().run(.init(enabledServices: ["a.service"], disabledServices: ["b.service"]), in: f.context)
+        #expect(link(f, "/etc/systemd/system/multi-user.target.wants/a.service") == "/lib/systemd/system/a.service")
+        #expect(link(f, "/etc/systemd/system/multi-user.target.wants/b.service") == nil, "disabled wins over Also=")
+    }
+
     @Test func systemdUnknownUnitIsNamed() async throws {
         let f = try unitTree()
         defer { f.remove() }
         await #expect {
             try await SystemdUnits().run(.init(enabledServices: ["nginx.service"]), in: f.context)
         } throws: { "\($0)".contains("\"nginx.service\"") }
+        await #expect {
+            try await SystemdUnits().run(.init(disabledServices: ["sshh.service"]), in: f.context)
+        } throws: { "\($0)".contains("disabled_services") && "\($0)".contains("\"sshh.service\"") }
     }
 
     @Test func hostnameTimezoneFstabCmdline() async throws {
@@ -81,6 +96,23 @@ struct TreeConfigStagesTests {
         }
         #expect(SystemLocale.enable("de_DE.UTF-8 UTF-8", in: "# en_US.UTF-8 UTF-8\n# de_DE.UTF-8 UTF-8\n")
             == "# en_US.UTF-8 UTF-8\nde_DE.UTF-8 UTF-8\n")
+    }
+
+    /// `locale -a` lists `de_DE.utf8`, and a blueprint may spell it so; SUPPORTED,
+    /// locale.gen and LANG spell the codeset `UTF-8`.
+    @Test func localeCodesetAsLocaleListsIt() throws {
+        let f = try TreeStageFixture()
+        defer { f.remove() }
+        try f.write("/usr/sbin/locale-gen", "", mode: 0o755)
+        try f.write("/usr/share/i18n/SUPPORTED", "de_DE.UTF-8 UTF-8\nde_DE ISO-8859-1\nen_US.UTF-8 UTF-8\nen_US ISO-8859-1\n")
+        try f.write("/etc/locale.gen", "# de_DE.UTF-8 UTF-8\n# en_US.UTF-8 UTF-8\n")
+        let configured = try SystemLocale.configure(.init(language: "de_DE.utf8", generate: ["en_US.UTF-8"]), in: f.tree)
+        #expect(configured.language == "de_DE.UTF-8")
+        #expect(configured.lines == ["de_DE.UTF-8 UTF-8", "en_US.UTF-8 UTF-8"])
+        #expect(f.read("/etc/locale.gen") == "de_DE.UTF-8 UTF-8\nen_US.UTF-8 UTF-8\n")
+        #expect(f.read("/etc/default/locale") == "LANG=de_DE.UTF-8\n")
+        #expect(SystemLocale.normalized("sr_RS.Utf8@latin") == "sr_RS.UTF-8@latin")
+        #expect(SystemLocale.normalized("ja_JP.eucJP") == "ja_JP.eucJP", "other codesets as given")
     }
 
     @Test func machineIDAndAptSources() async throws {

@@ -25,6 +25,11 @@ extension BlueprintReader {
             var repo = Blueprint.Repository(id: id, name: name, baseURLs: urls)
             repo.suites = try checkedStrings(o["suites"], "\(p).suites", BlueprintRules.suiteProblem)
             let flat = repo.suites.contains { $0.hasSuffix("/") }
+            // apt reads one source as flat or not: a mix is a "Malformed entry" at its first update.
+            if flat, let suite = repo.suites.first(where: { !$0.hasSuffix("/") }),
+               let path = repo.suites.first(where: { $0.hasSuffix("/") }) {
+                throw origin.error("\(p).suites", .invalid(reason: "mixes the flat-repository path \"\(path)\" (ending in '/') with the suite \"\(suite)\", which apt refuses as a malformed entry; put them in two [[customizations.repositories]] entries"))
+            }
             if let c = o["components"] {
                 repo.components = try checkedStrings(c, "\(p).components", BlueprintRules.componentProblem)
                 if flat && !repo.components.isEmpty {

@@ -27,8 +27,9 @@ struct BlueprintReader {
         if let arch = bp.architecture, Architecture(name: arch) == nil {
             throw origin.error("architecture", .invalid(reason: "unknown architecture \"\(arch)\"; use x86_64 or aarch64"))
         }
-        bp.packages = try packageList(o["packages"], "packages")
-        bp.modules = try packageList(o["modules"], "modules")
+        var packageNames: [String: String] = [:]
+        bp.packages = try packageList(o["packages"], "packages", &packageNames)
+        bp.modules = try packageList(o["modules"], "modules", &packageNames)
         bp.groups = try tasks(o["groups"], "groups")
         bp.minimal = try optionalBool(o["minimal"], "minimal") ?? false
         if let c = o["customizations"] {
@@ -39,13 +40,17 @@ struct BlueprintReader {
 
     // MARK: content
 
-    func packageList(_ v: JSONValue?, _ path: String) throws(BlueprintError) -> [Blueprint.PackageSpec] {
+    /// `[[packages]]` or `[[modules]]` (both are installed as packages). A name may
+    /// appear once in the two lists, as apt installs one version of a package: a
+    /// second entry with another version glob would contradict the first.
+    func packageList(_ v: JSONValue?, _ path: String, _ seen: inout [String: String]) throws(BlueprintError) -> [Blueprint.PackageSpec] {
         var out: [Blueprint.PackageSpec] = []
         for (p, o) in try tables(v, path) {
             let name = try required(o, "name", p, fix: "give the Debian package name, e.g. name = \"openssh-server\"")
             guard BlueprintRules.isPackageName(name) else {
                 throw origin.error("\(p).name", .invalid(reason: "\"\(name)\" is not a Debian package name; use lower-case letters, digits, '+', '-' and '.' (at least two characters, starting with a letter or digit)"))
             }
+            try claim(name, p, in: &seen)
             var version = try optionalString(o["version"], "\(p).version") ?? "*"
             if version.isEmpty { version = "*" }
             if let reason = BlueprintRules.versionGlobProblem(version) {

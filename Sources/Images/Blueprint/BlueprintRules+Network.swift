@@ -100,7 +100,11 @@ extension BlueprintRules {
     }
 
     /// The repository id names `/etc/apt/sources.list.d/ID.sources`: letters, digits, `_ - .`, not starting with '.'.
+    /// `debian` is refused as `org.kiln.apt.sources` refuses it: that file is the image's own archive.
     package static func repositoryIDProblem(_ id: String) -> String? {
+        if id == "debian" {
+            return "\"debian\" is the image's own archive (/etc/apt/sources.list.d/debian.sources); choose another id, e.g. \"debian-extra\""
+        }
         let ok = !id.isEmpty && id.count <= 100 && id.first != "." && id.first != "-"
             && id.allSatisfy { isAlnum($0) || "_-.".contains($0) }
         return ok ? nil : "\"\(id)\" is not a usable repository id (it names /etc/apt/sources.list.d/ID.sources); use letters, digits, '_', '-' and '.', e.g. \"example-stable\""

@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 
 /// Package versions, kernel, locale, certificates and keys, sshd and first-boot scripts.
 extension BlueprintRules {
@@ -61,25 +62,12 @@ extension BlueprintRules {
         return UInt32(digits, radix: 8)
     }
 
-    /// One PEM block of `kind` (`CERTIFICATE`, `PGP PUBLIC KEY BLOCK`): its base64 body between the markers.
-    static func pemBodies(_ text: String, kind: String) -> [Substring]? {
-        let begin = "-----BEGIN \(kind)-----", end = "-----END \(kind)-----"
-        var bodies: [Substring] = []
-        var rest = Substring(text)
-        while let b = rest.range(of: begin) {
-            guard let e = rest.range(of: end, range: b.upperBound..<rest.endIndex) else { return nil }
-            bodies.append(rest[b.upperBound..<e.lowerBound])
-            rest = rest[e.upperBound...]
-        }
-        return bodies.isEmpty ? nil : bodies
-    }
-
     /// PEM certificates (one or a bundle): each block's body is base64 DER, a SEQUENCE.
     package static func certificateProblem(_ pem: String) -> String? {
         if pem.contains("PRIVATE KEY-----") {
             return "contains a private key; a blueprint must never carry one (it would be in every image): give only the CA's certificate"
         }
-        guard let bodies = pemBodies(pem, kind: "CERTIFICATE") else {
+        guard let bodies = PEM.blocks(of: "CERTIFICATE", in: pem)?.map(\.body) else {
             return "is not a PEM certificate; give the text from \"-----BEGIN CERTIFICATE-----\" to \"-----END CERTIFICATE-----\""
         }
         for body in bodies {
@@ -99,7 +87,7 @@ extension BlueprintRules {
         if key.hasPrefix("http://") || key.hasPrefix("https://") || key.hasPrefix("file://") {
             return "is a URL; Kiln does not download keys during a build (the image would depend on something outside the manifest): paste the ASCII-armored key, the output of `gpg --armor --export KEYID`"
         }
-        guard pemBodies(key, kind: "PGP PUBLIC KEY BLOCK") != nil else {
+        guard PEM.blocks(of: "PGP PUBLIC KEY BLOCK", in: key) != nil else {
             return "is not an ASCII-armored OpenPGP public key; give the text from \"-----BEGIN PGP PUBLIC KEY BLOCK-----\" to \"-----END PGP PUBLIC KEY BLOCK-----\""
         }
         return nil

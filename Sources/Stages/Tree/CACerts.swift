@@ -1,8 +1,11 @@
 import Foundation
+import Manifest
 
-/// Adds PEM certificates to the system trust store: each becomes
-/// `/usr/local/share/ca-certificates/kiln/kiln-<n>.crt`, then the tree's
-/// `update-ca-certificates` rebuilds `/etc/ssl/certs`.
+/// Adds PEM certificates to the system trust store: every certificate, also
+/// each one of a bundle, becomes `/usr/local/share/ca-certificates/kiln/kiln-<n>.crt`
+/// (numbered across all strings), then the tree's `update-ca-certificates`
+/// rebuilds `/etc/ssl/certs`. One certificate per file because its
+/// `openssl rehash` makes no hash link for a file holding several.
 package struct CACerts: Stage {
     package static let type = "org.kiln.cacerts"
     package static let placement = Placement.tree
@@ -11,19 +14,29 @@ package struct CACerts: Stage {
         package var certs: [String]
     }
 
+    static let directory = "/usr/local/share/ca-certificates/kiln"
+
     package init() {}
 
     package func run(_ options: Options, in context: StageContext) async throws {
         guard TreeFiles.exists("/usr/sbin/update-ca-certificates", in: context.tree) else {
             throw StageError.treeInconsistent(reason: "\(Self.type): the tree has no update-ca-certificates; add the ca-certificates package")
         }
-        for (i, pem) in options.certs.enumerated() {
-            guard pem.contains("-----BEGIN CERTIFICATE-----"), pem.contains("-----END CERTIFICATE-----") else {
-                throw StageError.invalidOptions(reason: "\(Self.type): certs[\(i)] is not a PEM certificate")
-            }
-            let text = pem.hasSuffix("\n") ? pem : pem + "\n"
-            try TreeFiles.write(text, to: "/usr/local/share/ca-certificates/kiln/kiln-\(i + 1).crt", in: context.tree)
-        }
+        try Self.write(options.certs, in: context.tree)
         try await Chroot(tree: context.tree, commands: context.commands).with { try await $0.run(["update-ca-certificates"]) }
+    }
+
+    /// Writes each CERTIFICATE block of `certs` to a file of its own in `directory`.
+    static func write(_ certs: [String], in tree: String) throws {
+        var n = 0
+        for (i, pem) in certs.enumerated() {
+            guard let blocks = PEM.blocks(of: "CERTIFICATE", in: pem) else {
+                throw StageError.invalidOptions(reason: "\(type): certs[\(i)] is not a PEM certificate")
+            }
+            for block in blocks {
+                n += 1
+                try TreeFiles.write(String(block.text) + "\n", to: "\(directory)/kiln-\(n).crt", in: tree)
+            }
+        }
     }
 }

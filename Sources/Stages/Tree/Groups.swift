@@ -15,6 +15,9 @@ package struct Groups: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         var db = try AccountDatabase(tree: context.tree)
+        // Groups are made in name order: an automatic gid must not take an explicit
+        // one that a group later in that order asks for.
+        let explicitGIDs = Set(options.groups.values.compactMap(\.gid))
         for (name, g) in options.groups.sorted(by: { $0.key < $1.key }) {
             try AccountsError.check(name, kind: "group")
             if let i = db.groupIndex(name) {
@@ -26,7 +29,7 @@ package struct Groups: Stage {
                 }
                 continue
             }
-            try db.addGroup(name, gid: g.gid ?? AccountDatabase.nextFree(db.usedGIDs))
+            try db.addGroup(name, gid: g.gid ?? AccountDatabase.nextFree(db.usedGIDs.union(explicitGIDs)))
         }
         try db.save()
     }

@@ -17,32 +17,8 @@ package struct SystemLocale: Stage {
     static let builtIn: Set<String> = ["C", "C.UTF-8", "C.utf8", "POSIX"]
 
     package func run(_ options: Options, in context: StageContext) async throws {
-        let language = options.language
-        let all = [language] + (options.generate ?? [])
-        for l in all where l.isEmpty || !l.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) {
-            throw StageError.invalidOptions(reason: "\(Self.type): language \"\(l)\" is not a locale name like en_US.UTF-8")
-        }
-        // Debian's `locales` keeps the setting in /etc/locale.conf with /etc/default/locale
-        // linked to it (and restores the link at boot): write through that layout.
-        try TreeFiles.write("LANG=\(language)\n", to: "/etc/locale.conf", in: context.tree)
-        let legacy = try context.path("/etc/default/locale")
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: legacy)) != "../locale.conf" {
-            try TreeFiles.write("LANG=\(language)\n", to: "/etc/default/locale", in: context.tree)
-        }
-        let toGenerate = all.filter { !Self.builtIn.contains($0) }
-        guard !toGenerate.isEmpty else { return }
-
-        guard TreeFiles.exists("/usr/sbin/locale-gen", in: context.tree) else {
-            throw StageError.treeInconsistent(reason: "\(Self.type): language \(toGenerate[0]) must be generated, but the tree has no locale-gen; add the \"locales\" package")
-        }
-        var current = try TreeFiles.read("/etc/locale.gen", in: context.tree) ?? ""
-        var lines: [String] = []
-        for l in toGenerate {
-            let line = try Self.supportedLine(l, in: context.tree)
-            lines.append(line)
-            current = Self.enable(line, in: current)
-        }
-        try TreeFiles.write(current, to: "/etc/locale.gen", in: context.tree)
+        let (language, lines) = try Self.configure(options, in: context.tree)
+        guard !lines.isEmpty else { return }
         // The same choice in debconf, so that reconfiguring or upgrading `locales` keeps it.
         let selections = "locales locales/locales_to_be_generated multiselect \(lines.joined(separator: ", "))\n"
             + "locales locales/default_environment_locale select \(language)\n"
@@ -54,6 +30,48 @@ package struct SystemLocale: Stage {
             }
             try await chroot.run(["locale-gen"])
         }
+    }
+
+    /// Writes `LANG` and enables the locales to generate in `/etc/locale.gen`, every
+    /// name normalized; returns `LANG` and the SUPPORTED lines that `locale-gen` must
+    /// build (none when every locale is built in).
+    static func configure(_ options: Options, in tree: String) throws -> (language: String, lines: [String]) {
+        for l in [options.language] + (options.generate ?? []) where l.isEmpty || !l.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) {
+            throw StageError.invalidOptions(reason: "\(type): language \"\(l)\" is not a locale name like en_US.UTF-8")
+        }
+        let language = normalized(options.language)
+        // Debian's `locales` keeps the setting in /etc/locale.conf with /etc/default/locale
+        // linked to it (and restores the link at boot): write through that layout.
+        try TreeFiles.write("LANG=\(language)\n", to: "/etc/locale.conf", in: tree)
+        let legacy = try TreePath.resolve("/etc/default/locale", in: tree)
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: legacy)) != "../locale.conf" {
+            try TreeFiles.write("LANG=\(language)\n", to: "/etc/default/locale", in: tree)
+        }
+        let toGenerate = ([language] + (options.generate ?? []).map(normalized)).filter { !builtIn.contains($0) }
+        guard !toGenerate.isEmpty else { return (language, []) }
+
+        guard TreeFiles.exists("/usr/sbin/locale-gen", in: tree) else {
+            throw StageError.treeInconsistent(reason: "\(type): language \(toGenerate[0]) must be generated, but the tree has no locale-gen; add the \"locales\" package")
+        }
+        var current = try TreeFiles.read("/etc/locale.gen", in: tree) ?? ""
+        var lines: [String] = []
+        for l in toGenerate {
+            let line = try supportedLine(l, in: tree)
+            lines.append(line)
+            current = enable(line, in: current)
+        }
+        try TreeFiles.write(current, to: "/etc/locale.gen", in: tree)
+        return (language, lines)
+    }
+
+    /// `language` with a UTF-8 codeset spelt as SUPPORTED and locale.gen spell it:
+    /// `de_DE.utf8` (as `locale -a` lists it) → `de_DE.UTF-8`, modifier kept.
+    static func normalized(_ language: String) -> String {
+        guard let dot = language.firstIndex(of: ".") else { return language }
+        let end = language[dot...].firstIndex(of: "@") ?? language.endIndex
+        let codeset = language[language.index(after: dot)..<end]
+        guard codeset.lowercased().replacingOccurrences(of: "-", with: "") == "utf8" else { return language }
+        return language[...dot] + "UTF-8" + language[end...]
     }
 
     /// The `/usr/share/i18n/SUPPORTED` line of `language` (e.g. `en_US.UTF-8 UTF-8`).

@@ -38,11 +38,14 @@ package struct SystemdUnits: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         let tree = context.tree
-        for unit in options.disabledServices ?? [] { try Self.disable(Self.normalized(unit), tree: tree) }
+        // Enable, then disable, then mask (osbuild's order): a unit the options
+        // disable stays off even when an enabled unit's `Also=` names it
+        // (systemd-networkd.service pulls in systemd-networkd-wait-online.service).
         for unit in options.enabledServices ?? [] {
             var seen: Set<String> = []
             try Self.enable(Self.normalized(unit), tree: tree, seen: &seen)
         }
+        for unit in options.disabledServices ?? [] { try Self.disable(Self.normalized(unit), tree: tree) }
         for unit in options.maskedServices ?? [] {
             try TreeFiles.symlink("/dev/null", at: "\(Self.etc)/\(Self.normalized(unit))", in: tree)
         }
@@ -126,10 +129,13 @@ package struct SystemdUnits: Stage {
     }
 
     /// Removes every symlink under /etc/systemd/system named `unit` or pointing to it (not masks).
+    /// A unit that exists nowhere in the tree is an error, as for enabling: a
+    /// misspelt name would otherwise leave the unit it meant enabled.
     static func disable(_ unit: String, tree: String) throws {
+        guard let path = find(unit, tree: tree) else { throw SystemdError.unknownUnit(name: unit, option: "disabled_services") }
         let root = try TreePath.resolve(etc, in: tree)
         guard let walker = FileManager.default.enumerator(atPath: root) else { return }
-        let aliases = find(unit, tree: tree).flatMap { try? TreeFiles.read($0, in: tree) }.map { installSection($0)["Alias"] ?? [] } ?? []
+        let aliases = (try? TreeFiles.read(path, in: tree)).map { installSection($0)["Alias"] ?? [] } ?? []
         for case let rel as String in walker {
             let host = "\(root)/\(rel)"
             guard let dest = try? FileManager.default.destinationOfSymbolicLink(atPath: host), dest != "/dev/null" else { continue }

@@ -40,7 +40,12 @@ package struct TreeFileTree: Stage {
         // Names need the tree's passwd and group; numeric ids do not (a tree without accounts yet).
         let owners = (options.directories ?? []).flatMap { [$0.user, $0.group] } + (options.files ?? []).flatMap { [$0.user, $0.group] }
         let db = try owners.contains { $0.map { Int($0) == nil } ?? false } ? AccountDatabase(tree: context.tree) : nil
-        for (i, d) in (options.directories ?? []).enumerated() {
+        // Shallowest first (ties in the given order), so that a parent listed after
+        // its child exists before the child needs it; errors still name the given index.
+        let directories = (options.directories ?? []).enumerated().sorted {
+            ($0.element.path.split(separator: "/").count, $0.offset) < ($1.element.path.split(separator: "/").count, $1.offset)
+        }
+        for (i, d) in directories {
             let at = "directories[\(i)]"
             let host = try Self.hostPath(d.path, in: context.tree, at: at, createParents: d.parents == true)
             var isDir: ObjCBool = false

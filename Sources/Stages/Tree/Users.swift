@@ -53,6 +53,10 @@ package struct Users: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         var db = try AccountDatabase(tree: context.tree)
         var homes: [(path: String, uid: Int, gid: Int, key: String?, created: Bool)] = []
+        // Users are made in name order: an automatic id must not take an explicit
+        // one that a user later in that order asks for (alice without a uid, bob with 1000).
+        let explicitUIDs = Set(options.users.values.compactMap(\.uid))
+        let explicitGIDs = Set(options.users.values.compactMap(\.gid))
         for (name, u) in options.users.sorted(by: { $0.key < $1.key }) {
             try AccountsError.check(name, kind: "user")
             for field in [u.description, u.home, u.shell, u.password].compactMap({ $0 }) where field.contains(":") || field.contains("\n") {
@@ -77,7 +81,7 @@ package struct Users: Stage {
                 if let uid = u.uid, let other = db.passwd.first(where: { Int($0[2]) == uid }) {
                     throw AccountsError.idInUse(kind: "uid", id: uid, owner: other.name, wanted: name)
                 }
-                let uid = u.uid ?? AccountDatabase.nextFree(db.usedUIDs)
+                let uid = u.uid ?? AccountDatabase.nextFree(db.usedUIDs.union(explicitUIDs))
                 let gid: Int
                 if let g = u.gid {
                     gid = g
@@ -85,7 +89,7 @@ package struct Users: Stage {
                 } else if let gi = db.groupIndex(name) {
                     gid = Int(db.group[gi][2]) ?? uid
                 } else {
-                    gid = AccountDatabase.nextFree(db.usedGIDs, preferred: uid)
+                    gid = AccountDatabase.nextFree(db.usedGIDs.union(explicitGIDs), preferred: uid)
                     try db.addGroup(name, gid: gid)
                 }
                 let shell = u.shell ?? (TreeFiles.exists("/bin/bash", in: context.tree) ? "/bin/bash" : "/bin/sh")
