@@ -40,6 +40,30 @@ struct SecurityTests {
         await good.close()
     }
 
+    @Test("a submit's notes become the build's first NOTE events, printable; too many or too long are refused and nothing lands")
+    func submitNotes() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler()
+        let c = try await farm.client()
+        let note = "cloud-init left out: \u{1B}[2J\u{1B}]0;owned\u{07}conflicts with firewalld"
+        let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-notes"), exports: ["archive"],
+                                       arch: "x86_64", label: "notes", notes: [note, "second"]).buildID
+        let notes = try await farm.events(c, build).filter { $0.kind == .note }.map(\.message)
+        #expect(notes.count == 2, "\(notes)")
+        #expect(notes.first?.hasPrefix("cloud-init left out: ") == true && notes.first?.hasSuffix("conflicts with firewalld") == true)
+        #expect(notes.allSatisfy { !$0.unicodeScalars.contains { $0.properties.generalCategory == .control } },
+                "no terminal escapes reach another user's `kiln logs`: \(notes)")
+        for bad in [Array(repeating: "n", count: 33), [String(repeating: "x", count: 2049)]] {
+            await #expect(throws: ClientError.self) {
+                _ = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-notes-bad"), exports: ["archive"],
+                                       arch: "x86_64", label: "too many notes", notes: bad)
+            }
+        }
+        #expect(try await c.status().map(\.label) == ["notes"], "the refused submits left nothing behind")
+        await c.close()
+    }
+
     @Test("garbage, truncated, oversized and stale messages from an agent: the scheduler keeps serving")
     func hostilePeer() async throws {
         let farm = try FarmHarness()

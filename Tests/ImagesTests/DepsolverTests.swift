@@ -99,6 +99,61 @@ struct DepsolveNetworkTests {
         #expect(reason.contains("Conflicts"))
     }
 
+    /// The talk's demo on trixie: cloud-init (an extra of qcow2) conflicts with the
+    /// blueprint's firewalld, so it is left out with a note naming both; bookworm keeps it.
+    @Test func blueprintPackagesBeatTheImageTypesExtras() async throws {
+        let bp = try Blueprint.load(path: Fixtures.repository.appendingPathComponent("examples/blueprints/demo.toml").path)
+        let trixie = try await ManifestGenerator(resolver: Depsolver()).generate(
+            for: try ImageRequest.make(blueprint: bp, distro: "debian-13", architecture: "x86_64", imageType: "qcow2"))
+        #expect(trixie.dropped.map(\.extra.name) == ["cloud-init"])
+        #expect(trixie.dropped.first?.conflictsWith == ["firewalld"])
+        let note = try #require(trixie.notes.first)
+        #expect(note.hasPrefix("cloud-init left out: the qcow2 image type adds it for "), "\(note)")
+        #expect(note.contains("cloud-init : Conflicts: firewalld"), "\(note)")
+        #expect(!note.contains("held broken packages"))
+        let os = try #require(trixie.manifest.pipeline(named: "os"))
+        #expect(!os.stages.contains { $0.type == "org.osbuild.cloud-init" }, "no cloud-init configuration without cloud-init")
+        #expect(os.stages.contains { $0.type == "org.kiln.ssh.hostkeys" }, "openssh-server is still there")
+
+        let bookworm = try await ManifestGenerator(resolver: Depsolver()).generate(
+            for: try ImageRequest.make(blueprint: bp, distro: "debian-12", architecture: "x86_64", imageType: "qcow2"))
+        #expect(bookworm.notes.isEmpty, "\(bookworm.notes)")
+        #expect(bookworm.manifest.pipeline(named: "os")?.stages.contains { $0.type == "org.osbuild.cloud-init" } == true)
+    }
+
+    /// Two blueprint packages that conflict: exit 2 territory, both named with their keys, the release and a way out.
+    @Test func conflictingBlueprintPackagesAreNamed() async throws {
+        let text = "name = \"mail\"\n[[packages]]\nname = \"tmux\"\n[[packages]]\nname = \"postfix\"\n[[packages]]\nname = \"exim4-daemon-light\"\n"
+        let bp = try Blueprint.parse(toml: text, file: "mail.toml")
+        let e = await #expect(throws: BlueprintError.self) {
+            _ = try await ManifestGenerator(resolver: Depsolver()).generate(
+                for: try ImageRequest.make(blueprint: bp, distro: "debian-13", architecture: "x86_64", imageType: "qcow2"))
+        }
+        let message = e.map { "\($0)" } ?? ""
+        #expect(e?.keyPath == "packages[2]", "\(message)")
+        #expect(message.contains("\"postfix\" (packages[1]) and \"exim4-daemon-light\" (packages[2])"), "\(message)")
+        #expect(message.contains("debian-13 (trixie)") && message.contains("keep one of them"), "\(message)")
+        #expect(!message.contains("held broken packages"), "\(message)")
+
+        // Against what every image has: the image's package is named, and the fix is to drop the blueprint's.
+        let sysv = try Blueprint.parse(toml: "name = \"sysv\"\n[[packages]]\nname = \"sysvinit-core\"\n", file: "sysv.toml")
+        let e2 = await #expect(throws: BlueprintError.self) {
+            _ = try await ManifestGenerator(resolver: Depsolver()).generate(
+                for: try ImageRequest.make(blueprint: sysv, distro: "debian-12", architecture: "x86_64", imageType: "raw"))
+        }
+        #expect(e2?.keyPath == "packages[0]")
+        #expect(e2.map { "\($0)" }?.contains("beside systemd-sysv") == true, "\(String(describing: e2))")
+        #expect(e2.map { "\($0)" }?.contains("remove \"sysvinit-core\" from the blueprint") == true)
+
+        // An unknown package is named at its key too.
+        let typo = try Blueprint.parse(toml: "name = \"t\"\n[[packages]]\nname = \"tmux\"\n[[packages]]\nname = \"no-such-package-kiln\"\n", file: "t.toml")
+        let e3 = await #expect(throws: BlueprintError.self) {
+            _ = try await ManifestGenerator(resolver: Depsolver()).generate(
+                for: try ImageRequest.make(blueprint: typo, distro: "debian-12", architecture: "x86_64", imageType: "tar"))
+        }
+        #expect(e3?.keyPath == "packages[1]")
+    }
+
     /// `name=GLOB` picks the newest version the glob matches; a glob nothing matches lists what there is.
     @Test func versionGlobsPickTheNewestMatch() async throws {
         let all = try await Depsolver().resolve(["less"], distro: .debian12, architecture: .x86_64)

@@ -31,7 +31,7 @@ struct FixedPackages: PackageResolver {
 
     func resolve(_ names: [String], distro: Distro, architecture: Architecture) async throws -> [ResolvedPackage] {
         let base = ["base-files", "libc6", "systemd", "systemd-sysv", "apt", "dpkg", "linux-image-\(architecture.debian)"]
-        let wanted = Set(base + names.filter { $0 == "openssh-server" || $0 == "curl" } + extra)
+        let wanted = Set(base + names.filter { ["openssh-server", "curl", "cloud-init"].contains($0) } + extra)
         return wanted.sorted().map { name in
             ResolvedPackage(name: name, version: "1.0-1", architecture: architecture.debian,
                             url: "\(distro.mirror)/pool/main/\(name.prefix(1))/\(name)/\(name)_1.0-1_\(architecture.debian).deb",

@@ -230,9 +230,23 @@ import Testing
         #expect(try stage(m, "os", "org.osbuild.machine-id").options == ["first-boot": "yes"])
     }
 
-    @Test func noSSHWithoutOpenSSHServer() async throws {
+    /// Every VM type has an SSH server (Debian's cloud images do); a tree or container has one only when asked.
+    @Test func sshServerInEveryVMTypeOnly() async throws {
         let bp = try Blueprint.parse(toml: "name = \"tiny\"\n")
-        let r = try ImageRequest.make(blueprint: bp, distro: "bookworm", architecture: "arm64", imageType: "raw")
+        for type in ImageType.allCases {
+            let r = try ImageRequest.make(blueprint: bp, distro: "bookworm", architecture: "x86_64", imageType: type.rawValue)
+            let names = ManifestGenerator.packageNames(r, try ImageDefinition(distro: r.distro, architecture: r.architecture, imageType: type))
+            #expect(names.contains("openssh-server") == type.isDisk, "\(type)")
+        }
+        let withKey = try Blueprint.parse(toml: "name = \"c\"\n[[packages]]\nname = \"openssh-server\"\n")
+        let asked = try ImageRequest.make(blueprint: withKey, distro: "bookworm", architecture: "x86_64", imageType: "container")
+        #expect(ManifestGenerator.packageNames(asked, try ImageDefinition(distro: asked.distro, architecture: asked.architecture,
+                                                                             imageType: .container)).contains("openssh-server"))
+        let raw = try await manifest(try ImageRequest.make(blueprint: bp, distro: "bookworm", architecture: "arm64", imageType: "raw"))
+        let rawEnabled = try stage(raw, "os", "org.osbuild.systemd").options["enabled_services"]?.arrayValue ?? []
+        #expect(rawEnabled.contains("ssh.service") && rawEnabled.contains("kiln-ssh-keygen.service"))
+
+        let r = try ImageRequest.make(blueprint: bp, distro: "bookworm", architecture: "arm64", imageType: "tar")
         let m = try await manifest(r)
         let enabled = try stage(m, "os", "org.osbuild.systemd").options["enabled_services"]?.arrayValue ?? []
         #expect(!enabled.contains("ssh.service"))

@@ -4,8 +4,8 @@ import Testing
 
 /// `kiln build` without `--scheduler`: an embedded scheduler and local
 /// agents in one process, the farm's code path, into the run's store (the
-/// package checkpoint the raw image left there is reused; the tree itself is
-/// new, since this blueprint's hostname differs).
+/// system-test blueprint with a hostname of its own: the package checkpoint
+/// the raw image left there is reused, the tree itself is new).
 extension X86ImageTests {
     @Test("kiln build runs the tree on an in-process agent and assembles the image on the embedded scheduler",
           .tags(.farm), .tier(.quick, .farm))
@@ -15,8 +15,9 @@ extension X86ImageTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A hostname of its own, so that the tree is new in the shared store whatever ran before.
         let blueprint = "\(dir)/embedded.toml"
-        let base = try String(contentsOfFile: Self.repository + "/examples/blueprints/base.toml", encoding: .utf8)
-        try base.replacingOccurrences(of: "hostname = \"kiln-base\"", with: "hostname = \"kiln-embedded-\(dir.suffix(8))\"")
+        let base = try String(contentsOfFile: Self.repository + "/Tests/SystemTests/Fixtures/system.toml", encoding: .utf8)
+        #expect(base.contains("hostname = \"kiln-test\""))
+        try base.replacingOccurrences(of: "hostname = \"kiln-test\"", with: "hostname = \"kiln-embedded-\(dir.suffix(8))\"")
             .write(toFile: blueprint, atomically: true, encoding: .utf8)
         func build(_ output: String) async throws -> (Int32, String) {
             // --store-cap 0: the other suite builds into the same store at the same time; nothing is pruned.

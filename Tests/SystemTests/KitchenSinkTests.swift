@@ -116,6 +116,7 @@ extension SystemImages {
         #expect(fact("nocloud") == "seeded by NoCloud", "\(context): cloud-init used the NoCloud seed: \(fact("nocloud"))")
         #expect(fact("hostkey").hasPrefix("ssh-ed25519 "), "\(context): host key made at first boot")
         #expect(fact("task") == "install ok installed", "\(context): [[groups]] ssh-server → task-ssh-server")
+        #expect(fact("system_state") == "running", "\(context): systemctl is-system-running: \(fact("system_state"))")
         #expect(fact("failed_units").isEmpty, "\(context): failed units: \(fact("failed_units"))")
 
         // Filesystems: at least the minimum sizes, /home and /var/log on logical volumes.

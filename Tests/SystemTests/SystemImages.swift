@@ -19,6 +19,32 @@ enum SystemStore {
     }()
 }
 
+/// The key pair every system test logs in with (as root, over SSH): made
+/// once per run in the run's store, so that builds of one blueprint in one
+/// run share their trees.
+enum SystemKey {
+    static let path: String = {
+        let dir = SystemStore.root + "/ssh"
+        let key = dir + "/id_ed25519"
+        if !FileManager.default.fileExists(atPath: key) {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            _ = try? runBlocking(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiln-system-tests", "-f", key])
+        }
+        return key
+    }()
+
+    static var publicKey: String {
+        ((try? String(contentsOfFile: path + ".pub", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `blueprint` with the tests' key for root.
+    static func adding(to blueprint: Blueprint) -> Blueprint {
+        var bp = blueprint
+        bp.customizations.sshKeys.append(.init(user: "root", key: publicKey))
+        return bp
+    }
+}
+
 /// What the image-building suites share: builds into the run's store, the
 /// system-test blueprint, boots under qemu and checks on the results. The two
 /// suites that conform (`X86ImageTests`, `AArch64ImageTests`) are serialized
@@ -37,7 +63,7 @@ extension SystemImages {
     }
 
     func request(type: String, hostname: String? = nil, arch: String = "x86_64", distro: String = "debian-12") throws -> ImageRequest {
-        var bp = try Blueprint.load(path: Self.repository + "/Tests/SystemTests/Fixtures/system.toml")
+        var bp = SystemKey.adding(to: try Blueprint.load(path: Self.repository + "/Tests/SystemTests/Fixtures/system.toml"))
         if let hostname { bp.customizations.hostname = hostname }
         return try ImageRequest.make(blueprint: bp, distro: distro, architecture: arch, imageType: type)
     }
@@ -51,18 +77,22 @@ extension SystemImages {
         return (image, try #require(result.exports["os"]))
     }
 
-    /// Boots the image with ops/boot-test until its login prompt; returns the status and output.
-    /// With `expect`, the console must also show that text.
-    func bootTest(_ image: String, firmware: String, arch: String = "x86_64", expect: String? = nil) async throws -> (Int32, String) {
+    /// Boots the image with ops/boot-test until its login prompt, logs in as
+    /// root with the tests' key and checks that the system is `running` with
+    /// no failed unit; returns the status and output. With `expect`, the
+    /// console must also show that text; `extra` goes to ops/boot-test as is.
+    func bootTest(_ image: String, firmware: String, arch: String = "x86_64", expect: String? = nil,
+                  extra: [String] = [], environment: [String: String] = [:]) async throws -> (Int32, String) {
         // Generous timeouts: a boot under TCG slows down a lot when the machine is busy.
         let timeout = arch == "x86_64" ? "600" : "900"
-        let argv = [image, "--arch", arch, "--firmware", firmware, "--timeout", timeout] + (expect.map { ["--expect", $0] } ?? [])
-        let first = try await runChild(Self.repository + "/ops/boot-test", argv, mergeErrors: true)
+        let argv = [image, "--arch", arch, "--firmware", firmware, "--timeout", timeout, "--ssh-key", SystemKey.path, "--check-running"]
+            + (expect.map { ["--expect", $0] } ?? []) + extra
+        let first = try await runChild(Self.repository + "/ops/boot-test", argv, environment: environment, mergeErrors: true)
         if first.status == 0 { return (0, first.output) }
         // One more try: TCG occasionally crashes a guest kernel while it patches its own code
         // ("Oops: int3"); the retry is announced and the first attempt's console is kept.
         print("boot-test \(image) (\(arch), \(firmware)): RETRY: the first boot failed; its console ends:\n\(first.output.suffix(3000))")
-        let second = try await runChild(Self.repository + "/ops/boot-test", argv, mergeErrors: true)
+        let second = try await runChild(Self.repository + "/ops/boot-test", argv, environment: environment, mergeErrors: true)
         print("boot-test \(image) (\(arch), \(firmware)): the second boot \(second.status == 0 ? "passed" : "failed too")")
         return (second.status, "first attempt:\n\(first.output)\nsecond attempt:\n\(second.output)")
     }

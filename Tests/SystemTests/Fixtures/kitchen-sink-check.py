@@ -63,6 +63,7 @@ fact firstboot_done 'test -e /var/lib/kiln/first-boot.done && echo yes'
 fact nocloud 'cat /var/lib/kiln-nocloud'
 fact hostkey 'sudo cat /etc/ssh/ssh_host_ed25519_key.pub'
 fact task 'dpkg-query -W -f="\${Status}" task-ssh-server'
+fact system_state 'timeout 300 systemctl is-system-running --wait'
 fact failed_units 'systemctl --failed --no-legend --plain | cut -d" " -f1'
 '''
 
