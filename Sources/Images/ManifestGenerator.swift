@@ -45,9 +45,13 @@ package struct ManifestGenerator: Sendable {
     static func note(_ d: PackageSelection.Dropped, _ request: ImageRequest) -> String {
         let who = d.conflictsWith.isEmpty ? "the blueprint's packages"
             : d.conflictsWith.joined(separator: ", ") + ", which the blueprint asks for"
-        let apt = d.apt.isEmpty ? "" : " (apt: \(d.apt.joined(separator: "; ")))"
-        return "\(d.extra.name) left out: the \(request.imageType.rawValue) image type adds it for \(d.extra.why), "
+        let apt = d.apt.isEmpty ? "" : " (apt: \(d.apt.prefix(4).joined(separator: "; ")))"
+        let note = "\(d.extra.name) left out: the \(request.imageType.rawValue) image type adds it for \(d.extra.why), "
             + "but in \(request.distro.name) it cannot be installed beside \(who)\(apt); what the blueprint asks for comes first"
+        // The scheduler takes notes of at most 2048 bytes.
+        var cut = note
+        while cut.utf8.count > 2000 { cut.removeLast() }
+        return cut.count == note.count ? note : cut + "…"
     }
 
     /// What to depsolve: the image's own packages (with the blueprint's
@@ -68,9 +72,14 @@ package struct ManifestGenerator: Sendable {
         var seen = Set<String>()
         requested = requested.filter { seen.insert($0.request).inserted }
         let required = base + diskPackages(request) + customizationPackageReasons(request).map(\.0)
-        // An extra the blueprint asks for itself is the blueprint's, not the type's.
+        // A package of an extra that the blueprint asks for itself is the blueprint's, not the type's;
+        // the rest of that extra stays an extra.
         let asked = Set(requested.map(\.name))
-        let extras = definition.extras.filter { !$0.packages.contains(where: asked.contains) }
+        let extras = definition.extras.compactMap { e -> ImageExtra? in
+            var e = e
+            e.packages.removeAll(where: asked.contains)
+            return e.packages.isEmpty ? nil : e
+        }
         return PackageSelection(required: required, requiredBecause: because, extras: extras, requested: requested)
     }
 

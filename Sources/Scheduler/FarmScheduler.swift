@@ -111,9 +111,12 @@ package actor FarmScheduler {
                                           notes: notes.map(Self.printable), clientKey: clientKey)
     }
 
-    /// A client's text as one printable line: control characters (terminal escapes among them) become spaces.
-    static func printable(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : $0 }))
+    /// A client's text as one printable line: control characters (terminal
+    /// escapes among them), format characters (bidi overrides) and line or
+    /// paragraph separators become spaces.
+    package static func printable(_ text: String) -> String {
+        let hidden: Set<Unicode.GeneralCategory> = [.control, .format, .lineSeparator, .paragraphSeparator]
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { hidden.contains($0.properties.generalCategory) ? " " : $0 }))
     }
 
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],

@@ -1,5 +1,6 @@
 import Foundation
 import KilnTestSupport
+import Manifest
 import Testing
 @testable import Stages
 
@@ -90,5 +91,40 @@ struct FirewallStagesTests {
         // In a network namespace of its own, nft checks the ruleset with the kernel without touching the host's.
         let check = try await runChild("/usr/bin/unshare", ["-n", "/usr/sbin/nft", "-c", "-f", file], mergeErrors: true)
         #expect(check.status == 0, "\(name): nft -c refuses the ruleset: \(check.output)\n\(rules)")
+    }
+}
+
+/// cloud-init's drop-in: PyYAML (cloud-init's own parser) reads back every
+/// value as written, and `ds-identify`'s line is bare names.
+struct CloudInitDropInTests {
+    @Test func pyYAMLReadsBackWhatWasWritten() async throws {
+        let config: [String: JSONValue] = [
+            "datasource_list": .array([.string("NoCloud"), .string("ConfigDrive")]),
+            "network": .object(["config": .string("disabled")]),
+            "locale": .string("de_DE.UTF-8"),
+            "system_info": .object(["note": .string("a \"quoted\" # not a comment\nsecond line\t\u{7F}\u{85}\u{2028}é😀\\"),
+                                    "ratio": .double(1e-05), "big": .double(1e21), "count": .int(-3), "on": .bool(true), "none": .null,
+                                    "list": .array([.string("yes"), .string("no"), .string("123")])]),
+        ]
+        let text = try CloudInit.yaml(config)
+        #expect(text.contains("\ndatasource_list: [NoCloud, ConfigDrive]\n"), "the line ds-identify reads:\n\(text)")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-ci-\(UUID().uuidString).cfg").path
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let script = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding='utf-8')), sort_keys=True))"
+        let r = try await runChild("/usr/bin/python3", ["-c", script, file], mergeErrors: true)
+        try #require(r.status == 0, "PyYAML refuses the drop-in: \(r.output)\n\(text)")
+        let back = try #require(try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any])
+        #expect(back["datasource_list"] as? [String] == ["NoCloud", "ConfigDrive"])
+        #expect(back["locale"] as? String == "de_DE.UTF-8")
+        let info = try #require(back["system_info"] as? [String: Any])
+        #expect(info["note"] as? String == "a \"quoted\" # not a comment\nsecond line\t\u{7F}\u{85}\u{2028}é😀\\")
+        #expect(info["ratio"] as? Double == 1e-05, "a float, not the string \"1e-05\": \(String(describing: info["ratio"]))")
+        #expect(info["big"] as? Double == 1e21)
+        #expect(info["count"] as? Int == -3 && info["on"] as? Bool == true && info["none"] is NSNull)
+        #expect(info["list"] as? [String] == ["yes", "no", "123"], "strings stay strings, not YAML 1.1 booleans or numbers")
+        #expect((back["network"] as? [String: String]) == ["config": "disabled"])
+        #expect(throws: StageError.self) { try CloudInit.yaml(["datasource_list": .array([.string("1st")])]) }
+        #expect(throws: StageError.self) { try CloudInit.yaml(["datasource_list": .array([.string("No Cloud")])]) }
     }
 }

@@ -61,6 +61,7 @@ extension BlueprintReader {
             }
         }
         var seen: [String: String] = [:]
+        var sourceZone: [String: String] = [:]
         for (p, zo) in try tables(o["zones"], "\(path).zones") {
             let name = try required(zo, "name", p, fix: "give the firewalld zone the sources belong to, e.g. name = \"trusted\"")
             if let reason = BlueprintRules.firewallNameProblem(name, kind: "zone", example: "trusted") {
@@ -68,6 +69,13 @@ extension BlueprintReader {
             }
             try claim(name, p, in: &seen)
             let sources = try checkedStrings(zo["sources"], "\(p).sources", BlueprintRules.addressOrNetworkProblem)
+            // firewalld binds a source to one zone only ("already bound to zone").
+            for (i, source) in sources.enumerated() {
+                if let other = sourceZone[source], other != p {
+                    throw origin.error("\(p).sources[\(i)]", .invalid(reason: "\"\(source)\" is already a source of the zone at \(other); a source belongs to one zone, so remove it from one of them"))
+                }
+                sourceZone[source] = p
+            }
             f.zones.append(.init(name: name, sources: sources))
         }
         return f

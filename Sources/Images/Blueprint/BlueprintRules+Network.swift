@@ -74,9 +74,9 @@ extension BlueprintRules {
     /// firewalld service and zone names: letters, digits, `- _ . +`.
     package static func firewallNameProblem(_ name: String, kind: String, example: String) -> String? {
         let limit = kind == "zone" ? 17 : 64
-        let ok = !name.isEmpty && name.count <= limit && name.first!.isASCII && name.first!.isLetter
-            && name.allSatisfy { isAlnum($0) || "-_.+".contains($0) }
-        return ok ? nil : "\"\(name)\" is not a firewall \(kind) name; use letters, digits, '-', '_', '.' and '+' (at most \(limit) characters), e.g. \"\(example)\""
+        let ok = !name.isEmpty && name.count <= limit && isAlnum(name.first!)
+            && name.allSatisfy { isAlnum($0) || "-_".contains($0) }
+        return ok ? nil : "\"\(name)\" is not a firewall \(kind) name; use letters, digits, '-' and '_' (at most \(limit) characters), e.g. \"\(example)\""
     }
 
     /// An archive URI apt can use: `http://`, `https://` or `file:///`.

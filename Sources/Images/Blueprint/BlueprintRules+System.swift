@@ -21,10 +21,17 @@ extension BlueprintRules {
         return nil
     }
 
-    /// Arguments appended to the kernel command line: one line, and no `root=` (Kiln sets it from the disk layout).
+    /// Arguments appended to the kernel command line: one line, no `root=`
+    /// (Kiln sets it from the disk layout), and none of the characters that
+    /// GRUB's script (grub.cfg's `linux` line) or the shell reading
+    /// /etc/default/grub would take as syntax: `;` would end GRUB's command
+    /// and start another, `$` expands a variable, quotes end the string.
     package static func kernelAppendProblem(_ s: String) -> String? {
         if s.contains(where: { $0.isNewline || $0 == "\0" || ($0.asciiValue.map { $0 < 0x20 && $0 != 0x09 } ?? false) }) {
             return "must be one line without control characters; separate arguments with spaces"
+        }
+        if let bad = s.first(where: { "\"'`$\\;&|<>{}".contains($0) }) {
+            return "\"\(bad)\" would be read as syntax by GRUB's grub.cfg or by the shell reading /etc/default/grub; remove it: kernel arguments are words such as \"quiet\" or \"console=ttyS0,115200\""
         }
         if let root = s.split(whereSeparator: \.isWhitespace).first(where: { $0.hasPrefix("root=") }) {
             return "\"\(root)\": Kiln sets root= itself from the disk layout; remove it"

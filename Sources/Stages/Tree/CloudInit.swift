@@ -6,7 +6,9 @@ import Manifest
 /// `ds-identify` (a shell script run by cloud-init's systemd generator) reads.
 /// With the list as JSON it read `"disabled"}}` and kept cloud-init enabled
 /// without any data source, which failed four units at first boot on trixie.
-/// Other values are written as JSON, which is YAML's flow style.
+/// Other values are written in YAML's flow style, strings double-quoted with
+/// everything outside printable ASCII escaped (PyYAML refuses some control
+/// characters, and folds U+0085/U+2028/U+2029 as line breaks).
 package struct CloudInit: Stage {
     package static let type = "org.osbuild.cloud-init"
     package static let placement = Placement.tree
@@ -46,14 +48,46 @@ package struct CloudInit: Stage {
             if key == "datasource_list" {
                 let names = value.arrayValue?.compactMap(\.stringValue) ?? []
                 guard let list = value.arrayValue, names.count == list.count,
-                      names.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
+                      names.allSatisfy({ ($0.first?.isLetter ?? false) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
                     throw StageError.invalidOptions(reason: "\(type): options.config.datasource_list must be a list of data source names (letters and digits, e.g. \"NoCloud\")")
                 }
                 lines.append("datasource_list: [\(names.joined(separator: ", "))]")
             } else {
-                lines.append("\(key): " + CanonicalJSON.encode(value))
+                lines.append("\(key): " + flow(value))
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A value in YAML's flow style.
+    static func flow(_ v: JSONValue) -> String {
+        switch v {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .int(let i): String(i)
+        case .double(let d):
+            // YAML 1.1 (PyYAML) reads a float only with a '.': 1e-05 would be a string.
+            if !d.isFinite { d.isNaN ? ".nan" : (d > 0 ? ".inf" : "-.inf") }
+            else if let e = "\(d)".firstIndex(where: { $0 == "e" || $0 == "E" }), !"\(d)"[..<e].contains(".") {
+                "\(d)"[..<e] + ".0" + "\(d)"[e...]
+            } else { "\(d)" }
+        case .string(let s): quoted(s)
+        case .array(let a): "[" + a.map(flow).joined(separator: ", ") + "]"
+        case .object(let o): "{" + o.keys.sorted().map { quoted($0) + ": " + flow(o[$0]!) }.joined(separator: ", ") + "}"
+        }
+    }
+
+    /// A double-quoted YAML string: `"` and `\\` escaped, anything outside printable ASCII as `\\uXXXX` or `\\UXXXXXXXX`.
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case " "..."~": out.unicodeScalars.append(u)
+            default: out += u.value <= 0xFFFF ? String(format: "\\u%04X", u.value) : String(format: "\\U%08X", u.value)
+            }
+        }
+        return out + "\""
     }
 }

@@ -35,8 +35,12 @@ package struct Firewalld: Stage {
         }
         let ports = try (options.ports ?? []).map(Self.port)
         let services = (options.enabledServices ?? []) + (options.disabledServices ?? [])
-        for name in services + [options.defaultZone].compactMap({ $0 }) + (options.zones ?? []).map(\.name) {
-            try Self.checkName(name)
+        for name in services { try Self.checkName(name) }
+        for zone in [options.defaultZone].compactMap({ $0 }) + (options.zones ?? []).map(\.name) {
+            try Self.checkName(zone)
+            guard zone.count <= 17 else {
+                throw StageError.invalidOptions(reason: "\(Self.type): zone \"\(zone)\" is longer than firewalld's 17 characters")
+            }
         }
         for source in (options.zones ?? []).flatMap({ $0.sources ?? [] }) {
             guard !source.isEmpty, source.count <= 128,
@@ -54,8 +58,9 @@ package struct Firewalld: Stage {
         }
     }
 
-    /// The tool's calls, in a fixed order: default zone, new zones, each
-    /// zone's sources, ports, services to enable, services to remove.
+    /// The tool's calls, in a fixed order: zones that do not exist yet, the
+    /// default zone, each zone's sources, ports, services to enable, services
+    /// to remove.
     /// `firewall-offline-cmd` takes one kind of change per call (ports and
     /// services together are refused, `--set-default-zone` stands alone), so
     /// each kind is a call of its own, with all of its values.
@@ -106,20 +111,21 @@ package struct Firewalld: Stage {
         let protocols = ["tcp", "udp", "sctp", "dccp"]
         let fail = StageError.invalidOptions(reason: "\(type): port \"\(entry)\" is not PORT:PROTOCOL or FROM-TO:PROTOCOL with a port from 1 to 65535 (or a service name such as https) and one of \(protocols.joined(separator: ", "))")
         guard parts.count == 2, protocols.contains(parts[1]) else { throw fail }
+        let digits = { (t: String) in !t.isEmpty && t.count <= 5 && t.allSatisfy { $0.isASCII && $0.isNumber } }
         let range = parts[0].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
-        guard (1...2).contains(range.count) else { throw fail }
-        let numbers = range.map { Int($0) }
-        if numbers.allSatisfy({ $0 != nil }) {
-            let n = numbers.map { $0! }
+        if (1...2).contains(range.count), range.allSatisfy(digits) {
+            let n = range.map { Int($0)! }
             guard n.allSatisfy({ (1...65535).contains($0) }), n.first! <= n.last! else { throw fail }
         } else {
-            guard range.count == 1, range[0].count <= 32, let first = range[0].first, first.isLetter,
-                  range[0].allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) else { throw fail }
+            // A service name from the tree's /etc/services, such as `https` or `http-alt`.
+            let name = parts[0]
+            guard name.count <= 32, let first = name.first, first.isASCII, first.isLetter,
+                  name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) else { throw fail }
         }
         return "\(parts[0])/\(parts[1])"
     }
 
-    /// Service and zone names: what firewalld allows in its file names (zones: at most 17 characters).
+    /// Service and zone names: letters, digits, '-' and '_', as firewalld's own files are named (`RH-Satellite-6`, `0-AD`).
     static func checkName(_ name: String) throws {
         guard !name.isEmpty, name.count <= 64, !name.hasPrefix("-"),
               name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {

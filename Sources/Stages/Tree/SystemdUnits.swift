@@ -129,10 +129,12 @@ package struct SystemdUnits: Stage {
     }
 
     /// Removes every symlink under /etc/systemd/system named `unit` or pointing to it (not masks).
-    /// A unit that exists nowhere in the tree is an error, as for enabling: a
-    /// misspelt name would otherwise leave the unit it meant enabled.
+    /// A unit that exists nowhere in the tree has nothing to disable: a
+    /// blueprint may disable `cloud-init.service` for every image type,
+    /// including those without cloud-init (and a type's extra may have been
+    /// left out for a blueprint package).
     static func disable(_ unit: String, tree: String) throws {
-        guard let path = find(unit, tree: tree) else { throw SystemdError.unknownUnit(name: unit, option: "disabled_services") }
+        guard let path = find(unit, tree: tree) else { return }
         let root = try TreePath.resolve(etc, in: tree)
         guard let walker = FileManager.default.enumerator(atPath: root) else { return }
         let aliases = (try? TreeFiles.read(path, in: tree)).map { installSection($0)["Alias"] ?? [] } ?? []

@@ -26,7 +26,9 @@ fact services 'firewall-cmd --list-services'
 fact page 'head -1 /srv/demo/index.html'
 fact cloud_init 'dpkg-query -W -f="\${Status}" cloud-init 2>/dev/null || echo absent'
 fact codename '. /etc/os-release; echo "$VERSION_CODENAME"'
-fact listener 'systemd-run --unit=kiln-closed-probe --property=DynamicUser=yes --collect python3 -m http.server 8001 >/dev/null 2>&1 && sleep 2 && systemctl is-active kiln-closed-probe.service'
+# A listener on 8001, answering inside the guest (polled, at most 60 s) before the host probes it.
+systemd-run --unit=kiln-closed-probe --property=DynamicUser=yes --collect python3 -m http.server 8001 >/dev/null 2>&1
+fact listener 'for i in $(seq 1 60); do python3 -c "import urllib.request as u; u.urlopen(\"http://127.0.0.1:8001/\", timeout=2)" 2>/dev/null && echo answers && break; sleep 1; done'
 fact failed_units 'systemctl --failed --no-legend --plain | cut -d" " -f1'
 '''
 
