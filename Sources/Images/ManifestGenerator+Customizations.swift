@@ -5,13 +5,9 @@ import Manifest
 // services: kernel, locale and keyboard, NTP, firewall, repositories,
 // certificates, sshd, files and directories, first-boot scripts.
 extension ManifestGenerator {
-    /// Packages the customizations need: locales, console-setup, timesyncd,
-    /// nftables, openssh-server; the kernel of `[customizations.kernel] name`.
-    static func customizationPackages(_ request: ImageRequest) -> [String] {
-        customizationPackageReasons(request).map(\.0)
-    }
-
-    /// The same, each with the customization that needs it.
+    /// Packages the customizations need (locales, console-setup, timesyncd,
+    /// nftables, openssh-server; the kernel of `[customizations.kernel] name`),
+    /// each with the customization that needs it.
     static func customizationPackageReasons(_ request: ImageRequest) -> [(String, String)] {
         let c = request.blueprint.customizations
         var p: [(String, String)] = []

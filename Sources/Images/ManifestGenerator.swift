@@ -62,16 +62,18 @@ package struct ManifestGenerator: Sendable {
         let bp = request.blueprint
         var base = definition.requiredPackages
         if bp.customizations.kernel?.name != nil { base.removeAll { $0.hasPrefix("linux-image-") } }
+        let customization = customizationPackageReasons(request)
+        let disk = diskPackages(request)
         var because: [String: String] = [:]
-        for (name, why) in customizationPackageReasons(request) where because[name] == nil { because[name] = why }
-        for name in diskPackages(request) where because[name] == nil { because[name] = "the disk layout" }
+        for (name, why) in customization where because[name] == nil { because[name] = why }
+        for name in disk where because[name] == nil { because[name] = "the disk layout" }
         func spec(_ p: Blueprint.PackageSpec) -> String { p.version == "*" || p.version.isEmpty ? p.name : "\(p.name)=\(p.version)" }
         var requested = bp.groups.enumerated().map { PackageSelection.Requested(request: "task-\($1)", field: "groups[\($0)].name") }
         requested += bp.packages.enumerated().map { PackageSelection.Requested(request: spec($1), field: "packages[\($0)]") }
         requested += bp.modules.enumerated().map { PackageSelection.Requested(request: spec($1), field: "modules[\($0)]") }
         var seen = Set<String>()
         requested = requested.filter { seen.insert($0.request).inserted }
-        let required = base + diskPackages(request) + customizationPackageReasons(request).map(\.0)
+        let required = base + disk + customization.map(\.0)
         // A package of an extra that the blueprint asks for itself is the blueprint's, not the type's;
         // the rest of that extra stays an extra.
         let asked = Set(requested.map(\.name))

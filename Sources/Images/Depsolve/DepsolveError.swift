@@ -26,10 +26,8 @@ package enum DepsolveError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noMatchingVersion(let name, let glob, let available, let distro):
             "no version of \"\(name)\" in \(distro) matches \"\(glob)\"; available: \(available.isEmpty ? "none" : available.joined(separator: ", ")); change the version glob (\"*\" takes the newest)"
         case .unsatisfiable(let names, let distro, let reason):
-            // apt's relation lines, without its advice about held packages (there are none here).
             "the packages cannot be installed together in \(distro) (\(names.joined(separator: " "))):\n"
-                + (PackageSelection.brokenLines(reason).isEmpty ? reason : PackageSelection.brokenLines(reason).joined(separator: "\n"))
-                + "\nremove one of the packages apt names"
+                + Self.relations(reason) + "\nremove one of the packages apt names"
         case .metadataRefreshFailed(let distro, let arch, let reason):
             "could not download the \(distro) \(arch) repository index; check the network and the mirror URL:\n\(reason)"
         case .aptFailed(let command, let status, let output):
@@ -39,5 +37,11 @@ package enum DepsolveError: Error, Sendable, Equatable, CustomStringConvertible 
         case .cacheDirectory(let path, let reason):
             "cannot prepare the repository cache \(path): \(reason); check that it is writable (run as root or pass another cache directory)"
         }
+    }
+
+    /// apt's relation lines, without its advice about held packages (there are none here); all of it when it gave none.
+    static func relations(_ reason: String) -> String {
+        let broken = PackageSelection.brokenLines(reason)
+        return broken.isEmpty ? reason : broken.joined(separator: "\n")
     }
 }

@@ -9,7 +9,8 @@ import json
 import os
 import shlex
 import socket
-import subprocess
+
+import guest_facts
 
 SSH = shlex.split(os.environ["BOOT_TEST_SSH"])
 
@@ -51,14 +52,7 @@ def probe(port):
         return f"closed: {e.__class__.__name__}"
 
 
-r = subprocess.run(SSH + [REMOTE], capture_output=True, text=True, timeout=300)
-facts = {}
-for line in r.stdout.splitlines():
-    key, sep, value = line.partition("=")
-    if sep:
-        facts[key] = value
-facts["remote_status"] = r.returncode
-facts["remote_errors"] = r.stderr.strip()[-2000:]
+facts = guest_facts.collect(SSH, REMOTE)
 facts["port_8000"] = probe(os.environ["BOOT_TEST_PORT_8000"])
 facts["port_8001"] = probe(os.environ["BOOT_TEST_PORT_8001"])
 print(json.dumps(facts, indent=1))

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import guest_facts
+
 PORT = os.environ["BOOT_TEST_PORT_22"]
 KEY = os.environ["KILN_SSH_KEY"]
 DEADLINE = time.monotonic() + float(os.environ.get("KILN_SSH_TIMEOUT", "600"))
@@ -99,14 +101,7 @@ while True:
         sys.exit(1)
     time.sleep(5)
 
-r = ssh(REMOTE)
-facts = {}
-for line in r.stdout.splitlines():
-    key, sep, value = line.partition("=")
-    if sep:
-        facts[key] = value
-facts["remote_status"] = r.returncode
-facts["remote_errors"] = r.stderr.strip()[-2000:]
+facts = guest_facts.collect(SSH, REMOTE)
 facts["port_8080"] = probe(os.environ["BOOT_TEST_PORT_8080"])
 facts["port_8081"] = probe(os.environ["BOOT_TEST_PORT_8081"])
 print(json.dumps(facts, indent=1))
