@@ -39,6 +39,7 @@ package actor BuildAgent {
 
     package init(config: AgentConfiguration, context: ZMQContext, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {
+        try PrivateDirectory.prepare(config.stateDirectory, what: "the agent's state directory")
         for dir in [config.spoolDirectory, config.logsDirectory] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }

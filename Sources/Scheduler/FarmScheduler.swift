@@ -58,7 +58,7 @@ package actor FarmScheduler {
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {
-        try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+        try PrivateDirectory.prepare(config.stateDirectory, what: "the scheduler's state directory")
         for dir in [config.artifactsDirectory, config.logsDirectory] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }

@@ -59,6 +59,9 @@ enum ConfigFile {
         do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
             throw ConfigFileError(file: file, line: nil, problem: "cannot read it: \(error.localizedDescription)")
         }
+        do { try TOMLPreflight.check(text) } catch {
+            throw ConfigFileError(file: file, line: error.line, problem: "not valid TOML: \(error.reason)")
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

@@ -33,6 +33,14 @@ private func toml(_ lines: [String]) -> String { lines.joined(separator: "\n") +
         Malformed(label: "bad TOML", text: "name = \"x\ndescription = 1\n", keyPath: "", line: 1, says: "not valid TOML"),
         Malformed(label: "bad JSON", text: "{\n  \"name\": \"x\"\n  \"version\": 1}", json: true, keyPath: "", line: 3, says: "not valid JSON"),
         Malformed(label: "missing name", text: "description = \"d\"\n", keyPath: "name", says: "missing; give the blueprint a name"),
+        // Issue 15, finding 14: NUL cut values short; a key with a line break added an authorized_keys line.
+        Malformed(label: "NUL in a TOML string", text: toml("name = \"x\"", user, "name = \"alice\\u0000root\""),
+                  keyPath: "", line: 3, says: "NUL character"),
+        Malformed(label: "NUL in a JSON file path", text: #"{"name": "x", "customizations": {"files": [{"path": "/etc/motd\u0000x", "data": "hi"}]}}"#,
+                  json: true, keyPath: "customizations.files[0].path", says: "NUL character"),
+        Malformed(label: "SSH key with a line break", text: toml("name = \"x\"", user, "name = \"alice\"",
+                  "key = \"ssh-ed25519 AAAAC3Nza alice@kiln\\ncommand=\\\"sh\\\" ssh-ed25519 AAAAC3Nzb evil\""),
+                  keyPath: "customizations.user[0].key", line: 4, says: "one SSH public key per entry"),
         Malformed(label: "name not a string", text: toml("name = 5"), keyPath: "name", line: 1, says: "must be a string, found an integer"),
         Malformed(label: "customizations not a table", text: toml("name = \"x\"", "customizations = 3"),
                   keyPath: "customizations", line: 2, says: "must be a table"),
@@ -287,6 +295,101 @@ private func toml(_ lines: [String]) -> String { lines.joined(separator: "\n") +
             let line = String(lines.first ?? "")
             #expect(line.contains(path + f.where), "\(f.name): \(line)")
             #expect(line.contains(f.says), "\(f.name): \(line)")
+        }
+    }
+}
+
+/// Issue 15, finding 14: toml++ guards its parser with asserts that are
+/// compiled into Kiln, so a malformed key aborted `kiln` (exit 134), a
+/// daemon's `--config` file too, and deep dotted keys took quadratic time.
+@Suite struct TOMLHostileInputTests {
+    static let hostile: [(name: String, text: String, line: Int)] = [
+        ("backslash-header", "name=\"x\"\n[[\\a]]\n", 2),
+        ("backslash-table", "name = \"x\"\n[customizations.\\b]\n", 2),
+        ("backslash-key", "name = \"x\"\nx\\y = 1\n", 2),
+        ("control-in-key", "name = \"x\"\n[\"a\u{01}\"]\n", 2),
+        ("deep-key", "name = \"x\"\n" + Array(repeating: "a", count: 20_000).joined(separator: ".") + " = 1\n", 2),
+        ("deep-array", "name = \"x\"\nx = " + String(repeating: "[", count: 50_000) + "\n", 2),
+        ("deep-inline", "name = \"x\"\nx = " + String(repeating: "{a=", count: 50_000) + "1\n", 2),
+    ]
+
+    @Test("keys toml++ would assert on, and deep keys and nesting, are bad input with a line, through the CLI, fast")
+    func hostileTOMLIsBadInputNotACrash() async throws {
+        let kiln = BuiltProducts.kiln
+        try #require(FileManager.default.isExecutableFile(atPath: kiln), "build kiln first: swift build")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-toml-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for f in Self.hostile {
+            let path = "\(dir)/\(f.name).toml"
+            try f.text.write(toFile: path, atomically: true, encoding: .utf8)
+            let started = ContinuousClock.now
+            let r = try await runChild(kiln, ["manifest", path, "--distro", "debian-12", "--arch", "x86_64", "--type", "qcow2"])
+            #expect(r.status == 2, "\(f.name): exit \(r.status): \(r.errors.prefix(300))")
+            #expect(r.errors.contains("\(path):\(f.line):"), "\(f.name): \(r.errors.prefix(300))")
+            #expect(ContinuousClock.now - started < .seconds(5), "\(f.name) took \(ContinuousClock.now - started)")
+            // The same text as a daemon's configuration file.
+            let c = try await runChild(kiln, ["scheduler", "--config", path])
+            #expect(c.status == 2, "--config \(f.name): exit \(c.status): \(c.errors.prefix(300))")
+            #expect(c.errors.contains(path), "--config \(f.name): \(c.errors.prefix(300))")
+        }
+    }
+
+    /// The class, not only the instances: thousands of blueprints with a
+    /// TOML metacharacter put at a random place. Parsing them in this process
+    /// must never abort it (an assert in toml++ would end the test run).
+    @Test("mutated blueprints never abort the parser")
+    func mutatedBlueprintsNeverAbort() throws {
+        let base = """
+        name = "demo"
+        description = "a \\"quoted\\" demo"
+        version = "0.0.1"
+
+        [[packages]]
+        name = "tmux"
+        version = "*"
+
+        [customizations]
+        hostname = "kiln"
+
+        [[customizations.user]]
+        name = "alice"
+        groups = ["sudo", "builders"]
+        key = 'ssh-ed25519 AAAA alice@kiln'
+
+        [customizations.firewall.services]
+        enabled = ["ssh", "http"]
+        [customizations.kernel]
+        append = "console=ttyS0"
+        [customizations.timezone]
+        timezone = "Europe/Berlin"
+        ntpservers = ["0.pool.ntp.org", { a = 1 }]
+        """
+        // The base is good TOML: the preflight takes it.
+        _ = try Blueprint.parse(toml: base.replacingOccurrences(of: ", { a = 1 }", with: ""))
+        let bytes = Array(base.utf8)
+        let specials: [UInt8] = Array("\\[]\"'=.#{},\n\t ".utf8) + [0, 1, 0x7F, 0xFF]
+        var rng = SplitMix(seed: 15)
+        for _ in 0..<4000 {
+            var doc = bytes
+            for _ in 0..<Int(rng.next() % 3 + 1) {
+                let at = Int(rng.next() % UInt64(doc.count))
+                let c = specials[Int(rng.next() % UInt64(specials.count))]
+                if rng.next() % 2 == 0 { doc.insert(c, at: at) } else { doc[at] = c }
+            }
+            _ = try? Blueprint.parse(toml: String(decoding: doc, as: UTF8.self))
+        }
+    }
+
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Logging
 import Manifest
 @testable import Stages
@@ -159,5 +160,50 @@ private struct ConcatFiles: Stage {
         try await store.prune(commands: commands)
         #expect(store.contains("old"))
         #expect(!store.contains("middle") && !store.contains("new"))
+    }
+
+    /// Issue 15, finding 4: a stored tree holds setuid-root programs and a
+    /// world-writable /tmp. Another local user ran a stored setuid `id` and
+    /// got euid 0, and could plant a file in a cached tree's /tmp that every
+    /// later image would carry. The store is 0700 now: `nobody` can reach
+    /// neither. An existing store that others can enter is refused at start.
+    @Test func anotherLocalUserCanNeitherRunStoredSetuidProgramsNorPlantFiles() async throws {
+        let root = NSTemporaryDirectory() + "kiln-store-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let commands = CommandRunner(logPath: root + ".log", logger: Logger(label: "t"))
+        let store = try TreeStore(root: root)
+        let work = try store.makeWorkDirectory()
+        try FileManager.default.createDirectory(atPath: work + "/usr/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: work + "/tmp", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/usr/bin/id", toPath: work + "/usr/bin/id")
+        #expect(chmod(work + "/usr/bin/id", 0o4755) == 0 && chmod(work + "/tmp", 0o1777) == 0)
+        try await store.commit(work, as: "tree", move: true, commands: commands)
+        let stored = store.treePath("tree")
+
+        var info = stat()
+        #expect(stat(root, &info) == 0 && info.st_mode & 0o777 == 0o700)
+        let asNobody = { (argv: [String]) async throws -> ChildOutput in
+            try await runChild("/usr/sbin/runuser", ["-u", "nobody", "--"] + argv)
+        }
+        // Sanity: the same program, reachable, does give euid 0 (the attack is real).
+        let open = NSTemporaryDirectory() + "kiln-open-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: open) }
+        try FileManager.default.copyItem(atPath: stored + "/usr/bin/id", toPath: open + "/id")
+        #expect(chmod(open + "/id", 0o4755) == 0 && chmod(open, 0o755) == 0)
+        #expect(try await asNobody([open + "/id", "-u"]).output.contains("0"), "a reachable setuid-root id gives euid 0")
+
+        let run = try await asNobody([stored + "/usr/bin/id", "-u"])
+        #expect(run.status != 0 && !run.output.contains("0"), "nobody ran the stored setuid id: \(run.output)")
+        let plant = try await asNobody(["/usr/bin/touch", stored + "/tmp/planted"])
+        #expect(plant.status != 0)
+        #expect(!FileManager.default.fileExists(atPath: stored + "/tmp/planted"))
+
+        // A store others can enter is refused at start, with the fix.
+        #expect(chmod(root, 0o755) == 0)
+        let error = #expect(throws: StageError.self) { try TreeStore(root: root) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("chmod 0700 \(root)"))
+        #expect(chmod(root, 0o750) == 0)
+        _ = try TreeStore(root: root)  // a kiln group may read
     }
 }

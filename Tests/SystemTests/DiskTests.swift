@@ -7,10 +7,7 @@ import Testing
 
 /// Disk customizations built for real and booted: root on LVM with an XFS
 /// /home and swap on GPT (UEFI), and a DOS table with an XFS /boot (BIOS GRUB
-/// from the gap before the first partition). The LVM qcow2 runs in the
-/// aarch64 lane (an x86_64 build, there to even the lanes out), the DOS raw
-/// in the x86_64 lane; their package sets differ (qcow2 has cloud-init and
-/// the guest agent), so neither waits for the other.
+/// from the gap before the first partition). Both run in the x86_64 lane.
 typealias FS = Blueprint.FilesystemSpec
 
 extension SystemImages {
@@ -54,7 +51,7 @@ extension SystemImages {
 
 }
 
-extension AArch64ImageTests {
+extension X86ImageTests {
     @Test("x86_64 qcow2: root on LVM, XFS /home and swap as volumes, Kiln's /boot; boots under UEFI", .tags(.boot), .tier(.ci, .boot))
     func lvmRootWithXfsHomeAndSwap() async throws {
         let r = try diskRequest(type: "qcow2", .init(partitions: [

@@ -13,9 +13,13 @@ import Testing
 /// gets a fresh one under /var/tmp named after its process, which the next
 /// `ops/test` removes once that process is gone.
 enum SystemStore {
+    /// Made private (0700) before anything is put in it: the tree store
+    /// refuses a root other users can enter.
     static let root: String = {
-        if let root = ProcessInfo.processInfo.environment["KILN_TEST_STORE"], !root.isEmpty { return root }
-        return "/var/tmp/kiln-systemtests-\(getpid())"
+        var root = "/var/tmp/kiln-systemtests-\(getpid())"
+        if let given = ProcessInfo.processInfo.environment["KILN_TEST_STORE"], !given.isEmpty { root = given }
+        try? PrivateDirectory.prepare(root, what: "the system tests' store")
+        return root
     }()
 }
 

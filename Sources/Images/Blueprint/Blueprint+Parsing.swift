@@ -24,6 +24,9 @@ extension Blueprint {
 
     /// Parses a TOML blueprint.
     package static func parse(toml text: String, file: String = "blueprint.toml") throws(BlueprintError) -> Blueprint {
+        do { try TOMLPreflight.check(text) } catch {
+            throw BlueprintError(file: file, keyPath: "", line: error.line, problem: .syntax(format: "TOML", reason: error.reason))
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

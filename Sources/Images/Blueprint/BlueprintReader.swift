@@ -9,6 +9,7 @@ struct BlueprintReader {
     let format: Format
 
     func blueprint(_ doc: JSONValue) throws(BlueprintError) -> Blueprint {
+        try refuseNUL(doc, "")
         let o = try object(doc, "")
         try checkKeys(o, "")
         guard let nameValue = o["name"] else {
@@ -172,6 +173,26 @@ struct BlueprintReader {
     /// `customizations.user[0]` → `[[customizations.user]]`.
     func tablesExample(_ path: String) -> String {
         "one [[\(BlueprintKeys.section(of: path))]] section per entry"
+    }
+
+    /// A NUL (`\u0000` in TOML or JSON) anywhere, in a value or a key: a C
+    /// string, a file name or a command line would end there without a word.
+    func refuseNUL(_ v: JSONValue, _ path: String) throws(BlueprintError) {
+        switch v {
+        case .string(let s) where s.utf8.contains(0):
+            throw origin.error(path, .invalid(reason: "contains a NUL character (\\u0000), which would cut the value short; remove it"))
+        case .array(let items):
+            for (i, item) in items.enumerated() { try refuseNUL(item, "\(path)[\(i)]") }
+        case .object(let o):
+            for (key, value) in o {
+                let p = path.isEmpty ? key : "\(path).\(key)"
+                if key.utf8.contains(0) {
+                    throw origin.error(path.isEmpty ? "(top level)" : path, .invalid(reason: "a key contains a NUL character (\\u0000); remove it"))
+                }
+                try refuseNUL(value, p)
+            }
+        default: break
+        }
     }
 
     func string(_ v: JSONValue, _ path: String) throws(BlueprintError) -> String {

@@ -65,6 +65,11 @@ package enum BlueprintRules {
 
     /// One or more authorized_keys lines, each with a key type followed by the key.
     package static func sshKeyProblem(_ key: String) -> String? {
+        // One key per entry: a line break would start a second authorized_keys
+        // line (with options of its own) that nobody reads in the blueprint.
+        if key.trimmingCharacters(in: .whitespacesAndNewlines).contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) {
+            return "holds more than one line; give one SSH public key per entry (one [[customizations.sshkey]] or user per key)"
+        }
         let lines = key.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
         guard !lines.isEmpty else { return "must not be empty; give an SSH public key such as \"ssh-ed25519 AAAAC3… me@host\"" }
         for line in lines {

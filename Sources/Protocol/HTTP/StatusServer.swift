@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 
@@ -66,6 +67,12 @@ package struct StatusResponse: Sendable {
 /// A small read-only HTTP server (GET only) for `/metrics`, the dashboard
 /// and its JSON: the paths and what answers them are the caller's.
 /// Unknown paths get 404; a handler never sees a request body.
+///
+/// A peer cannot hold the daemon's file descriptors: a connection must send a
+/// whole request head within `requestTimeout` of connecting or of its last
+/// answer (slow headers and idle keep-alive connections are closed alike), and
+/// at most `maxConnections` are open at once; the next ones wait in the
+/// listen backlog until one closes.
 package final class StatusServer: Sendable {
     /// Answers a GET of one path; `query` holds the URL's query parameters.
     package typealias Handler = @Sendable (_ query: [String: String]) async -> StatusResponse
@@ -82,7 +89,8 @@ package final class StatusServer: Sendable {
     }
 
     /// Binds and starts serving; throws when the address cannot be bound.
-    package static func start(endpoint: HTTPEndpoint, routes: [String: Handler], logger: Logger) async throws -> StatusServer {
+    package static func start(endpoint: HTTPEndpoint, routes: [String: Handler], logger: Logger,
+                              requestTimeout: Duration = .seconds(10), maxConnections: Int = 256) async throws -> StatusServer {
         let router = Router()
         for (path, handler) in routes {
             router.get(RouterPath(path)) { request, _ -> Response in
@@ -102,9 +110,16 @@ package final class StatusServer: Sendable {
         quiet.logLevel = .critical
         // Running, or the reason it could not start: whichever comes first.
         let (outcomes, sink) = AsyncStream<Result<Int, any Error>>.makeStream(bufferingPolicy: .bufferingNewest(4))
+        // HTTPConnectionStateHandler's idle timer runs from the connection's
+        // start (and from each answer) until a request head has been decoded,
+        // so it is the header deadline as well as the idle one.
+        let timeout = TimeAmount.nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000
+            + requestTimeout.components.attoseconds / 1_000_000_000)
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(endpoint.host, port: endpoint.port), serverName: "kiln"),
+            server: .http1(configuration: .init(idleTimeout: timeout)),
+            configuration: .init(address: .hostname(endpoint.host, port: endpoint.port), serverName: "kiln",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(max(1, maxConnections), logger: quiet)),
             onServerRunning: { channel in sink.yield(.success(channel.localAddress?.port ?? endpoint.port)) },
             logger: quiet)
         let task = Task {

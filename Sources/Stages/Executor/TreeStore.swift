@@ -20,6 +20,7 @@ package struct TreeStore: Sendable {
         // Absolute, so that trees extract into it from any thread (--store store).
         self.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         self.capBytes = capBytes
+        try PrivateDirectory.prepare(self.root, what: "the tree store")
         for dir in ["objects", "tmp"] {
             try FileManager.default.createDirectory(atPath: "\(self.root)/\(dir)", withIntermediateDirectories: true)
         }

@@ -136,7 +136,7 @@ struct AgentCommand: AsyncParsableCommand {
             guard !archs.isEmpty else { throw CLIError.badInput("--arch: name at least one architecture") }
             guard slots >= 1 else { throw CLIError.badInput("--slots \(slots): must be at least 1") }
             let (native, emulated) = try HostArchitectures.split(archs)
-            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            try PrivateDirectory.prepare(state, what: "the agent's state directory")
             let id = try name ?? Self.agentID(state: state)
             var config = AgentConfiguration(agentID: id, schedulerEndpoint: try SchedulerEndpoint.agents(scheduler),
                                             arches: native, emulatedArches: emulated, stateDirectory: state)
