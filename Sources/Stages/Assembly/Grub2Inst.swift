@@ -33,9 +33,28 @@ package struct Grub2Inst: Stage {
         let partlabel: String
         /// `ext4`, `xfs`, `btrfs` or `iso9660`: the filesystem module for the prefix.
         let filesystem: String
-        /// grub-mkimage binary name (osbuild's default is Fedora's `grub2-mkimage`;
-        /// Debian's `grub-mkimage` is used when this is absent or that name).
+        /// osbuild's name of the grub-mkimage program: only `grub-mkimage` or
+        /// Fedora's `grub2-mkimage` is accepted, and either way the host's
+        /// `grub-mkimage` runs. The manifest never chooses a program.
         let binary: String?
+
+        static let binaries: Set<String> = ["grub-mkimage", "grub2-mkimage"]
+
+        enum CodingKeys: String, CodingKey { case type, partlabel, filesystem, binary }
+
+        /// Refuses any other `binary` while the manifest is validated, before anything runs.
+        package init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            type = try c.decode(String.self, forKey: .type)
+            partlabel = try c.decode(String.self, forKey: .partlabel)
+            filesystem = try c.decode(String.self, forKey: .filesystem)
+            binary = try c.decodeIfPresent(String.self, forKey: .binary)
+            if let binary, !Self.binaries.contains(binary) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .binary, in: c,
+                    debugDescription: "\"\(binary)\" is not a program Kiln runs; a manifest cannot choose one. Remove the option (Kiln runs the host's grub-mkimage) or give \"grub-mkimage\" or \"grub2-mkimage\"")
+            }
+        }
     }
 
     package struct Prefix: Codable, Sendable {
@@ -78,9 +97,7 @@ package struct Grub2Inst: Stage {
 
         let modules = try moduleDirectory(context)
         let coreImage = context.scratch + "/core.img"
-        var mkimage = options.core.binary ?? "grub-mkimage"
-        if mkimage == "grub2-mkimage" { mkimage = "grub-mkimage" }
-        try await context.run([mkimage, "-O", "i386-pc", "-d", modules, "-o", coreImage,
+        try await context.run(["grub-mkimage", "-O", "i386-pc", "-d", modules, "-o", coreImage,
                                "-p", try Self.prefix(options.prefix)] + (try Self.modules(options.core)))
 
         var core = try [UInt8](Data(contentsOf: URL(fileURLWithPath: coreImage)))

@@ -15,22 +15,27 @@ package struct CommandRunner: Sendable {
     package let logger: Logger
     /// Extra environment for every command.
     package let environment: [String: String]
+    /// The programs this runner may start (argv[0]).
+    package let programs: HostPrograms
 
-    package init(logPath: String, logger: Logger, environment: [String: String] = [:]) {
+    package init(logPath: String, logger: Logger, environment: [String: String] = [:], programs: HostPrograms = .stages) {
         self.logPath = logPath
         self.logger = logger
         self.environment = environment
+        self.programs = programs
     }
 
-    private static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    /// The search path of every command; nothing a caller passes replaces it.
+    static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     private func configuration(_ argv: [String], _ env: [String: String], _ directory: String?) -> Configuration {
         var merged = ["PATH": Self.basePath, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"]
         merged.merge(environment) { _, b in b }
         merged.merge(env) { _, b in b }
+        merged["PATH"] = Self.basePath
         var updates: [Environment.Key: String?] = [:]
         for (k, v) in merged { updates[Environment.Key(stringLiteral: k)] = v }
-        let exe: Executable = argv[0].hasPrefix("/") ? .path(FilePath(argv[0])) : .name(argv[0])
+        let exe: Executable = .name(argv[0])
         var platform = PlatformOptions()
         platform.createSession = true
         platform.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(3))]
@@ -51,7 +56,7 @@ package struct CommandRunner: Sendable {
 
     /// Runs `argv`; throws on a non-zero exit or a signal.
     package func run(_ argv: [String], environment env: [String: String] = [:], directory: String? = nil) async throws {
-        precondition(!argv.isEmpty)
+        try programs.check(argv)
         let fd = try openLog(for: argv)
         defer { try? fd.close() }
         let status: TerminationStatus
@@ -68,6 +73,7 @@ package struct CommandRunner: Sendable {
 
     /// Runs `argv` and returns its standard output (stderr goes to the log).
     package func output(_ argv: [String], environment env: [String: String] = [:], limit: Int = 64 << 20) async throws -> String {
+        try programs.check(argv)
         let fd = try openLog(for: argv)
         defer { try? fd.close() }
         let status: TerminationStatus, output: String
