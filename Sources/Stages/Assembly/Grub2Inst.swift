@@ -1,4 +1,8 @@
 import Foundation
+import Manifest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `org.osbuild.grub2.inst`: makes a disk image BIOS-bootable without
 /// grub-install: builds GRUB's core image with grub-mkimage, writes it at
@@ -7,6 +11,7 @@ import Foundation
 package struct Grub2Inst: Stage {
     package static let type = "org.osbuild.grub2.inst"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// Disk image in the output tree.

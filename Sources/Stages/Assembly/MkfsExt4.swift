@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,7 @@ import Glibc
 package struct MkfsExt4: Stage {
     package static let type = "org.kiln.mkfs.ext4"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         let uuid: String

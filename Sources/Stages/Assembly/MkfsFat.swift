@@ -1,4 +1,8 @@
 import Foundation
+import Manifest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `org.kiln.mkfs.fat`: makes a FAT filesystem straight into a region of the
 /// disk image (`mkfs.fat --offset`) and copies a directory of the input tree
@@ -6,6 +10,7 @@ import Foundation
 package struct MkfsFat: Stage {
     package static let type = "org.kiln.mkfs.fat"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// Volume ID: 8 hex digits.

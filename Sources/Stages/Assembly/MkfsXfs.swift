@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 
 /// `org.kiln.mkfs.xfs`: makes an XFS filesystem in a region of the disk image
 /// and fills it from a directory of the input tree. mkfs.xfs has no way to
@@ -10,6 +11,7 @@ import Foundation
 package struct MkfsXfs: Stage {
     package static let type = "org.kiln.mkfs.xfs"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         let uuid: String

@@ -1,10 +1,12 @@
 import Foundation
+import Manifest
 
 /// `org.osbuild.tar`: archives the input tree with GNU tar, keeping numeric
 /// owners, modes, hard links and (in pax format) xattrs, ACLs and SELinux labels.
 package struct Tar: Stage {
     package static let type = "org.osbuild.tar"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// Archive in the output tree; a compression suffix (`.zst`, `.xz`, `.gz`) compresses it.
