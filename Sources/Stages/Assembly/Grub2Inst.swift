@@ -136,9 +136,21 @@ package struct Grub2Inst: Stage {
     func moduleDirectory(_ context: StageContext) throws -> String {
         var searched: [String] = []
         if context.inputs["tree"] != nil {
-            let inTree = try TreePath.resolve("/usr/lib/grub/i386-pc", in: try context.inputTree("tree"))
+            let tree = try context.inputTree("tree")
+            let inTree = tree + "/usr/lib/grub/i386-pc"
             searched.append(inTree)
-            if FileManager.default.fileExists(atPath: inTree + "/boot.img") { return inTree }
+            if TreeFiles.exists("/usr/lib/grub/i386-pc/boot.img", in: tree) {
+                // Found without following a link, and nothing in it may be one: grub-mkimage
+                // reads the modules by name and would follow a link out of the tree.
+                let directory = try ConfinedPath("/usr/lib/grub/i386-pc", in: tree, kind: .directory)
+                for name in try FileManager.default.contentsOfDirectory(atPath: directory.host).sorted() {
+                    var st = stat()
+                    if fstatat(directory.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFLNK {
+                        throw StageError.badPath(path: "/usr/lib/grub/i386-pc/" + name, reason: "is a symbolic link in the input tree; grub-mkimage would read what it points to: make it a regular file")
+                    }
+                }
+                return directory.host
+            }
         }
         let host = "/usr/lib/grub/i386-pc"
         searched.append(host)

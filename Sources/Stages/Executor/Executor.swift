@@ -186,7 +186,13 @@ package struct Executor: Sendable {
                     guard let file = input.referenceOptions[ref]?["file"]?.stringValue else {
                         throw StageError.invalidOptions(reason: "\(stage.type): input \(name): reference \(ref) needs options.file")
                     }
-                    map[file] = try TreePath.resolve("/" + file, in: store.treePath(pid))
+                    // A file of that pipeline's tree, found without following any link out of it.
+                    do {
+                        map[file] = try ConfinedPath("/" + file, in: store.treePath(pid), kind: .regularFile).host
+                    } catch {
+                        guard case .badPath(let path, let reason) = error else { throw error }
+                        throw StageError.badPath(path: path, reason: "\(reason) (\(stage.type): input \(name), reference \(ref), options.file)")
+                    }
                 }
                 out[name] = .files(map)
             }
