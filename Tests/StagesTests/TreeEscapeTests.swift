@@ -136,4 +136,31 @@ import Testing
         #expect(String(describing: error!).contains("is a symbolic link"), "\(String(describing: error!))")
         #expect(!store.contains(ids.pipelines["xz"]!), "nothing was made from the key")
     }
+
+    /// The scheduler's keys and state are not there for the programs assembly
+    /// runs: each runs in a mount namespace of its own with them covered, and
+    /// the scheduler itself still sees them afterwards.
+    @Test func assemblyProgramsDoNotSeeTheSchedulersSecrets() async throws {
+        let f = try AssemblyFixture()
+        defer { f.remove() }
+        let keys = try secretDirectory(f)
+        let database = f.root + "/scheduler.sqlite"
+        try Self.secret.write(toFile: database, atomically: true, encoding: .utf8)
+        let runner = CommandRunner(logPath: f.log, logger: Logger(label: "test"), hiding: [keys, database, f.root + "/absent"])
+        let seen = try await runner.output(["sh", "-c", "cat \(keys)/server.key \(database) 2>&1; ls -A \(keys) 2>&1; true"])
+        #expect(!seen.contains(Self.secret), "\(seen)")
+        #expect(try String(contentsOfFile: keys + "/server.key", encoding: .utf8) == Self.secret, "the host's view is unchanged")
+        #expect(!(try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)).contains(keys), "nothing mounted on the host")
+
+        // A real stage works so, and mounts it makes (a read-only view) are still there for its programs.
+        try espDisk(f)
+        let context = StageContext(tree: f.output, inputs: ["tree": .tree(f.tree)],
+                                   devices: ["device": f.region("disk.raw", start: 2048, size: 120000)],
+                                   scratch: f.root + "/scratch", logger: Logger(label: "test"), commands: runner,
+                                   stageType: MkfsFat.type)
+        try FileManager.default.createDirectory(atPath: f.root + "/scratch", withIntermediateDirectories: true)
+        try await StageRegistry.standard.run(ManifestStage(type: MkfsFat.type, options: ["volid": "7b3a4c1d", "source": "/boot/efi"]),
+                                             in: context, path: "pipelines[0].stages[0]")
+        #expect(try await f.sh("mtype", "-i", "\(f.output)/disk.raw@@\(2048 * 512)", "::/EFI/BOOT/x.txt") == "esp file\n")
+    }
 }

@@ -13,15 +13,19 @@ package struct Executor: Sendable {
     package let observer: any ExecutionObserver
     /// Directory for stage logs.
     package let logDirectory: String
+    /// Paths the stages' programs must not see (the scheduler's keys and state; see `CommandRunner.hiding`).
+    package let hiding: [String]
 
     package init(registry: StageRegistry = .standard, store: TreeStore, sources: SourceCache, logger: Logger,
-                 observer: any ExecutionObserver = SilentObserver(), logDirectory: String) {
+                 observer: any ExecutionObserver = SilentObserver(), logDirectory: String, hiding: [String] = []) {
         self.registry = registry
         self.store = store
         self.sources = sources
         self.logger = logger
         self.observer = observer
         self.logDirectory = logDirectory
+        // Never the store itself: the stages work in it.
+        self.hiding = hiding.filter { !(store.root == $0 || store.root.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/")) }
     }
 
     /// What a run produced.
@@ -127,7 +131,7 @@ package struct Executor: Sendable {
             let stage = pipeline.stages[index]
             let log = "\(logDirectory)/\(pipeline.name).\(index + 1).\(stage.type).log"
             try? FileManager.default.removeItem(atPath: log)
-            let stageCommands = CommandRunner(logPath: log, logger: logger)
+            let stageCommands = CommandRunner(logPath: log, logger: logger, hiding: hiding)
             let scratch = try store.makeWorkDirectory()
             defer {
                 MountTable.shared.release(under: scratch)

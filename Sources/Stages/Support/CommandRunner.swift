@@ -17,12 +17,40 @@ package struct CommandRunner: Sendable {
     package let environment: [String: String]
     /// The programs this runner may start (argv[0]).
     package let programs: HostPrograms
+    /// Paths the programs must not see (the scheduler's keys and state): each
+    /// command runs in a mount namespace of its own in which a directory here
+    /// is covered by an empty tmpfs and a file by /dev/null. `mount`,
+    /// `umount` and `losetup`, whose work later commands use, run as they are.
+    package let hiding: [String]
 
-    package init(logPath: String, logger: Logger, environment: [String: String] = [:], programs: HostPrograms = .stages) {
+    package init(logPath: String, logger: Logger, environment: [String: String] = [:], programs: HostPrograms = .stages,
+                 hiding: [String] = []) {
         self.logPath = logPath
         self.logger = logger
         self.environment = environment
         self.programs = programs
+        self.hiding = hiding
+    }
+
+    private static let namespaceTools: Set<String> = ["mount", "umount", "losetup"]
+
+    /// Covers `hiding` in a private mount namespace, then runs the command there.
+    private static let hideScript = """
+        n=$1; shift
+        while [ "$n" -gt 0 ]; do
+          if [ -d "$1" ]; then mount -t tmpfs -o ro,mode=000,size=4k,nr_inodes=1 kiln-hidden "$1" || exit 125
+          elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 125
+          fi
+          shift; n=$((n - 1))
+        done
+        exec "$@"
+        """
+
+    /// `argv`, or `argv` run through `unshare` with `hiding` covered.
+    private func confined(_ argv: [String]) -> [String] {
+        guard !hiding.isEmpty, !Self.namespaceTools.contains(argv[0]) else { return argv }
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", Self.hideScript, "kiln-hide",
+                String(hiding.count)] + hiding + argv
     }
 
     /// The search path of every command; nothing a caller passes replaces it.
@@ -61,7 +89,7 @@ package struct CommandRunner: Sendable {
         defer { try? fd.close() }
         let status: TerminationStatus
         do {
-            status = try await Subprocess.run(configuration(argv, env, directory), input: .none,
+            status = try await Subprocess.run(configuration(confined(argv), env, directory), input: .none,
                                               output: .fileDescriptor(fd, closeAfterSpawningProcess: false),
                                               error: .fileDescriptor(fd, closeAfterSpawningProcess: false)).terminationStatus
         } catch {
@@ -78,7 +106,7 @@ package struct CommandRunner: Sendable {
         defer { try? fd.close() }
         let status: TerminationStatus, output: String
         do {
-            let r = try await Subprocess.run(configuration(argv, env, nil), input: .none, output: .string(limit: limit),
+            let r = try await Subprocess.run(configuration(confined(argv), env, nil), input: .none, output: .string(limit: limit),
                                              error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
             (status, output) = (r.terminationStatus, r.standardOutput)
         } catch {
