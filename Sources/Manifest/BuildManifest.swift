@@ -206,6 +206,9 @@ public struct Mount: Sendable, Hashable {
 
 /// A group of sources of one type, e.g. `org.osbuild.curl`: checksum → item.
 public struct SourceGroup: Sendable, Hashable, Codable {
+    /// The one source type Kiln fetches: files by URL with curl.
+    public static let curl = "org.osbuild.curl"
+
     public var items: [String: SourceItem]
 
     public init(items: [String: SourceItem]) { self.items = items }

@@ -114,7 +114,9 @@ struct ManifestDecoder {
             }
             switch item {
             case .string(let url): items[checksum] = SourceItem(url: url)
-            case .object(let io): items[checksum] = SourceItem(url: try string(io["url"], "\(p).url"))
+            case .object(let io):
+                try onlyKeys(io, ["url"], p)
+                items[checksum] = SourceItem(url: try string(io["url"], "\(p).url"))
             default: throw .invalidValue(path: p, reason: "must be a URL string or an object with \"url\"")
             }
         }

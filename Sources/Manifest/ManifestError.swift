@@ -19,6 +19,8 @@ public enum ManifestError: Error, Sendable, Equatable, CustomStringConvertible {
     case missingSource(path: String, checksum: String)
     /// Stage options that do not match the stage's schema.
     case invalidOptions(path: String, reason: String)
+    /// A stage input the stage does not take.
+    case undeclaredInput(path: String, stage: String, declared: [String])
 
     public var description: String {
         switch self {
@@ -40,6 +42,8 @@ public enum ManifestError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path): \(checksum) is not declared in any source under \"sources\"; add it to org.osbuild.curl items"
         case .invalidOptions(let path, let reason):
             "\(path): \(reason)"
+        case .undeclaredInput(let path, let stage, let declared):
+            "\(path): \(stage) takes " + (declared.isEmpty ? "no inputs" : "only the inputs \(declared.map { "\"\($0)\"" }.joined(separator: ", "))") + "; remove this one"
         }
     }
 

@@ -5,12 +5,16 @@ public protocol StageSchemas: Sendable {
     /// Throws `ManifestError.invalidOptions` with a JSON path when the options
     /// do not match the stage's schema. Only called for known types.
     func validateOptions(type: String, options: [String: JSONValue], path: String) throws(ManifestError)
+    /// The inputs a stage takes, by name; any other input is refused. Only called for known types.
+    func declaredInputs(type: String) -> [String: InputKind]
 }
 
 extension BuildManifest {
-    /// Semantic validation: stage types and options, pipeline references in
+    /// Semantic validation: sources fetched only over http(s), stage types and
+    /// options, only the inputs each stage declares, pipeline references in
     /// order and without cycles, every source checksum declared.
     public func validate(stages schemas: any StageSchemas) throws(ManifestError) {
+        try validateSources()
         let known = Set(schemas.knownStageTypes)
         var seen: [String: Int] = [:]
         let declared = Set(sources.values.flatMap { $0.items.keys })
@@ -32,8 +36,15 @@ extension BuildManifest {
                     throw .unknownStageType(path: "\(sp).type", type: s.type, known: schemas.knownStageTypes)
                 }
                 try schemas.validateOptions(type: s.type, options: s.options, path: "\(sp).options")
+                let declaredInputs = schemas.declaredInputs(type: s.type)
                 for name in s.inputs.keys.sorted() {
                     let input = s.inputs[name]!
+                    guard let kind = declaredInputs[name] else {
+                        throw .undeclaredInput(path: "\(sp).inputs.\(name)", stage: s.type, declared: declaredInputs.keys.sorted())
+                    }
+                    guard kind.accepts(input) else {
+                        throw .invalidValue(path: "\(sp).inputs.\(name)", reason: "\(s.type) takes \(kind) here, not type \(input.type) with origin \(input.origin) and \(input.references.count) reference(s)")
+                    }
                     for ref in input.references {
                         if input.origin == Input.pipelineOrigin {
                             let target = ref.hasPrefix("name:") ? String(ref.dropFirst(5)) : ref
@@ -52,6 +63,23 @@ extension BuildManifest {
                 }
             }
             earlier.insert(p.name)
+        }
+    }
+
+    /// Every source is an `org.osbuild.curl` item with an http(s) URL: curl
+    /// gets nothing else (no `file://`, no value it would read as an option).
+    private func validateSources() throws(ManifestError) {
+        for type in sources.keys.sorted() {
+            guard type == SourceGroup.curl else {
+                throw .invalidValue(path: "sources.\(type)", reason: "unknown source type; Kiln fetches sources only as \(SourceGroup.curl) items with http(s) URLs")
+            }
+            let items = sources[type]!.items
+            for checksum in items.keys.sorted() {
+                let url = items[checksum]!.url
+                if let problem = SourceURL.problem(url) {
+                    throw .invalidValue(path: "sources.\(type).items.\(checksum).url", reason: "\"\(SourceURL.printable(url))\" \(problem)")
+                }
+            }
         }
     }
 

@@ -29,7 +29,8 @@ extension FarmScheduler {
             let runner = AssemblyRunner(scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest, ids: build.ids,
                                         exports: build.exports, store: store, sources: sources, registry: registry,
                                         logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
-                                        artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)")
+                                        artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)",
+                                        hiding: config.hiddenFromAssembly)
             Task { await runner.run() }
         }
     }
@@ -103,6 +104,8 @@ struct AssemblyRunner: Sendable, ExecutionObserver {
     let logger: Logger
     let logDirectory: String
     let artifactsDirectory: String
+    /// What the stages' programs must not see (`SchedulerConfiguration.hiddenFromAssembly`).
+    let hiding: [String]
 
     func event(_ event: ExecutionEvent) {
         let (s, b, j) = (scheduler, buildID, jobID)
@@ -112,7 +115,7 @@ struct AssemblyRunner: Sendable, ExecutionObserver {
     func run() async {
         let t0 = ContinuousClock.now
         let executor = Executor(registry: registry, store: store, sources: sources, logger: logger, observer: self,
-                                logDirectory: logDirectory)
+                                logDirectory: logDirectory, hiding: hiding)
         do {
             let result = try await executor.run(validated: manifest, ids: ids, exports: exports)
             let artifacts = try await collect(result.exports)

@@ -20,6 +20,10 @@ package struct SchedulerConfiguration: Sendable {
     /// Agents that run inside this process on the scheduler's own tree store
     /// (embedded mode): their trees need no streaming.
     package var sharedStoreAgents: Set<String> = []
+    /// Files and directories the assembly stages' programs must not see: the
+    /// secret key's directory, the allow list, the database and the artifacts
+    /// (each program runs in a mount namespace of its own with them covered).
+    package var hiddenFromAssembly: [String] = []
     /// Metrics and stage history (on by default; off only to measure what they cost).
     package var telemetry = true
     /// Unix milliseconds; injected so tests can move time.
@@ -32,4 +36,10 @@ package struct SchedulerConfiguration: Sendable {
     package var databasePath: String { stateDirectory + "/scheduler.sqlite" }
     package var artifactsDirectory: String { stateDirectory + "/artifacts" }
     package var logsDirectory: String { stateDirectory + "/logs" }
+
+    /// What `hiddenFromAssembly` holds for a scheduler with this secret key and allow list.
+    package func secrets(keyFile: String, allowDirectory: String) -> [String] {
+        let keys = URL(fileURLWithPath: keyFile).standardizedFileURL.deletingLastPathComponent().path
+        return [keys, allowDirectory, databasePath, databasePath + "-wal", databasePath + "-shm", artifactsDirectory]
+    }
 }

@@ -7,6 +7,7 @@ import Testing
 private struct TestInstall: Stage {
     static let type = "org.test.install"
     static let placement = Placement.tree
+    static let inputs: [String: InputKind] = ["packages": .sourceFiles]
     struct Options: Codable { let architecture: String }
     func run(_ options: Options, in context: StageContext) async throws {}
 }
@@ -21,6 +22,7 @@ private struct TestHostname: Stage {
 private struct TestDisk: Stage {
     static let type = "org.test.disk"
     static let placement = Placement.assembly
+    static let inputs: [String: InputKind] = ["tree": .pipelineTree]
     struct Options: Codable { let size: UInt64; let label: String?; let partitions: [Part]? }
     struct Part: Codable { let start: Int }
     func run(_ options: Options, in context: StageContext) async throws {}
@@ -67,6 +69,16 @@ private struct TestDisk: Stage {
     @Test func unknownOptionIsRejected() {
         let e = error { j in j.set(["pipelines", 0, "stages", 1, "options", "hostnam"], "x") }
         #expect(e?.hasPrefix("pipelines[0].stages[1].options.hostnam: unknown option") == true)
+    }
+
+    @Test func undeclaredInputIsRejected() {
+        let e = error { j in j.set(["pipelines", 0, "stages", 1, "inputs"], ["files": ["type": "org.osbuild.files", "origin": "org.osbuild.source", "references": [.string("sha256:" + String(repeating: "0", count: 63) + "1")]]]) }
+        #expect(e == "pipelines[0].stages[1].inputs.files: org.test.hostname takes no inputs; remove this one")
+    }
+
+    @Test func inputOfTheWrongKindIsRejected() {
+        let e = error { j in j.set(["pipelines", 1, "stages", 0, "inputs", "tree", "type"], "org.osbuild.files") }
+        #expect(e?.hasPrefix("pipelines[1].stages[0].inputs.tree: org.test.disk takes one pipeline's tree") == true)
     }
 
     @Test func nestedOptionErrorsCarryTheirIndex() {

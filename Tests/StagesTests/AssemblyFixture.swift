@@ -11,6 +11,8 @@ struct AssemblyFixture {
     let output: String
     let log: String
     let commands: CommandRunner
+    /// Runs the tools that inspect what a stage made (mdir, debugfs, …), which no stage runs.
+    let tools: CommandRunner
 
     init() throws {
         root = "/var/tmp/kiln-assembly-test-\(UUID().uuidString.prefix(8))"
@@ -21,6 +23,9 @@ struct AssemblyFixture {
         try fm.createDirectory(atPath: output, withIntermediateDirectories: true)
         try fm.createDirectory(atPath: tree, withIntermediateDirectories: true)
         commands = CommandRunner(logPath: log, logger: Logger(label: "test"))
+        tools = CommandRunner(logPath: log, logger: Logger(label: "test"), programs: HostPrograms.stages.adding([
+            "blkid", "debugfs", "dumpe2fs", "e2fsck", "mdir", "minfo", "mtype", "xfs_db", "xfs_info", "cmp", "od",
+        ]))
         try makeTree()
     }
 
@@ -57,7 +62,7 @@ struct AssemblyFixture {
 
     /// Output of a host program (fails the test on a non-zero exit).
     func sh(_ argv: String...) async throws -> String {
-        try await commands.output(argv, environment: ["MTOOLS_SKIP_CHECK": "1"])
+        try await tools.output(argv, environment: ["MTOOLS_SKIP_CHECK": "1"])
     }
 
     /// The device an org.osbuild.loopback with `start`/`size` in sectors resolves to.

@@ -10,6 +10,7 @@ private struct SlowInstall: Stage {
     static let type = "org.test.install"
     static let placement = Placement.tree
     static let checkpoint = true
+    static let inputs: [String: InputKind] = ["packages": .sourceFiles]
     struct Options: Codable { let content: String }
     func run(_ options: Options, in context: StageContext) async throws {
         try TreeFiles.write(options.content, to: "/usr/share/installed", in: context.tree)
@@ -38,6 +39,7 @@ private struct Fail: Stage {
 private struct ConcatFiles: Stage {
     static let type = "org.test.concat"
     static let placement = Placement.assembly
+    static let inputs: [String: InputKind] = ["tree": .pipelineTree, "files": .sourceFiles]
     struct Options: Codable { let filename: String }
     func run(_ options: Options, in context: StageContext) async throws {
         var out = ""
@@ -53,10 +55,12 @@ private struct ConcatFiles: Stage {
 @Suite(.serialized) struct ExecutorTests {
     let root: String
     let registry = StageRegistry([SlowInstall.self, WriteHostname.self, Fail.self, ConcatFiles.self])
+    let server: StaticHTTPServer
 
     init() throws {
         root = NSTemporaryDirectory() + "kiln-executor-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root + "/files", withIntermediateDirectories: true)
+        server = try StaticHTTPServer(directory: root + "/files")
     }
 
     func executor() throws -> Executor {
@@ -66,11 +70,17 @@ private struct ConcatFiles: Stage {
                         logger: logger, logDirectory: root + "/logs")
     }
 
-    /// A source file served over file:// and its checksum.
+    /// A source file served over HTTP and its checksum.
     func source(_ text: String) throws -> (String, String) {
-        let path = root + "/files/\(UUID().uuidString)"
+        let name = UUID().uuidString
+        let path = root + "/files/" + name
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return ("sha256:" + (try SourceCache.sha256(file: path)), "file://" + path)
+        return ("sha256:" + (try SourceCache.sha256(file: path)), server.url(name))
+    }
+
+    /// Where the served file of `source` is.
+    func servedFile(_ source: (String, String)) -> String {
+        root + "/files/" + source.1.split(separator: "/").last!
     }
 
     func manifest(hostname: String, source: (String, String)) -> BuildManifest {
@@ -132,8 +142,8 @@ private struct ConcatFiles: Stage {
 
     @Test func checksumMismatchNamesURLAndBothDigests() async throws {
         let src = try source("original\n")
-        try "tampered\n".write(toFile: String(src.1.dropFirst(7)), atomically: false, encoding: .utf8)
-        let actual = try SourceCache.sha256(file: String(src.1.dropFirst(7)))
+        try "tampered\n".write(toFile: servedFile(src), atomically: false, encoding: .utf8)
+        let actual = try SourceCache.sha256(file: servedFile(src))
         let cache = try SourceCache(root: root + "/sources", logger: Logger(label: "t"))
         let commands = CommandRunner(logPath: root + "/fetch.log", logger: Logger(label: "t"))
         let error = await #expect(throws: SourceError.self) { try await cache.provide([src.0: src.1], commands: commands) }

@@ -1,3 +1,5 @@
+import Manifest
+
 /// `org.osbuild.xz` and `org.osbuild.zstd`: compress one input file (input
 /// `file`) into the output tree, on every core. `level` is Kiln's addition
 /// (osbuild's stages take the tool's default).
@@ -28,6 +30,7 @@ extension StageContext {
 package struct XZ: Stage {
     package static let type = "org.osbuild.xz"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["file": .pipelineFiles]
     package typealias Options = CompressOptions
     package init() {}
 
@@ -39,6 +42,7 @@ package struct XZ: Stage {
 package struct Zstd: Stage {
     package static let type = "org.osbuild.zstd"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["file": .pipelineFiles]
     package typealias Options = CompressOptions
     package init() {}
 

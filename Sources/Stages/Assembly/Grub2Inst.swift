@@ -1,4 +1,8 @@
 import Foundation
+import Manifest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `org.osbuild.grub2.inst`: makes a disk image BIOS-bootable without
 /// grub-install: builds GRUB's core image with grub-mkimage, writes it at
@@ -7,6 +11,7 @@ import Foundation
 package struct Grub2Inst: Stage {
     package static let type = "org.osbuild.grub2.inst"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// Disk image in the output tree.
@@ -33,9 +38,28 @@ package struct Grub2Inst: Stage {
         let partlabel: String
         /// `ext4`, `xfs`, `btrfs` or `iso9660`: the filesystem module for the prefix.
         let filesystem: String
-        /// grub-mkimage binary name (osbuild's default is Fedora's `grub2-mkimage`;
-        /// Debian's `grub-mkimage` is used when this is absent or that name).
+        /// osbuild's name of the grub-mkimage program: only `grub-mkimage` or
+        /// Fedora's `grub2-mkimage` is accepted, and either way the host's
+        /// `grub-mkimage` runs. The manifest never chooses a program.
         let binary: String?
+
+        static let binaries: Set<String> = ["grub-mkimage", "grub2-mkimage"]
+
+        enum CodingKeys: String, CodingKey { case type, partlabel, filesystem, binary }
+
+        /// Refuses any other `binary` while the manifest is validated, before anything runs.
+        package init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            type = try c.decode(String.self, forKey: .type)
+            partlabel = try c.decode(String.self, forKey: .partlabel)
+            filesystem = try c.decode(String.self, forKey: .filesystem)
+            binary = try c.decodeIfPresent(String.self, forKey: .binary)
+            if let binary, !Self.binaries.contains(binary) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .binary, in: c,
+                    debugDescription: "\"\(binary)\" is not a program Kiln runs; a manifest cannot choose one. Remove the option (Kiln runs the host's grub-mkimage) or give \"grub-mkimage\" or \"grub2-mkimage\"")
+            }
+        }
     }
 
     package struct Prefix: Codable, Sendable {
@@ -78,9 +102,7 @@ package struct Grub2Inst: Stage {
 
         let modules = try moduleDirectory(context)
         let coreImage = context.scratch + "/core.img"
-        var mkimage = options.core.binary ?? "grub-mkimage"
-        if mkimage == "grub2-mkimage" { mkimage = "grub-mkimage" }
-        try await context.run([mkimage, "-O", "i386-pc", "-d", modules, "-o", coreImage,
+        try await context.run(["grub-mkimage", "-O", "i386-pc", "-d", modules, "-o", coreImage,
                                "-p", try Self.prefix(options.prefix)] + (try Self.modules(options.core)))
 
         var core = try [UInt8](Data(contentsOf: URL(fileURLWithPath: coreImage)))
@@ -114,9 +136,21 @@ package struct Grub2Inst: Stage {
     func moduleDirectory(_ context: StageContext) throws -> String {
         var searched: [String] = []
         if context.inputs["tree"] != nil {
-            let inTree = try TreePath.resolve("/usr/lib/grub/i386-pc", in: try context.inputTree("tree"))
+            let tree = try context.inputTree("tree")
+            let inTree = tree + "/usr/lib/grub/i386-pc"
             searched.append(inTree)
-            if FileManager.default.fileExists(atPath: inTree + "/boot.img") { return inTree }
+            if TreeFiles.exists("/usr/lib/grub/i386-pc/boot.img", in: tree) {
+                // Found without following a link, and nothing in it may be one: grub-mkimage
+                // reads the modules by name and would follow a link out of the tree.
+                let directory = try ConfinedPath("/usr/lib/grub/i386-pc", in: tree, kind: .directory)
+                for name in try FileManager.default.contentsOfDirectory(atPath: directory.host).sorted() {
+                    var st = stat()
+                    if fstatat(directory.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFLNK {
+                        throw StageError.badPath(path: "/usr/lib/grub/i386-pc/" + name, reason: "is a symbolic link in the input tree; grub-mkimage would read what it points to: make it a regular file")
+                    }
+                }
+                return directory.host
+            }
         }
         let host = "/usr/lib/grub/i386-pc"
         searched.append(host)

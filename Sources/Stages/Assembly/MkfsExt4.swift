@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,7 @@ import Glibc
 package struct MkfsExt4: Stage {
     package static let type = "org.kiln.mkfs.ext4"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         let uuid: String
@@ -62,7 +64,7 @@ package struct MkfsExt4: Stage {
         argv += [region.path, String(blocks)]
         // mke2fs copies access times, and reading a fresh tree changes them: read it
         // through a read-only, noatime view so that equal trees give equal filesystems.
-        try await SourceView.with(source, source: options.source ?? "/", excluding: options.exclude ?? [], context: context) { view in
+        try await SourceView.with(options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context) { view in
             argv[argv.firstIndex(of: source)!] = view
             try await context.run(argv, environment: ["MKE2FS_CONFIG": config, "E2FSPROGS_FAKE_TIME": String(try Self.timestamp(source))])
         }

@@ -1,4 +1,8 @@
 import Foundation
+import Manifest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `org.kiln.mkfs.fat`: makes a FAT filesystem straight into a region of the
 /// disk image (`mkfs.fat --offset`) and copies a directory of the input tree
@@ -6,6 +10,7 @@ import Foundation
 package struct MkfsFat: Stage {
     package static let type = "org.kiln.mkfs.fat"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// Volume ID: 8 hex digits.
@@ -55,16 +60,31 @@ package struct MkfsFat: Stage {
         try await context.run(argv, environment: environment)
 
         guard let source else { return }
-        let entries = try FileManager.default.contentsOfDirectory(atPath: source).sorted()
-        guard !entries.isEmpty else { return }
         // mtools stamps the directories it creates with the current time unless
         // SOURCE_DATE_EPOCH says otherwise: use the same time as the ext4 stage.
         var copyEnvironment = environment
         copyEnvironment["SOURCE_DATE_EPOCH"] = String(try MkfsExt4.timestamp(source))
-        try await ReadOnlyView.with(source, in: context) { view in
+        try await ReadOnlyView.with(options.source ?? "/", inTree: try context.inputTree("tree"), in: context) { view in
+            let entries = try FileManager.default.contentsOfDirectory(atPath: view).sorted()
+            guard !entries.isEmpty else { return }
+            try Self.refuseLinks(in: view, source: options.source ?? "/")
             try await context.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
                                   + entries.map { view + "/" + $0 } + ["::/"],
                                   environment: copyEnvironment)
+        }
+    }
+
+    /// FAT holds no symbolic links, and mcopy copies what a link points to,
+    /// wherever that is: a link anywhere in the source is refused.
+    static func refuseLinks(in view: String, source: String) throws {
+        guard let walk = FileManager.default.enumerator(atPath: view) else { return }
+        while let relative = walk.nextObject() as? String {
+            var st = stat()
+            guard lstat(view + "/" + relative, &st) == 0 else { continue }
+            if st.st_mode & S_IFMT == S_IFLNK {
+                let inTree = (source == "/" ? "" : source) + "/" + relative
+                throw StageError.badPath(path: inTree, reason: "is a symbolic link; a FAT filesystem cannot hold one and Kiln does not copy what it points to: make it a regular file in the tree")
+            }
         }
     }
 

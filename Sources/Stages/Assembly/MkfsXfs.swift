@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 
 /// `org.kiln.mkfs.xfs`: makes an XFS filesystem in a region of the disk image
 /// and fills it from a directory of the input tree. mkfs.xfs has no way to
@@ -10,6 +11,7 @@ import Foundation
 package struct MkfsXfs: Stage {
     package static let type = "org.kiln.mkfs.xfs"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         let uuid: String
@@ -49,7 +51,7 @@ package struct MkfsXfs: Stage {
         if let label = options.label, label.utf8.count > 12 || label.contains(" ") {
             throw AssemblyError.badIdentifier(field: "\(Self.type): options.label", value: label, expected: "an XFS label of at most 12 bytes without spaces")
         }
-        let source = try context.inputDirectory(options.source ?? "/")
+        _ = try context.inputDirectory(options.source ?? "/")  // checked before anything is written
         let region = try context.region("device")
         guard region.length >= Self.minimumBytes, region.offset % 512 == 0 else {
             throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length, needed: Self.minimumBytes)
@@ -67,7 +69,7 @@ package struct MkfsXfs: Stage {
             try await mounts.releasing {
                 // nouuid: the same image may be assembled twice at once on this host.
                 try await mounts.mount(["-t", "xfs", "-o", "nouuid", device], at: mountpoint)
-                try await SourceView.with(source, source: options.source ?? "/", excluding: options.exclude ?? [], context: context) { view in
+                try await SourceView.with(options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context) { view in
                     try await context.run(["cp", "-a", "--sparse=always", view + "/.", mountpoint + "/"])
                 }
                 // Unmount here, checked, so that everything is on the device before the loop device goes

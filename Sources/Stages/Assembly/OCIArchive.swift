@@ -8,6 +8,7 @@ import Manifest
 package struct OCIArchive: Stage {
     package static let type = "org.osbuild.oci-archive"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["base": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// The archive in the output tree.

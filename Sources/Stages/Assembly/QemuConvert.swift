@@ -1,8 +1,11 @@
+import Manifest
+
 /// `org.osbuild.qemu`: converts a raw disk image (input `image`) into
 /// another format with qemu-img.
 package struct QemuConvert: Stage {
     package static let type = "org.osbuild.qemu"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["image": .pipelineFiles]
 
     package struct Options: Codable, Sendable {
         /// Output file in the output tree.

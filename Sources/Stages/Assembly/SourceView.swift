@@ -8,23 +8,25 @@ import Glibc
 /// each excluded directory keeps its owner, mode and times, but its contents
 /// go to the filesystem mounted there.
 package enum SourceView {
-    /// Runs `body` with the view's path. `host` is where the tree directory `source` is;
-    /// `excluding` are absolute tree paths strictly below `source`.
-    package static func with<T: Sendable>(_ host: String, source: String, excluding: [String], context: StageContext,
+    /// Runs `body` with the view's path. `source` is the directory of the tree
+    /// `root` to show; `excluding` are absolute tree paths strictly below it.
+    package static func with<T: Sendable>(_ source: String, inTree root: String, excluding: [String], context: StageContext,
                                           _ body: (String) async throws -> T) async throws -> T {
         let relatives = try excluding.map { try relative($0, below: source, field: "\(context.stageType): options.exclude") }
-        for rel in relatives { try checkDirectory(rel, in: host, tree: source) }
-        return try await ReadOnlyView.with(host, in: context) { view in
+        for rel in relatives { _ = try ConfinedPath(source + "/" + rel, in: root, kind: .directory) }
+        return try await ReadOnlyView.with(source, inTree: root, in: context) { view in
             guard !relatives.isEmpty else { return try await body(view) }
             let mounts = MountSet(commands: context.commands)
             return try await mounts.releasing {
                 // Outermost first, so that an excluded directory inside another is never mounted on.
                 for rel in relatives.sorted() where !relatives.contains(where: { rel.hasPrefix($0 + "/") }) {
+                    // Looked up again inside the view: the view is the checked directory itself.
+                    let directory = try ConfinedPath("/" + rel, in: view, kind: .directory)
                     var st = stat()
-                    guard lstat(host + "/" + rel, &st) == 0 else {
+                    guard fstat(directory.fd, &st) == 0 else {
                         throw StageError.badPath(path: source + "/" + rel, reason: String(cString: strerror(errno)))
                     }
-                    let target = view + "/" + rel
+                    let target = directory.host
                     let mode = String(st.st_mode & 0o7777, radix: 8)
                     try await mounts.mount(["-t", "tmpfs", "-o", "mode=\(mode),uid=\(st.st_uid),gid=\(st.st_gid),size=64k,nr_inodes=16",
                                             "kiln-mountpoint"], at: target)
@@ -46,21 +48,5 @@ package enum SourceView {
             throw StageError.invalidOptions(reason: "\(field): \"\(path)\" is not a path below \(source)")
         }
         return path.dropFirst(base.count).split(separator: "/").joined(separator: "/")
-    }
-
-    /// Every component of `rel` must be a real directory: a mount through a
-    /// symbolic link would follow it out of the tree.
-    static func checkDirectory(_ rel: String, in host: String, tree source: String) throws {
-        var path = host
-        for component in rel.split(separator: "/") {
-            path += "/" + component
-            var st = stat()
-            guard lstat(path, &st) == 0 else {
-                throw AssemblyError.missingSource(path: source + "/" + rel, tree: host)
-            }
-            guard st.st_mode & S_IFMT == S_IFDIR else {
-                throw StageError.treeInconsistent(reason: "mountpoint \(source == "/" ? "" : source)/\(rel): \(path.dropFirst(host.count)) is not a directory in the tree (a symbolic link?); a filesystem can only be mounted on a directory")
-            }
-        }
     }
 }

@@ -19,14 +19,17 @@ extension StageContext {
         try ResolvedRegion(device(name), tree: tree)
     }
 
-    /// Host path of the directory `source` inside the input tree `input`.
+    /// Host path of the directory `source` inside the input tree `input`,
+    /// looked up without following any symbolic link (`ConfinedPath`).
     package func inputDirectory(_ source: String, input: String = "tree") throws -> String {
         let root = try inputTree(input)
-        let path = try TreePath.resolve(source, in: root)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw AssemblyError.missingSource(path: source, tree: root)
+        let directory: ConfinedPath
+        do {
+            directory = try ConfinedPath(source, in: root, kind: .directory)
+        } catch {
+            guard case .badPath(let path, let reason) = error else { throw error }
+            throw StageError.badPath(path: path, reason: "\(reason) (\(stageType): options.source \"\(source)\" of input \"\(input)\")")
         }
-        return path
+        return directory.host
     }
 }

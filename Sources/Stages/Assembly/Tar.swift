@@ -1,10 +1,12 @@
 import Foundation
+import Manifest
 
 /// `org.osbuild.tar`: archives the input tree with GNU tar, keeping numeric
 /// owners, modes, hard links and (in pax format) xattrs, ACLs and SELinux labels.
 package struct Tar: Stage {
     package static let type = "org.osbuild.tar"
     package static let placement = Placement.assembly
+    package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 
     package struct Options: Codable, Sendable {
         /// Archive in the output tree; a compression suffix (`.zst`, `.xz`, `.gz`) compresses it.
@@ -52,7 +54,18 @@ package struct Tar: Stage {
         argv.append("--")
         if let paths = options.paths {
             // Named as given, relative to the tree (`disk.raw`, not `./disk.raw`: GCE and OVF readers want the bare name).
-            for p in paths { argv.append(String(try TreePath.resolve(p.hasPrefix("/") ? p : "/" + p, in: "").dropFirst())) }
+            // Each looked up in the tree first: a link on the way would make tar archive what is outside it
+            // (a link as the last component is archived as the link itself).
+            for (i, p) in paths.enumerated() {
+                let entry: ConfinedPath
+                do {
+                    entry = try ConfinedPath(p.hasPrefix("/") ? p : "/" + p, in: tree, kind: .entry)
+                } catch {
+                    guard case .badPath(let path, let reason) = error else { throw error }
+                    throw StageError.badPath(path: path, reason: "\(reason) (\(Self.type): options.paths[\(i)] \"\(p)\")")
+                }
+                argv.append(String(entry.inTree.dropFirst()))
+            }
         } else {
             switch options.rootNode ?? "include" {
             case "include": argv.append(".")

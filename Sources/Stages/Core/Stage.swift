@@ -18,10 +18,13 @@ package protocol Stage: Sendable {
     /// Whether the executor keeps a checkpoint of the tree after this stage
     /// (for expensive stages, so that a later change restarts from here).
     static var checkpoint: Bool { get }
+    /// The inputs the stage takes, by name; validation refuses any other.
+    static var inputs: [String: InputKind] { get }
     init()
     func run(_ options: Options, in context: StageContext) async throws
 }
 
 extension Stage {
     package static var checkpoint: Bool { false }
+    package static var inputs: [String: InputKind] { [:] }
 }

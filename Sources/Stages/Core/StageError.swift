@@ -14,6 +14,8 @@ package enum StageError: Error, Sendable, CustomStringConvertible {
     case treeInconsistent(reason: String)
     /// Options that decode but make no sense together.
     case invalidOptions(reason: String)
+    /// argv[0] is not a host program Kiln runs (a path, or a name from outside).
+    case programNotAllowed(program: String, allowed: [String])
 
     /// A command line short enough to read: long argument lists are cut.
     static func abbreviate(_ command: [String]) -> String {
@@ -37,6 +39,8 @@ package enum StageError: Error, Sendable, CustomStringConvertible {
             reason
         case .invalidOptions(let reason):
             reason
+        case .programNotAllowed(let program, let allowed):
+            "refused to run \"\(program)\": Kiln runs only these host programs, by name: \(allowed.joined(separator: ", ")); a program is never chosen by a manifest or a tree"
         }
     }
 }

@@ -7,6 +7,7 @@ package struct StageRegistry: StageSchemas, Sendable {
         package let type: String
         package let placement: Placement
         package let checkpoint: Bool
+        package let inputs: [String: InputKind]
         let decode: @Sendable ([String: JSONValue], String) throws(ManifestError) -> any Sendable
         let run: @Sendable (any Sendable, StageContext) async throws -> Void
     }
@@ -26,6 +27,8 @@ package struct StageRegistry: StageSchemas, Sendable {
 
     package func placement(of type: String) -> Placement? { entries[type]?.placement }
 
+    package func declaredInputs(type: String) -> [String: InputKind] { entries[type]?.inputs ?? [:] }
+
     package func validateOptions(type: String, options: [String: JSONValue], path: String) throws(ManifestError) {
         guard let entry = entries[type] else { return }
         _ = try entry.decode(options, path)
@@ -41,7 +44,7 @@ package struct StageRegistry: StageSchemas, Sendable {
     }
 
     private static func entry<S: Stage>(_ s: S.Type) -> Entry {
-        Entry(type: S.type, placement: S.placement, checkpoint: S.checkpoint,
+        Entry(type: S.type, placement: S.placement, checkpoint: S.checkpoint, inputs: S.inputs,
               decode: { options, path throws(ManifestError) in try StrictOptions.decode(S.Options.self, options, path: path) },
               run: { options, context in try await S().run(options as! S.Options, in: context) })
     }

@@ -16,6 +16,7 @@ import Manifest
 package struct DebianInstall: Stage {
     package static let type = "org.kiln.debian.install"
     package static let placement = Placement.tree
+    package static let inputs: [String: InputKind] = ["packages": .sourceFiles]
     package static let checkpoint = true
 
     package struct Options: Codable, Sendable {

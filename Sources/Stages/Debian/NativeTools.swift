@@ -51,9 +51,11 @@ struct NativeTools {
         }
         return try await mounts.releasing {
             for dir in Self.libraryDirectories {
-                let target = tree + dir
                 // An x86_64 directory in a foreign tree would be unexpected: leave it alone.
-                if fm.fileExists(atPath: target) { continue }
+                if TreeFiles.exists(dir, in: tree) { continue }
+                // Created in the tree's own parent directory, never through a link out of it.
+                let target = try ConfinedPath((dir as NSString).deletingLastPathComponent, in: tree, kind: .directory).host
+                    + "/" + (dir as NSString).lastPathComponent
                 try fm.createDirectory(atPath: target, withIntermediateDirectories: false)
                 created.append(target)
                 try await mounts.bindReadOnly(dir, at: target)
@@ -67,11 +69,9 @@ struct NativeTools {
                 created.append(tree + "/lib64")
             }
             for tool in Self.tools {
-                let target = tree + tool
-                var tst = stat()
-                // Only regular files: a symlink in the tree (e.g. to an alternative) stays as it is.
-                guard lstat(target, &tst) == 0, (tst.st_mode & S_IFMT) == S_IFREG, fm.fileExists(atPath: tool) else { continue }
-                try await mounts.bindReadOnly(tool, at: target)
+                // Only regular files reached without a link: a symlink in the tree (e.g. to an alternative) stays as it is.
+                guard let target = try? ConfinedPath(tool, in: tree, kind: .regularFile), fm.fileExists(atPath: tool) else { continue }
+                try await mounts.bindReadOnly(tool, at: target.host)
             }
             return try await body()
         }

@@ -13,15 +13,19 @@ package struct Executor: Sendable {
     package let observer: any ExecutionObserver
     /// Directory for stage logs.
     package let logDirectory: String
+    /// Paths the stages' programs must not see (the scheduler's keys and state; see `CommandRunner.hiding`).
+    package let hiding: [String]
 
     package init(registry: StageRegistry = .standard, store: TreeStore, sources: SourceCache, logger: Logger,
-                 observer: any ExecutionObserver = SilentObserver(), logDirectory: String) {
+                 observer: any ExecutionObserver = SilentObserver(), logDirectory: String, hiding: [String] = []) {
         self.registry = registry
         self.store = store
         self.sources = sources
         self.logger = logger
         self.observer = observer
         self.logDirectory = logDirectory
+        // Never the store itself: the stages work in it.
+        self.hiding = hiding.filter { !(store.root == $0 || store.root.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/")) }
     }
 
     /// What a run produced.
@@ -127,7 +131,7 @@ package struct Executor: Sendable {
             let stage = pipeline.stages[index]
             let log = "\(logDirectory)/\(pipeline.name).\(index + 1).\(stage.type).log"
             try? FileManager.default.removeItem(atPath: log)
-            let stageCommands = CommandRunner(logPath: log, logger: logger)
+            let stageCommands = CommandRunner(logPath: log, logger: logger, hiding: hiding)
             let scratch = try store.makeWorkDirectory()
             defer {
                 MountTable.shared.release(under: scratch)
@@ -186,7 +190,13 @@ package struct Executor: Sendable {
                     guard let file = input.referenceOptions[ref]?["file"]?.stringValue else {
                         throw StageError.invalidOptions(reason: "\(stage.type): input \(name): reference \(ref) needs options.file")
                     }
-                    map[file] = try TreePath.resolve("/" + file, in: store.treePath(pid))
+                    // A file of that pipeline's tree, found without following any link out of it.
+                    do {
+                        map[file] = try ConfinedPath("/" + file, in: store.treePath(pid), kind: .regularFile).host
+                    } catch {
+                        guard case .badPath(let path, let reason) = error else { throw error }
+                        throw StageError.badPath(path: path, reason: "\(reason) (\(stage.type): input \(name), reference \(ref), options.file)")
+                    }
                 }
                 out[name] = .files(map)
             }

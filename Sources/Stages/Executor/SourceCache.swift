@@ -88,9 +88,12 @@ package struct SourceCache: Sendable {
         let tmp = "\(root)/tmp/\(expected).\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         do {
+            // Validation admits only http(s) URLs; curl is told so too, redirects included,
+            // and `--` keeps a URL from ever being read as an option.
             try await commands.run(["curl", "--fail", "--silent", "--show-error", "--location",
+                                    "--proto", "=http,https", "--proto-redir", "=http,https",
                                     "--retry", "3", "--retry-delay", "1", "--connect-timeout", "20",
-                                    "--output", tmp, url])
+                                    "--output", tmp, "--", url])
         } catch let StageError.commandFailed(_, status, tail) {
             throw SourceError.fetchFailed(url: url, reason: "curl \(status): \(tail.split(separator: "\n").last ?? "")")
         }

@@ -117,7 +117,10 @@ package struct InitramfsStage: Stage {
             logger.warning("\(name) compression (\(symbol)) not supported by kernel \(version), using gzip")
             name = "gzip"
         }
-        let level = option == nil ? config["COMPRESSLEVEL"] : nil
+        // A level from the tree goes into the tool's argv: digits only, never an option of its own.
+        let level = (option == nil ? config["COMPRESSLEVEL"] : nil).flatMap { l in
+            !l.isEmpty && l.count <= 2 && l.allSatisfy(\.isASCII) && l.allSatisfy(\.isNumber) ? l : nil
+        }
         switch name {
         case "zstd": return ["zstd", "-q", "--rm", "-T0", "-\(level ?? "9")"]  // zstd 1.5 output does not depend on the thread count
         case "gzip": return ["gzip", "-n"] + (level.map { ["-\($0)"] } ?? [])

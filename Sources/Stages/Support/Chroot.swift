@@ -53,7 +53,9 @@ package struct Chroot: Sendable {
                                    (["-t", "devpts", "devpts", "-o", "newinstance,ptmxmode=0666"], "/dev/pts"),
                                    (["-t", "tmpfs", "tmpfs", "-o", "mode=0755"], "/run")] {
                 try FileManager.default.createDirectory(atPath: tree + target, withIntermediateDirectories: true)
-                try await mounts.mount(args, at: tree + target)
+                // A link in the tree's place would put the mount on the host's directory.
+                let mountpoint = try ConfinedPath(target, in: tree, kind: .directory)
+                try await mounts.mount(args, at: mountpoint.host)
             }
             return try await body(self)
         }

@@ -15,22 +15,55 @@ package struct CommandRunner: Sendable {
     package let logger: Logger
     /// Extra environment for every command.
     package let environment: [String: String]
+    /// The programs this runner may start (argv[0]).
+    package let programs: HostPrograms
+    /// Paths the programs must not see (the scheduler's keys and state): each
+    /// command runs in a mount namespace of its own in which a directory here
+    /// is covered by an empty tmpfs and a file by /dev/null. `mount`,
+    /// `umount` and `losetup`, whose work later commands use, run as they are.
+    package let hiding: [String]
 
-    package init(logPath: String, logger: Logger, environment: [String: String] = [:]) {
+    package init(logPath: String, logger: Logger, environment: [String: String] = [:], programs: HostPrograms = .stages,
+                 hiding: [String] = []) {
         self.logPath = logPath
         self.logger = logger
         self.environment = environment
+        self.programs = programs
+        self.hiding = hiding
     }
 
-    private static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    private static let namespaceTools: Set<String> = ["mount", "umount", "losetup"]
+
+    /// Covers `hiding` in a private mount namespace, then runs the command there.
+    private static let hideScript = """
+        n=$1; shift
+        while [ "$n" -gt 0 ]; do
+          if [ -d "$1" ]; then mount -t tmpfs -o ro,mode=000,size=4k,nr_inodes=1 kiln-hidden "$1" || exit 125
+          elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 125
+          fi
+          shift; n=$((n - 1))
+        done
+        exec "$@"
+        """
+
+    /// `argv`, or `argv` run through `unshare` with `hiding` covered.
+    private func confined(_ argv: [String]) -> [String] {
+        guard !hiding.isEmpty, !Self.namespaceTools.contains(argv[0]) else { return argv }
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", Self.hideScript, "kiln-hide",
+                String(hiding.count)] + hiding + argv
+    }
+
+    /// The search path of every command; nothing a caller passes replaces it.
+    static let basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     private func configuration(_ argv: [String], _ env: [String: String], _ directory: String?) -> Configuration {
         var merged = ["PATH": Self.basePath, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"]
         merged.merge(environment) { _, b in b }
         merged.merge(env) { _, b in b }
+        merged["PATH"] = Self.basePath
         var updates: [Environment.Key: String?] = [:]
         for (k, v) in merged { updates[Environment.Key(stringLiteral: k)] = v }
-        let exe: Executable = argv[0].hasPrefix("/") ? .path(FilePath(argv[0])) : .name(argv[0])
+        let exe: Executable = .name(argv[0])
         var platform = PlatformOptions()
         platform.createSession = true
         platform.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(3))]
@@ -51,12 +84,12 @@ package struct CommandRunner: Sendable {
 
     /// Runs `argv`; throws on a non-zero exit or a signal.
     package func run(_ argv: [String], environment env: [String: String] = [:], directory: String? = nil) async throws {
-        precondition(!argv.isEmpty)
+        try programs.check(argv)
         let fd = try openLog(for: argv)
         defer { try? fd.close() }
         let status: TerminationStatus
         do {
-            status = try await Subprocess.run(configuration(argv, env, directory), input: .none,
+            status = try await Subprocess.run(configuration(confined(argv), env, directory), input: .none,
                                               output: .fileDescriptor(fd, closeAfterSpawningProcess: false),
                                               error: .fileDescriptor(fd, closeAfterSpawningProcess: false)).terminationStatus
         } catch {
@@ -68,11 +101,12 @@ package struct CommandRunner: Sendable {
 
     /// Runs `argv` and returns its standard output (stderr goes to the log).
     package func output(_ argv: [String], environment env: [String: String] = [:], limit: Int = 64 << 20) async throws -> String {
+        try programs.check(argv)
         let fd = try openLog(for: argv)
         defer { try? fd.close() }
         let status: TerminationStatus, output: String
         do {
-            let r = try await Subprocess.run(configuration(argv, env, nil), input: .none, output: .string(limit: limit),
+            let r = try await Subprocess.run(configuration(confined(argv), env, nil), input: .none, output: .string(limit: limit),
                                              error: .fileDescriptor(fd, closeAfterSpawningProcess: false))
             (status, output) = (r.terminationStatus, r.standardOutput)
         } catch {

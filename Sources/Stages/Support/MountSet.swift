@@ -25,6 +25,20 @@ package final class MountSet: @unchecked Sendable {
         try await commands.run(["mount", "-o", (["remount", "bind", "ro"] + options).joined(separator: ","), target])
     }
 
+    /// A read-only, `noatime` bind mount of the checked entry `source` at
+    /// `target`, made through its descriptor: what was checked is what is
+    /// mounted, whatever the tree's names lead to by now.
+    package func bindReadOnly(_ source: ConfinedPath, at target: String) throws {
+        guard Glibc.mount(source.procPath, target, nil, UInt(MS_BIND), nil) == 0 else {
+            throw StageError.badPath(path: source.inTree, reason: "cannot bind it at \(target): \(String(cString: strerror(errno)))")
+        }
+        mounted.append(target)
+        MountTable.shared.add(target)
+        guard Glibc.mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOATIME), nil) == 0 else {
+            throw StageError.badPath(path: target, reason: "cannot make the view read-only: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Unmounts everything, newest first (lazily when a mount is busy).
     package func release() {
         for p in mounted.reversed() {

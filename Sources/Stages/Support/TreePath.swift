@@ -1,9 +1,10 @@
 import Foundation
 
 /// Maps absolute paths inside a tree to host paths, refusing anything that
-/// would leave the tree (`..` components). Symlinks inside the tree are the
-/// caller's concern: writers use `TreeFiles`, which never follows a final
-/// symlink out of the tree.
+/// would leave the tree (`..` components). A string only: symlinks inside the
+/// tree are the caller's concern. A path into a tree made by someone else (an
+/// input tree) goes through `ConfinedPath`, which follows no link; writers into
+/// the stage's own tree use `TreeFiles`, which never follows a final symlink.
 package enum TreePath {
     package static func resolve(_ inTree: String, in tree: String) throws -> String {
         guard inTree.hasPrefix("/") else {

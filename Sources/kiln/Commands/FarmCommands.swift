@@ -54,6 +54,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             let allowed = try CurveKeyPair.loadAllowList(directory: allow)
             if allowed.isEmpty { logger.warning("no *.pub keys in \(allow): no agent or client can connect yet") }
             var config = SchedulerConfiguration(stateDirectory: state)
+            config.hiddenFromAssembly = config.secrets(keyFile: key, allowDirectory: allow)
             config.leaseMS = UInt32(lease * 1000)
             config.agentTimeoutMS = min(config.agentTimeoutMS, config.leaseMS)
             config.maxAttempts = maxAttempts
