@@ -50,6 +50,8 @@ package final class TreeDownload: Sendable {
     /// Bytes of chunks waiting for the lane; beyond this they are dropped
     /// (an honest agent never gets near it: it holds only `window` of credit).
     private let queueLimit: Int
+    /// What the stream and its tree may cost (checked as they arrive).
+    private let limits: StreamLimits
     /// Verified bytes after which extraction starts while the rest arrives.
     package static let inlineLimit: UInt64 = 1 << 20
 
@@ -79,6 +81,7 @@ package final class TreeDownload: Sendable {
     /// post: hands a message to the agent without blocking, in order.
     package init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                  maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+                 limits: StreamLimits = .default,
                  commands: CommandRunner? = nil,
                  post: @escaping @Sendable (WireMessage) -> Void,
                  closeOutbox: @escaping @Sendable () -> Void = {}) throws {
@@ -88,11 +91,14 @@ package final class TreeDownload: Sendable {
         self.post = post
         self.closeOutbox = closeOutbox
         self.stallInterval = stallInterval
+        self.limits = limits
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
         work = store.newWorkPath()  // made by whoever extracts, not here on the caller's thread
         let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
+        let storeRoot = store.root, reserve = limits.freeSpaceReserve
         receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
-                                  window: window, maxChunkBytes: maxChunkBytes)
+                                  window: window, maxChunkBytes: maxChunkBytes, maxBytes: limits.maxCompressedBytes,
+                                  admitCredit: { StreamLimits.checkFreeSpace(storeRoot, reserve: reserve, wanted: $0) })
         queueLimit = Int(clamping: 2 * window) + 2 * maxChunkBytes
         lane = WorkLane.forDownload(attemptID)
     }
@@ -101,11 +107,12 @@ package final class TreeDownload: Sendable {
     /// go out in order from a task of the download's own.
     package convenience init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                              maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+                             limits: StreamLimits = .default,
                              commands: CommandRunner? = nil,
                              send: @escaping @Sendable (WireMessage) async throws -> Void) throws {
         let (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
         try self.init(attemptID: attemptID, pipelineID: pipelineID, store: store, window: window, maxChunkBytes: maxChunkBytes,
-                      stallInterval: stallInterval, commands: commands,
+                      stallInterval: stallInterval, limits: limits, commands: commands,
                       post: { outbox.yield($0) }, closeOutbox: { outbox.finish() })
         Task {
             for await message in outgoing { try? await send(message) }
@@ -204,7 +211,10 @@ package final class TreeDownload: Sendable {
             case .notStarted:
                 guard beginConcluding() else { return }
                 let receiver = receiver
-                extracted = Result { try TreeArchive.extractOnThisThread(into: work, creating: true) { try receiver.read(into: $0) } }
+                let limits = limits.archive
+                extracted = Result {
+                    try TreeArchive.extractOnThisThread(into: work, creating: true, limits: limits) { try receiver.read(into: $0) }
+                }
                 state.withLock { $0.extraction = .done(extracted) }
             }
             store(extracted, length: length)
@@ -218,11 +228,13 @@ package final class TreeDownload: Sendable {
     /// The stream outgrew the inline limit: extract while the rest arrives.
     private func startExtraction() {
         state.withLock { $0.extraction = .running }
-        let (receiver, work, lane) = (receiver, work, lane)
+        let (receiver, work, lane, limits) = (receiver, work, lane, limits.archive)
         Task { [self] in
             let extracted: Result<TreeArchive.ExtractStats, any Error>
             do {
-                extracted = .success(try await TreeArchive.extract(into: work, creating: true) { try receiver.read(into: $0) })
+                extracted = .success(try await TreeArchive.extract(into: work, creating: true, limits: limits) {
+                    try receiver.read(into: $0)
+                })
             } catch {
                 extracted = .failure(error)
             }
@@ -259,6 +271,11 @@ package final class TreeDownload: Sendable {
         } catch {
             return fail(error)
         }
+        acknowledge(stats, length: length, kept: kept)
+    }
+
+    /// The tree is in the store (or someone else's copy is): tells the agent and concludes.
+    private func acknowledge(_ stats: TreeArchive.ExtractStats, length: UInt64, kept: Bool) {
         StallWatch.shared.remove(self)
         receiver.spool.remove()
         post(.ack(attemptID: attemptID))
