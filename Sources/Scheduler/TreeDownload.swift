@@ -52,6 +52,8 @@ package final class TreeDownload: Sendable {
     private let queueLimit: Int
     /// What the stream and its tree may cost (checked as they arrive).
     private let limits: StreamLimits
+    /// Flushes the tree before it is committed and acknowledged.
+    private let sync: TreeSync
     /// Verified bytes after which extraction starts while the rest arrives.
     package static let inlineLimit: UInt64 = 1 << 20
 
@@ -81,7 +83,7 @@ package final class TreeDownload: Sendable {
     /// post: hands a message to the agent without blocking, in order.
     package init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                  maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
-                 limits: StreamLimits = .default,
+                 limits: StreamLimits = .default, sync: TreeSync = .system,
                  commands: CommandRunner? = nil,
                  post: @escaping @Sendable (WireMessage) -> Void,
                  closeOutbox: @escaping @Sendable () -> Void = {}) throws {
@@ -92,6 +94,7 @@ package final class TreeDownload: Sendable {
         self.closeOutbox = closeOutbox
         self.stallInterval = stallInterval
         self.limits = limits
+        self.sync = sync
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
         work = store.newWorkPath()  // made by whoever extracts, not here on the caller's thread
         let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
@@ -107,12 +110,12 @@ package final class TreeDownload: Sendable {
     /// go out in order from a task of the download's own.
     package convenience init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                              maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
-                             limits: StreamLimits = .default,
+                             limits: StreamLimits = .default, sync: TreeSync = .system,
                              commands: CommandRunner? = nil,
                              send: @escaping @Sendable (WireMessage) async throws -> Void) throws {
         let (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
         try self.init(attemptID: attemptID, pipelineID: pipelineID, store: store, window: window, maxChunkBytes: maxChunkBytes,
-                      stallInterval: stallInterval, limits: limits, commands: commands,
+                      stallInterval: stallInterval, limits: limits, sync: sync, commands: commands,
                       post: { outbox.yield($0) }, closeOutbox: { outbox.finish() })
         Task {
             for await message in outgoing { try? await send(message) }
@@ -265,16 +268,30 @@ package final class TreeDownload: Sendable {
         case .failure(let error): return fail(error)
         case .success(let s): stats = s
         }
-        let kept: Bool
-        do {
-            kept = try store.commitMoving(work, as: pipelineID)
-        } catch {
-            return fail(error)
+        // Durable before the agent hears Ack and deletes its copy: the files
+        // before the rename (the store never holds a tree a crash could
+        // leave half-written), then the rename itself.
+        sync.flush(work) { [self] synced in
+            lane.async { [self] in
+                if case .failure(let error) = synced { return fail(error) }
+                let kept: Bool
+                do {
+                    kept = try store.commitMoving(work, as: pipelineID)
+                } catch {
+                    return fail(error)
+                }
+                guard kept else { return acknowledge(stats, length: length, kept: false) }
+                sync.flush(store.treePath(pipelineID)) { [self] synced in
+                    lane.async { [self] in
+                        if case .failure(let error) = synced { return fail(error) }
+                        acknowledge(stats, length: length, kept: true)
+                    }
+                }
+            }
         }
-        acknowledge(stats, length: length, kept: kept)
     }
 
-    /// The tree is in the store (or someone else's copy is): tells the agent and concludes.
+    /// The tree is in the store and on disk (or someone else's copy is): tells the agent and concludes.
     private func acknowledge(_ stats: TreeArchive.ExtractStats, length: UInt64, kept: Bool) {
         StallWatch.shared.remove(self)
         receiver.spool.remove()
