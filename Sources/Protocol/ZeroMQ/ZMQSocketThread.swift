@@ -113,7 +113,8 @@ package final class ZMQSocketThread: Sendable {
         static func peer(_ userID: String?, _ first: [UInt8]?, routed: Bool) -> String {
             if let userID { return userID }
             guard routed, let first else { return "peer" }
-            return "identity " + first.map { b in String(b, radix: 16).count == 1 ? "0" + String(b, radix: 16) : String(b, radix: 16) }.joined()
+            // Only a budget's key: a peer that chooses odd bytes shares its budget with a look-alike, no more.
+            return "identity " + String(decoding: first, as: UTF8.self)
         }
     }
 
