@@ -18,3 +18,8 @@ static const unsigned int KILN_AE_IFIFO = AE_IFIFO;
 static inline int kiln_unshare_fs(void) {
     return (int)syscall(SYS_unshare, 0x00000200 /* CLONE_FS */);
 }
+
+/// syncfs(2): flushes the filesystem that holds `fd`. Also behind _GNU_SOURCE.
+static inline int kiln_syncfs(int fd) {
+    return (int)syscall(SYS_syncfs, fd);
+}

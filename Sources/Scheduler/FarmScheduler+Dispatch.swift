@@ -180,7 +180,7 @@ extension FarmScheduler {
         let download: TreeDownload
         do {
             download = try TreeDownload(attemptID: attemptID, pipelineID: job.pipelineID, store: store,
-                                        window: config.streamWindow, post: { message in outbox.agent(identity, message) })
+                                        window: config.streamWindow, limits: config.streamLimits, post: { message in outbox.agent(identity, message) })
         } catch {
             attemptFailed(attemptID, AttemptFailure(reason: "cannot receive the tree: \(error)", infrastructure: true))
             return

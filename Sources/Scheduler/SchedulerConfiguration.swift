@@ -15,6 +15,9 @@ package struct SchedulerConfiguration: Sendable {
     /// Stream credit granted ahead of what is verified on disk.
     package var streamWindow: UInt64 = 8 << 20
     package var maxChunkBytes: UInt32 = 1 << 20
+    /// Bounds on each attempt's tree stream (length, extracted size, entries,
+    /// zstd window, free space kept in the store).
+    package var streamLimits = StreamLimits.default
     /// Assemblies run at once on the scheduler.
     package var assemblyConcurrency: Int = 2
     /// Agents that run inside this process on the scheduler's own tree store

@@ -33,6 +33,8 @@ package final class SchedulerServer: Sendable {
     }
 
     package static let zapDomain = "kiln"
+    /// Client requests handled at once.
+    static let clientConcurrency = 64
 
     package let scheduler: FarmScheduler
     package let context: ZMQContext
@@ -66,7 +68,9 @@ package final class SchedulerServer: Sendable {
         var agentConfig = ZMQSocketConfiguration(.router, .bind(endpoints.agents), curve: curve)
         agentConfig.highWaterMark = 10_000
         let agentSocket = try await ZMQSocketThread.start(context: context, configuration: agentConfig, name: "kiln-agents")
-        let clientConfig = ZMQSocketConfiguration(.router, .bind(endpoints.clients), curve: curve)
+        var clientConfig = ZMQSocketConfiguration(.router, .bind(endpoints.clients), curve: curve)
+        // A client has a few requests in flight; a flood waits in no queue of ours.
+        clientConfig.inbound.maxQueuedMessagesPerPeer = 256
         let clientSocket = try await ZMQSocketThread.start(context: context, configuration: clientConfig, name: "kiln-clients")
         let outbox = FarmScheduler.Outbox(
             agent: { identity, message in
@@ -79,6 +83,7 @@ package final class SchedulerServer: Sendable {
             })
         try await scheduler.start(outbox: outbox)
         var tasks: [Task<Void, Never>] = []
+        let warnings = RateLimitedWarnings(logger: logger)
         let inbox = Inbox<AgentMessage>()
         tasks.append(Task {
             for await m in agentSocket.inbound {
@@ -89,7 +94,7 @@ package final class SchedulerServer: Sendable {
                     }
                 } catch {
                     await scheduler.countDropped()
-                    logger.warning("dropped an undecodable agent message: \(error)")
+                    warnings.warn(peer: m.userID ?? "unknown", on: "agent", "dropped an undecodable agent message: \(error)")
                     if let identity = m.frames.first {
                         var d = Kiln_V1_Disconnect()
                         d.reason = "unreadable message: \(error)"
@@ -101,16 +106,34 @@ package final class SchedulerServer: Sendable {
             }
         })
         tasks.append(Task {
-            for await m in clientSocket.inbound {
-                do {
-                    let (identity, message) = try Framing.decode(m.frames, routed: true)
-                    Task { await scheduler.handleClient(identity: identity ?? [], key: m.userID, message: message) }
-                } catch {
-                    await scheduler.countDropped()
-                    logger.warning("dropped an undecodable client message: \(error)")
+            // At most `clientConcurrency` requests are handled at once; the
+            // rest wait in the socket's bounded queue (InboundLimits).
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for await m in clientSocket.inbound {
+                    do {
+                        let (identity, message) = try Framing.decode(m.frames, routed: true)
+                        while running >= Self.clientConcurrency {
+                            await group.next()
+                            running -= 1
+                        }
+                        running += 1
+                        group.addTask { await scheduler.handleClient(identity: identity ?? [], key: m.userID, message: message) }
+                    } catch {
+                        await scheduler.countDropped()
+                        warnings.warn(peer: m.userID ?? "unknown", on: "client", "dropped an undecodable client message: \(error)")
+                    }
                 }
             }
         })
+        for (socket, side) in [(agentSocket, "agent"), (clientSocket, "client")] {
+            tasks.append(Task {
+                for await d in socket.drops {
+                    await scheduler.countDropped()
+                    warnings.warn(peer: d.peer, on: side, "dropped an \(side) message of \(d.frames) frame(s), \(d.bytes) bytes: \(d.reason)")
+                }
+            })
+        }
         tasks.append(Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(250))

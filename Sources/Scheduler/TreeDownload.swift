@@ -50,6 +50,10 @@ package final class TreeDownload: Sendable {
     /// Bytes of chunks waiting for the lane; beyond this they are dropped
     /// (an honest agent never gets near it: it holds only `window` of credit).
     private let queueLimit: Int
+    /// What the stream and its tree may cost (checked as they arrive).
+    private let limits: StreamLimits
+    /// Flushes the tree before it is committed and acknowledged.
+    private let sync: TreeSync
     /// Verified bytes after which extraction starts while the rest arrives.
     package static let inlineLimit: UInt64 = 1 << 20
 
@@ -79,6 +83,7 @@ package final class TreeDownload: Sendable {
     /// post: hands a message to the agent without blocking, in order.
     package init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                  maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+                 limits: StreamLimits = .default, sync: TreeSync = .system,
                  commands: CommandRunner? = nil,
                  post: @escaping @Sendable (WireMessage) -> Void,
                  closeOutbox: @escaping @Sendable () -> Void = {}) throws {
@@ -88,11 +93,15 @@ package final class TreeDownload: Sendable {
         self.post = post
         self.closeOutbox = closeOutbox
         self.stallInterval = stallInterval
+        self.limits = limits
+        self.sync = sync
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
         work = store.newWorkPath()  // made by whoever extracts, not here on the caller's thread
         let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
+        let storeRoot = store.root, reserve = limits.freeSpaceReserve
         receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
-                                  window: window, maxChunkBytes: maxChunkBytes)
+                                  window: window, maxChunkBytes: maxChunkBytes, maxBytes: limits.maxCompressedBytes,
+                                  admitCredit: { StreamLimits.checkFreeSpace(storeRoot, reserve: reserve, wanted: $0) })
         queueLimit = Int(clamping: 2 * window) + 2 * maxChunkBytes
         lane = WorkLane.forDownload(attemptID)
     }
@@ -101,11 +110,12 @@ package final class TreeDownload: Sendable {
     /// go out in order from a task of the download's own.
     package convenience init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
                              maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+                             limits: StreamLimits = .default, sync: TreeSync = .system,
                              commands: CommandRunner? = nil,
                              send: @escaping @Sendable (WireMessage) async throws -> Void) throws {
         let (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
         try self.init(attemptID: attemptID, pipelineID: pipelineID, store: store, window: window, maxChunkBytes: maxChunkBytes,
-                      stallInterval: stallInterval, commands: commands,
+                      stallInterval: stallInterval, limits: limits, sync: sync, commands: commands,
                       post: { outbox.yield($0) }, closeOutbox: { outbox.finish() })
         Task {
             for await message in outgoing { try? await send(message) }
@@ -204,7 +214,10 @@ package final class TreeDownload: Sendable {
             case .notStarted:
                 guard beginConcluding() else { return }
                 let receiver = receiver
-                extracted = Result { try TreeArchive.extractOnThisThread(into: work, creating: true) { try receiver.read(into: $0) } }
+                let limits = limits.archive
+                extracted = Result {
+                    try TreeArchive.extractOnThisThread(into: work, creating: true, limits: limits) { try receiver.read(into: $0) }
+                }
                 state.withLock { $0.extraction = .done(extracted) }
             }
             store(extracted, length: length)
@@ -218,11 +231,13 @@ package final class TreeDownload: Sendable {
     /// The stream outgrew the inline limit: extract while the rest arrives.
     private func startExtraction() {
         state.withLock { $0.extraction = .running }
-        let (receiver, work, lane) = (receiver, work, lane)
+        let (receiver, work, lane, limits) = (receiver, work, lane, limits.archive)
         Task { [self] in
             let extracted: Result<TreeArchive.ExtractStats, any Error>
             do {
-                extracted = .success(try await TreeArchive.extract(into: work, creating: true) { try receiver.read(into: $0) })
+                extracted = .success(try await TreeArchive.extract(into: work, creating: true, limits: limits) {
+                    try receiver.read(into: $0)
+                })
             } catch {
                 extracted = .failure(error)
             }
@@ -253,12 +268,31 @@ package final class TreeDownload: Sendable {
         case .failure(let error): return fail(error)
         case .success(let s): stats = s
         }
-        let kept: Bool
-        do {
-            kept = try store.commitMoving(work, as: pipelineID)
-        } catch {
-            return fail(error)
+        // Durable before the agent hears Ack and deletes its copy: the files
+        // before the rename (the store never holds a tree a crash could
+        // leave half-written), then the rename itself.
+        sync.flush(work) { [self] synced in
+            lane.async { [self] in
+                if case .failure(let error) = synced { return fail(error) }
+                let kept: Bool
+                do {
+                    kept = try store.commitMoving(work, as: pipelineID)
+                } catch {
+                    return fail(error)
+                }
+                guard kept else { return acknowledge(stats, length: length, kept: false) }
+                sync.flush(store.treePath(pipelineID)) { [self] synced in
+                    lane.async { [self] in
+                        if case .failure(let error) = synced { return fail(error) }
+                        acknowledge(stats, length: length, kept: true)
+                    }
+                }
+            }
         }
+    }
+
+    /// The tree is in the store and on disk (or someone else's copy is): tells the agent and concludes.
+    private func acknowledge(_ stats: TreeArchive.ExtractStats, length: UInt64, kept: Bool) {
         StallWatch.shared.remove(self)
         receiver.spool.remove()
         post(.ack(attemptID: attemptID))

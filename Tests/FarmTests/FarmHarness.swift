@@ -40,12 +40,12 @@ final class FarmHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func startScheduler(lease: Double = 4) async throws {
+    func startScheduler(lease: Double = 4, extraArgs: [String] = []) async throws {
         scheduler = try spawn("scheduler", [
             "scheduler", "--bind", endpoint, "--state", "\(dir)/scheduler", "--key", "\(dir)/scheduler.key",
             "--allow", "\(dir)/allow", "--store", "\(dir)/scheduler/store", "--logs", "\(dir)/scheduler/logs",
             "--lease", "\(lease)", "--max-attempts", "3",
-        ], env: [:])
+        ] + extraArgs, env: [:])
         // Ready when it says where it listens; a scheduler that died says why.
         let deadline = ContinuousClock.now + .seconds(60)
         while !log("scheduler").contains("kiln scheduler: agents on") {

@@ -108,7 +108,8 @@ import Testing
 
     /// Sends a tree across `link` with one upload and one download.
     static func stream(
-        _ scratch: Scratch, attempt: UInt64, id: String, window: UInt64 = 2 << 20, corruptChunk: Int? = nil
+        _ scratch: Scratch, attempt: UInt64, id: String, window: UInt64 = 2 << 20, corruptChunk: Int? = nil,
+        sync: TreeSync = .system, toAgent: @escaping @Sendable (WireMessage) -> Void = { _ in }
     ) async throws -> (DownloadStats, UploadStats) {
         let link = try await Link()
         let store = try scratch.store()
@@ -116,7 +117,8 @@ import Testing
         let upload = TreeUpload(attemptID: attempt, tree: scratch.source, spoolDirectory: scratch.spool,
                                 maxChunkBytes: 256 << 10) { try await link.toScheduler($0) }
         unsetenv("KILN_TEST_CORRUPT_CHUNK")
-        let download = try TreeDownload(attemptID: attempt, pipelineID: id, store: store, window: window) {
+        let download = try TreeDownload(attemptID: attempt, pipelineID: id, store: store, window: window, sync: sync) {
+            toAgent($0)
             try await link.toAgent($0)
         }
         link.route(scheduler: { download.deliver($0) }, agent: { upload.deliver($0) })
@@ -141,6 +143,52 @@ import Testing
             #expect(received.treeBytes > 12 << 20)
             #expect(!FileManager.default.fileExists(atPath: "\(scratch.spool)/attempt-11.tar.zst"), "agent spool deleted after Ack")
             #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store.root)/tmp").isEmpty, "no work or spool left")
+        }
+    }
+
+    /// Issue 15, finding 13: the agent deletes its copy on `Ack`, so the
+    /// scheduler's copy must be on disk first. The order is what a test can
+    /// see: syncfs of the extracted tree before it is renamed into the
+    /// store, syncfs again for the rename, then `Ack`. (That
+    /// the data survives a power cut is the kernel's and the disk's promise
+    /// for syncfs/fsync; no test here cuts the power.)
+    @Test func treeIsSyncedBeforeItIsStoredAndAcknowledged() async throws {
+        try await within(120, "stream") {
+            let scratch = try await Scratch(filler: 2 << 20)
+            let store = try scratch.store()
+            let steps = Mutex<[String]>([])
+            let sync = TreeSync { path, done in
+                steps.withLock { $0.append(store.contains("tree-synced") ? "syncfs after the rename" : "syncfs before the rename") }
+                TreeSync.system.flush(path) { result in
+                    steps.withLock { $0.append("synced") }
+                    done(result)
+                }
+            }
+            let (received, _) = try await Self.stream(scratch, attempt: 13, id: "tree-synced", sync: sync) { message in
+                if case .ack = message.envelope.body { steps.withLock { $0.append("ack") } }
+            }
+            #expect(steps.withLock { $0 } == ["syncfs before the rename", "synced", "syncfs after the rename", "synced", "ack"])
+            #expect(received.resends == 0)
+            try await Self.expectSameTree(store.treePath("tree-synced"), scratch.source)
+        }
+    }
+
+    /// A tree that cannot be made durable is not acknowledged: the agent
+    /// keeps its copy and the attempt fails (and is retried).
+    @Test func failedSyncIsNotAcknowledged() async throws {
+        try await within(120, "stream") {
+            let scratch = try await Scratch(filler: 0)
+            let store = try scratch.store()
+            let acked = Atomic(false)
+            let sync = TreeSync { path, done in done(.failure(TreeArchiveError.badTarget(path: path, reason: "syncfs: EIO"))) }
+            await #expect(throws: TreeArchiveError.self) {
+                _ = try await Self.stream(scratch, attempt: 14, id: "tree-unsynced", sync: sync) { message in
+                    if case .ack = message.envelope.body { acked.store(true, ordering: .relaxed) }
+                }
+            }
+            let sawAck = acked.load(ordering: .relaxed)
+            #expect(!sawAck, "no Ack for a tree that is not on disk")
+            #expect(!store.contains("tree-unsynced"))
         }
     }
 

@@ -19,15 +19,20 @@ import Testing
         let inbox: Inbox<ZMQMessage>
         let refusals: Inbox<ZAPRefusal>
 
-        init(allowed: Set<String>, maxMessageSize: Int64? = nil) async throws {
+        let drops: Inbox<ZMQSocketThread.InboundDrop>
+
+        init(allowed: Set<String>, maxMessageSize: Int64? = nil,
+             inbound: ZMQSocketConfiguration.InboundLimits = .init()) async throws {
             context = try ZMQContext()
             keys = try CurveKeyPair.generate()
             zap = try await ZAPHandler.start(context: context, domain: SocketThreadTests.domain, allowedKeys: allowed)
             var configuration = ZMQSocketConfiguration(
                 .router, .bind("tcp://127.0.0.1:*"), curve: .server(keys: keys, zapDomain: SocketThreadTests.domain))
             if let maxMessageSize { configuration.maxMessageSize = maxMessageSize }
+            configuration.inbound = inbound
             socket = try await ZMQSocketThread.start(context: context, configuration: configuration, name: "test-router")
             inbox = Inbox(socket.inbound)
+            drops = Inbox(socket.drops)
             refusals = Inbox(zap.refusals)
         }
 
@@ -218,7 +223,11 @@ import Testing
             var refused = 0
             let first = try #require(await Self.nextDecoded(server, refused: &refused))
             #expect(first.message == Self.hello("raw-still-heard"))
-            #expect(refused >= 40, "the garbage arrived and was refused as typed errors (\(refused))")
+            // Messages of more frames than Kiln's never reach framing: the socket drops them, and says so.
+            let dropped = server.drops.snapshot
+            #expect(dropped.allSatisfy { $0.reason.contains("frames") && $0.peer == rawKeys.publicKey }, "\(dropped)")
+            #expect(refused + dropped.count >= 40,
+                    "the garbage arrived and was refused as typed errors (\(refused)) or dropped at the socket (\(dropped.count))")
 
             // An oversized frame: libzmq drops that peer (ZMQ_MAXMSGSIZE)…
             try await raw.socket.send([Framing.signature, [UInt8](repeating: 1, count: 64 << 10)])
@@ -284,6 +293,60 @@ import Testing
             #expect(await client.inbox.waitFinished())
             await #expect(throws: ZMQError.self) { try await server.socket.send([Framing.signature]) }
             await server.socket.close()  // closing twice is harmless
+        }
+    }
+
+    /// The attack of issue 15, finding 9, at the socket: one message of 200
+    /// frames of 1 MiB each (every frame within `ZMQ_MAXMSGSIZE`) and a
+    /// peer that sends faster than it is read. The first is dropped on
+    /// arrival, reported with the peer's key, and never reaches `inbound`;
+    /// the flood stops at the peer's budget; a normal message still comes
+    /// through after both.
+    @Test func oversizedMultipartAndFloodAreDroppedAtTheSocket() async throws {
+        try await within(120, "flood") {
+            let clientKeys = try CurveKeyPair.generate()
+            var limits = ZMQSocketConfiguration.InboundLimits()
+            limits.maxQueuedMessagesPerPeer = 100
+            // Nobody reads `inbound` until the flood is over: the budget is what stops it.
+            let context = try ZMQContext()
+            let keys = try CurveKeyPair.generate()
+            let zap = try await ZAPHandler.start(context: context, domain: Self.domain, allowedKeys: [clientKeys.publicKey])
+            var configuration = ZMQSocketConfiguration(.router, .bind("tcp://127.0.0.1:*"),
+                                                       curve: .server(keys: keys, zapDomain: Self.domain))
+            configuration.inbound = limits
+            let socket = try await ZMQSocketThread.start(context: context, configuration: configuration, name: "test-router")
+            let drops = Inbox(socket.drops)
+            let client = try await Client(socket.endpoint, serverKey: keys.publicKey, keys: clientKeys, id: "flooder")
+
+            let frame = [UInt8](repeating: 0x5a, count: 1 << 20)
+            try await client.socket.send(Array(repeating: frame, count: 200))
+            let big = try #require(await drops.next(within: .seconds(60)), "the 200-frame message is reported")
+            #expect(big.frames == 201 && big.bytes >= 200 << 20, "\(big)")  // the ROUTER's identity frame counts
+            #expect(big.reason.contains("frames"))
+            #expect(big.peer == clientKeys.publicKey)
+
+            let heartbeat = try Framing.encode(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
+            for _ in 0..<1000 { try await client.socket.send(heartbeat) }
+            let flooded = await waitFor(.seconds(60)) { drops.count >= 900 }
+            #expect(flooded, "900 of the 1000 messages are dropped at the peer's budget of 100: \(drops.count)")
+
+            // Reading frees the budget: the first 100 of the flood, then a normal message.
+            let inbox = Inbox(socket.inbound)
+            var status = Kiln_V1_StatusRequest()
+            status.limit = 7
+            try await client.send(WireMessage(.status(status)))
+            let arrived = await waitFor(.seconds(30)) {
+                inbox.snapshot.contains { m in
+                    guard let (_, w) = try? Framing.decode(m.frames, routed: true), case .status(let s) = w.envelope.body else { return false }
+                    return s.limit == 7
+                }
+            }
+            #expect(arrived, "a normal message still arrives")
+            #expect(inbox.snapshot.count == 101, "the budget's 100, then the normal one: \(inbox.snapshot.count)")
+            #expect(inbox.snapshot.allSatisfy { $0.frames.count <= 3 }, "nothing of the 200-frame message was queued")
+            await client.socket.close()
+            await socket.close()
+            await zap.close()
         }
     }
 }

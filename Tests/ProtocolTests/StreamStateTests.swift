@@ -334,4 +334,43 @@ import Testing
         for _ in 0..<200 where result.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(result.withLock { $0 } == .cancelled(reason: "test"))
     }
+
+    // MARK: - Limits
+
+    /// A stream longer than the receiver's `maxBytes` fails as soon as its
+    /// `StreamEnd` says so or a chunk reaches past it, naming the limit.
+    @Test func streamPastItsLengthLimitFails() throws {
+        let bytes = Self.random(3 * Self.mib)
+        let sender = StreamSender(attemptID: 9, maxChunkBytes: Self.mib)
+        sender.finished(length: UInt64(bytes.count), sha256: Self.digest(bytes))
+        sender.grant(.max)
+        let messages = try Self.drain(sender, try Self.spool(bytes))
+        for announcedFirst in [false, true] {
+            let receiver = StreamReceiver(attemptID: 9, spool: try Self.spool([], create: true), window: 8 * UInt64(Self.mib),
+                                          maxChunkBytes: Self.mib, maxBytes: 2 * UInt64(Self.mib))
+            _ = receiver.start(restart: false)
+            let ordered = announcedFirst ? [messages.last!] + messages.dropLast() : messages
+            for m in ordered { _ = receiver.receive(m) }
+            guard case .failed(.overLimit(let limit, _)) = receiver.outcome else {
+                Issue.record("not refused: \(receiver.outcome)")
+                continue
+            }
+            #expect(limit.contains("stream-max-compressed-gib"))
+            #expect(receiver.verifiedLength <= 2 * UInt64(Self.mib))
+        }
+    }
+
+    /// Credit is asked for before it grows; a refusal (no free space) fails
+    /// the stream instead of granting it.
+    @Test func creditIsRefusedWithoutSpace() throws {
+        let granted = Mutex<[UInt64]>([])
+        let receiver = StreamReceiver(attemptID: 3, spool: try Self.spool([], create: true), window: 1024, maxChunkBytes: 1024,
+                                      admitCredit: { wanted in
+                                          granted.withLock { $0.append(wanted) }
+                                          return .overLimit(limit: "free space", detail: "none left")
+                                      })
+        #expect(receiver.start(restart: false).isEmpty, "no Credit")
+        #expect(receiver.outcome == .failed(.overLimit(limit: "free space", detail: "none left")))
+        #expect(granted.withLock { $0 } == [1024])
+    }
 }

@@ -8,7 +8,7 @@ import Synchronization
 final class Inbox<Element: Sendable>: Sendable {
     private let state = Mutex<(items: [Element], finished: Bool)>(([], false))
 
-    init(_ stream: AsyncStream<Element>) {
+    init<S: AsyncSequence & Sendable>(_ stream: S) where S.Element == Element, S.Failure == Never {
         Task { [self] in
             for await item in stream { state.withLock { $0.items.append(item) } }
             state.withLock { $0.finished = true }
@@ -30,6 +30,10 @@ final class Inbox<Element: Sendable>: Sendable {
     }
 
     var finished: Bool { state.withLock { $0.finished && $0.items.isEmpty } }
+
+    /// Elements received and not yet taken by `next`.
+    var count: Int { state.withLock { $0.items.count } }
+    var snapshot: [Element] { state.withLock { $0.items } }
 
     /// Waits until the stream has finished.
     func waitFinished(within timeout: Duration = .seconds(5)) async -> Bool {

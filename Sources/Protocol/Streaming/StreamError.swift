@@ -10,6 +10,9 @@ package enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case digestMismatch(expected: String, computed: String, length: UInt64)
     /// A second `StreamEnd` contradicts the first: the sender changed the stream.
     case conflictingEnd(first: UInt64, second: UInt64)
+    /// The stream passes a limit of the receiver (its length, the free space
+    /// it needs); `limit` names it and its configuration key.
+    case overLimit(limit: String, detail: String)
     /// The other side or the caller cancelled the stream.
     case cancelled(reason: String)
 
@@ -25,6 +28,8 @@ package enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
             "tree stream of \(length) bytes has sha256 \(computed), the agent announced \(expected); the stream was corrupted, retry the job"
         case .conflictingEnd(let first, let second):
             "tree stream announced two different ends (\(first) and \(second) bytes); the agent restarted the stream, retry the job"
+        case .overLimit(let limit, let detail):
+            "tree stream refused: it passes the limit on \(limit): \(detail)"
         case .cancelled(let reason):
             "tree stream cancelled: \(reason)"
         }

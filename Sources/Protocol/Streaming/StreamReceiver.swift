@@ -38,6 +38,11 @@ package final class StreamReceiver: @unchecked Sendable {
     package let window: UInt64
     package let maxChunkBytes: Int
     package let spool: SpoolFile
+    /// The longest stream taken; a chunk or `StreamEnd` past it fails the stream.
+    package let maxBytes: UInt64
+    /// Asked before credit grows (with the bytes the sender may then send
+    /// beyond what is verified); an error fails the stream instead (no space).
+    private let admitCredit: (@Sendable (UInt64) -> StreamError?)?
 
     // Owned by the verifier thread.
     private var hasher = SHA256()
@@ -55,9 +60,12 @@ package final class StreamReceiver: @unchecked Sendable {
     private var tally = Counters()
     private var readOffset: UInt64 = 0
 
-    package init(attemptID: UInt64, spool: SpoolFile, window: UInt64, maxChunkBytes: Int) {
+    package init(attemptID: UInt64, spool: SpoolFile, window: UInt64, maxChunkBytes: Int, maxBytes: UInt64 = .max,
+                 admitCredit: (@Sendable (UInt64) -> StreamError?)? = nil) {
         self.attemptID = attemptID
         self.spool = spool
+        self.maxBytes = maxBytes
+        self.admitCredit = admitCredit
         self.window = max(1, window)
         self.maxChunkBytes = maxChunkBytes
     }
@@ -73,6 +81,10 @@ package final class StreamReceiver: @unchecked Sendable {
     /// for an attempt re-adopted after a scheduler restart (the agent sends
     /// the whole stream again, to this new receiver).
     package func start(restart: Bool) -> [WireMessage] {
+        if let refused = admitCredit?(window) {
+            fail(refused)
+            return []
+        }
         granted = max(granted, prefix + window)
         guard restart else { return [credit()] }
         count { $0.resends += 1 }
@@ -142,6 +154,11 @@ package final class StreamReceiver: @unchecked Sendable {
             count { $0.rejected += 1 }
             return []
         }
+        guard stop <= maxBytes else {
+            fail(.overLimit(limit: "compressed bytes (stream-max-compressed-gib, \(maxBytes) bytes)",
+                            detail: "a chunk reaches byte \(stop)"))
+            return []
+        }
         if stop <= prefix {
             count { $0.duplicates += 1 }
             return []
@@ -167,6 +184,7 @@ package final class StreamReceiver: @unchecked Sendable {
             var replies: [WireMessage] = []
             if prefix > before {
                 requestedGap = nil
+                if let refused = admitCredit?(window) { throw refused }
                 granted = max(granted, prefix + window)
                 publish()
                 replies.append(credit())
@@ -192,6 +210,11 @@ package final class StreamReceiver: @unchecked Sendable {
         }
         guard end.format == StreamSender.format else {
             fail(.unsupportedFormat(end.format))
+            return []
+        }
+        guard end.totalLength <= maxBytes else {
+            fail(.overLimit(limit: "compressed bytes (stream-max-compressed-gib, \(maxBytes) bytes)",
+                            detail: "StreamEnd announces \(end.totalLength) bytes"))
             return []
         }
         if let announced {

@@ -47,27 +47,62 @@ package struct ZMQRawSocket {
     /// Receives one whole message, or nil when none is waiting (EAGAIN with
     /// `ZMQ_DONTWAIT`).
     package func receive(flags: Int32) throws(ZMQError) -> ZMQMessage? {
+        switch try receive(flags: flags, maxFrames: .max, maxBytes: .max) {
+        case .message(let message)?: message
+        case .refused?, nil: nil
+        }
+    }
+
+    /// What `receive(flags:maxFrames:maxBytes:)` got.
+    package enum Received {
+        case message(ZMQMessage)
+        /// The message passed a limit. Only its first frame (a ROUTER's
+        /// identity) was copied; the rest was read from libzmq and dropped.
+        case refused(first: [UInt8]?, userID: String?, frames: Int, bytes: Int, reason: String)
+    }
+
+    /// Receives one whole message, copying its frames only while they stay
+    /// within `maxFrames` and `maxBytes` in all: each frame's size is known
+    /// before it is copied, so a message past a limit costs Kiln no copy
+    /// (libzmq itself holds a multipart message until its last frame has
+    /// arrived). nil when none is waiting (EAGAIN with `ZMQ_DONTWAIT`).
+    package func receive(flags: Int32, maxFrames: Int, maxBytes: Int) throws(ZMQError) -> Received? {
         var message = ZMQMessage(frames: [])
+        var frames = 0, bytes = 0
+        var refusal: String?
         var msg = zmq_msg_t()
         while true {
             zmq_msg_init(&msg)
             defer { zmq_msg_close(&msg) }
-            if zmq_msg_recv(&msg, handle, message.frames.isEmpty ? flags : 0) == -1 {
+            if zmq_msg_recv(&msg, handle, frames == 0 ? flags : 0) == -1 {
                 let code = zmq_errno()
-                if code == EAGAIN && message.frames.isEmpty { return nil }
+                if code == EAGAIN && frames == 0 { return nil }
                 throw ZMQError(operation: "zmq_msg_recv", code: code)
             }
             let size = zmq_msg_size(&msg)
-            if let data = zmq_msg_data(&msg), size > 0 {
-                message.frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
-            } else {
-                message.frames.append([])
+            frames += 1
+            bytes += size
+            if refusal == nil {
+                if frames > maxFrames {
+                    refusal = "more than \(maxFrames) frames"
+                } else if bytes > maxBytes {
+                    refusal = "more than \(maxBytes) bytes"
+                }
+            }
+            if refusal == nil || frames == 1 {
+                if let data = zmq_msg_data(&msg), size > 0 {
+                    message.frames.append(Array(UnsafeRawBufferPointer(start: data, count: min(size, refusal == nil ? size : 256))))
+                } else {
+                    message.frames.append([])
+                }
             }
             // A ROUTER makes the identity frame itself; the peer's metadata is on the others.
             if message.userID == nil, let user = zmq_msg_gets(&msg, "User-Id") {
                 message.userID = String(cString: user)
             }
-            if zmq_msg_more(&msg) == 0 { return message }
+            if zmq_msg_more(&msg) == 0 { break }
         }
+        guard let refusal else { return .message(message) }
+        return .refused(first: message.frames.first, userID: message.userID, frames: frames, bytes: bytes, reason: refusal)
     }
 }

@@ -33,6 +33,31 @@ package struct ZMQSocketConfiguration: Sendable {
     /// yet, handshake refused, high-water mark) before it fails with EAGAIN;
     /// nil waits until close. An agent uses the failure to rebuild its socket.
     package var sendTimeout: Duration? = .seconds(5)
+    /// What the socket's thread takes from peers (`InboundLimits`).
+    package var inbound = InboundLimits()
+
+    /// Bounds on what peers can make a socket's thread hold. A message past
+    /// one is dropped (and reported on `ZMQSocketThread.drops`), not queued:
+    /// the thread keeps reading, so libzmq's queues stay short as well.
+    package struct InboundLimits: Sendable {
+        /// Frames of one message, a ROUTER's identity frame included
+        /// (Kiln's messages have at most four).
+        package var maxFrames = 4
+        /// Bytes of all frames of one message (the largest envelope and data frame Framing admits, and room).
+        package var maxMessageBytes = Framing.Limits.default.maxEnvelopeBytes + Framing.Limits.default.maxDataBytes + (64 << 10)
+        /// Bytes received and not yet taken from `inbound`, over all peers;
+        /// each message counts at least `messageCost`.
+        package var maxQueuedBytes = 256 << 20
+        /// The same for one peer of a ROUTER (its CURVE key, else its
+        /// routing identity), so that one peer cannot fill the queue.
+        package var maxQueuedBytesPerPeer = 64 << 20
+        /// Messages of one peer of a ROUTER received and not yet taken.
+        package var maxQueuedMessagesPerPeer = 4096
+        /// What a message costs beyond its bytes (the work it makes).
+        package var messageCost = 512
+
+        package init() {}
+    }
 
     package init(_ kind: Kind, _ attachment: Attachment, curve: Curve? = nil) {
         self.kind = kind

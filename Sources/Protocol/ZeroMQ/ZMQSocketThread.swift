@@ -14,16 +14,108 @@ import Synchronization
 /// (EAGAIN, or EHOSTUNREACH for an unknown identity) so one slow peer cannot
 /// stall the others.
 package final class ZMQSocketThread: Sendable {
-    /// Inbound messages, in order. Finishes when the socket closes.
-    package let inbound: AsyncStream<ZMQMessage>
+    /// Inbound messages, in order. Finishes when the socket closes. What is
+    /// received and not yet taken from it is bounded (`InboundLimits`).
+    package let inbound: Inbound
+    /// Messages dropped on the way in (too many frames or bytes, a peer's
+    /// or the socket's queue full); the newest 256 are kept until read.
+    package let drops: AsyncStream<InboundDrop>
     /// The bound endpoint with a wildcard port resolved, or the connect endpoint.
     package let endpoint: String
     private let shared: Shared
 
-    private init(inbound: AsyncStream<ZMQMessage>, endpoint: String, shared: Shared) {
+    private init(inbound: Inbound, drops: AsyncStream<InboundDrop>, endpoint: String, shared: Shared) {
         self.inbound = inbound
+        self.drops = drops
         self.endpoint = endpoint
         self.shared = shared
+    }
+
+    /// A message the socket's thread received and dropped.
+    package struct InboundDrop: Sendable, Equatable {
+        /// The peer's CURVE key (Z85), else its routing identity; "peer" on a DEALER.
+        package var peer: String
+        /// Frames and bytes of the message.
+        package var frames: Int
+        package var bytes: Int
+        /// Which limit it passed.
+        package var reason: String
+    }
+
+    /// `inbound`: each message taken gives its bytes back to the budgets of
+    /// its peer and of the socket.
+    package struct Inbound: AsyncSequence, Sendable {
+        package typealias Element = ZMQMessage
+        let stream: AsyncStream<ZMQMessage>
+        let budget: InboundBudget
+
+        package struct AsyncIterator: AsyncIteratorProtocol {
+            var base: AsyncStream<ZMQMessage>.AsyncIterator
+            let budget: InboundBudget
+            package mutating func next() async -> ZMQMessage? {
+                guard let message = await base.next() else { return nil }
+                budget.release(message)
+                return message
+            }
+        }
+
+        package func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(base: stream.makeAsyncIterator(), budget: budget)
+        }
+    }
+
+    /// What the peers of one socket have received and not yet taken.
+    final class InboundBudget: Sendable {
+        let limits: ZMQSocketConfiguration.InboundLimits
+        let perPeer: Bool
+        private let queued = Mutex<(bytes: Int, peers: [String: (bytes: Int, messages: Int)])>((0, [:]))
+
+        init(limits: ZMQSocketConfiguration.InboundLimits, perPeer: Bool) {
+            self.limits = limits
+            self.perPeer = perPeer
+        }
+
+        func cost(_ message: ZMQMessage) -> Int {
+            message.frames.reduce(limits.messageCost) { $0 + $1.count }
+        }
+
+        /// Counts `message` in, or says which budget it would pass.
+        func admit(_ message: ZMQMessage, peer: String) -> String? {
+            let cost = cost(message)
+            return queued.withLock { q -> String? in
+                if q.bytes + cost > limits.maxQueuedBytes {
+                    return "the socket's inbound queue holds \(q.bytes) bytes (limit \(limits.maxQueuedBytes))"
+                }
+                if perPeer {
+                    let mine = q.peers[peer] ?? (0, 0)
+                    if mine.bytes + cost > limits.maxQueuedBytesPerPeer || mine.messages + 1 > limits.maxQueuedMessagesPerPeer {
+                        return "the peer has \(mine.messages) messages of \(mine.bytes) bytes waiting "
+                            + "(limit \(limits.maxQueuedMessagesPerPeer) messages, \(limits.maxQueuedBytesPerPeer) bytes)"
+                    }
+                    q.peers[peer] = (mine.bytes + cost, mine.messages + 1)
+                }
+                q.bytes += cost
+                return nil
+            }
+        }
+
+        func release(_ message: ZMQMessage) {
+            let cost = cost(message)
+            let peer = perPeer ? Self.peer(message.userID, message.frames.first, routed: true) : ""
+            queued.withLock { q in
+                q.bytes -= cost
+                guard perPeer, let mine = q.peers[peer] else { return }
+                if mine.messages <= 1 { q.peers[peer] = nil } else { q.peers[peer] = (mine.bytes - cost, mine.messages - 1) }
+            }
+        }
+
+        /// Who sent a message: its CURVE key, else (on a ROUTER) its routing identity.
+        static func peer(_ userID: String?, _ first: [UInt8]?, routed: Bool) -> String {
+            if let userID { return userID }
+            guard routed, let first else { return "peer" }
+            // Only a budget's key: a peer that chooses odd bytes shares its budget with a look-alike, no more.
+            return "identity " + String(decoding: first, as: UTF8.self)
+        }
     }
 
     /// Starts the thread, creates the socket, binds or connects it; returns
@@ -33,13 +125,17 @@ package final class ZMQSocketThread: Sendable {
     ) async throws(ZMQError) -> ZMQSocketThread {
         let shared = Shared(wake: try EventFD())
         let (stream, continuation) = AsyncStream<ZMQMessage>.makeStream()
+        let (drops, dropped) = AsyncStream<InboundDrop>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let budget = InboundBudget(limits: configuration.inbound, perPeer: configuration.kind == .router)
         let started = await withCheckedContinuation { (ready: CheckedContinuation<Result<String, ZMQError>, Never>) in
-            let loop = Loop(context: context, configuration: configuration, shared: shared, inbound: continuation)
+            let loop = Loop(context: context, configuration: configuration, shared: shared, inbound: continuation,
+                            budget: budget, dropped: dropped)
             let thread = Thread { loop.run(ready: ready) }
             thread.name = name
             thread.start()
         }
-        return ZMQSocketThread(inbound: stream, endpoint: try started.get(), shared: shared)
+        return ZMQSocketThread(inbound: Inbound(stream: stream, budget: budget), drops: drops, endpoint: try started.get(),
+                               shared: shared)
     }
 
     /// Queues one multipart message and returns when libzmq has taken it.
@@ -118,13 +214,18 @@ extension ZMQSocketThread {
         let configuration: ZMQSocketConfiguration
         let shared: Shared
         let inbound: AsyncStream<ZMQMessage>.Continuation
+        let budget: InboundBudget
+        let dropped: AsyncStream<InboundDrop>.Continuation
 
         init(context: ZMQContext, configuration: ZMQSocketConfiguration, shared: Shared,
-             inbound: AsyncStream<ZMQMessage>.Continuation) {
+             inbound: AsyncStream<ZMQMessage>.Continuation, budget: InboundBudget,
+             dropped: AsyncStream<InboundDrop>.Continuation) {
             self.context = context
             self.configuration = configuration
             self.shared = shared
             self.inbound = inbound
+            self.budget = budget
+            self.dropped = dropped
         }
 
         func run(ready: CheckedContinuation<Result<String, ZMQError>, Never>) {
@@ -219,12 +320,28 @@ extension ZMQSocketThread {
             return false
         }
 
-        /// Drains what is waiting, at most a batch at a time so sends interleave.
+        /// Drains what is waiting, at most a batch at a time so sends
+        /// interleave. A message past a limit is dropped here, before it is
+        /// copied (frames, bytes) or queued (budgets), and reported.
         private func receiveAvailable(_ socket: ZMQRawSocket) {
+            let limits = configuration.inbound, routed = configuration.kind == .router
             for _ in 0..<256 {
                 do throws(ZMQError) {
-                    guard let message = try socket.receive(flags: ZMQ_DONTWAIT) else { return }
-                    inbound.yield(message)
+                    switch try socket.receive(flags: ZMQ_DONTWAIT, maxFrames: limits.maxFrames, maxBytes: limits.maxMessageBytes) {
+                    case nil:
+                        return
+                    case .refused(let first, let userID, let frames, let bytes, let reason)?:
+                        dropped.yield(InboundDrop(peer: InboundBudget.peer(userID, first, routed: routed),
+                                                  frames: frames, bytes: bytes, reason: reason))
+                    case .message(let message)?:
+                        let peer = InboundBudget.peer(message.userID, message.frames.first, routed: routed)
+                        if let reason = budget.admit(message, peer: peer) {
+                            dropped.yield(InboundDrop(peer: peer, frames: message.frames.count,
+                                                      bytes: message.frames.reduce(0) { $0 + $1.count }, reason: reason))
+                        } else {
+                            inbound.yield(message)
+                        }
+                    }
                 } catch {
                     return
                 }
@@ -243,6 +360,7 @@ extension ZMQSocketThread {
                 item.done?.resume(returning: .failure(ZMQError(operation: "send on a closed socket", code: ETERM)))
             }
             inbound.finish()
+            dropped.finish()
             for waiter in waiters { waiter.resume() }
         }
     }

@@ -39,6 +39,28 @@ package enum TreeArchive {
         package var skippedSockets = 0
     }
 
+    /// What one extraction may cost at most: a stream from a peer chooses
+    /// none of it. Past a limit the extraction fails with
+    /// `TreeArchiveError.overLimit`, naming the limit, before the entry that
+    /// would pass it is written.
+    package struct Limits: Sendable, Equatable {
+        /// Bytes of file contents, sparse files at their full (declared) size.
+        package var maxExtractedBytes: UInt64
+        /// Entries of any kind.
+        package var maxEntries: Int
+        /// `ZSTD_d_windowLogMax`: a frame that needs a larger window (memory
+        /// for the decoder) is refused.
+        package var windowLogMax: Int32
+
+        package init(maxExtractedBytes: UInt64 = 16 << 30, maxEntries: Int = 2_000_000, windowLogMax: Int32 = 27) {
+            self.maxExtractedBytes = maxExtractedBytes
+            self.maxEntries = maxEntries
+            self.windowLogMax = windowLogMax
+        }
+
+        package static let `default` = Limits()
+    }
+
     package struct ExtractStats: Sendable, Equatable {
         package var entries = 0
         /// Bytes of file contents written (sparse files at their full size).
@@ -65,11 +87,11 @@ package enum TreeArchive {
     /// entry that would land outside `target` fails the extraction
     /// (`TreeArchiveError.escapes`) before anything is written for it.
     package static func extract(
-        into target: String, creating: Bool = false,
+        into target: String, creating: Bool = false, limits: Limits = .default,
         read: @escaping @Sendable (UnsafeMutableRawBufferPointer) throws -> Int
     ) async throws -> ExtractStats {
         try await DedicatedThread.run(name: "kiln-archive-extract") {
-            try extractOnThisThread(into: target, creating: creating, read: read)
+            try extractOnThisThread(into: target, creating: creating, limits: limits, read: read)
         }
     }
 
@@ -78,13 +100,13 @@ package enum TreeArchive {
     /// directory of its own, unshared from the process (extraction paths are
     /// relative to it), and is left in `/`. Blocks while `read` does.
     package static func extractOnThisThread(
-        into target: String, creating: Bool,
+        into target: String, creating: Bool, limits: Limits = .default,
         read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
     ) throws -> ExtractStats {
         if creating, mkdir(target, 0o755) != 0 {
             throw TreeArchiveError.badTarget(path: target, reason: String(cString: strerror(errno)))
         }
-        return try TreeArchiveExtractor.extract(into: target, read: read)
+        return try TreeArchiveExtractor.extract(into: target, limits: limits, read: read)
     }
 
     /// libarchive's message for the last failure on `archive`.

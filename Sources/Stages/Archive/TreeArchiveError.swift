@@ -16,6 +16,9 @@ package enum TreeArchiveError: Error, Sendable, Equatable, CustomStringConvertib
     case escapes(entry: String, reason: String)
     /// An entry could not be written into the target.
     case extractFailed(entry: String, reason: String)
+    /// The archive passes one of the receiver's limits (`TreeArchive.Limits`):
+    /// `limit` names it and its configuration key; nothing past it was written.
+    case overLimit(limit: String, detail: String)
     /// The target directory cannot be used.
     case badTarget(path: String, reason: String)
 
@@ -35,6 +38,8 @@ package enum TreeArchiveError: Error, Sendable, Equatable, CustomStringConvertib
             "tar entry \"\(entry)\" refused: \(reason); the archive tries to write outside its target directory"
         case .extractFailed(let entry, let reason):
             "cannot extract tar entry \"\(entry)\": \(reason)"
+        case .overLimit(let limit, let detail):
+            "the tree archive passes the limit on \(limit): \(detail); the tree was refused and its partial data removed"
         case .badTarget(let path, let reason):
             "cannot extract into \(path): \(reason)"
         }

@@ -38,7 +38,8 @@ enum TreeArchiveExtractor {
         | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
 
     static func extract(
-        into target: String, read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
+        into target: String, limits: TreeArchive.Limits = .default,
+        read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
     ) throws(TreeArchiveError) -> TreeArchive.ExtractStats {
         // libarchive resolves entry paths against the working directory: give
         // this thread a directory of its own and enter the target. Relative
@@ -52,7 +53,7 @@ enum TreeArchiveExtractor {
         }
         defer { _ = chdir("/") }  // the thread may serve again: hold no tree open
         // Taken before the reader is made, so it goes back after the reader is freed.
-        guard let decoder = ZstdDecoder.take() else { throw .malformed(reason: "zstd: out of memory") }
+        guard let decoder = ZstdDecoder.take(windowLogMax: limits.windowLogMax) else { throw .malformed(reason: "zstd: out of memory") }
         defer { ZstdDecoder.give(back: decoder) }
         guard let reader = archive_read_new() else { throw .malformed(reason: "archive_read_new: out of memory") }
         defer { archive_read_free(reader) }
@@ -88,6 +89,17 @@ enum TreeArchiveExtractor {
             guard rc >= ARCHIVE_WARN, let entry else { throw inputFailure(.malformed(reason: TreeArchive.message(reader))) }
             let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
             try refuseEscape(name, entry: name)
+            // Limits are checked on what the header declares, before anything is written for the entry.
+            guard stats.entries < limits.maxEntries else {
+                throw .overLimit(limit: "entries (stream-max-entries, \(limits.maxEntries))",
+                                 detail: "entry \(stats.entries + 1) \"\(name)\" is one too many")
+            }
+            let declared = archive_entry_size_is_set(entry) != 0 ? max(0, archive_entry_size(entry)) : 0
+            let isFile = archive_entry_filetype(entry) == KILN_AE_IFREG
+            if isFile, UInt64(declared) > limits.maxExtractedBytes - min(stats.treeBytes, limits.maxExtractedBytes) {
+                throw .overLimit(limit: "extracted bytes (stream-max-extracted-gib, \(limits.maxExtractedBytes) bytes)",
+                                 detail: "\"\(name)\" of \(declared) bytes would bring the tree to \(stats.treeBytes + UInt64(declared)) bytes")
+            }
             if isRoot(name) && archive_entry_mtime_is_set(entry) != 0 {
                 rootTime = timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: archive_entry_mtime_nsec(entry))
             }
@@ -107,11 +119,15 @@ enum TreeArchiveExtractor {
                     let r = archive_read_data_block(reader, &block, &size, &offset)
                     if r == ARCHIVE_EOF { break }
                     guard r >= ARCHIVE_WARN else { throw inputFailure(.malformed(reason: TreeArchive.message(reader))) }
+                    // Data stays inside the size the header declared (and was counted against the limit).
+                    guard offset >= 0, size <= Int(declared), offset <= declared - Int64(size) else {
+                        throw .malformed(reason: "\"\(name)\": \(size) bytes at \(offset) lie outside its declared size \(declared)")
+                    }
                     guard archive_write_data_block(disk, block, size, offset) >= ARCHIVE_OK else {
                         throw .extractFailed(entry: name, reason: TreeArchive.message(disk))
                     }
                 }
-                if archive_entry_filetype(entry) == KILN_AE_IFREG { stats.treeBytes += UInt64(archive_entry_size(entry)) }
+                if isFile { stats.treeBytes += UInt64(declared) }
             }
             guard archive_write_finish_entry(disk) == ARCHIVE_OK else {
                 throw .extractFailed(entry: name, reason: TreeArchive.message(disk))

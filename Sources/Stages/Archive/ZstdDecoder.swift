@@ -22,6 +22,7 @@ final class ZstdDecoder: @unchecked Sendable {  // one extraction at a time: out
     /// A frame is started and not finished (or output is pending).
     private var frameOpen = false
     private var sourceEnded = false
+    private var windowLogMax: Int32 = 27
 
     private init?() {
         guard let context = ZSTD_createDCtx() else { return nil }
@@ -40,9 +41,16 @@ final class ZstdDecoder: @unchecked Sendable {  // one extraction at a time: out
     private static let poolLimit = 8
 
     /// A reset decoder from the pool, or a new one; nil only when out of memory.
-    static func take() -> ZstdDecoder? {
-        if let kept = pool.withLock({ $0.popLast() }) { return kept }
-        return ZstdDecoder()
+    /// windowLogMax: frames that need a larger window are refused
+    /// (`TreeArchiveError.overLimit`) instead of making the decoder allocate it.
+    static func take(windowLogMax: Int32) -> ZstdDecoder? {
+        guard let decoder = pool.withLock({ $0.popLast() }) ?? ZstdDecoder() else { return nil }
+        decoder.windowLogMax = windowLogMax
+        // A parameter, unlike the session, survives `reset`: set it for every stream.
+        guard ZSTD_isError(ZSTD_DCtx_setParameter(decoder.context, ZSTD_d_windowLogMax, windowLogMax)) == 0 else {
+            return nil
+        }
+        return decoder
     }
 
     /// Returns `decoder` to the pool (ready for another stream), or frees it when the pool is full.
@@ -69,6 +77,11 @@ final class ZstdDecoder: @unchecked Sendable {  // one extraction at a time: out
                 var into = ZSTD_inBuffer(src: input.baseAddress, size: end, pos: position)
                 let hint = ZSTD_decompressStream(context, &out, &into)
                 if ZSTD_isError(hint) != 0 {
+                    if ZSTD_getErrorCode(hint) == ZSTD_error_frameParameter_windowTooLarge {
+                        throw TreeArchiveError.overLimit(
+                            limit: "the zstd window (stream-window-log-max, 2^\(windowLogMax) bytes)",
+                            detail: "the stream's frame needs a larger window, which would cost the scheduler that much memory")
+                    }
                     throw TreeArchiveError.malformed(reason: "zstd: \(String(cString: ZSTD_getErrorName(hint)))")
                 }
                 position = into.pos

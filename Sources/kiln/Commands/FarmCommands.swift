@@ -38,6 +38,21 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
 
+    @Option(help: "Longest compressed tree stream taken from an agent per attempt, in GiB.")
+    var streamMaxCompressedGib: Double = 8
+
+    @Option(help: "Most file contents one streamed tree may extract to, in GiB (sparse files at full size).")
+    var streamMaxExtractedGib: Double = 16
+
+    @Option(help: "Most entries (files, directories, links) in one streamed tree.")
+    var streamMaxEntries: Int = 2_000_000
+
+    @Option(help: "Largest zstd window a tree stream may use, as a power of two (27: 128 MiB of decoder memory).")
+    var streamWindowLogMax: Int32 = 27
+
+    @Option(help: "GiB kept free on the store's filesystem beyond the stream credit agents hold; credit that would eat into it fails the attempt.")
+    var storeFreeReserveGib: Double = 2
+
     @Flag(help: "Keep no metrics and no stage history (kiln top, kiln report and the dashboard then have less to show); for measuring their cost.")
     var noTelemetry = false
 
@@ -59,6 +74,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.agentTimeoutMS = min(config.agentTimeoutMS, config.leaseMS)
             config.maxAttempts = maxAttempts
             config.telemetry = !noTelemetry
+            config.streamLimits = try streamLimits()
             let executor = try stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
             let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
@@ -82,6 +98,29 @@ struct SchedulerCommand: AsyncParsableCommand {
             CLI.say("kiln scheduler: stopping")
             await server.stop()
         }
+    }
+
+    /// The stream limits from their options, each checked.
+    private func streamLimits() throws -> StreamLimits {
+        func bytes(_ gib: Double, _ option: String) throws -> UInt64 {
+            guard gib > 0, gib < 1e9 else { throw CLIError.badInput("--\(option) \(gib): give a size in GiB above 0") }
+            return UInt64(gib * Double(1 << 30))
+        }
+        var limits = StreamLimits()
+        limits.maxCompressedBytes = try bytes(streamMaxCompressedGib, "stream-max-compressed-gib")
+        limits.archive.maxExtractedBytes = try bytes(streamMaxExtractedGib, "stream-max-extracted-gib")
+        guard streamMaxEntries > 0 else { throw CLIError.badInput("--stream-max-entries \(streamMaxEntries): give a count above 0") }
+        limits.archive.maxEntries = streamMaxEntries
+        // zstd's own bounds for a decoder's window (ZSTD_WINDOWLOG_ABSOLUTEMIN … _MAX_64).
+        guard (10...31).contains(streamWindowLogMax) else {
+            throw CLIError.badInput("--stream-window-log-max \(streamWindowLogMax): give 10 … 31 (27 is zstd's default)")
+        }
+        limits.archive.windowLogMax = streamWindowLogMax
+        guard storeFreeReserveGib >= 0, storeFreeReserveGib < 1e9 else {
+            throw CLIError.badInput("--store-free-reserve-gib \(storeFreeReserveGib): give a size in GiB, 0 or more")
+        }
+        limits.freeSpaceReserve = UInt64(storeFreeReserveGib * Double(1 << 30))
+        return limits
     }
 }
 

@@ -1,0 +1,37 @@
+import Foundation
+import Protocol
+import Stages
+
+/// What one attempt's tree stream may cost the scheduler at most. An agent
+/// chooses none of it: past a limit the attempt fails with a reason naming
+/// the limit and its configuration key, and its partial data is removed.
+package struct StreamLimits: Sendable, Equatable {
+    /// Length of the compressed stream (`stream-max-compressed-gib`).
+    package var maxCompressedBytes: UInt64 = 8 << 30
+    /// File contents, entries and the zstd window of the extracted tree
+    /// (`stream-max-extracted-gib`, `stream-max-entries`, `stream-window-log-max`).
+    package var archive = TreeArchive.Limits.default
+    /// Free space the store's filesystem keeps beyond the credit an agent
+    /// holds (`store-free-reserve-gib`): credit that would eat into it is
+    /// not granted and the attempt fails instead.
+    package var freeSpaceReserve: UInt64 = 2 << 30
+
+    package init() {}
+
+    package static let `default` = StreamLimits()
+
+    /// Whether the filesystem of `path` has `reserve + wanted` bytes free
+    /// for an unprivileged writer; the refusal says how much it has.
+    static func checkFreeSpace(_ path: String, reserve: UInt64, wanted: UInt64) -> StreamError? {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else {
+            return .spool(path: path, operation: "statvfs", reason: String(cString: strerror(errno)))
+        }
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        let (needed, overflow) = reserve.addingReportingOverflow(wanted)
+        guard overflow || free < needed else { return nil }
+        return .overLimit(limit: "free space (store-free-reserve-gib, \(reserve) bytes kept free)",
+                          detail: "\(path) has \(free) bytes free, \(overflow ? "more than can be counted" : "\(needed)") needed "
+                              + "to take \(wanted) more bytes; free space in the store or lower the reserve")
+    }
+}
