@@ -12,16 +12,16 @@ struct BuildEventPrinter {
         let t = String(format: "%6.1fs ", Date().timeIntervalSince(start))
         switch e.kind {
         case .log:
-            if verbose { for l in e.logLines { line("        \(l)") } }
+            if verbose { for l in e.logLines { line("        \(TerminalText.safe(l))") } }
         case .stageStarted:
-            if terminal { status(t + e.message + " …") } else { line(t + e.message) }
+            if terminal { status(t + TerminalText.safe(e.message) + " …") } else { line(t + TerminalText.safe(e.message)) }
         case .stageFinished:
-            if terminal { status(t + e.message) } else if verbose { line(t + e.message) }
-            if verbose { for l in e.logLines { line("        \(l)") } }
+            if terminal { status(t + TerminalText.safe(e.message)) } else if verbose { line(t + TerminalText.safe(e.message)) }
+            if verbose { for l in e.logLines { line("        \(TerminalText.safe(l))") } }
         case .note:
-            line(t + "note: " + e.message)
+            line(t + "note: " + TerminalText.safe(e.message))
         default:
-            line(t + e.message)
+            line(t + TerminalText.safe(e.message))
         }
     }
 
@@ -52,6 +52,9 @@ extension SchedulerClient {
         let intoDir = names.count > 1 || (FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue)
         if intoDir { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) }
         for name in names {
+            guard TerminalText.isPlainFileName(name) else {
+                throw ClientError.unexpected("the scheduler named an artifact \"\(TerminalText.safe(name))\", which is not a plain file name; nothing was written")
+            }
             let dest = intoDir ? "\(output)/\(name)" : output
             let parent = (dest as NSString).deletingLastPathComponent
             if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }

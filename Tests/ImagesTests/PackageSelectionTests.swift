@@ -77,7 +77,7 @@ struct PackageSelectionTests {
 
     @Test(arguments: [2, 7, 40, 300])
     func aConflictingPairIsFoundInFewCalls(_ n: Int) async throws {
-        var packages = (0..<n).map { "pkg\($0)" }
+        let packages = (0..<n).map { "pkg\($0)" }
         let (a, b) = (packages[n / 3], packages[n - 1])
         let resolver = ConflictingResolver([(b, a)])
         let e = await #expect(throws: BlueprintError.self) {

@@ -144,10 +144,11 @@ package enum TOMLPreflight {
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 if peek(1) == c && peek(2) == c { try multiLineString(quote: c) } else { try singleLineString(quote: c, inKey: false) }
             case UInt8(ascii: "["):
+                let start = line
                 i += 1
                 while true {
                     skipBlanksNewlinesComments()
-                    guard let b = current else { throw fail("the file ends inside an array") }
+                    guard let b = current else { throw Problem(line: start, reason: "the array that starts here does not end") }
                     if b == UInt8(ascii: "]") { i += 1; return }
                     try value(depth: depth + 1)
                     skipBlanksNewlinesComments()
@@ -201,9 +202,10 @@ package enum TOMLPreflight {
         }
 
         mutating func multiLineString(quote: UInt8) throws(Problem) {
+            let start = line
             i += 3
             while true {
-                guard let c = current else { throw fail("a multi-line string does not end") }
+                guard let c = current else { throw Problem(line: start, reason: "the multi-line string that starts here does not end") }
                 if c == quote && peek(1) == quote && peek(2) == quote {
                     i += 3
                     // Up to two more quotes belong to the string.

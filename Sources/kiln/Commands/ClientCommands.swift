@@ -140,9 +140,9 @@ struct LogsCommand: AsyncParsableCommand {
                         print((try? e.jsonString()) ?? "{}")
                         return
                     }
-                    let agent = e.agentID.isEmpty ? "" : " [\(e.agentID)]"
-                    if !e.message.isEmpty { print("\(Listing.time(e.unixMs))\(agent) \(e.message)") }
-                    for l in e.logLines { print("    \(l)") }
+                    let agent = e.agentID.isEmpty ? "" : " [\(TerminalText.safe(e.agentID))]"
+                    if !e.message.isEmpty { print("\(Listing.time(e.unixMs))\(agent) \(TerminalText.safe(e.message))") }
+                    for l in e.logLines { print("    \(TerminalText.safe(l))") }
                 }
             }
         }
@@ -221,7 +221,7 @@ struct AgentsCommand: AsyncParsableCommand {
 /// Table and JSON output for the listing commands.
 enum Listing {
     static func table(_ header: [String], _ rows: [[String]]) {
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(TerminalText.safe) }
         let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
         for r in all {
             print(r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }

@@ -75,9 +75,10 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.maxAttempts = maxAttempts
             config.telemetry = !noTelemetry
             config.streamLimits = try streamLimits()
+            // Every option is checked before anything on disk is opened or made.
+            let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
             let executor = try stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
-            let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
             if let http, !http.isLoopback {
                 logger.warning("""
                     --metrics \(http.host): the dashboard and /metrics have no authentication; anyone who reaches \

@@ -25,9 +25,9 @@ struct StreamKeysCommand: AsyncParsableCommand {
         try await CLI.main {
             try FileManager.default.createDirectory(atPath: "\(directory)/allow", withIntermediateDirectories: true)
             _ = try CurveKeyPair.generate().write(prefix: "\(directory)/receiver")
-            let sender = try CurveKeyPair.generate()
-            _ = try sender.write(prefix: "\(directory)/sender")
-            _ = try sender.write(prefix: "\(directory)/allow/sender")
+            let (_, senderPublic) = try CurveKeyPair.generate().write(prefix: "\(directory)/sender")
+            // The allow-list holds public keys only.
+            try FileManager.default.copyItem(atPath: senderPublic, toPath: "\(directory)/allow/sender.pub")
         }
     }
 }
