@@ -47,6 +47,7 @@ extension FarmScheduler {
             switch error {
             case SchedulerError.badRequest(let m): e.code = .badRequest; e.message = m
             case SchedulerError.notFound(let m): e.code = .notFound; e.message = m
+            case let f as ReadOnlyDatabase: e.code = .unavailable; e.message = f.description
             default: e.code = .internal; e.message = "\(error)"
             }
             reply(.error(e))
@@ -93,8 +94,9 @@ extension FarmScheduler {
         if !buildID.isEmpty && reply.builds.isEmpty {
             throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds")
         }
-        // Memory is ahead of the (asynchronously recorded) rows.
-        for i in reply.builds.indices {
+        // Memory is ahead of the (asynchronously recorded) rows — unless a
+        // write failed: then only the rows are true.
+        for i in reply.builds.indices where db.readOnly == nil {
             var s = reply.builds[i]
             for k in s.jobs.indices {
                 guard let live = jobs[s.jobs[k].jobID] else { continue }
@@ -145,8 +147,11 @@ extension FarmScheduler {
 
     func cancel(buildID: String) async throws -> Kiln_V1_CancelReply {
         var reply = Kiln_V1_CancelReply()
+        try db.checkWritable()
         if builds[buildID] != nil {
             finish(buildID, .cancelled, failure: "cancelled by a client")
+            // Every record of the cancel is committed (or the database turned
+            // read-only and the client hears why) before the client is told.
             try await db.commit { _ in }
             reply.state = .cancelled
             return reply
@@ -202,7 +207,8 @@ extension FarmScheduler {
         if sha256.isEmpty {
             sha256 = Data(try await AssemblyRunner.sha256(path))
             let digest = sha256
-            try await db.commit { db in
+            // Only a cache of the file's digest: a read-only database does not stop the fetch.
+            try? await db.commit { db in
                 try db.cachedStatement(sql: "UPDATE artifacts SET sha256 = ? WHERE build_id = ? AND name = ?").execute(
                                arguments: [digest, buildID, name])
             }

@@ -24,6 +24,7 @@ extension FarmScheduler {
     /// transaction, and only then are the `Assign`s sent.
     func dispatch() async {
         dispatchPending = false
+        guard db.readOnly == nil else { return }
         let (assigned, stored) = selectAssignments()
         for jobID in stored {
             treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")

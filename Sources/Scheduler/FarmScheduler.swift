@@ -76,11 +76,21 @@ package actor FarmScheduler {
     /// restart) and starts the lease clock.
     package func start(outbox: Outbox) async throws {
         self.outbox = outbox
+        db.whenReadOnly { [weak self] failure in
+            guard let self else { return }
+            Task { await self.wentReadOnly(failure) }
+        }
         try await recover()
         scheduleDispatch()
     }
 
     var now: Int64 { config.now() }
+
+    /// A write failed: no new work is taken (no dispatch, no submit, no
+    /// cancel) until a restart; what runs on agents finishes but is not recorded.
+    func wentReadOnly(_ failure: ReadOnlyDatabase) {
+        logger.critical("scheduler database is read-only: \(failure)")
+    }
 
     // MARK: - Submitting
 
@@ -122,6 +132,7 @@ package actor FarmScheduler {
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
                                   arch: String, label: String, distro: String, imageType: String, notes: [String],
                                   clientKey: String) async throws -> Kiln_V1_SubmitReply {
+        try db.checkWritable()
         let buildID = Self.newID()
         let created = now
         var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
