@@ -116,11 +116,19 @@ extension FarmScheduler {
 
     func logs(buildID: String, after: UInt64, limit: Int) async throws -> Kiln_V1_LogsReply {
         let live = builds[buildID] != nil
-        let (exists, finishedState, events) = try await db.read { db -> (Bool, Int?, [Kiln_V1_BuildEvent]) in
+        let (exists, finishedState, events, cut) = try await db.read { db -> (Bool, Int?, [Kiln_V1_BuildEvent], Bool) in
             let state = try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
-            let events = try Row.fetchAll(db, sql: """
+            // A reply stays well under the framing limit (16 MiB): events up to 4 MiB of text.
+            var bytes = 0
+            let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM events WHERE build_id = ? AND sequence > ? ORDER BY sequence LIMIT ?
-                """, arguments: [buildID, Int64(after), limit]).map { r in
+                """, arguments: [buildID, Int64(after), limit])
+            let kept = rows.prefix { r in
+                let size = (r["message"] as String).utf8.count + (r["log_lines"] as String).utf8.count
+                defer { bytes += size }
+                return bytes == 0 || bytes + size <= 4 << 20
+            }
+            let events = kept.map { r in
                 var e = Kiln_V1_BuildEvent()
                 e.sequence = UInt64(r["sequence"] as Int64)
                 e.unixMs = r["unix_ms"]
@@ -133,7 +141,7 @@ extension FarmScheduler {
                 e.logLines = lines.isEmpty ? [] : lines.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 return e
             }
-            return (state != nil, state, events)
+            return (state != nil, state, events, kept.count < rows.count)
         }
         guard exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
         var reply = Kiln_V1_LogsReply()
@@ -141,7 +149,7 @@ extension FarmScheduler {
         reply.nextSequence = events.last?.sequence ?? after
         let rows = events
         let done = !live && [3, 4, 5].contains(finishedState ?? 0)
-        reply.finished = done && rows.count < limit
+        reply.finished = done && rows.count < limit && !cut
         return reply
     }
 

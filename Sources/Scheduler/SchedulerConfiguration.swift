@@ -20,6 +20,13 @@ package struct SchedulerConfiguration: Sendable {
     /// Agents that run inside this process on the scheduler's own tree store
     /// (embedded mode): their trees need no streaming.
     package var sharedStoreAgents: Set<String> = []
+    /// The most slots one agent is given, whatever its Hello says.
+    package var maxSlotsPerAgent: Int = 16
+    /// An attempt still running this long after its assignment is failed and
+    /// requeued (an agent that keeps reporting progress holds a job no longer).
+    package var attemptDeadlineMS: Int64 = 3 * 3600 * 1000
+    /// Bounds on what agents write into a build's log (`AgentText`).
+    package var logLimits = AgentText.Limits()
     /// Metrics and stage history (on by default; off only to measure what they cost).
     package var telemetry = true
     /// Unix milliseconds; injected so tests can move time.

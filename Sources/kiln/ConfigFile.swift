@@ -15,7 +15,7 @@ enum ConfigFile {
     static let keys: [String: [String: Kind]] = [
         "scheduler": ["bind": .text, "state": .path, "key": .path, "allow": .path, "metrics": .text, "lease": .number,
                       "max-attempts": .integer, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
-                      "store-cap": .number],
+                      "store-cap": .number, "max-slots": .integer, "attempt-deadline": .text],
         "agent": ["scheduler": .text, "arch": .texts, "state": .path, "key": .path, "scheduler-key": .path, "slots": .integer,
                   "name": .text, "metrics": .text, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
                   "store-cap": .number],

@@ -33,6 +33,112 @@ struct TrustTests {
         }
     }
 
+    // MARK: - Finding 7
+
+    @Test("an agent claiming 2^32-1 slots gets the cap, and heartbeats alone do not hold its jobs past the lease")
+    func heartbeatsHoldNoJobs() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler(lease: 5)
+        let hog = try await HostileAgent(farm, name: "hog", keyName: "agent-b", slots: UInt32.max)
+        let c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().first { $0.agentID == "hog" }?.slots == 16 })
+        #expect(farm.log("scheduler").contains("agent offers 4294967295 slots; it is given 16"))
+        var builds: [String] = []
+        for i in 0..<3 { builds.append(try await submit(c, hostname: "farm-hog-\(i)").buildID) }
+        #expect(try await farm.eventually(.seconds(20)) { hog.assigns.count == 3 })
+        try farm.startAgent("agent-a", slots: 3)
+        for b in builds {
+            let s = try #require(try await farm.finished(c, b, timeout: .seconds(60)), "the hog kept build \(b)")
+            #expect(s.state == .succeeded, "\(s.failure)")
+            #expect(s.jobs.first { $0.onAgent }?.agentID == "agent-a")
+            #expect(try await farm.events(c, b).contains { $0.kind == .requeued && $0.message.contains("lease expired") })
+        }
+        #expect(Set(hog.cancels).isSuperset(of: hog.assigns.map(\.attemptID)), "the hog was told to stop")
+        await hog.close()
+        await c.close()
+    }
+
+    @Test("an agent that keeps saying it is working holds a job no longer than the attempt deadline")
+    func attemptDeadline() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        for (option, value) in [("--attempt-deadline", "3x"), ("--max-slots", "0")] {
+            let r = try await farm.kiln(["scheduler", "--bind", "tcp://127.0.0.1:1", "--key", "\(farm.dir)/scheduler.key",
+                                         "--allow", "\(farm.dir)/allow", option, value])
+            #expect(r.status == 2 && r.output.contains(option), "\(r.output)")
+        }
+        try await farm.startScheduler(lease: 5, extra: ["--attempt-deadline", "8s"])
+        let staller = try await HostileAgent(farm, name: "staller", keyName: "agent-b")
+        staller.keepAlive(true)
+        let c = try await farm.client()
+        let build = try await submit(c, hostname: "farm-deadline").buildID
+        #expect(try await farm.eventually(.seconds(20)) { staller.assigns.count == 1 })
+        try farm.startAgent("agent-a")
+        let s = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
+        #expect(s.state == .succeeded, "\(s.failure)")
+        #expect(s.jobs.first { $0.onAgent }?.agentID == "agent-a")
+        let requeued = try await farm.events(c, build).filter { $0.kind == .requeued }.map(\.message)
+        #expect(requeued.contains { $0.contains("attempt deadline") && $0.contains("staller") }, "\(requeued)")
+        #expect(!requeued.contains { $0.contains("lease expired") }, "its keep-alives renewed the lease: \(requeued)")
+        #expect(staller.cancels.contains(staller.assigns[0].attemptID))
+        await staller.close()
+        await c.close()
+    }
+
+    // MARK: - Finding 10
+
+    @Test("a label's newlines and escapes stay out of the daemon log, an overlong label is refused, and agent log floods are capped")
+    func boundedText() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler(lease: 30)
+        let c = try await farm.client()
+        let label = "nice\nFAKE scheduler line: all keys revoked\u{1B}[2J"
+        let labelled = try await submit(c, hostname: "farm-label", label: label).buildID
+        let stored = try #require(try await c.status(labelled).first?.label)
+        #expect(stored == "nice FAKE scheduler line: all keys revoked [2J", "\(stored)")
+        #expect(try await farm.eventually(.seconds(10)) { farm.log("scheduler").contains("queued nice FAKE") })
+        #expect(!farm.log("scheduler").split(separator: "\n").contains { $0.hasPrefix("FAKE") })
+        let long = await refusal { _ = try await submit(c, hostname: "farm-label", label: String(repeating: "l", count: 600)) }
+        #expect(long?.contains("label: 600 bytes") == true, "\(long ?? "accepted")")
+        #expect(try await c.cancel(labelled) == .cancelled)
+
+        // An allow-listed peer takes a job and floods its log.
+        let flooder = try await HostileAgent(farm, name: "flooder", keyName: "agent-b")
+        let build = try await submit(c, hostname: "farm-flood").buildID
+        #expect(try await farm.eventually(.seconds(20)) { flooder.assigns.count == 1 })
+        let attempt = flooder.assigns[0].attemptID
+        func progress(_ lines: [String]) -> Kiln_V1_Envelope.OneOf_Body {
+            var p = Kiln_V1_Progress()
+            p.attemptID = attempt
+            p.logLines = lines
+            return .progress(p)
+        }
+        for _ in 0..<40 { try await flooder.send(progress([String(repeating: "x", count: 1 << 20)])) }
+        for _ in 0..<300 { try await flooder.send(progress(Array(repeating: String(repeating: "y", count: 1000), count: 64))) }
+        #expect(try await farm.eventually(.seconds(60)) {
+            try await farm.events(c, build).contains { $0.message.hasPrefix("log truncated") }
+        }, "the build's log is cut at its cap")
+        for _ in 0..<20 { try await flooder.send(progress(["after the cap"])) }
+        try await flooder.send(.heartbeat(Kiln_V1_Heartbeat()))
+        #expect(try await farm.eventually(.seconds(10)) { try await c.agents().contains { $0.agentID == "flooder" } })
+        let events = try await farm.events(c, build)
+        let lines = events.flatMap(\.logLines)
+        let bytes = events.reduce(0) { $0 + $1.message.utf8.count + $1.logLines.reduce(0) { $0 + $1.utf8.count + 1 } }
+        #expect(events.filter { $0.message.hasPrefix("log truncated") }.count == 1)
+        #expect(!lines.contains("after the cap"))
+        #expect(lines.allSatisfy { $0.utf8.count <= 4096 + 64 }, "lines are cut at 4 KiB")
+        #expect(bytes <= (16 << 20) + (128 << 10), "\(bytes) bytes of log for one build")
+        let db = ["scheduler.sqlite", "scheduler.sqlite-wal"].compactMap {
+            try? FileManager.default.attributesOfItem(atPath: "\(farm.dir)/scheduler/\($0)")[.size] as? Int
+        }.reduce(0, +)
+        #expect(db < 40 << 20, "the database holds \(db) bytes after 60 MB of log from one peer")
+        #expect(farm.scheduler?.isRunning == true)
+        await flooder.close()
+        await c.close()
+    }
+
     // MARK: - Finding 12
 
     @Test("on a full disk a cancel fails with the reason, the scheduler takes no more work, and after a restart the build is as the client was told",
