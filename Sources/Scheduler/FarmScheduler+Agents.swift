@@ -12,7 +12,10 @@ extension FarmScheduler {
         if case .hello(let hello) = body {
             return welcome(identity: identity, agentID: agentID, key: key ?? "", hello: hello)
         }
-        guard agents[agentID]?.online == true else {
+        // The session is the key's that said Hello: another key with the same
+        // routing id (the agent's connection dropped, its session not yet
+        // timed out) is not heard.
+        guard agents[agentID]?.online == true, agents[agentID]?.publicKey == key ?? "" else {
             var d = Kiln_V1_Disconnect()
             d.reason = "no session for agent \(agentID): send Hello first"
             outbox?.agent(identity, WireMessage(.disconnect(d)))
@@ -91,7 +94,53 @@ extension FarmScheduler {
         return nil
     }
 
+    /// A Hello: checks that the agent id is this key's (an id is bound to
+    /// the first key that said Hello with it, until an operator releases it
+    /// with `kiln agents release`), then `admit`s the agent.
     func welcome(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
+        guard let bound = agents[agentID]?.publicKey, bound != key else {
+            return admit(identity: identity, agentID: agentID, key: key, hello: hello)
+        }
+        // Bound to another key in memory; the operator may have released it
+        // since (`kiln agents release` clears the row), so the row decides.
+        let db = self.db
+        Task {
+            let row = try? await db.read { db in
+                try String.fetchOne(db, sql: "SELECT public_key FROM agents WHERE id = ?", arguments: [agentID])
+            }
+            await self.welcomeChecked(identity: identity, agentID: agentID, key: key, hello: hello, stored: row ?? bound)
+        }
+    }
+
+    func welcomeChecked(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello, stored: String?) {
+        if stored == nil || stored == "" || stored == key {
+            if agents[agentID]?.online == true, agents[agentID]?.publicKey != key {
+                agentLost(agentID, reason: "agent id \(agentID) released and taken by another key")
+            }
+            agents[agentID]?.publicKey = key
+            return admit(identity: identity, agentID: agentID, key: key, hello: hello)
+        }
+        droppedMessages += 1
+        metrics?.dropped()
+        var d = Kiln_V1_Disconnect()
+        d.reason = "agent id \(agentID) belongs to another key; use another --name, or ask the operator to run "
+            + "`kiln agents release \(agentID)` on the scheduler"
+        outbox?.agent(identity, WireMessage(.disconnect(d)))
+        let t = now
+        let last = refusedHellos[agentID]
+        if let last, t - last.loggedMS < 60_000 {
+            refusedHellos[agentID]?.unlogged += 1
+            return
+        }
+        if refusedHellos.count >= 1000 { refusedHellos.removeAll() }
+        refusedHellos[agentID] = (t, 0)
+        let more = last.map { $0.unlogged > 0 ? " (\($0.unlogged) more refused since the last warning)" : "" } ?? ""
+        let text = "refused Hello: agent id \(agentID) is bound to key \(stored ?? "") and was claimed by another key\(more); "
+            + "`kiln agents release \(agentID)` frees the id"
+        logger.warning("\(text)", metadata: ["agent.id": "\(agentID)", "peer.key": "\(key)"])
+    }
+
+    func admit(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
         let valid = Set(Architecture.allCases.map(\.rawValue))
         guard hello.agentID == agentID, !agentID.isEmpty,
               !(hello.arches + hello.emulatedArches).isEmpty,

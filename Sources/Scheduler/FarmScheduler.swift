@@ -55,6 +55,9 @@ package actor FarmScheduler {
     var builtTrees: [String: (bytes: UInt64, ms: Int64)] = [:]
     /// Counters for `kiln agents`/metrics and the fault tests.
     package internal(set) var droppedMessages = 0
+    /// Refused Hellos per agent id: when one was last logged, and how many
+    /// since then went unlogged (one warning a minute per id).
+    var refusedHellos: [String: (loggedMS: Int64, unlogged: Int)] = [:]
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {

@@ -33,6 +33,108 @@ struct TrustTests {
         }
     }
 
+    // MARK: - Finding 5
+
+    @Test("a client key that poses as an agent stores a hostile tree; `kiln store forget --agent KEY` removes all it stored")
+    func poisonedTreeForgotten() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler()
+        let manifest = try BuildManifest.decode(Data(FarmHarness.manifest(hostname: "farm-poison")), file: "m")
+        let treeID = try #require(try ContentIDs(manifest).pipelines["tree"])
+        // The attacker's agent has "built" the job's tree already: its cache streams at once.
+        let planted = "\(farm.dir)/evil/store/objects/\(treeID)/tree/etc"
+        try FileManager.default.createDirectory(atPath: planted, withIntermediateDirectories: true)
+        try "pwned\n".write(toFile: "\(planted)/hostname", atomically: true, encoding: .utf8)
+        try farm.startAgent("evil", keyName: "client")
+        let c = try await farm.client()
+        let poisoned = try await submit(c, hostname: "farm-poison").buildID
+        let first = try #require(try await farm.finished(c, poisoned))
+        #expect(first.state == .succeeded, "\(first.failure)")
+        #expect(try await fetchedHostname(farm, c, poisoned) == "pwned\n", "the attack itself (client keys may still act as agents)")
+
+        // Provenance: the tree, the agent id and the key that stored it.
+        let clientKey = try CurveKeyPair.loadPublicKey("\(farm.dir)/client.pub")
+        let list = try await farm.kiln(["store", "list"] + farm.stateOptions)
+        #expect(list.status == 0, "\(list.output)")
+        let row = list.output.split(separator: "\n").first { $0.hasPrefix(treeID) }.map(String.init) ?? ""
+        #expect(row.contains("evil") && row.contains(clientKey) && row.contains(poisoned), "\(list.output)")
+
+        let forget = try await farm.kiln(["store", "forget", "--agent", "\(farm.dir)/client.pub"] + farm.stateOptions)
+        #expect(forget.status == 0, "\(forget.output)")
+        #expect(forget.output.contains("forgot \(treeID)") && forget.output.contains(poisoned), "\(forget.output)")
+        #expect(!FileManager.default.fileExists(atPath: "\(farm.dir)/scheduler/store/objects/\(treeID)"))
+
+        // Later builds get the tree an honest agent builds, not the poisoned one.
+        await farm.killAgent("evil")
+        try farm.startAgent("agent-a")
+        let again = try await submit(c, hostname: "farm-poison")
+        #expect(again.cachedJobs == 0, "the forgotten tree is not served from the store")
+        let second = try #require(try await farm.finished(c, again.buildID))
+        #expect(second.state == .succeeded, "\(second.failure)")
+        #expect(second.jobs.first { $0.onAgent }?.agentID == "agent-a")
+        #expect(try await fetchedHostname(farm, c, again.buildID) == "farm-poison\n")
+        let honest = try await farm.kiln(["store", "list", "--agent", "\(farm.dir)/agent-a.pub"] + farm.stateOptions)
+        #expect(honest.output.contains(treeID) && honest.output.contains("agent-a"), "\(honest.output)")
+
+        // By ID; then bad IDs are the user's input: exit 2 and what to do.
+        let byID = try await farm.kiln(["store", "forget", treeID] + farm.stateOptions)
+        #expect(byID.status == 0 && byID.output.contains("forgot \(treeID)"), "\(byID.output)")
+        for bad in [treeID, "../../../etc"] {
+            let r = try await farm.kiln(["store", "forget", bad] + farm.stateOptions)
+            #expect(r.status == 2 && r.output.contains("kiln store list"), "\(bad): \(r.output)")
+        }
+        #expect(FileManager.default.fileExists(atPath: "/etc/hostname"))
+        await c.close()
+    }
+
+    // MARK: - Finding 6
+
+    @Test("another key cannot take a disconnected agent's id and its attempts until an operator releases the id")
+    func agentIDBoundToKey() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler(lease: 8)
+        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "60000"])
+        let c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-a" && $0.state == .online } })
+        let build = try await submit(c, hostname: "farm-bound").buildID
+        #expect(try await farm.eventually(.seconds(30)) { farm.log("agent-a").contains("running tree of build \(build)") })
+        let attempt = try #require(try await c.status(build).first?.jobs.first { $0.onAgent }?.attemptID)
+        await farm.killAgent("agent-a")
+
+        // agent-b's key says Hello as agent-a, claiming agent-a's attempt.
+        let impostor = try await HostileAgent(farm, name: "agent-a", keyName: "agent-b", running: [attempt])
+        #expect(try await farm.eventually(.seconds(20)) { impostor.disconnects.contains { $0.contains("belongs to another key") } },
+                "\(impostor.disconnects)")
+        for _ in 0..<20 { try await impostor.hello(running: [attempt]) }
+        #expect(try await farm.eventually(.seconds(20)) { impostor.disconnects.count >= 21 })
+        #expect(impostor.welcomes == 0)
+        let warnings = farm.log("scheduler").components(separatedBy: "refused Hello: agent id agent-a").count - 1
+        #expect(warnings == 1, "one warning for 21 refusals (rate-limited):\n\(farm.log("scheduler"))")
+        let keyA = try CurveKeyPair.loadPublicKey("\(farm.dir)/agent-a.pub")
+        let keyB = try CurveKeyPair.loadPublicKey("\(farm.dir)/agent-b.pub")
+        #expect(try await c.agents().first { $0.agentID == "agent-a" }?.publicKey == keyA)
+        #expect(try await c.status(build).first?.jobs.first { $0.onAgent }?.agentID != "agent-b")
+
+        // The job goes to an honest agent once agent-a's attempt is given up.
+        try farm.startAgent("agent-b")
+        let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        #expect(status.jobs.first { $0.onAgent }?.agentID == "agent-b")
+
+        // The operator releases the id: now the other key may have it.
+        let bad = try await farm.kiln(["agents", "release", "no-such-agent"] + farm.stateOptions)
+        #expect(bad.status == 2 && bad.output.contains("kiln agents"), "\(bad.output)")
+        let release = try await farm.kiln(["agents", "release", "agent-a"] + farm.stateOptions)
+        #expect(release.status == 0, "\(release.output)")
+        try await impostor.hello()
+        #expect(try await farm.eventually(.seconds(20)) { impostor.welcomes == 1 })
+        #expect(try await c.agents().first { $0.agentID == "agent-a" }?.publicKey == keyB)
+        await impostor.close()
+        await c.close()
+    }
+
     // MARK: - Finding 7
 
     @Test("an agent claiming 2^32-1 slots gets the cap, and heartbeats alone do not hold its jobs past the lease")

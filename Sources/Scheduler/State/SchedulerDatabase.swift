@@ -172,6 +172,16 @@ package final class SchedulerDatabase: Sendable {
                 CREATE INDEX stage_runs_finished ON stage_runs(finished_ms);
                 """)
         }
+        // Who stored each tree (`kiln store list/forget`, docs/operating.md).
+        m.registerMigration("v3-provenance") { db in
+            try db.execute(sql: """
+                CREATE TABLE trees (
+                    pipeline_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, agent_key TEXT NOT NULL,
+                    stored_ms INTEGER NOT NULL, stream_sha256 BLOB NOT NULL, stream_bytes INTEGER NOT NULL,
+                    build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL);
+                CREATE INDEX trees_key ON trees(agent_key);
+                """)
+        }
         return m
     }
 }
