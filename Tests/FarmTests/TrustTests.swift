@@ -219,13 +219,26 @@ struct TrustTests {
         }
         for _ in 0..<40 { try await flooder.send(progress([String(repeating: "x", count: 1 << 20)])) }
         for _ in 0..<300 { try await flooder.send(progress(Array(repeating: String(repeating: "y", count: 1000), count: 64))) }
-        #expect(try await farm.eventually(.seconds(60)) {
-            try await farm.events(c, build).contains { $0.message.hasPrefix("log truncated") }
+        // Read as it is written (16 MiB once, not at every poll).
+        var events: [Kiln_V1_BuildEvent] = []
+        func readMore() async throws {
+            try await c.logs(build, after: events.last?.sequence ?? 0, follow: false) { events.append($0) }
+        }
+        #expect(try await farm.eventually(.seconds(90)) {
+            try await readMore()
+            return events.contains { $0.message.hasPrefix("log truncated") }
         }, "the build's log is cut at its cap")
         for _ in 0..<20 { try await flooder.send(progress(["after the cap"])) }
-        try await flooder.send(.heartbeat(Kiln_V1_Heartbeat()))
-        #expect(try await farm.eventually(.seconds(10)) { try await c.agents().contains { $0.agentID == "flooder" } })
-        let events = try await farm.events(c, build)
+        // The job's end comes after those lines: once the build has failed, they were handled.
+        var failed = Kiln_V1_JobFailed()
+        failed.attemptID = attempt
+        failed.reason = "done flooding"
+        failed.logTail = [String(repeating: "z", count: 1 << 20)]
+        try await flooder.send(.jobFailed(failed))
+        let end = try #require(try await farm.finished(c, build))
+        #expect(end.state == .failed && end.failure.contains("done flooding"))
+        #expect(end.failure.utf8.count < 8 << 10, "the failure's log tail is cut too: \(end.failure.utf8.count) bytes")
+        try await readMore()
         let lines = events.flatMap(\.logLines)
         let bytes = events.reduce(0) { $0 + $1.message.utf8.count + $1.logLines.reduce(0) { $0 + $1.utf8.count + 1 } }
         #expect(events.filter { $0.message.hasPrefix("log truncated") }.count == 1)
