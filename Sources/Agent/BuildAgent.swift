@@ -168,6 +168,13 @@ package actor BuildAgent {
         h.freeDisk = HostArchitectures.freeDisk(store.root)
         do {
             try await socket.send(try Framing.encode(WireMessage(.heartbeat(h))))
+            // The scheduler renews an attempt's lease only on word about that
+            // attempt: a bare Progress says "still working on it".
+            for id in jobs.keys.sorted() {
+                var p = Kiln_V1_Progress()
+                p.attemptID = id
+                try await socket.send(try Framing.encode(WireMessage(.progress(p))))
+            }
         } catch {
             logger.warning("heartbeat not taken: \(error)")
             return 0

@@ -12,7 +12,10 @@ extension FarmScheduler {
         if case .hello(let hello) = body {
             return welcome(identity: identity, agentID: agentID, key: key ?? "", hello: hello)
         }
-        guard agents[agentID]?.online == true else {
+        // The session is the key's that said Hello: another key with the same
+        // routing id (the agent's connection dropped, its session not yet
+        // timed out) is not heard.
+        guard agents[agentID]?.online == true, agents[agentID]?.publicKey == key ?? "" else {
             var d = Kiln_V1_Disconnect()
             d.reason = "no session for agent \(agentID): send Hello first"
             outbox?.agent(identity, WireMessage(.disconnect(d)))
@@ -25,13 +28,17 @@ extension FarmScheduler {
             outbox?.agent(identity, WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
         case .progress(let p):
             guard let a = current(p.attemptID, agentID, identity), let job = jobs[a.jobID] else { return }
+            renewLease(a.id)
             progress(job, a, p)
         case .streamChunk(let c):
             guard let a = current(c.attemptID, agentID, identity) else { return }
+            renewLease(a.id)
             if jobs[a.jobID]?.state != .streaming { updateJob(a.jobID) { $0.state = .streaming } }
             a.download?.deliver(message)
         case .streamEnd(let e):
             guard let a = current(e.attemptID, agentID, identity) else { return }
+            renewLease(a.id)
+            attempts[a.id]?.streamSHA256 = e.sha256
             if config.sharedStoreAgents.contains(agentID) {
                 guard let job = jobs[a.jobID] else { return }
                 if store.contains(job.pipelineID) {
@@ -45,11 +52,12 @@ extension FarmScheduler {
             }
         case .jobFailed(let f):
             guard current(f.attemptID, agentID, identity) != nil else { return }
-            var reason = f.reason
-            if !f.stageType.isEmpty { reason = "stage \(f.stageIndex + 1) \(f.stageType) failed: \(f.reason)" }
-            attemptFailed(f.attemptID, AttemptFailure(reason: reason, infrastructure: f.infrastructure, logTail: f.logTail))
+            var reason = AgentText.reason(f.reason)
+            if !f.stageType.isEmpty { reason = "stage \(f.stageIndex + 1) \(AgentText.field(f.stageType)) failed: \(reason)" }
+            attemptFailed(f.attemptID, AttemptFailure(reason: reason, infrastructure: f.infrastructure,
+                                                      logTail: AgentText.lines(f.logTail, config.logLimits)))
         case .disconnect(let d):
-            agentLost(agentID, reason: "agent disconnected: \(d.reason)")
+            agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))")
         default:
             drop(identity, "\(body.name) is not an agent message")
         }
@@ -67,10 +75,15 @@ extension FarmScheduler {
         metrics?.dropped()
     }
 
+    /// The agent is alive. Its attempts' leases are not renewed by this:
+    /// only word about an attempt itself renews that attempt's lease.
     func seen(_ agentID: String) {
-        let t = now
-        agents[agentID]?.lastSeenMS = t
-        for id in agents[agentID]?.attempts ?? [] { attempts[id]?.leaseUntilMS = t + Int64(config.leaseMS) }
+        agents[agentID]?.lastSeenMS = now
+    }
+
+    /// The attempt made progress (a stage, a log line, a keep-alive, stream data).
+    func renewLease(_ attemptID: UInt64) {
+        attempts[attemptID]?.leaseUntilMS = now + Int64(config.leaseMS)
     }
 
     /// The live attempt `attemptID` if `agentID` holds it; otherwise the
@@ -81,7 +94,53 @@ extension FarmScheduler {
         return nil
     }
 
+    /// A Hello: checks that the agent id is this key's (an id is bound to
+    /// the first key that said Hello with it, until an operator releases it
+    /// with `kiln agents release`), then `admit`s the agent.
     func welcome(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
+        guard let bound = agents[agentID]?.publicKey, bound != key else {
+            return admit(identity: identity, agentID: agentID, key: key, hello: hello)
+        }
+        // Bound to another key in memory; the operator may have released it
+        // since (`kiln agents release` clears the row), so the row decides.
+        let db = self.db
+        Task {
+            let row = try? await db.read { db in
+                try String.fetchOne(db, sql: "SELECT public_key FROM agents WHERE id = ?", arguments: [agentID])
+            }
+            await self.welcomeChecked(identity: identity, agentID: agentID, key: key, hello: hello, stored: row ?? bound)
+        }
+    }
+
+    func welcomeChecked(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello, stored: String?) {
+        if stored == nil || stored == "" || stored == key {
+            if agents[agentID]?.online == true, agents[agentID]?.publicKey != key {
+                agentLost(agentID, reason: "agent id \(agentID) released and taken by another key")
+            }
+            agents[agentID]?.publicKey = key
+            return admit(identity: identity, agentID: agentID, key: key, hello: hello)
+        }
+        droppedMessages += 1
+        metrics?.dropped()
+        var d = Kiln_V1_Disconnect()
+        d.reason = "agent id \(agentID) belongs to another key; use another --name, or ask the operator to run "
+            + "`kiln agents release \(agentID)` on the scheduler"
+        outbox?.agent(identity, WireMessage(.disconnect(d)))
+        let t = now
+        let last = refusedHellos[agentID]
+        if let last, t - last.loggedMS < 60_000 {
+            refusedHellos[agentID]?.unlogged += 1
+            return
+        }
+        if refusedHellos.count >= 1000 { refusedHellos.removeAll() }
+        refusedHellos[agentID] = (t, 0)
+        let more = last.map { $0.unlogged > 0 ? " (\($0.unlogged) more refused since the last warning)" : "" } ?? ""
+        let text = "refused Hello: agent id \(agentID) is bound to key \(stored ?? "") and was claimed by another key\(more); "
+            + "`kiln agents release \(agentID)` frees the id"
+        logger.warning("\(text)", metadata: ["agent.id": "\(agentID)", "peer.key": "\(key)"])
+    }
+
+    func admit(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
         let valid = Set(Architecture.allCases.map(\.rawValue))
         guard hello.agentID == agentID, !agentID.isEmpty,
               !(hello.arches + hello.emulatedArches).isEmpty,
@@ -94,9 +153,14 @@ extension FarmScheduler {
         }
         let t = now
         let previous = agents[agentID]
+        let slots = min(max(1, Int(hello.slots)), config.maxSlotsPerAgent)
+        if Int(hello.slots) > config.maxSlotsPerAgent, previous?.online != true {
+            logger.warning("agent offers \(hello.slots) slots; it is given \(slots) (the scheduler's --max-slots)",
+                           metadata: ["agent.id": "\(agentID)"])
+        }
         var agent = FarmAgent(id: agentID, identity: identity, publicKey: key, arches: hello.arches,
-                              emulated: hello.emulatedArches, slots: max(1, Int(hello.slots)), freeDisk: hello.freeDisk,
-                              version: hello.version, lastSeenMS: t, online: true)
+                              emulated: hello.emulatedArches, slots: slots, freeDisk: hello.freeDisk,
+                              version: AgentText.field(hello.version, bytes: 64), lastSeenMS: t, online: true)
         agent.attempts = previous?.attempts ?? []
         agents[agentID] = agent
         // Re-adopt what the agent still runs; cancel what is no longer current.
@@ -115,7 +179,7 @@ extension FarmScheduler {
             attemptFailed(id, AttemptFailure(reason: "agent \(agentID) reconnected without it", infrastructure: true))
         }
         let (arches, emulated) = (hello.arches.joined(separator: ","), hello.emulatedArches.joined(separator: ","))
-        let (slots, disk, version) = (Int(hello.slots), Int64(clamping: hello.freeDisk), hello.version)
+        let (disk, version) = (Int64(clamping: hello.freeDisk), agent.version)
         db.record { db in
             try db.cachedStatement(sql: """
                 INSERT INTO agents (id, public_key, arches, emulated, slots, free_disk, version, last_seen_ms)
@@ -139,6 +203,11 @@ extension FarmScheduler {
     }
 
     func progress(_ job: FarmJob, _ a: FarmAttempt, _ p: Kiln_V1_Progress) {
+        // A keep-alive (nothing but the attempt id) only renewed the lease.
+        if p.state == .unspecified && p.logLines.isEmpty && p.stageCount == 0 { return }
+        var p = p
+        p.stageType = AgentText.field(p.stageType)
+        p.pipelineName = AgentText.field(p.pipelineName)
         if job.state == .assigned { updateJob(job.id) { $0.state = .running } }
         if p.stageCount > 0, p.pipelineName == job.pipelineName || p.pipelineName.isEmpty {
             updateJob(job.id) {
@@ -152,7 +221,7 @@ extension FarmScheduler {
         case .started:
             attempts[a.id]?.stageStartedMS = now
             event(job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
-                  logLines: p.logLines)
+                  logLines: p.logLines, fromAgent: true)
         case .finished:
             if a.stageStartedMS > 0 {
                 attempts[a.id]?.stageStartedMS = 0
@@ -160,13 +229,13 @@ extension FarmScheduler {
                          mode: a.emulated ? "emulated" : "native", ms: now - a.stageStartedMS)
             }
             event(job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) finished",
-                  logLines: p.logLines)
+                  logLines: p.logLines, fromAgent: true)
         case .cached:
             event(job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) cached",
-                  logLines: p.logLines)
+                  logLines: p.logLines, fromAgent: true)
         default:
             if !p.logLines.isEmpty {
-                event(job.buildID, .log, job: job.id, attempt: a.id, agent: a.agentID, logLines: p.logLines)
+                event(job.buildID, .log, job: job.id, attempt: a.id, agent: a.agentID, logLines: p.logLines, fromAgent: true)
             }
         }
     }
@@ -188,9 +257,22 @@ extension FarmScheduler {
         for (id, a) in agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
             agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
         }
-        for (id, a) in attempts where a.leaseUntilMS < t {
-            attemptFailed(id, AttemptFailure(reason: "lease expired: no word from agent \(a.agentID) for \(config.leaseMS / 1000) s",
-                                             infrastructure: true))
+        for a in attempts.values where a.leaseUntilMS < t {
+            expire(a, reason: "lease expired: no progress from agent \(a.agentID) on it for "
+                   + "\(Self.decimal(Double(config.leaseMS) / 1000)) s")
         }
+        for (id, a) in attempts where a.startedMS > 0 && t - a.startedMS > config.attemptDeadlineMS && attempts[id] != nil {
+            expire(a, reason: "attempt deadline: still not done \(Self.decimal(Double(config.attemptDeadlineMS) / 1000)) s "
+                   + "after it was assigned to agent \(a.agentID)")
+        }
+    }
+
+    /// An attempt ran out of time: its agent is told to stop, and the job is
+    /// requeued (on another agent first) or fails after `maxAttempts`.
+    func expire(_ a: FarmAttempt, reason: String) {
+        if let agent = agents[a.agentID], agent.online {
+            outbox?.agent(agent.identity, .cancel(attemptID: a.id, reason: reason))
+        }
+        attemptFailed(a.id, AttemptFailure(reason: reason, infrastructure: true))
     }
 }

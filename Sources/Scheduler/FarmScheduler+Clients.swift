@@ -47,6 +47,7 @@ extension FarmScheduler {
             switch error {
             case SchedulerError.badRequest(let m): e.code = .badRequest; e.message = m
             case SchedulerError.notFound(let m): e.code = .notFound; e.message = m
+            case let f as ReadOnlyDatabase: e.code = .unavailable; e.message = f.description
             default: e.code = .internal; e.message = "\(error)"
             }
             reply(.error(e))
@@ -93,8 +94,9 @@ extension FarmScheduler {
         if !buildID.isEmpty && reply.builds.isEmpty {
             throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds")
         }
-        // Memory is ahead of the (asynchronously recorded) rows.
-        for i in reply.builds.indices {
+        // Memory is ahead of the (asynchronously recorded) rows — unless a
+        // write failed: then only the rows are true.
+        for i in reply.builds.indices where db.readOnly == nil {
             var s = reply.builds[i]
             for k in s.jobs.indices {
                 guard let live = jobs[s.jobs[k].jobID] else { continue }
@@ -114,11 +116,19 @@ extension FarmScheduler {
 
     func logs(buildID: String, after: UInt64, limit: Int) async throws -> Kiln_V1_LogsReply {
         let live = builds[buildID] != nil
-        let (exists, finishedState, events) = try await db.read { db -> (Bool, Int?, [Kiln_V1_BuildEvent]) in
+        let (exists, finishedState, events, cut) = try await db.read { db -> (Bool, Int?, [Kiln_V1_BuildEvent], Bool) in
             let state = try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
-            let events = try Row.fetchAll(db, sql: """
+            // A reply stays well under the framing limit (16 MiB): events up to 4 MiB of text.
+            var bytes = 0
+            let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM events WHERE build_id = ? AND sequence > ? ORDER BY sequence LIMIT ?
-                """, arguments: [buildID, Int64(after), limit]).map { r in
+                """, arguments: [buildID, Int64(after), limit])
+            let kept = rows.prefix { r in
+                let size = (r["message"] as String).utf8.count + (r["log_lines"] as String).utf8.count
+                defer { bytes += size }
+                return bytes == 0 || bytes + size <= 4 << 20
+            }
+            let events = kept.map { r in
                 var e = Kiln_V1_BuildEvent()
                 e.sequence = UInt64(r["sequence"] as Int64)
                 e.unixMs = r["unix_ms"]
@@ -131,7 +141,7 @@ extension FarmScheduler {
                 e.logLines = lines.isEmpty ? [] : lines.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 return e
             }
-            return (state != nil, state, events)
+            return (state != nil, state, events, kept.count < rows.count)
         }
         guard exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
         var reply = Kiln_V1_LogsReply()
@@ -139,14 +149,17 @@ extension FarmScheduler {
         reply.nextSequence = events.last?.sequence ?? after
         let rows = events
         let done = !live && [3, 4, 5].contains(finishedState ?? 0)
-        reply.finished = done && rows.count < limit
+        reply.finished = done && rows.count < limit && !cut
         return reply
     }
 
     func cancel(buildID: String) async throws -> Kiln_V1_CancelReply {
         var reply = Kiln_V1_CancelReply()
+        try db.checkWritable()
         if builds[buildID] != nil {
             finish(buildID, .cancelled, failure: "cancelled by a client")
+            // Every record of the cancel is committed (or the database turned
+            // read-only and the client hears why) before the client is told.
             try await db.commit { _ in }
             reply.state = .cancelled
             return reply
@@ -202,7 +215,8 @@ extension FarmScheduler {
         if sha256.isEmpty {
             sha256 = Data(try await AssemblyRunner.sha256(path))
             let digest = sha256
-            try await db.commit { db in
+            // Only a cache of the file's digest: a read-only database does not stop the fetch.
+            try? await db.commit { db in
                 try db.cachedStatement(sql: "UPDATE artifacts SET sha256 = ? WHERE build_id = ? AND name = ?").execute(
                                arguments: [digest, buildID, name])
             }

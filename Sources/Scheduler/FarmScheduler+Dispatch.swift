@@ -24,6 +24,7 @@ extension FarmScheduler {
     /// transaction, and only then are the `Assign`s sent.
     func dispatch() async {
         dispatchPending = false
+        guard db.readOnly == nil else { return }
         let (assigned, stored) = selectAssignments()
         for jobID in stored {
             treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
@@ -240,6 +241,7 @@ extension FarmScheduler {
     func attemptSucceeded(_ attemptID: UInt64, message: String) {
         guard let a = endAttempt(attemptID, state: .succeeded, reason: "") else { return }
         guard let job = jobs[a.jobID] else { return }
+        recordProvenance(job, a)
         updateJob(job.id) { $0.state = .succeeded; $0.streamBytes = a.streamBytes }
         event(job.buildID, .streamed, job: job.id, attempt: attemptID, agent: a.agentID, message: message)
         let pid = job.pipelineID
@@ -254,6 +256,18 @@ extension FarmScheduler {
         }
         advance(job.buildID)
         scheduleDispatch()
+    }
+
+    /// Records who stored the job's tree (`kiln store list`, `kiln store forget --agent KEY`).
+    func recordProvenance(_ job: FarmJob, _ a: FarmAttempt) {
+        let key = agents[a.agentID]?.publicKey ?? ""
+        let (t, digest, bytes) = (now, a.streamSHA256, Int64(clamping: a.streamBytes))
+        db.record { db in
+            try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO trees (pipeline_id, agent_id, agent_key, stored_ms, stream_sha256, stream_bytes,
+                build_id, job_id, attempt_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [job.pipelineID, a.agentID, key, t, digest, bytes, job.buildID, job.id, Int64(a.id)])
+        }
     }
 
     /// A job whose tree another job (or an earlier build) stored.

@@ -65,7 +65,8 @@ extension FarmScheduler {
                 lines.append("\(time) \(e.message)")
                 lines.append(contentsOf: e.logLines.map { "    \($0)" })
             }
-            if r.events.isEmpty || r.finished || r.events.count < 5000 { break }
+            // A reply may stop short of the limit (at 4 MiB of text): go on until nothing comes.
+            if r.events.isEmpty || r.finished { break }
             after = r.nextSequence
         }
         return lines.joined(separator: "\n") + "\n"

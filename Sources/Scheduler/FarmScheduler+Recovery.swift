@@ -15,6 +15,10 @@ extension FarmScheduler {
             var jobs: [FarmJob]
             var agents: [FarmAgent]
             var failed: [(String, String)]
+            /// Start of each attempt that was running (for its deadline).
+            var attemptStarts: [Int64: Int64]
+            /// Bytes of agents' text already in each build's events.
+            var logBytes: [String: Int]
         }
         let registry = self.registry
         let loaded = try await db.pool.write { db -> Loaded in
@@ -25,6 +29,8 @@ extension FarmScheduler {
             var builds: [FarmBuild] = []
             var jobs: [FarmJob] = []
             var failed: [(String, String)] = []
+            var attemptStarts: [Int64: Int64] = [:]
+            var logBytes: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE state IN (?, ?) ORDER BY created_ms",
                                         arguments: [active[0], active[1]]) {
                 let id: String = row["id"]
@@ -35,6 +41,11 @@ extension FarmScheduler {
                     continue
                 }
                 let seq = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM events WHERE build_id = ?", arguments: [id]) ?? 0
+                // Counted as agents' text, scheduler events too: a slight overcount, never an undercount.
+                logBytes[id] = try Int.fetchOne(db, sql: """
+                    SELECT COALESCE(SUM(length(CAST(message AS BLOB)) + length(CAST(log_lines AS BLOB))), 0)
+                    FROM events WHERE build_id = ? AND agent_id != ''
+                    """, arguments: [id]) ?? 0
                 builds.append(FarmBuild(id: id, label: row["label"], arch: row["arch"], manifestJSON: json, manifest: manifest, ids: ids,
                                         exports: Self.list(row["exports"], separator: "\n"),
                                         state: Kiln_V1_BuildState(rawValue: row["state"]) ?? .queued,
@@ -54,6 +65,10 @@ extension FarmScheduler {
                     job.finishedMS = r["finished_ms"]
                     job.streamBytes = UInt64(max(0, r["stream_bytes"] as Int64))
                     jobs.append(job)
+                    if job.attemptID > 0, let started = try Int64.fetchOne(
+                        db, sql: "SELECT started_ms FROM attempts WHERE id = ?", arguments: [Int64(job.attemptID)]) {
+                        attemptStarts[Int64(job.attemptID)] = started
+                    }
                 }
             }
             let agents = try Row.fetchAll(db, sql: "SELECT * FROM agents").map { row in
@@ -63,12 +78,16 @@ extension FarmScheduler {
                                  slots: row["slots"], freeDisk: UInt64(max(0, row["free_disk"] as Int64)),
                                  version: row["version"], lastSeenMS: row["last_seen_ms"], online: false)
             }
-            return Loaded(epoch: epoch, maxAttempt: maxAttempt, builds: builds, jobs: jobs, agents: agents, failed: failed)
+            return Loaded(epoch: epoch, maxAttempt: maxAttempt, builds: builds, jobs: jobs, agents: agents, failed: failed,
+                          attemptStarts: attemptStarts, logBytes: logBytes)
         }
         epoch = loaded.epoch
         nextAttemptID = UInt64(loaded.maxAttempt) + 1
         for a in loaded.agents { agents[a.id] = a }
-        for b in loaded.builds { builds[b.id] = b }
+        for var b in loaded.builds {
+            b.logBytes = loaded.logBytes[b.id] ?? 0
+            builds[b.id] = b
+        }
         let failedToLoad = loaded.failed
         let lease = now + Int64(config.leaseMS)
         var interrupted = 0
@@ -84,7 +103,8 @@ extension FarmScheduler {
                 case .assigned, .running, .streaming:
                     // Waits for its agent to say Hello with it; requeued when the lease runs out.
                     attempts[job.attemptID] = FarmAttempt(id: job.attemptID, jobID: job.id, pipelineID: job.pipelineID, agentID: job.agentID,
-                                                          leaseUntilMS: lease)
+                                                          leaseUntilMS: lease,
+                                                          startedMS: loaded.attemptStarts[Int64(job.attemptID)] ?? 0)
                     agents[job.agentID]?.attempts.insert(job.attemptID)
                     interrupted += 1
                 default:

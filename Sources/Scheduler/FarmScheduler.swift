@@ -55,6 +55,9 @@ package actor FarmScheduler {
     var builtTrees: [String: (bytes: UInt64, ms: Int64)] = [:]
     /// Counters for `kiln agents`/metrics and the fault tests.
     package internal(set) var droppedMessages = 0
+    /// Refused Hellos per agent id: when one was last logged, and how many
+    /// since then went unlogged (one warning a minute per id).
+    var refusedHellos: [String: (loggedMS: Int64, unlogged: Int)] = [:]
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {
@@ -76,11 +79,21 @@ package actor FarmScheduler {
     /// restart) and starts the lease clock.
     package func start(outbox: Outbox) async throws {
         self.outbox = outbox
+        db.whenReadOnly { [weak self] failure in
+            guard let self else { return }
+            Task { await self.wentReadOnly(failure) }
+        }
         try await recover()
         scheduleDispatch()
     }
 
     var now: Int64 { config.now() }
+
+    /// A write failed: no new work is taken (no dispatch, no submit, no
+    /// cancel) until a restart; what runs on agents finishes but is not recorded.
+    func wentReadOnly(_ failure: ReadOnlyDatabase) {
+        logger.critical("scheduler database is read-only: \(failure)")
+    }
 
     // MARK: - Submitting
 
@@ -98,6 +111,9 @@ package actor FarmScheduler {
             throw SchedulerError.badRequest("arch: \"\(arch)\" is not an architecture; use x86_64 or aarch64")
         }
         guard !exports.isEmpty else { throw SchedulerError.badRequest("exports: name at least one pipeline to export") }
+        guard label.utf8.count <= AgentText.labelBytes else {
+            throw SchedulerError.badRequest("label: \(label.utf8.count) bytes; a label has at most \(AgentText.labelBytes) bytes")
+        }
         let manifest: BuildManifest
         let plan: BuildPlan
         do {
@@ -107,28 +123,25 @@ package actor FarmScheduler {
             throw SchedulerError.badRequest("\(error)")
         }
         return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
-                                          arch: arch, label: label, distro: distro, imageType: imageType,
+                                          arch: arch, label: Self.printable(label), distro: AgentText.field(distro, bytes: 64),
+                                          imageType: AgentText.field(imageType, bytes: 64),
                                           notes: notes.map(Self.printable), clientKey: clientKey)
     }
 
-    /// A client's text as one printable line: control characters (terminal
-    /// escapes among them), format characters (bidi overrides) and line or
-    /// paragraph separators become spaces.
-    package static func printable(_ text: String) -> String {
-        let hidden: Set<Unicode.GeneralCategory> = [.control, .format, .lineSeparator, .paragraphSeparator]
-        return String(String.UnicodeScalarView(text.unicodeScalars.map { hidden.contains($0.properties.generalCategory) ? " " : $0 }))
-    }
+    /// A client's text as one printable line (`AgentText.printable`).
+    package static func printable(_ text: String) -> String { AgentText.printable(text) }
 
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
                                   arch: String, label: String, distro: String, imageType: String, notes: [String],
                                   clientKey: String) async throws -> Kiln_V1_SubmitReply {
+        try db.checkWritable()
         let buildID = Self.newID()
         let created = now
         var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
                               exports: exports, state: .queued, createdMS: created, jobIDs: [])
         // Stored as sent (reports show them); metrics file unknown values under "other".
-        build.distro = String(distro.prefix(64))
-        build.imageType = String(imageType.prefix(64))
+        build.distro = distro
+        build.imageType = imageType
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
             var j = FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
@@ -218,20 +231,35 @@ package actor FarmScheduler {
 
     // MARK: - Events
 
-    /// Records a build event (durably, in order, without waiting).
+    /// Records a build event (durably, in order, without waiting). Events
+    /// that carry an agent's words (`fromAgent`) count against the build's
+    /// log budget; past it they are dropped after one "log truncated" event.
     func event(_ buildID: String, _ kind: Kiln_V1_EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
-               message: String = "", logLines: [String] = []) {
+               message: String = "", logLines: [String] = [], fromAgent: Bool = false) {
         guard var b = builds[buildID] else { return }
+        var message = message, logLines = logLines
+        if fromAgent {
+            let limits = config.logLimits
+            if b.logBytes >= limits.buildBytes { return }
+            logLines = AgentText.lines(logLines, limits)
+            let size = message.utf8.count + logLines.reduce(0) { $0 + $1.utf8.count + 1 }
+            b.logBytes += size
+            if b.logBytes >= limits.buildBytes {
+                (message, logLines) = ("log truncated: this build's log reached \(limits.buildBytes >> 20) MiB; "
+                                       + "later log lines and stage events from agents are not kept", [])
+            }
+        }
         let seq = b.nextSequence
         b.nextSequence += 1
         builds[buildID] = b
         let t = now
         let lines = logLines.joined(separator: "\n")
+        let text = message
         db.record { db in
             try db.cachedStatement(sql: """
                 INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute( arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, message, lines])
+                """).execute( arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, text, lines])
         }
         // A build's course at info; each job's steps (thousands an hour on a busy farm) at debug.
         switch kind {

@@ -1,3 +1,4 @@
+import Foundation
 import Manifest
 import Protocol
 
@@ -23,6 +24,8 @@ struct FarmBuild: Sendable {
     var jobIDs: [String]
     var nextSequence: UInt64 = 1
     var assembling = false
+    /// Bytes of agents' text in this build's events (capped by `AgentText.Limits.buildBytes`).
+    var logBytes = 0
 
     var isFinished: Bool {
         switch state {
@@ -88,6 +91,8 @@ struct FarmAttempt: Sendable {
     /// When the stage in progress started (0: none), for stage durations.
     var stageStartedMS: Int64 = 0
     var streamBytes: UInt64 = 0
+    /// The whole-stream sha256 of the agent's last StreamEnd (the download checks it).
+    var streamSHA256 = Data()
 }
 
 struct FarmAgent: Sendable {

@@ -27,6 +27,13 @@ package struct SchedulerConfiguration: Sendable {
     /// secret key's directory, the allow list, the database and the artifacts
     /// (each program runs in a mount namespace of its own with them covered).
     package var hiddenFromAssembly: [String] = []
+    /// The most slots one agent is given, whatever its Hello says.
+    package var maxSlotsPerAgent: Int = 16
+    /// An attempt still running this long after its assignment is failed and
+    /// requeued (an agent that keeps reporting progress holds a job no longer).
+    package var attemptDeadlineMS: Int64 = 3 * 3600 * 1000
+    /// Bounds on what agents write into a build's log (`AgentText`).
+    package var logLimits = AgentText.Limits()
     /// Metrics and stage history (on by default; off only to measure what they cost).
     package var telemetry = true
     /// Unix milliseconds; injected so tests can move time.

@@ -10,7 +10,7 @@ struct Kiln: AsyncParsableCommand {
         subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
                       DistrosCommand.self, ImageTypesCommand.self,
                       SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, FetchCommand.self,
-                      AgentsCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
+                      AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
                       InternalCommand.self])
 
     /// Puts the scheduler's or agent's config file into the arguments first.

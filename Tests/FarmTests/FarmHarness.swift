@@ -40,12 +40,15 @@ final class FarmHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func startScheduler(lease: Double = 4, extraArgs: [String] = []) async throws {
+    /// The scheduler's state and store, as `kiln store` and `kiln agents release` take them.
+    var stateOptions: [String] { ["--state", "\(dir)/scheduler", "--store", "\(dir)/scheduler/store"] }
+
+    func startScheduler(lease: Double = 4, extra: [String] = []) async throws {
         scheduler = try spawn("scheduler", [
             "scheduler", "--bind", endpoint, "--state", "\(dir)/scheduler", "--key", "\(dir)/scheduler.key",
             "--allow", "\(dir)/allow", "--store", "\(dir)/scheduler/store", "--logs", "\(dir)/scheduler/logs",
             "--lease", "\(lease)", "--max-attempts", "3",
-        ] + extraArgs, env: [:])
+        ] + extra, env: [:])
         // Ready when it says where it listens; a scheduler that died says why.
         let deadline = ContinuousClock.now + .seconds(60)
         while !log("scheduler").contains("kiln scheduler: agents on") {
@@ -57,12 +60,17 @@ final class FarmHarness: @unchecked Sendable {
     }
 
     /// Starts agent `name` (its key is `name.key`; `keyName` picks another key).
-    func startAgent(_ name: String, keyName: String? = nil, env: [String: String] = [:]) throws {
+    func startAgent(_ name: String, keyName: String? = nil, slots: Int = 1, env: [String: String] = [:]) throws {
         agents[name] = try spawn(name, [
             "agent", "--scheduler", endpoint, "--arch", "x86_64", "--name", name, "--state", "\(dir)/\(name)",
             "--key", "\(dir)/\(keyName ?? name).key", "--scheduler-key", "\(dir)/scheduler.pub",
-            "--store", "\(dir)/\(name)/store", "--logs", "\(dir)/\(name)/logs",
+            "--store", "\(dir)/\(name)/store", "--logs", "\(dir)/\(name)/logs", "--slots", "\(slots)",
         ], env: env)
+    }
+
+    /// Runs `kiln ARGS` to its end (standard error merged into the output).
+    func kiln(_ args: [String]) async throws -> ChildOutput {
+        try await runChild(Self.kiln, args, mergeErrors: true)
     }
 
     func killScheduler() async {

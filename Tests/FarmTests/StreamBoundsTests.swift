@@ -70,7 +70,7 @@ struct StreamBoundsTests {
     func hostileStreamsAreRefused() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try await farm.startScheduler(extraArgs: Self.limits)
+        try await farm.startScheduler(extra: Self.limits)
         let c = try await farm.client()
         let store = "\(farm.dir)/scheduler/store"
         var peakStoreBytes: UInt64 = 0
@@ -121,7 +121,7 @@ struct StreamBoundsTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         // No filesystem here has a million GiB free.
-        try await farm.startScheduler(extraArgs: ["--store-free-reserve-gib", "1000000"])
+        try await farm.startScheduler(extra: ["--store-free-reserve-gib", "1000000"])
         try farm.startAgent("agent-a")
         let c = try await farm.client()
         let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-full"), exports: ["archive"],

@@ -9,9 +9,19 @@ import Synchronization
 /// fsync for a burst of assignments). A caller awaits its change before it
 /// acknowledges anything to a peer: nothing is acknowledged before it is
 /// committed.
+///
+/// The first write that fails (a full disk, an I/O error) makes the database
+/// read-only for the rest of the process's life: every later change fails at
+/// once with `ReadOnlyDatabase`, so what is on disk is always an unbroken
+/// prefix of the changes — never a later change without an earlier one — and
+/// no caller is told that something is committed when it is not. A restart
+/// (once the cause is fixed) resumes from what was committed.
 package final class SchedulerDatabase: Sendable {
     package let pool: DatabasePool
     private let queue = Mutex<(pending: [Pending], draining: Bool)>(([], false))
+    private let failure = Mutex<ReadOnlyDatabase?>(nil)
+    /// Told once, when the database turns read-only.
+    private let onFailure = Mutex<(@Sendable (ReadOnlyDatabase) -> Void)?>(nil)
 
     private typealias Pending = (change: @Sendable (Database) throws -> Void, done: CheckedContinuation<Void, Error>?)
 
@@ -23,6 +33,19 @@ package final class SchedulerDatabase: Sendable {
         config.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
+    }
+
+    /// Why the database takes no more changes (nil: it does).
+    package var readOnly: ReadOnlyDatabase? { failure.withLock { $0 } }
+
+    /// Throws `ReadOnlyDatabase` when a write has failed before.
+    package func checkWritable() throws(ReadOnlyDatabase) {
+        if let f = readOnly { throw f }
+    }
+
+    /// Sets what to call (once) when a write fails.
+    package func whenReadOnly(_ body: @escaping @Sendable (ReadOnlyDatabase) -> Void) {
+        onFailure.withLock { $0 = body }
     }
 
     /// Applies `change` in submission order; returns once it is durable.
@@ -63,13 +86,20 @@ package final class SchedulerDatabase: Sendable {
             }
             if batch.isEmpty { return }
             let result: Result<Void, Error>
-            do {
-                try await pool.write { db in
-                    for item in batch { try item.change(db) }
+            if let f = readOnly {
+                result = .failure(f)
+            } else {
+                do {
+                    try await pool.write { db in
+                        for item in batch { try item.change(db) }
+                    }
+                    result = .success(())
+                } catch {
+                    let f = ReadOnlyDatabase(cause: "\(error)")
+                    failure.withLock { $0 = $0 ?? f }
+                    onFailure.withLock { $0.take() }?(f)
+                    result = .failure(f)
                 }
-                result = .success(())
-            } catch {
-                result = .failure(error)
             }
             for item in batch { item.done?.resume(with: result) }
         }
@@ -142,6 +172,27 @@ package final class SchedulerDatabase: Sendable {
                 CREATE INDEX stage_runs_finished ON stage_runs(finished_ms);
                 """)
         }
+        // Who stored each tree (`kiln store list/forget`, docs/operating.md).
+        m.registerMigration("v3-provenance") { db in
+            try db.execute(sql: """
+                CREATE TABLE trees (
+                    pipeline_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, agent_key TEXT NOT NULL,
+                    stored_ms INTEGER NOT NULL, stream_sha256 BLOB NOT NULL, stream_bytes INTEGER NOT NULL,
+                    build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL);
+                CREATE INDEX trees_key ON trees(agent_key);
+                """)
+        }
         return m
+    }
+}
+
+/// The scheduler's database refused a write; it takes no more changes until
+/// the scheduler restarts.
+package struct ReadOnlyDatabase: Error, CustomStringConvertible {
+    /// SQLite's error for the write that failed.
+    package let cause: String
+    package var description: String {
+        "the scheduler cannot write its database (\(cause)) and takes no more work: nothing was changed; "
+            + "free space or fix the disk under its state directory, then restart it (it resumes from what was committed)"
     }
 }

@@ -195,7 +195,13 @@ struct FetchCommand: AsyncParsableCommand {
 }
 
 struct AgentsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List the scheduler's agents.")
+    static let configuration = CommandConfiguration(commandName: "agents", abstract: "The scheduler's agents.",
+                                                    subcommands: [AgentsListCommand.self, AgentsReleaseCommand.self],
+                                                    defaultSubcommand: AgentsListCommand.self)
+}
+
+struct AgentsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the scheduler's agents.")
 
     @OptionGroup var client: ClientOptions
 

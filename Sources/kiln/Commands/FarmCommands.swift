@@ -35,6 +35,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Attempts per job for infrastructure failures.")
     var maxAttempts: Int = 3
 
+    @Option(help: "Most slots one agent is given, whatever it offers.")
+    var maxSlots: Int = 16
+
+    @Option(help: "How long one attempt may run from its assignment before it is stopped and requeued: a number and s, m, h or d.")
+    var attemptDeadline: String = "3h"
+
     @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
 
@@ -73,6 +79,12 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.leaseMS = UInt32(lease * 1000)
             config.agentTimeoutMS = min(config.agentTimeoutMS, config.leaseMS)
             config.maxAttempts = maxAttempts
+            guard maxSlots >= 1 else { throw CLIError.badInput("--max-slots \(maxSlots): must be at least 1") }
+            config.maxSlotsPerAgent = maxSlots
+            guard let deadline = Since.parse(attemptDeadline) else {
+                throw CLIError.badInput("--attempt-deadline \(attemptDeadline): use a duration such as 90m, 3h or 1d")
+            }
+            config.attemptDeadlineMS = deadline
             config.telemetry = !noTelemetry
             config.streamLimits = try streamLimits()
             // Every option is checked before anything on disk is opened or made.
