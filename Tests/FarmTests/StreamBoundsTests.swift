@@ -77,7 +77,7 @@ struct StreamBoundsTests {
         for attack in Attack.allCases {
             let bytes = try await attack.bytes(in: farm.dir)
             #expect(bytes.count < 1 << 20, "\(attack): small on the wire (\(bytes.count) bytes)")
-            let agent = try await HostileAgent.start(farm, name: "agent-b", stream: bytes)
+            let agent = try await StreamingHostileAgent.start(farm, name: "agent-b", stream: bytes)
             let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-\(attack)"), exports: ["archive"],
                                            arch: "x86_64", label: "\(attack)").buildID
             // Disk use is sampled while the attempts run: the limit holds during extraction, not only after.
@@ -148,19 +148,19 @@ struct StreamBoundsTests {
 
 /// An agent that speaks the protocol and answers every `Assign` with the
 /// same crafted stream, sent in chunks within the credit it was given.
-final class HostileAgent: Sendable {
+final class StreamingHostileAgent: Sendable {
     let socket: ZMQSocketThread
     let streamsSent = Atomic(0)
     private let tasks = Mutex<[Task<Void, Never>]>([])
 
     private init(socket: ZMQSocketThread) { self.socket = socket }
 
-    static func start(_ farm: FarmHarness, name: String, stream: [UInt8]) async throws -> HostileAgent {
+    static func start(_ farm: FarmHarness, name: String, stream: [UInt8]) async throws -> StreamingHostileAgent {
         var config = ZMQSocketConfiguration(.dealer, .connect(try SchedulerEndpoint.agents(farm.endpoint)),
                                             curve: .client(keys: try CurveKeyPair.load(secretKeyFile: "\(farm.dir)/\(name).key"),
                                                            serverPublicKey: try CurveKeyPair.loadPublicKey("\(farm.dir)/scheduler.pub")))
         config.routingID = Array(name.utf8)
-        let agent = HostileAgent(socket: try await ZMQSocketThread.start(context: farm.context, configuration: config))
+        let agent = StreamingHostileAgent(socket: try await ZMQSocketThread.start(context: farm.context, configuration: config))
         var hello = Kiln_V1_Hello()
         hello.agentID = name
         hello.arches = ["x86_64"]
