@@ -49,7 +49,11 @@ package struct SchedulerConfiguration: Sendable {
 
     /// What `hiddenFromAssembly` holds for a scheduler with this secret key and allow list.
     package func secrets(keyFile: String, allowDirectory: String) -> [String] {
-        let keys = URL(fileURLWithPath: keyFile).standardizedFileURL.deletingLastPathComponent().path
-        return [keys, allowDirectory, databasePath, databasePath + "-wal", databasePath + "-shm", artifactsDirectory]
+        let key = URL(fileURLWithPath: keyFile).standardizedFileURL
+        // The key file itself always (bound over with /dev/null); its
+        // directory too, for keys kept beside it, unless that directory holds
+        // the store or the source cache (the executor drops such an entry).
+        return [key.path, key.deletingLastPathComponent().path, allowDirectory,
+                databasePath, databasePath + "-wal", databasePath + "-shm", artifactsDirectory]
     }
 }

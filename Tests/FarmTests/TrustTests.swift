@@ -46,6 +46,7 @@ struct TrustTests {
         let planted = "\(farm.dir)/evil/store/objects/\(treeID)/tree/etc"
         try FileManager.default.createDirectory(atPath: planted, withIntermediateDirectories: true)
         try "pwned\n".write(toFile: "\(planted)/hostname", atomically: true, encoding: .utf8)
+        for dir in ["evil", "evil/store"] { chmod("\(farm.dir)/\(dir)", 0o700) }  // an agent takes only a private store
         try farm.startAgent("evil", keyName: "client")
         let c = try await farm.client()
         let poisoned = try await submit(c, hostname: "farm-poison").buildID

@@ -163,4 +163,23 @@ import Testing
                                              in: context, path: "pipelines[0].stages[0]")
         #expect(try await f.sh("mtype", "-i", "\(f.output)/disk.raw@@\(2048 * 512)", "::/EFI/BOOT/x.txt") == "esp file\n")
     }
+
+    /// The farm-demo layout: the key beside the store's directory. The
+    /// directory cannot be covered (the stages work under it), but the key
+    /// file still is.
+    @Test func aKeyBesideTheStoreIsStillHidden() async throws {
+        let f = try AssemblyFixture()
+        defer { f.remove() }
+        let key = f.root + "/scheduler.key"
+        try Self.secret.write(toFile: key, atomically: true, encoding: .utf8)
+        let store = try TreeStore(root: f.root + "/scheduler/store")
+        var config = [key, f.root]  // what SchedulerConfiguration.secrets gives: the file and its directory
+        config.append(f.root + "/allow")
+        let executor = Executor(store: store, sources: try SourceCache(root: f.root + "/sources", logger: Logger(label: "test")),
+                                logger: Logger(label: "test"), logDirectory: f.root + "/logs", hiding: config)
+        #expect(executor.hiding.contains(key) && !executor.hiding.contains(f.root), "\(executor.hiding)")
+        let runner = CommandRunner(logPath: f.log, logger: Logger(label: "test"), hiding: executor.hiding)
+        let seen = try await runner.output(["sh", "-c", "cat \(key) 2>&1; true"])
+        #expect(!seen.contains(Self.secret), "\(seen)")
+    }
 }

@@ -65,17 +65,28 @@ package struct MkfsXfs: Stage {
             var argv = ["mkfs.xfs", "-q", "-f", "-K", "-c", "options=\(config)", "-m", "uuid=\(uuid)"]
             if let label = options.label { argv += ["-L", label] }
             try await context.run(argv + [device])
+            // Mount, copy and unmount in one program: on a scheduler each
+            // assembly program runs in a mount namespace of its own, so the
+            // file system is mounted only there and its unmount (which writes
+            // the log and every dirty page to the device) is not held off by
+            // a copy of the mount in another assembly's namespace.
             let mounts = MountSet(commands: context.commands)
             try await mounts.releasing {
-                // nouuid: the same image may be assembled twice at once on this host.
-                try await mounts.mount(["-t", "xfs", "-o", "nouuid", device], at: mountpoint)
+                mounts.track(mountpoint)  // unmounted if the program is stopped between its mount and its unmount
                 try await SourceView.with(options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context) { view in
-                    try await context.run(["cp", "-a", "--sparse=always", view + "/.", mountpoint + "/"])
+                    try await context.run(["sh", "-c", Self.fill, "kiln-mkfs-xfs", device, mountpoint, view])
                 }
-                // Unmount here, checked, so that everything is on the device before the loop device goes
-                // (the set's own release then finds nothing left to do).
-                try await context.run(["umount", mountpoint])
             }
         }
     }
+
+    /// `$1` the device, `$2` the mount point, `$3` the tree; nouuid: the same
+    /// image may be assembled twice at once on this host. The unmount is
+    /// checked, so that everything is on the device before the loop device goes.
+    static let fill = """
+        mount -t xfs -o nouuid "$1" "$2" || exit
+        cp -a --sparse=always "$3/." "$2/"; copied=$?
+        umount "$2" || exit
+        exit $copied
+        """
 }

@@ -24,8 +24,9 @@ package struct Executor: Sendable {
         self.logger = logger
         self.observer = observer
         self.logDirectory = logDirectory
-        // Never the store itself: the stages work in it.
-        self.hiding = hiding.filter { !(store.root == $0 || store.root.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/")) }
+        // Never the store or the source cache, nor a directory holding one: the stages work in them.
+        let inside = { (path: String, dir: String) in path == dir || path.hasPrefix(dir.hasSuffix("/") ? dir : dir + "/") }
+        self.hiding = hiding.filter { !inside(store.root, $0) && !inside(sources.root, $0) }
     }
 
     /// What a run produced.

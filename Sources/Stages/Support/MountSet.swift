@@ -39,6 +39,13 @@ package final class MountSet: @unchecked Sendable {
         }
     }
 
+    /// Releases `target` with the rest if something else mounted it there (a
+    /// program of the stage's own): nothing happens when it is not mounted.
+    package func track(_ target: String) {
+        mounted.append(target)
+        MountTable.shared.add(target)
+    }
+
     /// Unmounts everything, newest first (lazily when a mount is busy).
     package func release() {
         for p in mounted.reversed() {
