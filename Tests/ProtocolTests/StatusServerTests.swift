@@ -46,7 +46,8 @@ import Glibc
     /// port that have an owner (the kernel queues the ones it has not
     /// accepted yet with inode 0). Other tests' descriptors do not count.
     static func accepted(port: Int) -> Int {
-        let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        // Read to its end: a busy host's table is many pages long.
+        let table = String(decoding: FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
         return table.split(separator: "\n").dropFirst().filter { line in
             let f = line.split(separator: " ")
             guard f.count > 9, let local = f[1].split(separator: ":").last, Int(local, radix: 16) == port else { return false }
