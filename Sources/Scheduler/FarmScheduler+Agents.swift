@@ -108,7 +108,7 @@ extension FarmScheduler {
             let row = try? await db.read { db in
                 try String.fetchOne(db, sql: "SELECT public_key FROM agents WHERE id = ?", arguments: [agentID])
             }
-            await self.welcomeChecked(identity: identity, agentID: agentID, key: key, hello: hello, stored: row ?? bound)
+            self.welcomeChecked(identity: identity, agentID: agentID, key: key, hello: hello, stored: row ?? bound)
         }
     }
 
