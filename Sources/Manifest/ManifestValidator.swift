@@ -77,7 +77,7 @@ extension BuildManifest {
             for checksum in items.keys.sorted() {
                 let url = items[checksum]!.url
                 if let problem = SourceURL.problem(url) {
-                    throw .invalidValue(path: "sources.\(type).items.\(checksum).url", reason: "\"\(SourceURL.printable(url))\" \(problem)")
+                    throw .invalidValue(path: "sources.\(type).items.\(checksum).url", reason: "\"\(TerminalText.safe(url))\" \(problem)")
                 }
             }
         }

@@ -23,9 +23,4 @@ public enum SourceURL {
         }
         return nil
     }
-
-    /// `url` with control characters spelt `\u{…}`, for an error message on one line.
-    public static func printable(_ url: String) -> String {
-        url.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
-    }
 }

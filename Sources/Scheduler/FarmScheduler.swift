@@ -123,13 +123,10 @@ package actor FarmScheduler {
             throw SchedulerError.badRequest("\(error)")
         }
         return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
-                                          arch: arch, label: Self.printable(label), distro: AgentText.field(distro, bytes: 64),
+                                          arch: arch, label: AgentText.printable(label), distro: AgentText.field(distro, bytes: 64),
                                           imageType: AgentText.field(imageType, bytes: 64),
-                                          notes: notes.map(Self.printable), clientKey: clientKey)
+                                          notes: notes.map(AgentText.printable), clientKey: clientKey)
     }
-
-    /// A client's text as one printable line (`AgentText.printable`).
-    package static func printable(_ text: String) -> String { AgentText.printable(text) }
 
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
                                   arch: String, label: String, distro: String, imageType: String, notes: [String],

@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 import Protocol
 
 /// Prints a build's events as they arrive: an updating line for running

@@ -371,7 +371,7 @@ private func toml(_ lines: [String]) -> String { lines.joined(separator: "\n") +
         _ = try Blueprint.parse(toml: base.replacingOccurrences(of: ", { a = 1 }", with: ""))
         let bytes = Array(base.utf8)
         let specials: [UInt8] = Array("\\[]\"'=.#{},\n\t ".utf8) + [0, 1, 0x7F, 0xFF]
-        var rng = SplitMix(seed: 15)
+        var rng = SplitMix64(seed: 15)
         for _ in 0..<4000 {
             var doc = bytes
             for _ in 0..<Int(rng.next() % 3 + 1) {
@@ -380,18 +380,6 @@ private func toml(_ lines: [String]) -> String { lines.joined(separator: "\n") +
                 if rng.next() % 2 == 0 { doc.insert(c, at: at) } else { doc[at] = c }
             }
             _ = try? Blueprint.parse(toml: String(decoding: doc, as: UTF8.self))
-        }
-    }
-
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Protocol
 import Testing
 
@@ -144,21 +145,5 @@ struct FramingTests {
             }
         }
         #expect(refused > 10_000, "most random inputs are refused (\(decoded) decoded)")
-    }
-}
-
-/// A small deterministic generator so fuzz failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KilnTestSupport
 @testable import Protocol
 import Synchronization
 import Testing

@@ -1,4 +1,4 @@
-import Protocol
+import Manifest
 import Testing
 
 /// Issue 15, finding 14: an agent's log line with escape sequences reached

@@ -111,7 +111,7 @@ struct ManifestCommand: AsyncParsableCommand {
         try await CLI.main {
             let request = try image.request()
             let generated = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
-            for note in generated.notes { CLI.say("kiln: note: \(FarmScheduler.printable(note))") }
+            for note in generated.notes { CLI.say("kiln: note: \(AgentText.printable(note))") }
             FileHandle.standardOutput.write(generated.manifest.encoded(pretty: true))
             FileHandle.standardOutput.write(Data("\n".utf8))
         }

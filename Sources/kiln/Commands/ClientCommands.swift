@@ -60,7 +60,7 @@ extension SubmitCommand {
         guard manifest else {
             let request = try image.request()
             let g = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
-            for note in g.notes { CLI.say("kiln: note: \(FarmScheduler.printable(note))") }
+            for note in g.notes { CLI.say("kiln: note: \(AgentText.printable(note))") }
             return ([UInt8](g.manifest.encoded(pretty: false)), request.architecture.rawValue, request.distro.name, request.imageType, g.notes)
         }
         guard let archName = image.arch, let arch = Architecture(name: archName) else {
