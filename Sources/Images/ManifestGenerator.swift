@@ -212,11 +212,27 @@ package struct ManifestGenerator: Sendable {
                 "config": ["datasource_list": strings(sources), "network": ["config": "disabled"],
                            "locale": .string(languages.first ?? def.defaultLanguage)],
             ]))
+            // ds-identify turns cloud-init off for a boot that finds no data source only where
+            // the machine has DMI (x86); elsewhere (aarch64) its default runs cloud-init anyway,
+            // which then fails the first boot. One policy for every architecture; a blueprint's
+            // own /etc/cloud/ds-identify.cfg wins.
+            if !c.files.contains(where: { $0.path == Self.dsIdentifyPath }) {
+                stages.append(ManifestStage(type: "org.kiln.files", options: ["files": [[
+                    "path": .string(Self.dsIdentifyPath), "mode": "0644",
+                    "data": .string(Data(Self.dsIdentifyPolicy.utf8).base64EncodedString()),
+                ]]]))
+            }
         }
         if request.imageType.isDisk { stages += bootStages(request, def, disk) }
         stages.append(ManifestStage(type: "org.osbuild.machine-id", options: ["first-boot": "yes"]))
         return Pipeline(name: "os", stages: stages)
     }
+
+    /// Where cloud-init's generator reads its policy, and the policy every
+    /// image with cloud-init gets: with no data source found, cloud-init is
+    /// off for that boot, on every architecture.
+    static let dsIdentifyPath = "/etc/cloud/ds-identify.cfg"
+    static let dsIdentifyPolicy = "policy: search,found=all,maybe=all,notfound=disabled\n"
 
     /// osbuild-composer's mapping: blueprint users, with the keys of
     /// `[[customizations.sshkey]]` added to the user's `key`; a key for a user

@@ -7,7 +7,7 @@ import Testing
     static let osStages = [
         "org.kiln.debian.install", "org.kiln.apt.sources", "org.osbuild.hostname", "org.osbuild.locale",
         "org.osbuild.timezone", "org.osbuild.groups", "org.osbuild.users", "org.kiln.ssh.hostkeys", "org.osbuild.systemd", "org.osbuild.cloud-init",
-        "org.osbuild.fstab", "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
+        "org.kiln.files", "org.osbuild.fstab", "org.osbuild.kernel-cmdline", "org.kiln.initramfs", "org.kiln.grub2.config", "org.kiln.grub2.efi",
         "org.osbuild.machine-id",
     ]
 
@@ -68,6 +68,15 @@ import Testing
             #expect(install.inputs["packages"] != nil)
             let cloud = m.pipeline(named: "os")?.stages.first { $0.type == "org.osbuild.cloud-init" }
             #expect(cloud?.options["config"]?["datasource_list"] == type.cloudInitDataSources.map { .array($0.map { .string($0) }) })
+            // With cloud-init, a boot that finds no data source turns it off on both architectures.
+            let policy = m.pipeline(named: "os")?.stages.first {
+                $0.type == "org.kiln.files" && $0.options["files"]?.arrayValue?.first?["path"]?.stringValue == "/etc/cloud/ds-identify.cfg"
+            }
+            #expect((policy != nil) == (type.cloudInitDataSources != nil), "\(type) \(arch)")
+            if let data = policy?.options["files"]?.arrayValue?.first?["data"]?.stringValue {
+                #expect(String(decoding: Data(base64Encoded: data) ?? Data(), as: UTF8.self)
+                        == "policy: search,found=all,maybe=all,notfound=disabled\n")
+            }
             let definition = try ImageDefinition(distro: r.distro, architecture: arch, imageType: type)
             #expect(definition.packages.contains("cloud-init") == (type.cloudInitDataSources != nil))
             #expect(definition.packages.contains { $0.hasPrefix("linux-image-") } == type.isDisk)
@@ -77,6 +86,19 @@ import Testing
                 #expect(last.options["filename"]?.stringValue == type.outputFile, "\(type): \(last.type)")
             }
         }
+    }
+
+    /// A blueprint that writes its own ds-identify policy keeps it: Kiln adds none.
+    @Test func blueprintsOwnDsIdentifyPolicyWins() async throws {
+        var r = try request(arch: "aarch64")
+        r.blueprint.customizations.files.append(.init(path: "/etc/cloud/ds-identify.cfg", data: "policy: enabled\n"))
+        try ManifestGenerator.validate(r)
+        let m = try await manifest(r)
+        let writes = (m.pipeline(named: "os")?.stages ?? []).filter { $0.type == "org.kiln.files" }
+            .flatMap { $0.options["files"]?.arrayValue ?? [] }
+            .filter { $0["path"]?.stringValue == "/etc/cloud/ds-identify.cfg" }
+        #expect(writes.count == 1)
+        #expect(writes.first?["data"]?.stringValue == Data("policy: enabled\n".utf8).base64EncodedString())
     }
 
     @Test func ovaIsX86Only() throws {

@@ -8,8 +8,8 @@ import Testing
 /// examples/blueprints/kitchen-sink.toml, built as a qcow2, booted with a
 /// NoCloud seed and checked from inside over SSH with the blueprint's key (a
 /// fresh key pair replaces the example's). CI checks debian-13 on x86_64
-/// (here) and debian-12 on aarch64 (`AArch64ImageTests`); the full tier adds
-/// the other two.
+/// (here); the full tier adds debian-12 on x86_64 and both releases on
+/// aarch64 (`AArch64ImageTests`).
 extension X86ImageTests {
     @Test("x86_64 debian-13: the kitchen sink boots under UEFI and has every customization", .tags(.boot), .tier(.ci, .boot))
     func kitchenSinkTrixie() async throws {

@@ -6,7 +6,7 @@ import Manifest
 package struct CompressOptions: Codable, Sendable {
     /// The compressed file in the output tree.
     let filename: String
-    /// Compression level (xz 0–9, zstd 1–19).
+    /// Compression level (xz 0–9, default 0 as osbuild's stage; zstd 1–19, default 3).
     let level: Int?
 }
 
@@ -35,7 +35,8 @@ package struct XZ: Stage {
     package init() {}
 
     package func run(_ options: Options, in context: StageContext) async throws {
-        try await context.compress(options, tool: "xz", levels: 0...9, defaultLevel: 6)
+        // osbuild's stage runs `xz -0` on every core: on a 3 GiB disk 4× faster than -6 for 15 % more bytes.
+        try await context.compress(options, tool: "xz", levels: 0...9, defaultLevel: 0)
     }
 }
 
