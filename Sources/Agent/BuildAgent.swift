@@ -104,7 +104,17 @@ package actor BuildAgent {
         do {
             try await socket.send(try Framing.encode(WireMessage(.hello(hello))))
         } catch {
-            logger.warning("scheduler \(config.schedulerEndpoint) did not take Hello: \(error)")
+            if let keys = config.keys {
+                // A CURVE handshake the scheduler refused (its ZAP handler did
+                // not find this key) looks the same here as a scheduler that is down.
+                logger.warning("""
+                    scheduler \(config.schedulerEndpoint) did not take Hello: \(error); if the scheduler is up, it refused \
+                    this agent's public key \(keys.publicKey): on the scheduler host, its .pub belongs in allow/agents/ \
+                    (and --scheduler-key must be the scheduler's public key)
+                    """)
+            } else {
+                logger.warning("scheduler \(config.schedulerEndpoint) did not take Hello: \(error)")
+            }
             await socket.close()
             return false
         }

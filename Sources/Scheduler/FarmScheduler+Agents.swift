@@ -9,6 +9,13 @@ extension FarmScheduler {
     package func handleAgent(identity: [UInt8], key: String?, message: WireMessage) {
         guard let body = message.envelope.body else { return drop(identity, "message without a body") }
         let agentID = String(decoding: identity, as: UTF8.self)
+        if let refusal = agentRefusal(key) {
+            warnRefused(key, on: "agent", "refused \(body.name) from agent \(AgentText.field(agentID)): \(refusal)")
+            var d = Kiln_V1_Disconnect()
+            d.reason = refusal
+            outbox?.agent(identity, WireMessage(.disconnect(d)))
+            return
+        }
         if case .hello(let hello) = body {
             return welcome(identity: identity, agentID: agentID, key: key ?? "", hello: hello)
         }

@@ -12,6 +12,14 @@ extension FarmScheduler {
             outbox?.client(identity, WireMessage(body, requestID: rid, data: data))
         }
         do {
+            let role: KeyRole
+            do {
+                role = try clientRole(key)
+            } catch {
+                warnRefused(key, on: "client", "refused a client request (\(message.envelope.body?.name ?? "empty")): \(error)")
+                throw error
+            }
+            let owner = buildOwner(role, key)
             switch message.envelope.body {
             case .submit(let s):
                 let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
@@ -19,22 +27,28 @@ extension FarmScheduler {
                                          clientKey: key ?? "")
                 reply(.submitReply(r))
             case .status(let s):
-                reply(.statusReply(try await status(buildID: s.buildID, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))
+                reply(.statusReply(try await status(buildID: s.buildID, owner: owner, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))
             case .logs(let l):
+                try await checkOwner(l.buildID, owner)
                 reply(.logsReply(try await logs(buildID: l.buildID, after: l.afterSequence,
                                                 limit: Int(l.limit == 0 ? 500 : min(l.limit, 5000)))))
             case .cancelBuild(let c):
+                try await checkOwner(c.buildID, owner)
                 reply(.cancelBuildReply(try await cancel(buildID: c.buildID)))
             case .agents:
+                try requireAdmin(role, "listing the farm's agents")
                 reply(.agentsReply(agentsReply()))
             case .fetch(let f):
+                try await checkOwner(f.buildID, owner)
                 let (r, data) = try await fetch(f)
                 reply(.fetchReply(r), data: data)
             case .top:
+                try requireAdmin(role, "the farm's snapshot (kiln top)")
                 var r = Kiln_V1_TopReply()
                 r.snapshotJson = Data(try await snapshotJSON())
                 reply(.topReply(r))
             case .report(let q):
+                try requireAdmin(role, "the farm's report (kiln report)")
                 var r = Kiln_V1_ReportReply()
                 r.reportJson = Data(try await reportJSON(sinceMS: q.sinceUnixMs))
                 reply(.reportReply(r))
@@ -54,11 +68,20 @@ extension FarmScheduler {
         }
     }
 
-    func status(buildID: String, limit: Int) async throws -> Kiln_V1_StatusReply {
+    /// owner: only builds this key submitted (nil: every build, for an admin).
+    func status(buildID: String, owner: String? = nil, limit: Int) async throws -> Kiln_V1_StatusReply {
         var reply = try await db.read { db -> Kiln_V1_StatusReply in
-            let builds: [Row] = buildID.isEmpty
-                ? try Row.fetchAll(db, sql: "SELECT * FROM builds ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
-                : try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ?", arguments: [buildID])
+            let builds: [Row] = switch (buildID.isEmpty, owner) {
+            case (true, nil):
+                try Row.fetchAll(db, sql: "SELECT * FROM builds ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
+            case (true, let owner?):
+                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE client_key = ? ORDER BY created_ms DESC LIMIT ?",
+                                 arguments: [owner, limit])
+            case (false, nil):
+                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ?", arguments: [buildID])
+            case (false, let owner?):
+                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ? AND client_key = ?", arguments: [buildID, owner])
+            }
             var reply = Kiln_V1_StatusReply()
             for b in builds {
                 var s = Kiln_V1_BuildStatus()
@@ -239,5 +262,17 @@ extension FarmScheduler {
         r.sha256 = sha256
         r.eof = offset + UInt64(data.count) >= size
         return (r, data)
+    }
+
+    /// Throws "no build" unless `owner` (nil: an admin) submitted the build:
+    /// a client cannot tell another client's build from one that does not exist.
+    func checkOwner(_ buildID: String, _ owner: String?) async throws {
+        guard let owner else { return }
+        let key = try await db.read { db in
+            try String.fetchOne(db, sql: "SELECT client_key FROM builds WHERE id = ?", arguments: [buildID])
+        }
+        guard key == owner, !owner.isEmpty else {
+            throw SchedulerError.notFound("no build \(buildID) of this key; `kiln status` lists your recent builds")
+        }
     }
 }

@@ -58,6 +58,10 @@ package actor FarmScheduler {
     /// Refused Hellos per agent id: when one was last logged, and how many
     /// since then went unlogged (one warning a minute per id).
     var refusedHellos: [String: (loggedMS: Int64, unlogged: Int)] = [:]
+    /// The live roles of CURVE keys (the allow directory); nil without CURVE
+    /// (embedded, inproc), where every peer is an admin. FarmScheduler+Roles.swift.
+    var roles: [String: KeyRole]?
+    var roleWarningsStorage: RateLimitedWarnings?
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {

@@ -10,17 +10,21 @@ package final class SchedulerServer: Sendable {
     package struct Endpoints: Sendable {
         package var agents: String
         package var clients: String
-        /// CURVE keys and allow-listed client/agent keys; nil for `inproc://` (embedded mode).
+        /// CURVE keys and the roles of allowed keys; nil for `inproc://` (embedded mode).
         package var security: Security?
         /// HTTP for `/metrics`, the dashboard (`/`) and its JSON; nil: off.
         package var http: HTTPEndpoint?
 
         package struct Security: Sendable {
             package var keys: CurveKeyPair
-            package var allowedKeys: Set<String>
-            package init(keys: CurveKeyPair, allowedKeys: Set<String>) {
+            /// The keys at start, each with its role.
+            package var roles: [String: KeyRole]
+            /// Read again every `allowPollInterval`; changes apply without a restart. nil: fixed `roles`.
+            package var allow: AllowDirectory?
+            package init(keys: CurveKeyPair, roles: [String: KeyRole], allow: AllowDirectory? = nil) {
                 self.keys = keys
-                self.allowedKeys = allowedKeys
+                self.roles = roles
+                self.allow = allow
             }
         }
 
@@ -33,6 +37,9 @@ package final class SchedulerServer: Sendable {
     }
 
     package static let zapDomain = "kiln"
+    /// How often the allow directory is read again (a key added or removed
+    /// applies within this, well inside the 10 s docs/operating.md promises).
+    static let allowPollInterval = Duration.seconds(2)
     /// Client requests handled at once.
     static let clientConcurrency = 64
 
@@ -62,7 +69,8 @@ package final class SchedulerServer: Sendable {
         var zap: ZAPHandler?
         var curve: ZMQSocketConfiguration.Curve?
         if let security = endpoints.security {
-            zap = try await ZAPHandler.start(context: context, domain: zapDomain, allowedKeys: security.allowedKeys)
+            zap = try await ZAPHandler.start(context: context, domain: zapDomain, allowedKeys: Set(security.roles.keys))
+            await scheduler.setRoles(security.roles)
             curve = .server(keys: security.keys, zapDomain: zapDomain)
         }
         var agentConfig = ZMQSocketConfiguration(.router, .bind(endpoints.agents), curve: curve)
@@ -143,10 +151,13 @@ package final class SchedulerServer: Sendable {
         if let zap {
             tasks.append(Task {
                 for await r in zap.refusals {
-                    logger.warning("\(r.description)", metadata: [
-                        "peer.key": "\(r.publicKey.isEmpty ? "none" : r.publicKey)", "peer.address": "\(r.address)"])
+                    warnings.warn(peer: r.publicKey.isEmpty ? "none" : r.publicKey, on: "handshake",
+                                  r.description)
                 }
             })
+            if let security = endpoints.security, let allow = security.allow {
+                tasks.append(Task { await Self.watch(allow, from: security.roles, zap: zap, scheduler: scheduler, logger: logger) })
+            }
         }
         var http: StatusServer?
         if let endpoint = endpoints.http {
@@ -162,6 +173,44 @@ package final class SchedulerServer: Sendable {
         }
         return SchedulerServer(scheduler: scheduler, context: context, agentSocket: agentSocket,
                                clientSocket: clientSocket, zap: zap, tasks: tasks, http: http)
+    }
+
+    /// Reads the allow directory every `allowPollInterval` and applies what
+    /// changed: new handshakes see the new keys (ZAP), and the scheduler
+    /// refuses removed keys and drops their agents. A directory that cannot
+    /// be read keeps the last good keys, with a warning.
+    static func watch(_ allow: AllowDirectory, from initial: [String: KeyRole], zap: ZAPHandler,
+                      scheduler: FarmScheduler, logger: Logger) async {
+        var current = initial
+        var lastWarnings: [String] = []
+        while !Task.isCancelled {
+            try? await Task.sleep(for: allowPollInterval)
+            let snapshot: AllowDirectory.Snapshot
+            do {
+                snapshot = try allow.load()
+            } catch {
+                let text = "\(error); keeping the \(current.count) key(s) read before"
+                if lastWarnings != [text] { logger.warning("\(text)") }
+                lastWarnings = [text]
+                continue
+            }
+            if snapshot.warnings != lastWarnings {
+                for w in snapshot.warnings where !lastWarnings.contains(w) { logger.warning("\(w)") }
+                lastWarnings = snapshot.warnings
+            }
+            guard snapshot.roles != current else { continue }
+            let added = snapshot.roles.filter { current[$0.key] != $0.value }
+            let removed = current.filter { snapshot.roles[$0.key] != $0.value }
+            zap.setAllowedKeys(snapshot.keys)
+            await scheduler.setRoles(snapshot.roles)
+            current = snapshot.roles
+            for (key, role) in removed.sorted(by: { $0.key < $1.key }) {
+                logger.notice("key \(key) left \(allow.path)/\(role.folder)/: its sessions are refused from now on")
+            }
+            for (key, role) in added.sorted(by: { $0.key < $1.key }) {
+                logger.notice("key \(key) allowed as \(role.rawValue) (\(allow.path)/\(role.folder)/)")
+            }
+        }
     }
 
     /// What the HTTP port serves (read-only; docs/operating.md).

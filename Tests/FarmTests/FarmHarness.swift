@@ -21,15 +21,29 @@ final class FarmHarness: @unchecked Sendable {
 
     init() throws {
         dir = "/var/tmp/kiln-farmtests-\(UUID().uuidString.prefix(8).lowercased())"
-        try FileManager.default.createDirectory(atPath: "\(dir)/allow", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         port = try Self.freePortPair()
         context = try ZMQContext()
-        for name in ["scheduler", "client", "agent-a", "agent-b", "rogue"] {
+        for name in ["scheduler", "admin", "client", "client-2", "agent-a", "agent-b", "rogue"] {
             _ = try CurveKeyPair.generate().write(prefix: "\(dir)/\(name)")
         }
-        for name in ["client", "agent-a", "agent-b"] {
-            try FileManager.default.copyItem(atPath: "\(dir)/\(name).pub", toPath: "\(dir)/allow/\(name).pub")
-        }
+        // The roles layout: the folder is the key's role; "rogue" is on no list.
+        for (name, role) in Self.roles { try allow(name, as: role) }
+    }
+
+    static let roles: [(String, String)] = [
+        ("admin", "admins"), ("client", "clients"), ("client-2", "clients"), ("agent-a", "agents"), ("agent-b", "agents"),
+    ]
+
+    /// Copies `name.pub` into `allow/FOLDER/` (the scheduler reads it within 2 s when running).
+    func allow(_ name: String, as folder: String) throws {
+        try FileManager.default.createDirectory(atPath: "\(dir)/allow/\(folder)", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/\(name).pub", toPath: "\(dir)/allow/\(folder)/\(name).pub")
+    }
+
+    /// Removes `name.pub` from `allow/FOLDER/`.
+    func disallow(_ name: String, from folder: String) throws {
+        try FileManager.default.removeItem(atPath: "\(dir)/allow/\(folder)/\(name).pub")
     }
 
     func cleanUp() {
@@ -104,8 +118,9 @@ final class FarmHarness: @unchecked Sendable {
         return p
     }
 
-    /// A client with the allow-listed key (or another key / scheduler key).
-    func client(keyName: String = "client", schedulerKeyName: String = "scheduler") async throws -> SchedulerClient {
+    /// A client with the admin key, which sees the whole farm (or another key
+    /// — "client" and "client-2" are clients' — or another scheduler key).
+    func client(keyName: String = "admin", schedulerKeyName: String = "scheduler") async throws -> SchedulerClient {
         try await SchedulerClient.connect(
             context: context, endpoint: try SchedulerEndpoint.clients(endpoint),
             keys: try CurveKeyPair.load(secretKeyFile: "\(dir)/\(keyName).key"),

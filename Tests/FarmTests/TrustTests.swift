@@ -35,7 +35,7 @@ struct TrustTests {
 
     // MARK: - Finding 5
 
-    @Test("a client key that poses as an agent stores a hostile tree; `kiln store forget --agent KEY` removes all it stored")
+    @Test("a rogue agent key stores a hostile tree; `kiln store forget --agent KEY` removes all it stored")
     func poisonedTreeForgotten() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
@@ -47,21 +47,21 @@ struct TrustTests {
         try FileManager.default.createDirectory(atPath: planted, withIntermediateDirectories: true)
         try "pwned\n".write(toFile: "\(planted)/hostname", atomically: true, encoding: .utf8)
         for dir in ["evil", "evil/store"] { chmod("\(farm.dir)/\(dir)", 0o700) }  // an agent takes only a private store
-        try farm.startAgent("evil", keyName: "client")
+        try farm.startAgent("evil", keyName: "agent-b")
         let c = try await farm.client()
         let poisoned = try await submit(c, hostname: "farm-poison").buildID
         let first = try #require(try await farm.finished(c, poisoned))
         #expect(first.state == .succeeded, "\(first.failure)")
-        #expect(try await fetchedHostname(farm, c, poisoned) == "pwned\n", "the attack itself (client keys may still act as agents)")
+        #expect(try await fetchedHostname(farm, c, poisoned) == "pwned\n", "the attack itself (an agent key, in allow/agents/, went rogue)")
 
         // Provenance: the tree, the agent id and the key that stored it.
-        let clientKey = try CurveKeyPair.loadPublicKey("\(farm.dir)/client.pub")
+        let rogueKey = try CurveKeyPair.loadPublicKey("\(farm.dir)/agent-b.pub")
         let list = try await farm.kiln(["store", "list"] + farm.stateOptions)
         #expect(list.status == 0, "\(list.output)")
         let row = list.output.split(separator: "\n").first { $0.hasPrefix(treeID) }.map(String.init) ?? ""
-        #expect(row.contains("evil") && row.contains(clientKey) && row.contains(poisoned), "\(list.output)")
+        #expect(row.contains("evil") && row.contains(rogueKey) && row.contains(poisoned), "\(list.output)")
 
-        let forget = try await farm.kiln(["store", "forget", "--agent", "\(farm.dir)/client.pub"] + farm.stateOptions)
+        let forget = try await farm.kiln(["store", "forget", "--agent", "\(farm.dir)/agent-b.pub"] + farm.stateOptions)
         #expect(forget.status == 0, "\(forget.output)")
         #expect(forget.output.contains("forgot \(treeID)") && forget.output.contains(poisoned), "\(forget.output)")
         #expect(!FileManager.default.fileExists(atPath: "\(farm.dir)/scheduler/store/objects/\(treeID)"))

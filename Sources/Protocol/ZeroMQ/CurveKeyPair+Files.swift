@@ -45,22 +45,6 @@ extension CurveKeyPair {
         try readKey(path)
     }
 
-    /// The public keys of every `*.pub` file in `directory` (an allow-list).
-    package static func loadAllowList(directory: String) throws(KeyFileError) -> Set<String> {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-            throw .unreadable(path: directory, errno: ENOENT)
-        }
-        guard isDirectory.boolValue, let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw .unreadable(path: directory, errno: isDirectory.boolValue ? EACCES : ENOTDIR)
-        }
-        var keys = Set<String>()
-        for name in names.sorted() where name.hasSuffix(".pub") {
-            keys.insert(try readKey(directory + "/" + name))
-        }
-        return keys
-    }
-
     /// 40 characters of the Z85 alphabet that decode to 32 bytes.
     package static func isZ85Key(_ text: String) -> Bool {
         guard text.utf8.count == 40 else { return false }

@@ -22,6 +22,10 @@ struct SchedulerStateOptions: ParsableArguments {
 
 extension AdminError: BadInput {}
 
+extension AllowDirectoryError: BadInput {
+    var isBadInput: Bool { true }
+}
+
 struct StoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",

@@ -16,7 +16,7 @@ struct DispatchSimCommand: AsyncParsableCommand {
 
     @Option var scheduler: String
     @Option(help: "Directory with scheduler.pub, client.key and sim-N.key (made by --make-keys).") var keys: String
-    @Flag(help: "Only write the keys (and allow/*.pub) and exit.") var makeKeys = false
+    @Flag(help: "Only write the keys (and allow/agents/sim-*.pub, allow/admins/client.pub) and exit.") var makeKeys = false
     @Option var agents = 200
     @Option(help: "Slots each simulated agent offers.") var slots = 1
     @Option var builds = 100
@@ -29,10 +29,14 @@ struct DispatchSimCommand: AsyncParsableCommand {
 
     func run() async throws {
         if makeKeys {
-            try FileManager.default.createDirectory(atPath: "\(keys)/allow", withIntermediateDirectories: true)
+            for folder in ["agents", "admins"] {
+                try FileManager.default.createDirectory(atPath: "\(keys)/allow/\(folder)", withIntermediateDirectories: true)
+            }
             for name in ["scheduler", "client"] + (0..<agents).map({ "sim-\($0)" }) {
                 _ = try CurveKeyPair.generate().write(prefix: "\(keys)/\(name)")
-                if name != "scheduler" { try FileManager.default.copyItem(atPath: "\(keys)/\(name).pub", toPath: "\(keys)/allow/\(name).pub") }
+                // The measuring client sees the whole farm: an admin.
+                let folder = name == "client" ? "admins" : "agents"
+                if name != "scheduler" { try FileManager.default.copyItem(atPath: "\(keys)/\(name).pub", toPath: "\(keys)/allow/\(folder)/\(name).pub") }
             }
             return
         }

@@ -24,7 +24,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "The scheduler's CURVE secret key file (NAME.key from `kiln keys new`).")
     var key: String
 
-    @Option(help: "Directory of allow-listed public keys (*.pub) of agents and clients.")
+    @Option(help: "Allow directory: agents/, clients/ and admins/ of public keys (*.pub); the folder is the key's role, read again every 2 s.")
     var allow: String
 
     @OptionGroup var stores: StoreOptions
@@ -72,8 +72,12 @@ struct SchedulerCommand: AsyncParsableCommand {
                 throw CLIError.badInput("--metrics serves what --no-telemetry turns off: drop one of them")
             }
             let keys = try CurveKeyPair.load(secretKeyFile: key)
-            let allowed = try CurveKeyPair.loadAllowList(directory: allow)
-            if allowed.isEmpty { logger.warning("no *.pub keys in \(allow): no agent or client can connect yet") }
+            let allowDirectory = AllowDirectory(path: allow)
+            let allowed = try allowDirectory.load()
+            for w in allowed.warnings { logger.warning("\(w)") }
+            if allowed.roles.isEmpty {
+                logger.warning("no *.pub keys in \(allow)/agents, clients or admins: no agent or client can connect yet")
+            }
             var config = SchedulerConfiguration(stateDirectory: state)
             config.hiddenFromAssembly = config.secrets(keyFile: key, allowDirectory: allow)
             config.leaseMS = UInt32(lease * 1000)
@@ -99,11 +103,12 @@ struct SchedulerCommand: AsyncParsableCommand {
             }
             let endpoints = SchedulerServer.Endpoints(
                 agents: try SchedulerEndpoint.agents(bind), clients: try SchedulerEndpoint.clients(bind),
-                security: .init(keys: keys, allowedKeys: allowed), http: http)
+                security: .init(keys: keys, roles: allowed.roles, allow: allowDirectory), http: http)
             let server = try await SchedulerServer.start(scheduler: scheduler, endpoints: endpoints, context: try ZMQContext(),
                                                          logger: logger)
             CLI.say("kiln scheduler: agents on \(server.agentEndpoint), clients on \(server.clientEndpoint), "
-                    + "\(allowed.count) allowed key(s), public key \(keys.publicKey)")
+                    + "\(allowed.count(.agent)) agent, \(allowed.count(.client)) client and \(allowed.count(.admin)) admin key(s), "
+                    + "public key \(keys.publicKey)")
             if let h = server.http {
                 CLI.say("kiln scheduler: dashboard on http://\(h.endpoint.host):\(h.port)/, metrics on http://\(h.endpoint.host):\(h.port)/metrics")
             }
@@ -230,7 +235,7 @@ struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "Manage CURVE keys.",
-        subcommands: [NewKey.self])
+        subcommands: [NewKey.self, Migrate.self])
 
     struct NewKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -243,7 +248,38 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await CLI.main {
                 let (secret, pub) = try CurveKeyPair.generate().write(prefix: name)
-                CLI.say("wrote \(secret) (secret) and \(pub) (public: give it to the scheduler's --allow directory, or to clients as --scheduler-key)")
+                CLI.say("wrote \(secret) (secret) and \(pub) (public: on the scheduler host it goes into allow/agents/, allow/clients/ or allow/admins/; a scheduler's goes to agents and clients as --scheduler-key)")
+            }
+        }
+    }
+
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move the *.pub files of a flat allow directory (from before roles) into agents/, clients/ and admins/.",
+            discussion: """
+                Every NAME.pub directly in --allow must be named once, by NAME (or NAME.pub), in one of --agents, \
+                --clients and --admins (comma-separated or repeated). Nothing moves unless every file has a role. \
+                The scheduler picks up the moved keys within 2 s, or at its next start.
+                """)
+
+        @Option(help: "The allow directory.") var allow: String
+        @Option(parsing: .singleValue, help: "Names of agent keys (NAME for NAME.pub); comma-separated or repeated.")
+        var agents: [String] = []
+        @Option(parsing: .singleValue, help: "Names of client keys.") var clients: [String] = []
+        @Option(parsing: .singleValue, help: "Names of admin keys.") var admins: [String] = []
+
+        func run() async throws {
+            try await CLI.main {
+                func names(_ given: [String]) -> [String] {
+                    given.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+                }
+                let assignment: [KeyRole: [String]] = [.agent: names(agents), .client: names(clients), .admin: names(admins)]
+                if assignment.values.allSatisfy(\.isEmpty) {
+                    throw CLIError.badInput("kiln keys migrate: name the keys with --agents, --clients or --admins")
+                }
+                let moves = try AllowDirectory(path: allow).migrate(assignment)
+                for (from, to) in moves { print("\(from) -> \(to)") }
+                CLI.say("kiln keys migrate: \(moves.count) key(s) moved; \(allow) now has the roles layout")
             }
         }
     }

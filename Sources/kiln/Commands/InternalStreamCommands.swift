@@ -17,17 +17,17 @@ struct InternalCommand: AsyncParsableCommand {
 struct StreamKeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream-keys",
-        abstract: "Make DIR/receiver.{key,pub}, DIR/sender.{key,pub} and DIR/allow/sender.pub.")
+        abstract: "Make DIR/receiver.{key,pub}, DIR/sender.{key,pub} and DIR/allow/agents/sender.pub.")
 
     @Argument(help: "Directory for the keys (created).") var directory: String
 
     func run() async throws {
         try await CLI.main {
-            try FileManager.default.createDirectory(atPath: "\(directory)/allow", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: "\(directory)/allow/agents", withIntermediateDirectories: true)
             _ = try CurveKeyPair.generate().write(prefix: "\(directory)/receiver")
             let (_, senderPublic) = try CurveKeyPair.generate().write(prefix: "\(directory)/sender")
             // The allow-list holds public keys only.
-            try FileManager.default.copyItem(atPath: senderPublic, toPath: "\(directory)/allow/sender.pub")
+            try FileManager.default.copyItem(atPath: senderPublic, toPath: "\(directory)/allow/agents/sender.pub")
         }
     }
 }
@@ -40,7 +40,7 @@ struct TreeReceiveCommand: AsyncParsableCommand {
     @Option(help: "Endpoint to bind, e.g. tcp://127.0.0.1:5999.") var bind: String
     @Option(help: "Tree store that receives the tree.") var store: String
     @Option(help: "This side's secret key file.") var key: String
-    @Option(help: "Directory of allowed *.pub keys.") var allow: String
+    @Option(help: "Allow directory (agents/, clients/, admins/ of *.pub keys).") var allow: String
     @Option(help: "Attempt ID of the stream.") var attempt: UInt64 = 1
     @Option(help: "Pipeline ID to store the tree as.") var pipelineID = "stream-bench"
     @Option(name: .customLong("window-mib"), help: "Credit window in MiB ahead of the verified prefix.")
@@ -50,7 +50,7 @@ struct TreeReceiveCommand: AsyncParsableCommand {
         try await CLI.main {
             let keys = try CurveKeyPair.load(secretKeyFile: key)
             let context = try ZMQContext()
-            let zap = try await ZAPHandler.start(context: context, domain: "kiln", allowedKeys: try CurveKeyPair.loadAllowList(directory: allow))
+            let zap = try await ZAPHandler.start(context: context, domain: "kiln", allowedKeys: try AllowDirectory(path: allow).load().keys)
             let router = try await ZMQSocketThread.start(
                 context: context,
                 configuration: ZMQSocketConfiguration(.router, .bind(bind), curve: .server(keys: keys, zapDomain: "kiln")))
