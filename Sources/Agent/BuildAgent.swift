@@ -31,6 +31,12 @@ package actor BuildAgent {
     /// Messages for an attempt whose upload has not started yet.
     var early: [UInt64: [WireMessage]] = [:]
     package private(set) var sessions = 0
+    /// `stop` was called: no reconnecting, no new job.
+    var stopping = false
+    /// The task that serves sessions (cancelled by `stop` while no session is up).
+    var serving: Task<Void, Never>?
+    /// Jobs `stop` cancelled, awaited before `run` returns.
+    var stoppedJobs: [Task<Void, Never>] = []
 
     struct RunningJob {
         var task: Task<Void, Never>
@@ -54,12 +60,47 @@ package actor BuildAgent {
         self.logger = l
     }
 
-    /// Serves until the task is cancelled.
+    /// Serves until the task is cancelled (SIGTERM, SIGINT), then stops
+    /// gracefully (`stop`): the scheduler hears Disconnect and requeues the
+    /// agent's jobs at once, the running stages are killed and their mounts
+    /// released, and this returns.
     package func run() async {
+        let serving = Task { await self.serve() }
+        self.serving = serving
+        await withTaskCancellationHandler {
+            await serving.value
+        } onCancel: {
+            Task { await self.stop(reason: "agent stopping (signal)") }
+        }
+    }
+
+    /// Says Disconnect on the live session (the scheduler hands the jobs back
+    /// and answers; the session ends on that answer or after 2 s), and
+    /// cancels every running job (its process group killed, its mounts released).
+    package func stop(reason: String) {
+        guard !stopping else { return }
+        stopping = true
+        logger.info("stopping: handing \(jobs.count) job(s) back to the scheduler")
+        if let socket, welcomed {
+            var d = Kiln_V1_Disconnect()
+            d.reason = reason
+            postIsolated(WireMessage(.disconnect(d)))
+            Task {
+                try? await Task.sleep(for: .seconds(2))
+                await socket.close()
+            }
+        } else {
+            serving?.cancel()
+        }
+        stoppedJobs = jobs.values.map(\.task)
+        for job in jobs.values { job.task.cancel() }
+    }
+
+    private func serve() async {
         var delay = config.backoffInitial
-        while !Task.isCancelled {
+        while !Task.isCancelled && !stopping {
             let welcomed = await session()
-            if Task.isCancelled { break }
+            if Task.isCancelled || stopping { break }
             if welcomed { delay = config.backoffInitial }
             let jitter = Double.random(in: 0.8...1.2)
             logger.info("reconnecting to \(config.schedulerEndpoint) in \(String(format: "%.1f", delay.seconds * jitter)) s")
@@ -67,7 +108,7 @@ package actor BuildAgent {
             delay = min(delay * 2, config.backoffMax)
         }
         // Stop running jobs and wait for them to release their mounts and work directories.
-        let running = jobs.values.map(\.task)
+        let running = jobs.values.map(\.task) + stoppedJobs
         for t in running { t.cancel() }
         for t in running { await t.value }
         if let socket { await socket.close() }
@@ -153,7 +194,8 @@ package actor BuildAgent {
             case .cancel(let c):
                 cancel(c.attemptID, reason: c.reason)
             case .disconnect(let d):
-                logger.warning("scheduler ended the session: \(d.reason)")
+                if stopping { logger.info("scheduler closed the session: \(d.reason)") }
+                else { logger.warning("scheduler ended the session: \(d.reason)") }
                 await socket.close()
             default:
                 break
@@ -226,7 +268,7 @@ package actor BuildAgent {
     }
 
     func assign(_ a: Kiln_V1_Assign) {
-        guard jobs[a.attemptID] == nil else { return }
+        guard jobs[a.attemptID] == nil, !stopping else { return }
         guard jobs.count < config.slots else {
             return fail(a.attemptID, reason: "agent \(config.agentID) has no free slot (\(jobs.count) of \(config.slots) in use)",
                         infrastructure: true)

@@ -22,8 +22,10 @@ struct JobRunner: Sendable, ExecutionObserver {
             agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: outcome, ms: ms, streamedBytes: bytes)
         }
         let config = agent.config
-        let executor = Executor(registry: agent.registry, store: agent.store, sources: agent.sources,
+        var executor = Executor(registry: agent.registry, store: agent.store, sources: agent.sources,
                                 logger: agent.logger, observer: self, logDirectory: logDirectory)
+        // From the scheduler, so bounded: a week at most.
+        if assign.stageTimeoutMs > 0 { executor.stageTimeout = .milliseconds(Int64(min(assign.stageTimeoutMs, 7 * 86_400_000))) }
         do throws(any Error) {
             let manifest = try BuildManifest.decode(assign.manifestJson, file: "manifest of build \(assign.buildID)")
             guard manifest.pipeline(named: assign.export) != nil else {
@@ -54,6 +56,15 @@ struct JobRunner: Sendable, ExecutionObserver {
             if Task.isCancelled { return }
             agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: "failed", ms: 0, streamedBytes: 0)
             await agent.fail(attemptID, reason: "\(pipeline) stage \(index + 1)/\(count): \(reason)", infrastructure: false,
+                             stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
+        } catch let error as ExecutorError {
+            guard case .stageTimedOut(_, let index, _, let type, _, let log) = error else {
+                count("failed")
+                return await agent.fail(attemptID, reason: "\(error)", infrastructure: false)
+            }
+            if Task.isCancelled { return }
+            agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: "failed", ms: 0, streamedBytes: 0)
+            await agent.fail(attemptID, reason: error.timeoutReason, infrastructure: false,
                              stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
         } catch let error as ManifestError {
             count("failed")

@@ -64,7 +64,13 @@ extension FarmScheduler {
             attemptFailed(f.attemptID, AttemptFailure(reason: reason, infrastructure: f.infrastructure,
                                                       logTail: AgentText.lines(f.logTail, config.logLimits)))
         case .disconnect(let d):
+            // A stopping agent hands its attempts back: they are requeued now,
+            // not when their leases run out. The answer ends its session.
+            let handedBack = agents[agentID]?.attempts.count ?? 0
             agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))")
+            var bye = Kiln_V1_Disconnect()
+            bye.reason = "session closed; \(handedBack) attempt(s) handed back to the queue"
+            outbox?.agent(identity, WireMessage(.disconnect(bye)))
         default:
             drop(identity, "\(body.name) is not an agent message")
         }
@@ -169,6 +175,7 @@ extension FarmScheduler {
                               emulated: hello.emulatedArches, slots: slots, freeDisk: hello.freeDisk,
                               version: AgentText.field(hello.version, bytes: 64), lastSeenMS: t, online: true)
         agent.attempts = previous?.attempts ?? []
+        agent.drained = previous?.drained ?? false
         agents[agentID] = agent
         // Re-adopt what the agent still runs; cancel what is no longer current.
         let running = Set(hello.runningAttemptIds)
@@ -261,6 +268,10 @@ extension FarmScheduler {
     /// requeue their jobs.
     package func tick() {
         let t = now
+        if t - drainPolledMS >= config.drainPollMS {
+            drainPolledMS = t
+            pollDrained()
+        }
         for (id, a) in agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
             agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
         }
@@ -272,6 +283,30 @@ extension FarmScheduler {
             expire(a, reason: "attempt deadline: still not done \(Self.decimal(Double(config.attemptDeadlineMS) / 1000)) s "
                    + "after it was assigned to agent \(a.agentID)")
         }
+    }
+
+    /// Reads which agents an operator drained (`kiln agents drain` writes the
+    /// row on the scheduler's host) and applies it: a drained agent is given
+    /// no new job; an undrained one is offered the queue at once.
+    func pollDrained() {
+        let db = self.db
+        Task {
+            guard let drained = try? await db.read({ db in
+                try Set(String.fetchAll(db, sql: "SELECT id FROM agents WHERE drained = 1"))
+            }) else { return }
+            self.applyDrained(drained)
+        }
+    }
+
+    func applyDrained(_ drained: Set<String>) {
+        var undrained = false
+        for (id, a) in agents where a.drained != drained.contains(id) {
+            agents[id]?.drained = drained.contains(id)
+            undrained = undrained || !drained.contains(id)
+            logger.info("\(drained.contains(id) ? "agent drained: it is assigned no new job" : "agent undrained")",
+                        metadata: ["agent.id": "\(id)"])
+        }
+        if undrained { scheduleDispatch() }
     }
 
     /// An attempt ran out of time: its agent is told to stop, and the job is

@@ -24,7 +24,7 @@ extension FarmScheduler {
             case .submit(let s):
                 let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
                                          label: s.label, distro: s.distro, imageType: s.imageType, notes: s.notes,
-                                         clientKey: key ?? "")
+                                         stageTimeoutMS: s.stageTimeoutMs, clientKey: key ?? "")
                 reply(.submitReply(r))
             case .status(let s):
                 reply(.statusReply(try await status(buildID: s.buildID, owner: owner, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))
@@ -203,6 +203,7 @@ extension FarmScheduler {
             i.arches = a.arches
             i.emulatedArches = a.emulated
             i.state = a.online ? .online : .offline
+            i.drained = a.drained
             i.slots = UInt32(a.slots)
             i.slotsInUse = UInt32(a.attempts.count)
             i.lastHeartbeatUnixMs = a.lastSeenMS

@@ -122,6 +122,7 @@ extension FarmScheduler {
             m.arch = b.arch
             m.pipelineID = a.job.pipelineID
             m.maxChunkBytes = config.maxChunkBytes
+            m.stageTimeoutMs = UInt64(b.stageTimeoutMS > 0 ? b.stageTimeoutMS : config.stageTimeoutMS)
             outbox?.agent(a.agent.identity, WireMessage(.assign(m)))
             let emulated = !a.agent.arches.contains(b.arch) ? " (emulated)" : ""
             event(b.id, .assigned, job: a.job.id, attempt: a.attempt, agent: a.agent.id,

@@ -52,6 +52,7 @@ extension FarmScheduler {
                                         createdMS: row["created_ms"], jobIDs: [], nextSequence: UInt64(seq) + 1))
                 builds[builds.count - 1].distro = row["distro"]
                 builds[builds.count - 1].imageType = row["image_type"]
+                builds[builds.count - 1].stageTimeoutMS = row["stage_timeout_ms"]
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [id]) {
                     var job = FarmJob(id: r["id"], buildID: id, ordinal: r["ordinal"], pipelineName: r["pipeline_name"],
                                       pipelineID: r["pipeline_id"], onAgent: r["on_agent"],
@@ -73,10 +74,12 @@ extension FarmScheduler {
             }
             let agents = try Row.fetchAll(db, sql: "SELECT * FROM agents").map { row in
                 let id: String = row["id"]
-                return FarmAgent(id: id, identity: Array(id.utf8), publicKey: row["public_key"],
-                                 arches: Self.list(row["arches"]), emulated: Self.list(row["emulated"]),
-                                 slots: row["slots"], freeDisk: UInt64(max(0, row["free_disk"] as Int64)),
-                                 version: row["version"], lastSeenMS: row["last_seen_ms"], online: false)
+                var a = FarmAgent(id: id, identity: Array(id.utf8), publicKey: row["public_key"],
+                                  arches: Self.list(row["arches"]), emulated: Self.list(row["emulated"]),
+                                  slots: row["slots"], freeDisk: UInt64(max(0, row["free_disk"] as Int64)),
+                                  version: row["version"], lastSeenMS: row["last_seen_ms"], online: false)
+                a.drained = row["drained"]
+                return a
             }
             return Loaded(epoch: epoch, maxAttempt: maxAttempt, builds: builds, jobs: jobs, agents: agents, failed: failed,
                           attemptStarts: attemptStarts, logBytes: logBytes)

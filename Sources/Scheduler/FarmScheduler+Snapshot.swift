@@ -68,7 +68,7 @@ extension FarmScheduler {
                 return .init(buildId: j.buildID, jobId: j.id, pipeline: j.pipelineName, state: Self.name(j.state),
                              stageIndex: Int(j.stageIndex), stageCount: Int(j.stageCount), stageType: j.stageType, emulated: at.emulated)
             }
-            return .init(id: a.id, arches: a.arches, emulatedArches: a.emulated, state: a.online ? "online" : "offline",
+            return .init(id: a.id, arches: a.arches, emulatedArches: a.emulated, state: a.online ? (a.drained ? "drained" : "online") : "offline",
                          slots: a.slots, slotsInUse: a.attempts.count, heartbeatAgeS: Double(max(0, t - a.lastSeenMS)) / 1000,
                          freeDiskBytes: a.freeDisk, version: a.version, jobs: running)
         }

@@ -62,6 +62,8 @@ package actor FarmScheduler {
     /// (embedded, inproc), where every peer is an admin. FarmScheduler+Roles.swift.
     var roles: [String: KeyRole]?
     var roleWarningsStorage: RateLimitedWarnings?
+    /// When `tick` last read which agents are drained.
+    var drainPolledMS: Int64 = 0
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {
@@ -107,7 +109,7 @@ package actor FarmScheduler {
     @concurrent
     package nonisolated func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
                                     distro: String = "", imageType: String = "", notes: [String] = [],
-                                    clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
+                                    stageTimeoutMS: UInt64 = 0, clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
         guard notes.count <= 32, notes.allSatisfy({ $0.utf8.count <= 2048 }) else {
             throw SchedulerError.badRequest("notes: at most 32 notes of at most 2048 bytes each")
         }
@@ -115,6 +117,10 @@ package actor FarmScheduler {
             throw SchedulerError.badRequest("arch: \"\(arch)\" is not an architecture; use x86_64 or aarch64")
         }
         guard !exports.isEmpty else { throw SchedulerError.badRequest("exports: name at least one pipeline to export") }
+        guard stageTimeoutMS <= UInt64(config.attemptDeadlineMS) else {
+            throw SchedulerError.badRequest("stage_timeout_ms: \(stageTimeoutMS) ms is more than this scheduler's --attempt-deadline "
+                                            + "(\(config.attemptDeadlineMS) ms), which bounds every stage; ask for at most that")
+        }
         guard label.utf8.count <= AgentText.labelBytes else {
             throw SchedulerError.badRequest("label: \(label.utf8.count) bytes; a label has at most \(AgentText.labelBytes) bytes")
         }
@@ -129,12 +135,13 @@ package actor FarmScheduler {
         return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
                                           arch: arch, label: AgentText.printable(label), distro: AgentText.field(distro, bytes: 64),
                                           imageType: AgentText.field(imageType, bytes: 64),
-                                          notes: notes.map(AgentText.printable), clientKey: clientKey)
+                                          notes: notes.map(AgentText.printable), stageTimeoutMS: Int64(stageTimeoutMS),
+                                          clientKey: clientKey)
     }
 
     private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
                                   arch: String, label: String, distro: String, imageType: String, notes: [String],
-                                  clientKey: String) async throws -> Kiln_V1_SubmitReply {
+                                  stageTimeoutMS: Int64, clientKey: String) async throws -> Kiln_V1_SubmitReply {
         try db.checkWritable()
         let buildID = Self.newID()
         let created = now
@@ -143,6 +150,7 @@ package actor FarmScheduler {
         // Stored as sent (reports show them); metrics file unknown values under "other".
         build.distro = distro
         build.imageType = imageType
+        build.stageTimeoutMS = stageTimeoutMS
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
             var j = FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
@@ -178,10 +186,11 @@ package actor FarmScheduler {
         do {
             try await db.commit { db in
                 try db.cachedStatement(sql: """
-                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key, distro, image_type)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key, distro, image_type,
+                                        stage_timeout_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
-                                     b.state.rawValue, b.createdMS, clientKey, b.distro, b.imageType])
+                                     b.state.rawValue, b.createdMS, clientKey, b.distro, b.imageType, b.stageTimeoutMS])
                 for j in inserted {
                     try Self.insert(j, db)
                     if j.state == .assigned { try Self.update(j, db) }

@@ -26,6 +26,8 @@ struct FarmBuild: Sendable {
     var assembling = false
     /// Bytes of agents' text in this build's events (capped by `AgentText.Limits.buildBytes`).
     var logBytes = 0
+    /// The longest one stage may run on an agent (ms; 0: the scheduler's --stage-timeout).
+    var stageTimeoutMS: Int64 = 0
 
     var isFinished: Bool {
         switch state {
@@ -108,8 +110,10 @@ struct FarmAgent: Sendable {
     var online: Bool
     /// Attempts it runs (or streams) now.
     var attempts: Set<UInt64> = []
+    /// An operator drained it (`kiln agents drain`): no new job; what it runs finishes.
+    var drained = false
 
-    var freeSlots: Int { online ? max(0, slots - attempts.count) : 0 }
+    var freeSlots: Int { online && !drained ? max(0, slots - attempts.count) : 0 }
     func runs(_ arch: String) -> Bool { arches.contains(arch) || emulated.contains(arch) }
 }
 

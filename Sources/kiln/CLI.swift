@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Images
+import Scheduler
 import Manifest
 import Stages
 #if canImport(Glibc)
@@ -56,6 +57,18 @@ enum CLI {
     /// Returns when the surrounding task is cancelled (Ctrl-C, SIGTERM).
     static func untilCancelled() async {
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+    }
+
+    /// A duration option's milliseconds (90s, 30m, 2h, 1d); bad input naming
+    /// the option when it is not one, is under a second, or is over `max`.
+    static func durationMS(_ text: String, option: String, max: (ms: Int64, what: String)? = nil) throws -> Int64 {
+        guard let ms = Since.parse(text), ms >= 1000 else {
+            throw CLIError.badInput("\(option) \(text): give a duration of at least 1s, such as 90s, 30m or 2h")
+        }
+        if let max, ms > max.ms {
+            throw CLIError.badInput("\(option) \(text): more than \(max.what); give at most that")
+        }
+        return ms
     }
 
     static func describe(_ error: Error) -> String {

@@ -17,7 +17,7 @@ enum ConfigFile {
                       "max-attempts": .integer, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
                       "store-cap": .number, "stream-max-compressed-gib": .number, "stream-max-extracted-gib": .number,
                       "stream-max-entries": .integer, "stream-window-log-max": .integer, "store-free-reserve-gib": .number,
-                      "max-slots": .integer, "attempt-deadline": .text],
+                      "max-slots": .integer, "attempt-deadline": .text, "stage-timeout": .text],
         "agent": ["scheduler": .text, "arch": .texts, "state": .path, "key": .path, "scheduler-key": .path, "slots": .integer,
                   "name": .text, "metrics": .text, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
                   "store-cap": .number],

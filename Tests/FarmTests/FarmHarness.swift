@@ -100,6 +100,35 @@ final class FarmHarness: @unchecked Sendable {
         await p.exited()
     }
 
+    /// Sends `sig` to agent `name` (SIGTERM: a graceful stop); returns its
+    /// process, no longer tracked, for the caller to watch it exit.
+    func signalAgent(_ name: String, _ sig: Int32) -> Process? {
+        guard let p = agents.removeValue(forKey: name) else { return nil }
+        kill(p.processIdentifier, sig)
+        return p
+    }
+
+    /// Processes whose environment holds `KILN_TEST_MARK=mark` (what a test's
+    /// agent and everything it started inherit), other than agents still tracked.
+    func markedProcesses(_ mark: String) -> [Int32] {
+        let tracked = Set(agents.values.map(\.processIdentifier))
+        let needle = Array("KILN_TEST_MARK=\(mark)".utf8)
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
+        return pids.filter { pid in
+            guard !tracked.contains(pid), let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return env.split(separator: 0).contains { Array($0) == needle }
+        }
+    }
+
+    /// Mount points under this farm's directory (this mount namespace).
+    var mountsInFarm: [String] {
+        let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 4 && fields[4].hasPrefix(dir + "/") ? String(fields[4]) : nil
+        }
+    }
+
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: "\(dir)/\(name).out", encoding: .utf8)) ?? ""
     }

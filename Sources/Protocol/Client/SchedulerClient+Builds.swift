@@ -3,7 +3,8 @@ import Foundation
 
 extension SchedulerClient {
     package func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
-                        distro: String = "", imageType: String = "", notes: [String] = []) async throws -> Kiln_V1_SubmitReply {
+                        distro: String = "", imageType: String = "", notes: [String] = [],
+                        stageTimeoutMS: UInt64 = 0) async throws -> Kiln_V1_SubmitReply {
         var s = Kiln_V1_SubmitRequest()
         s.manifestJson = Data(manifestJSON)
         s.exports = exports
@@ -12,6 +13,7 @@ extension SchedulerClient {
         s.distro = distro
         s.imageType = imageType
         s.notes = notes
+        s.stageTimeoutMs = stageTimeoutMS
         guard case .submitReply(let r) = try await request(.submit(s)).envelope.body else { throw ClientError.unexpected("to SubmitRequest") }
         return r
     }

@@ -182,6 +182,13 @@ package final class SchedulerDatabase: Sendable {
                 CREATE INDEX trees_key ON trees(agent_key);
                 """)
         }
+        // Drained agents (`kiln agents drain`) and per-build stage timeouts.
+        m.registerMigration("v4-drain-deadlines") { db in
+            try db.execute(sql: """
+                ALTER TABLE agents ADD COLUMN drained INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE builds ADD COLUMN stage_timeout_ms INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return m
     }
 }

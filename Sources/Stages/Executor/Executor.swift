@@ -15,6 +15,10 @@ package struct Executor: Sendable {
     package let logDirectory: String
     /// Paths the stages' programs must not see (the scheduler's keys and state; see `CommandRunner.hiding`).
     package let hiding: [String]
+    /// The longest one stage may run (nil: no limit). A stage past it is
+    /// cancelled (its process group killed, its mounts released) and the run
+    /// fails with `ExecutorError.stageTimedOut`.
+    package var stageTimeout: Duration?
 
     package init(registry: StageRegistry = .standard, store: TreeStore, sources: SourceCache, logger: Logger,
                  observer: any ExecutionObserver = SilentObserver(), logDirectory: String, hiding: [String] = []) {
@@ -144,10 +148,21 @@ package struct Executor: Sendable {
                 logger: logger, commands: stageCommands, stageType: stage.type)
             observer.event(.stageStarted(pipeline: pipeline.name, index: index, count: count, type: stage.type))
             let t0 = ContinuousClock.now
+            let registry = self.registry
+            let path = "pipelines.\(pipeline.name).stages[\(index)]"
             do {
-                try await registry.run(stage, in: context, path: "pipelines.\(pipeline.name).stages[\(index)]")
+                let inTime = try await Self.within(stageTimeout) {
+                    if stage.type == Self.testHangStage { try await Self.hang(context) }
+                    try await registry.run(stage, in: context, path: path)
+                }
+                if !inTime, let limit = stageTimeout {
+                    throw ExecutorError.stageTimedOut(pipeline: pipeline.name, index: index, count: count, type: stage.type,
+                                                      limit: limit, log: log)
+                }
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let e as ExecutorError {
+                throw e
             } catch {
                 throw ExecutorError.stageFailed(pipeline: pipeline.name, index: index, count: count, type: stage.type,
                                                 reason: "\(error)", log: log)
@@ -165,6 +180,42 @@ package struct Executor: Sendable {
         committed = true
         observer.event(.pipelineFinished(name: pipeline.name, seconds: (ContinuousClock.now - started).seconds))
         return ran
+    }
+
+    /// Runs `body`; with a `limit`, cancels it when the limit passes and
+    /// returns false once it has wound down (processes killed, mounts released).
+    static func within(_ limit: Duration?, _ body: @escaping @Sendable () async throws -> Void) async throws -> Bool {
+        guard let limit else {
+            try await body()
+            return true
+        }
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await body(); return true }
+            group.addTask { try await Task.sleep(for: limit); return false }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            // The stage's own clean-up (teardown of its process group, its mounts) ends before this returns.
+            while let _ = try? await group.next() {}
+            if first { return true }
+            try Task.checkCancellation()
+            return false
+        }
+    }
+
+    /// Test hook (`KILN_TEST_STAGE_HANG=TYPE`, farm tests): stages of TYPE
+    /// first mount a tmpfs in their scratch directory and run a process
+    /// tree that never ends by itself (`sh` with two `sleep`s), so a test
+    /// can see a stage timeout or a stopped agent remove both.
+    static let testHangStage = ProcessInfo.processInfo.environment["KILN_TEST_STAGE_HANG"] ?? "\u{0}"
+
+    static func hang(_ context: StageContext) async throws {
+        let mounts = MountSet(commands: context.commands)
+        try await mounts.releasing {
+            let dir = context.scratch + "/kiln-test-hang"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try await mounts.mount(["-t", "tmpfs", "-o", "size=1m", "kiln-test-hang"], at: dir)
+            try await context.commands.run(["sh", "-c", "sleep 3600 & sleep 3600; wait"])
+        }
     }
 
     private func resolveInputs(_ stage: ManifestStage, files: [String: String], ids: ContentIDs,

@@ -46,6 +46,9 @@ struct BuildCommand: AsyncParsableCommand {
 
     @OptionGroup var stores: StoreOptions
 
+    @Option(help: "How long one stage may run before it is stopped and the build fails (90s, 30m, 2h); default 1h (on a farm: its --stage-timeout).")
+    var stageTimeout: String?
+
     /// With `--scheduler` the build runs on that farm; without it (the
     /// environment variable is not enough) on an embedded one.
     @OptionGroup var client: ClientOptions
@@ -53,6 +56,7 @@ struct BuildCommand: AsyncParsableCommand {
     func run() async throws {
         try await CLI.main {
             let t0 = ContinuousClock.now
+            let stageMS = try stageTimeout.map { try CLI.durationMS($0, option: "--stage-timeout") } ?? 0
             let request = try image.request()
             CLI.say("building \(request.imageType.rawValue) for \(request.distro.name) \(request.architecture.rawValue) from \(image.blueprint)")
             let executor = try stores.executor()
@@ -73,7 +77,7 @@ struct BuildCommand: AsyncParsableCommand {
                                                         exports: [request.imageType.exportPipeline],
                                                         arch: request.architecture.rawValue, label: label,
                                                         distro: request.distro.name, imageType: request.imageType.rawValue,
-                                                        notes: generated.notes)
+                                                        notes: generated.notes, stageTimeoutMS: UInt64(stageMS))
                 let status = try await remote.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
                 guard status.state == .succeeded else {
                     throw BuildOutcomeError(buildID: submitted.buildID, state: status.state, failure: status.failure)

@@ -27,14 +27,19 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(help: "The file is a manifest (from `kiln manifest`, reviewed or edited), not a blueprint; --type names the pipeline to export and --arch is required.")
     var manifest = false
 
+    @Option(help: "How long one stage of this build may run (90s, 30m, 2h); default: the scheduler's --stage-timeout, at most its --attempt-deadline.")
+    var stageTimeout: String?
+
     func run() async throws {
         try await CLI.main {
             if output != nil && !wait { throw CLIError.badInput("-o/--output needs --wait (or use `kiln fetch BUILD -o PATH`)") }
+            let stageMS = try stageTimeout.map { try CLI.durationMS($0, option: "--stage-timeout") } ?? 0
             let (json, arch, distro, type, notes) = try await prepare()
             try await client.with { c in
                 let label = "\((image.blueprint as NSString).lastPathComponent) \(distro) \(arch) \(type.rawValue)"
                 let r = try await c.submit(manifestJSON: json, exports: [type.exportPipeline], arch: arch,
-                                           label: label, distro: distro, imageType: type.rawValue, notes: notes)
+                                           label: label, distro: distro, imageType: type.rawValue, notes: notes,
+                                           stageTimeoutMS: UInt64(stageMS))
                 CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
                 guard wait else {
                     print(r.buildID)
@@ -196,7 +201,8 @@ struct FetchCommand: AsyncParsableCommand {
 
 struct AgentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agents", abstract: "The scheduler's agents.",
-                                                    subcommands: [AgentsListCommand.self, AgentsReleaseCommand.self],
+                                                    subcommands: [AgentsListCommand.self, AgentsReleaseCommand.self,
+                                                                   AgentsDrainCommand.self, AgentsUndrainCommand.self],
                                                     defaultSubcommand: AgentsListCommand.self)
 }
 
@@ -215,7 +221,7 @@ struct AgentsListCommand: AsyncParsableCommand {
                 if json { return try Listing.printJSON(agents) }
                 Listing.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"], agents.map { a in
                     let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
-                    return [a.agentID, arches.joined(separator: ", "), Listing.name(a.state), "\(a.slotsInUse)/\(a.slots)",
+                    return [a.agentID, arches.joined(separator: ", "), Listing.name(a.state) + (a.drained ? ", drained" : ""), "\(a.slotsInUse)/\(a.slots)",
                             a.jobs.map { "\($0.jobID) \($0.pipelineName)" }.joined(separator: "; "),
                             Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9)]
                 })

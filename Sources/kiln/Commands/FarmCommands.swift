@@ -41,6 +41,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "How long one attempt may run from its assignment before it is stopped and requeued: a number and s, m, h or d.")
     var attemptDeadline: String = "3h"
 
+    @Option(help: "How long one stage may run on an agent before it is stopped (its processes killed) and its build fails, unless the build asks for another limit (`kiln submit --stage-timeout`); at most --attempt-deadline. Default 1h (or --attempt-deadline when shorter).")
+    var stageTimeout: String?
+
     @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
 
@@ -89,6 +92,9 @@ struct SchedulerCommand: AsyncParsableCommand {
                 throw CLIError.badInput("--attempt-deadline \(attemptDeadline): use a duration such as 90m, 3h or 1d")
             }
             config.attemptDeadlineMS = deadline
+            config.stageTimeoutMS = try stageTimeout.map {
+                try CLI.durationMS($0, option: "--stage-timeout", max: (deadline, "--attempt-deadline \(attemptDeadline), which bounds every stage"))
+            } ?? min(3600 * 1000, deadline)
             config.telemetry = !noTelemetry
             config.streamLimits = try streamLimits()
             // Every option is checked before anything on disk is opened or made.

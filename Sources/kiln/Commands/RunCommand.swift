@@ -19,14 +19,19 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var stores: StoreOptions
 
+    @Option(help: "How long one stage may run before it is stopped and the run fails (90s, 30m, 2h); default 1h.")
+    var stageTimeout: String = "1h"
+
     func run() async throws {
         try await CLI.main {
+            let stageMS = try CLI.durationMS(stageTimeout, option: "--stage-timeout")
             guard let data = FileManager.default.contents(atPath: manifest) else {
                 throw CLIError.badInput("\(manifest): cannot read the file")
             }
             let m = try BuildManifest.decode(data, file: manifest)
             let exports = exports.isEmpty ? [m.pipelines.last?.name].compactMap { $0 } : exports
-            let executor = try stores.executor()
+            var executor = try stores.executor()
+            executor.stageTimeout = .milliseconds(stageMS)
             let result = try await executor.run(m, exports: exports)
             for name in exports {
                 let dest = "\(output)/\(name)"

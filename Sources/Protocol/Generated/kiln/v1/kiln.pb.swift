@@ -782,6 +782,11 @@ public nonisolated struct Kiln_V1_Assign: Sendable {
   /// upper bound for StreamChunk.length
   public var maxChunkBytes: UInt32 = 0
 
+  /// The longest one stage may run (0: no limit). The agent stops a stage
+  /// that runs past it (its whole process tree, its mounts released) and
+  /// fails the attempt as a build failure naming the stage and the limit.
+  public var stageTimeoutMs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -954,7 +959,9 @@ public nonisolated struct Kiln_V1_Cancel: Sendable {
 
 /// Either direction: the sender is closing this session (or refuses a peer
 /// that sent something it could not read). The agent answers with Hello after
-/// a back-off.
+/// a back-off. An agent that stops (SIGTERM, SIGINT) says Disconnect first:
+/// the scheduler hands the agent's attempts back to the queue at once and
+/// answers with a Disconnect of its own, which ends the session.
 public nonisolated struct Kiln_V1_Disconnect: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -993,6 +1000,11 @@ public nonisolated struct Kiln_V1_SubmitRequest: Sendable {
   /// type's extra left out for a blueprint package, say): recorded as NOTE
   /// events at submit. At most 32, each at most 2 KiB.
   public var notes: [String] = []
+
+  /// The longest one stage of this build may run on an agent, in ms (0: the
+  /// scheduler's --stage-timeout). More than the scheduler's
+  /// --attempt-deadline is refused (BAD_REQUEST).
+  public var stageTimeoutMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1254,6 +1266,10 @@ public nonisolated struct Kiln_V1_AgentInfo: Sendable {
 
   /// Z85 CURVE key it authenticated with
   public var publicKey: String = String()
+
+  /// An operator drained it (`kiln agents drain`): it is assigned no new job;
+  /// what it runs finishes. Kept across scheduler restarts.
+  public var drained: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2104,7 +2120,7 @@ nonisolated extension Kiln_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Kiln_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Assign"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}attempt_id\0\u{3}job_id\0\u{3}build_id\0\u{3}pipeline_name\0\u{3}manifest_json\0\u{1}export\0\u{1}arch\0\u{3}pipeline_id\0\u{3}max_chunk_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}attempt_id\0\u{3}job_id\0\u{3}build_id\0\u{3}pipeline_name\0\u{3}manifest_json\0\u{1}export\0\u{1}arch\0\u{3}pipeline_id\0\u{3}max_chunk_bytes\0\u{3}stage_timeout_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2121,6 +2137,7 @@ nonisolated extension Kiln_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 7: try { try decoder.decodeSingularStringField(value: &self.arch) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.pipelineID) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.maxChunkBytes) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.stageTimeoutMs) }()
       default: break
       }
     }
@@ -2154,6 +2171,9 @@ nonisolated extension Kiln_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.maxChunkBytes != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxChunkBytes, fieldNumber: 9)
     }
+    if self.stageTimeoutMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stageTimeoutMs, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2167,6 +2187,7 @@ nonisolated extension Kiln_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.arch != rhs.arch {return false}
     if lhs.pipelineID != rhs.pipelineID {return false}
     if lhs.maxChunkBytes != rhs.maxChunkBytes {return false}
+    if lhs.stageTimeoutMs != rhs.stageTimeoutMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2554,7 +2575,7 @@ nonisolated extension Kiln_V1_Disconnect: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}manifest_json\0\u{1}exports\0\u{1}arch\0\u{1}label\0\u{1}distro\0\u{3}image_type\0\u{1}notes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}manifest_json\0\u{1}exports\0\u{1}arch\0\u{1}label\0\u{1}distro\0\u{3}image_type\0\u{1}notes\0\u{3}stage_timeout_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2569,6 +2590,7 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
       case 5: try { try decoder.decodeSingularStringField(value: &self.distro) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.imageType) }()
       case 7: try { try decoder.decodeRepeatedStringField(value: &self.notes) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.stageTimeoutMs) }()
       default: break
       }
     }
@@ -2596,6 +2618,9 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
     if !self.notes.isEmpty {
       try visitor.visitRepeatedStringField(value: self.notes, fieldNumber: 7)
     }
+    if self.stageTimeoutMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stageTimeoutMs, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2607,6 +2632,7 @@ nonisolated extension Kiln_V1_SubmitRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.distro != rhs.distro {return false}
     if lhs.imageType != rhs.imageType {return false}
     if lhs.notes != rhs.notes {return false}
+    if lhs.stageTimeoutMs != rhs.stageTimeoutMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3143,7 +3169,7 @@ nonisolated extension Kiln_V1_AgentJob: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AgentInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}arches\0\u{3}emulated_arches\0\u{1}state\0\u{1}slots\0\u{3}slots_in_use\0\u{1}jobs\0\u{3}last_heartbeat_unix_ms\0\u{3}free_disk\0\u{1}version\0\u{3}public_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}arches\0\u{3}emulated_arches\0\u{1}state\0\u{1}slots\0\u{3}slots_in_use\0\u{1}jobs\0\u{3}last_heartbeat_unix_ms\0\u{3}free_disk\0\u{1}version\0\u{3}public_key\0\u{1}drained\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3162,6 +3188,7 @@ nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._M
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.freeDisk) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.publicKey) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.drained) }()
       default: break
       }
     }
@@ -3201,6 +3228,9 @@ nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.publicKey.isEmpty {
       try visitor.visitSingularStringField(value: self.publicKey, fieldNumber: 11)
     }
+    if self.drained != false {
+      try visitor.visitSingularBoolField(value: self.drained, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3216,6 +3246,7 @@ nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.freeDisk != rhs.freeDisk {return false}
     if lhs.version != rhs.version {return false}
     if lhs.publicKey != rhs.publicKey {return false}
+    if lhs.drained != rhs.drained {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,193 @@
+import Foundation
+import KilnTestSupport
+import Protocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Taking agents out of service and bounding stages: `kiln agents drain` /
+/// `undrain`, an agent stopped with SIGTERM, and stage timeouts, with real
+/// `kiln scheduler` and `kiln agent` processes on loopback.
+@Suite(.serialized, .tags(.farm), .tier(.quick, .farm))
+struct DrainTests {
+    func submit(_ c: SchedulerClient, hostname: String, stageTimeoutMS: UInt64 = 0) async throws -> String {
+        try await c.submit(manifestJSON: FarmHarness.manifest(hostname: hostname), exports: ["archive"], arch: "x86_64",
+                           label: "drain test \(hostname)", stageTimeoutMS: stageTimeoutMS).buildID
+    }
+
+    func agent(_ c: SchedulerClient, _ id: String) async throws -> Kiln_V1_AgentInfo? {
+        try await c.agents().first { $0.agentID == id }
+    }
+
+    /// The environment of an agent whose stage `org.osbuild.hostname` hangs
+    /// (a tmpfs mounted, `sh` and two `sleep`s running) and whose processes
+    /// carry the farm's mark.
+    func hanging(_ farm: FarmHarness) -> [String: String] {
+        ["KILN_TEST_STAGE_HANG": "org.osbuild.hostname", "KILN_TEST_MARK": farm.dir]
+    }
+
+    @Test("a drained agent is given no new job while its running job finishes; another agent takes the queue; undrain restores it")
+    func drainAndUndrain() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler()
+        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "3000"])
+        let c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
+        let running = try await submit(c, hostname: "drain-running")
+        #expect(try await farm.eventually(.seconds(20)) {
+            try await c.status(running).first?.jobs.contains { $0.onAgent && $0.agentID == "agent-a" } == true
+        })
+
+        let drain = try await farm.kiln(["agents", "drain", "agent-a"] + farm.stateOptions)
+        #expect(drain.status == 0, "\(drain.output)")
+        #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == true })
+        let table = try await farm.kiln(["agents", "--scheduler", farm.endpoint, "--key", "\(farm.dir)/client.key",
+                                         "--scheduler-key", "\(farm.dir)/scheduler.pub"])
+        #expect(table.output.contains("online, drained"), "\(table.output)")
+
+        try farm.startAgent("agent-b")
+        let queued = try await submit(c, hostname: "drain-queued")
+        let second = try #require(try await farm.finished(c, queued))
+        #expect(second.state == .succeeded, "\(second.failure)")
+        #expect(second.jobs.first { $0.onAgent }?.agentID == "agent-b", "the drained agent took no new job")
+        let first = try #require(try await farm.finished(c, running))
+        #expect(first.state == .succeeded, "\(first.failure)")
+        let job = try #require(first.jobs.first { $0.onAgent })
+        #expect(job.agentID == "agent-a" && job.attempts == 1, "the job it ran when drained finished there")
+
+        let undrain = try await farm.kiln(["agents", "undrain", "agent-a"] + farm.stateOptions)
+        #expect(undrain.status == 0, "\(undrain.output)")
+        #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == false })
+        await farm.killAgent("agent-b")
+        let third = try #require(try await farm.finished(c, try await submit(c, hostname: "drain-undrained")))
+        #expect(third.state == .succeeded, "\(third.failure)")
+        #expect(third.jobs.first { $0.onAgent }?.agentID == "agent-a")
+
+        let unknown = try await farm.kiln(["agents", "drain", "no-such-agent"] + farm.stateOptions)
+        #expect(unknown.status == 2 && unknown.output.contains("kiln agents"), "\(unknown.output)")
+        await c.close()
+    }
+
+    @Test("a drain survives a scheduler restart: the reconnected agent still gets no job")
+    func drainSurvivesRestart() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler()
+        try farm.startAgent("agent-a")
+        var c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
+        #expect(try await farm.kiln(["agents", "drain", "agent-a"] + farm.stateOptions).status == 0)
+        #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == true })
+
+        await farm.killScheduler()
+        await c.close()
+        try await farm.startScheduler()
+        c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(30)) {
+            let a = try await agent(c, "agent-a")
+            return a?.state == .online && a?.drained == true
+        })
+        // Queued while only the drained agent is online; taken by the next agent.
+        let build = try await submit(c, hostname: "drain-restart")
+        try farm.startAgent("agent-b")
+        let status = try #require(try await farm.finished(c, build))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        let job = try #require(status.jobs.first { $0.onAgent })
+        #expect(job.agentID == "agent-b" && job.attempts == 1)
+        await c.close()
+    }
+
+    @Test("an agent stopped with SIGTERM mid-stage hands its job back at once; its processes and mounts are gone")
+    func sigtermHandsJobBack() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        // A lease far longer than the hand-back may take.
+        try await farm.startScheduler(lease: 120)
+        try farm.startAgent("agent-a", env: hanging(farm))
+        let c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
+        let build = try await submit(c, hostname: "drain-sigterm")
+        // The stage runs: its process tree and its tmpfs are there.
+        #expect(try await farm.eventually(.seconds(30)) {
+            farm.markedProcesses(farm.dir).count >= 2 && farm.mountsInFarm.contains { $0.hasSuffix("/kiln-test-hang") }
+        }, "\(farm.log("agent-a"))")
+        try farm.startAgent("agent-b")
+        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-b")?.state == .online })
+
+        let stopped = ContinuousClock.now
+        let a = try #require(farm.signalAgent("agent-a", SIGTERM))
+        #expect(await waitFor(.seconds(10)) { !a.isRunning }, "the agent exits within 10 s of SIGTERM")
+        #expect(a.terminationReason == .exit)
+        let status = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
+        let handedBack = ContinuousClock.now - stopped
+        #expect(status.state == .succeeded, "\(status.failure)")
+        let job = try #require(status.jobs.first { $0.onAgent })
+        #expect(job.agentID == "agent-b" && job.attempts == 2)
+        #expect(handedBack < .seconds(60), "re-run on agent-b in \(handedBack), well before the 120 s lease")
+        let events = try await farm.events(c, build)
+        #expect(events.contains { $0.kind == .requeued && $0.agentID == "agent-a" && $0.message.contains("agent disconnected") },
+                "\(events.map(\.message))")
+        #expect(farm.markedProcesses(farm.dir).isEmpty, "no process of the stopped agent is left")
+        #expect(farm.mountsInFarm.isEmpty, "no mount is left: \(farm.mountsInFarm)")
+        #expect(farm.log("agent-a").contains("handing 1 job(s) back"))
+        await c.close()
+    }
+
+    @Test("a stage past its timeout is stopped: the build fails naming the stage and the limit, with no process or mount left")
+    func stageTimeout() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler(extra: ["--stage-timeout", "3s"])
+        try farm.startAgent("agent-a", env: hanging(farm))
+        let c = try await farm.client()
+        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
+
+        // The scheduler's default, then a build's own limit.
+        for (override, limit) in [(UInt64(0), "3s"), (2000, "2s")] {
+            let build = try await submit(c, hostname: "drain-timeout-\(limit)", stageTimeoutMS: override)
+            let status = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
+            #expect(status.state == .failed)
+            #expect(status.failure.contains("stage org.osbuild.hostname ran past its \(limit) limit (--stage-timeout)"),
+                    "\(status.failure)")
+            #expect(status.jobs.first { $0.onAgent }?.attempts == 1, "a build failure: not retried")
+            let events = try await farm.events(c, build)
+            #expect(events.contains { $0.kind == .failed && $0.message.contains("ran past its \(limit) limit") })
+            #expect(try await farm.eventually(.seconds(10)) { farm.markedProcesses(farm.dir).isEmpty },
+                    "the stage's processes are gone: \(farm.markedProcesses(farm.dir))")
+            #expect(farm.mountsInFarm.isEmpty, "no mount is left: \(farm.mountsInFarm)")
+        }
+        await c.close()
+    }
+
+    @Test("bad --stage-timeout values are refused with exit 2, naming the flag")
+    func badStageTimeouts() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        for value in ["soon", "0s", "90x", "1"] {
+            let r = try await farm.kiln(["submit", "blueprint.toml", "--type", "qcow2", "--scheduler", farm.endpoint,
+                                         "--stage-timeout", value])
+            #expect(r.status == 2 && r.output.contains("--stage-timeout \(value)"), "\(value): \(r.output)")
+        }
+        let local = try await farm.kiln(["run", "manifest.json", "-o", "\(farm.dir)/out", "--stage-timeout", "never"])
+        #expect(local.status == 2 && local.output.contains("--stage-timeout never"), "\(local.output)")
+        // Above the attempt deadline that bounds every stage: refused at start.
+        let scheduler = try await farm.kiln(["scheduler", "--bind", farm.endpoint, "--state", "\(farm.dir)/s2",
+                                             "--key", "\(farm.dir)/scheduler.key", "--allow", "\(farm.dir)/allow",
+                                             "--store", "\(farm.dir)/s2/store", "--stage-timeout", "4h"])
+        #expect(scheduler.status == 2 && scheduler.output.contains("--attempt-deadline"), "\(scheduler.output)")
+
+        // A build asking for more than the scheduler's maximum is refused as bad input (exit 2 in the CLI).
+        try await farm.startScheduler(extra: ["--attempt-deadline", "2h"])
+        let c = try await farm.client()
+        await #expect {
+            _ = try await submit(c, hostname: "drain-too-long", stageTimeoutMS: 3 * 3600 * 1000)
+        } throws: { error in
+            guard let e = error as? ClientError, case .refused(let code, let message) = e else { return false }
+            return code == .badRequest && message.contains("--attempt-deadline")
+        }
+        #expect(try await c.status().isEmpty, "nothing was queued")
+        await c.close()
+    }
+}
