@@ -43,7 +43,7 @@ struct DrainTests {
         let drain = try await farm.kiln(["agents", "drain", "agent-a"] + farm.stateOptions)
         #expect(drain.status == 0, "\(drain.output)")
         #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == true })
-        let table = try await farm.kiln(["agents", "--scheduler", farm.endpoint, "--key", "\(farm.dir)/client.key",
+        let table = try await farm.kiln(["agents", "--scheduler", farm.endpoint, "--key", "\(farm.dir)/admin.key",
                                          "--scheduler-key", "\(farm.dir)/scheduler.pub"])
         #expect(table.output.contains("online, drained"), "\(table.output)")
 
