@@ -29,6 +29,9 @@ extension FarmScheduler {
 
     /// Why an agent message from `key` is refused, or nil when the key is an agent's.
     func agentRefusal(_ key: String?) -> String? {
+        // Without CURVE (`kiln build`'s embedded farm, inproc) there are no
+        // roles: its in-process agent is an agent.
+        guard roles != nil else { return nil }
         let role = role(of: key)
         return role == .agent ? nil : Self.agentKeyRefusal(key ?? "", role: role)
     }

@@ -21,7 +21,8 @@ extension X86ImageTests {
             .write(toFile: blueprint, atomically: true, encoding: .utf8)
         func build(_ output: String) async throws -> (Int32, String) {
             // --store-cap 0: the other suite builds into the same store at the same time; nothing is pruned.
-            let r = try await runChild(BuiltProducts.kiln, [
+            // A deadline (timeout(1)): a build that hangs fails the test instead of the whole run.
+            let r = try await runChild("/usr/bin/timeout", ["--kill-after=10", "1500", BuiltProducts.kiln,
                 "build", blueprint, "--distro", "debian-12", "--arch", "x86_64",
                 "--type", "raw", "-o", output, "--store", Self.storeRoot, "--store-cap", "0", "--logs", "\(dir)/logs"])
             return (r.status, r.errors)
