@@ -43,15 +43,15 @@ struct RealTreeStagesCheck {
         #expect(a == b)
 
         try await Users().run(.init(users: ["admin": .init(groups: ["users"], key: "ssh-ed25519 AAAA admin@example")]), in: mine.context)
-        let id = try await mine.context.output(["chroot", mine.tree, "id", "admin"])
+        let id = try await Sandbox(tree: mine.tree, commands: mine.context.commands).output(["id", "admin"])
         print(id)
         #expect(id.contains("uid=1000(admin)") && id.contains("users"))
         try await Timezone().run(.init(zone: "Europe/Berlin"), in: mine.context)
-        let date = try await mine.context.output(["chroot", mine.tree, "date", "+%Z", "-d", "2024-01-01"])
+        let date = try await Sandbox(tree: mine.tree, commands: mine.context.commands).output(["date", "+%Z", "-d", "2024-01-01"])
         #expect(date == "CET\n")
         if TreeFiles.exists("/usr/sbin/locale-gen", in: mine.tree) {
             try await SystemLocale().run(.init(language: "de_DE.UTF-8"), in: mine.context)
-            let locales = try await mine.context.output(["chroot", mine.tree, "locale", "-a"])
+            let locales = try await Sandbox(tree: mine.tree, commands: mine.context.commands).output(["locale", "-a"])
             #expect(locales.contains("de_DE.utf8"))
         }
         let target = arch == "arm64" ? "arm64-efi" : "x86_64-efi"

@@ -107,16 +107,17 @@ import Testing
     }
 
     /// Every command a stage runs starts with a literal host program name that
-    /// `HostPrograms` lists (a chroot's own command is a literal too), and the
+    /// `HostPrograms` lists (a command run inside the tree is a literal too), and the
     /// few call sites that pass an argv variable build it from a literal: new
     /// sites have to be added here after review.
     @Test func everyStageCommandStartsWithAListedLiteralProgram() throws {
         let sources = BuiltProducts.repository + "/Sources"
         let literal = try NSRegularExpression(pattern: #"(\w+|\$0)\.(run|output)\(\s*\[\s*"([^"]*)""#)
-        let variable = try NSRegularExpression(pattern: #"\b(context|commands|chroot|\$0)\.(run|output)\(\s*([^\[\s"][^,)]*)"#)
+        let variable = try NSRegularExpression(pattern: #"\b(context|commands|sandbox|\$0)\.(run|output)\(\s*([^\[\s"][^,)]*)"#)
         let reviewed: Set<String> = [
             "MkfsExt4.swift:argv", "MkfsFat.swift:argv", "MkfsXfs.swift:argv + [device]", "Mkswap.swift:argv + [scratch]",
-            "Tar.swift:argv", "DebianInstall.swift:hostDpkg + [\"--unpack\"] + order.map(\\.path",
+            "Tar.swift:argv", "DebianInstall.swift:sandbox.hostCommandLine(hostDpkg + [\"--unpack\"] + order.map(\\.path",
+            "Sandbox.swift:commandLine(argv",
             "InitramfsStage.swift:compression + [\"-f\"", "StageContext.swift:argv",
         ]
         var seen: [String] = []
@@ -127,10 +128,10 @@ import Testing
             let range = NSRange(text.startIndex..., in: text)
             for m in literal.matches(in: text, range: range) {
                 let receiver = String(text[Range(m.range(at: 1), in: text)!])
-                guard ["context", "commands", "chroot", "$0", "mounts"].contains(receiver) else { continue }
+                guard ["context", "commands", "sandbox", "$0", "mounts"].contains(receiver) else { continue }
                 let program = String(text[Range(m.range(at: 3), in: text)!])
                 seen.append(program)
-                if receiver == "chroot" || receiver == "$0" { continue }  // runs inside the tree, through `chroot`
+                if receiver == "sandbox" || receiver == "$0" { continue }  // runs inside the tree, through `bwrap`
                 #expect(HostPrograms.stages.names.contains(program), "\(file): \(program) is not in HostPrograms.stages")
             }
             for m in variable.matches(in: text, range: range) {

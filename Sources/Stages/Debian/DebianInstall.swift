@@ -81,54 +81,55 @@ package struct DebianInstall: Stage {
                    "HOME": "/root", "TMPDIR": "/tmp"]
         let native = NativeTools.applies(release: options.release, foreign: arch != .host)
             ? NativeTools(tree: tree, commands: context.commands) : nil
-        try await Chroot(tree: tree, commands: context.commands).with { chroot in
-            var pending = Set(set.packages.map(\.name))
-            var configured: Set<String> = []
-            var round = 0
-            while !pending.isEmpty {
-                round += 1
-                var ready = pending.filter { name in
-                    guard let p = set[name], p.hasPreinst else { return true }
-                    return set.preDependsClosure(of: name).isSubset(of: configured.union(essential).union([name]))
-                }
-                if ready.isEmpty { ready = pending }
-                // Essential first, so that later preinsts find a working system.
-                let order = set.packages.filter { ready.contains($0.name) }
-                    .sorted { (essential.contains($0.name) ? 0 : 1, $0.name) < (essential.contains($1.name) ? 0 : 1, $1.name) }
-                try await context.run(hostDpkg + ["--unpack"] + order.map(\.path), environment: env)
-                pending.subtract(ready)
-                clock.lap("round \(round): unpack \(order.count) packages (host dpkg)")
-                if pending.isEmpty { break }
-                // Configure what the remaining preinsts need.
-                var needed: Set<String> = []
-                for name in pending where set[name]?.hasPreinst == true { needed.formUnion(set.preDependsClosure(of: name)) }
-                needed.subtract(configured)
-                needed = needed.filter { !pending.contains($0) }
-                if !needed.isEmpty {
-                    try await chroot.run(["dpkg", "--configure"] + needed.sorted())
-                    configured.formUnion(needed)
-                    clock.lap("round \(round): configure \(needed.count) pre-dependencies (tree dpkg)")
-                }
+        let sandbox = Sandbox(tree: tree, commands: context.commands)
+        var pending = Set(set.packages.map(\.name))
+        var configured: Set<String> = []
+        var round = 0
+        while !pending.isEmpty {
+            round += 1
+            var ready = pending.filter { name in
+                guard let p = set[name], p.hasPreinst else { return true }
+                return set.preDependsClosure(of: name).isSubset(of: configured.union(essential).union([name]))
             }
-            // Every file is in place now: the native tools may stand in for the tree's.
-            // usr-is-merged checks the top-level links (and would remove the /lib64 the
-            // native loader needs), so it is configured first, emulated.
-            if native != nil, set["usr-is-merged"] != nil {
-                try await chroot.run(["dpkg", "--configure", "usr-is-merged"])
-                configured.insert("usr-is-merged")
+            if ready.isEmpty { ready = pending }
+            // Essential first, so that later preinsts find a working system.
+            let order = set.packages.filter { ready.contains($0.name) }
+                .sorted { (essential.contains($0.name) ? 0 : 1, $0.name) < (essential.contains($1.name) ? 0 : 1, $1.name) }
+            try await context.run(sandbox.hostCommandLine(hostDpkg + ["--unpack"] + order.map(\.path),
+                                                          readOnly: order.map { ($0.path as NSString).deletingLastPathComponent },
+                                                          environment: env))
+            pending.subtract(ready)
+            clock.lap("round \(round): unpack \(order.count) packages (host dpkg)")
+            if pending.isEmpty { break }
+            // Configure what the remaining preinsts need.
+            var needed: Set<String> = []
+            for name in pending where set[name]?.hasPreinst == true { needed.formUnion(set.preDependsClosure(of: name)) }
+            needed.subtract(configured)
+            needed = needed.filter { !pending.contains($0) }
+            if !needed.isEmpty {
+                try await sandbox.run(["dpkg", "--configure"] + needed.sorted())
+                configured.formUnion(needed)
+                clock.lap("round \(round): configure \(needed.count) pre-dependencies (tree dpkg)")
             }
-            // The required base first, so that no maintainer script runs before the tools
-            // it may assume (dpkg orders `--pending` by declared dependencies only).
-            let base = set.requiredClosure.subtracting(configured)
-            try await Self.optionally(native) {
-                if !base.isEmpty, base.count < set.packages.count {
-                    try await chroot.run(["dpkg", "--configure"] + base.sorted())
-                    clock.lap("configure \(base.count) required packages (tree dpkg)")
-                }
-                try await chroot.run(["dpkg", "--configure", "--pending"])
-            }
-            clock.lap("configure all (tree dpkg\(native == nil ? "" : ", native interpreters and file tools"))")
         }
+        // Every file is in place now: the native tools may stand in for the tree's.
+        // usr-is-merged checks the top-level links (and would remove the /lib64 the
+        // native loader needs), so it is configured first, emulated.
+        if native != nil, set["usr-is-merged"] != nil {
+            try await sandbox.run(["dpkg", "--configure", "usr-is-merged"])
+            configured.insert("usr-is-merged")
+        }
+        // The required base first, so that no maintainer script runs before the tools
+        // it may assume (dpkg orders `--pending` by declared dependencies only).
+        let base = set.requiredClosure.subtracting(configured)
+        try await Self.optionally(native) {
+            if !base.isEmpty, base.count < set.packages.count {
+                try await sandbox.run(["dpkg", "--configure"] + base.sorted())
+                clock.lap("configure \(base.count) required packages (tree dpkg)")
+            }
+            try await sandbox.run(["dpkg", "--configure", "--pending"])
+        }
+        clock.lap("configure all (tree dpkg\(native == nil ? "" : ", native interpreters and file tools"))")
 
         // 5. Clean up and check the database.
         try await Self.restore(deferred, context: context)
@@ -276,7 +277,7 @@ package struct DebianInstall: Stage {
     static func verify(_ tree: String, set: DebPackageSet, context: StageContext) async throws {
         let admin = "--admindir=\(tree)/var/lib/dpkg"
         // The tree's own dpkg: the host's would call every package of a foreign architecture unknown.
-        let audit = try await context.output(["chroot", tree, "dpkg", "--audit"])
+        let audit = try await Sandbox(tree: tree, commands: context.commands).output(["dpkg", "--audit"])
         let states = try await context.output(["dpkg-query", admin, "--show", "--showformat=${db:Status-Abbrev}\t${Package}\n"])
         var installed: Set<String> = []
         var bad: [String] = []

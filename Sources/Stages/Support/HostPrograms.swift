@@ -9,7 +9,7 @@ package struct HostPrograms: Sendable {
 
     /// What the stages, the executor and the store run.
     package static let stages = HostPrograms([
-        "bash", "chown", "chroot", "cp", "curl", "depmod", "dpkg", "dpkg-divert", "dpkg-query", "du", "fallocate",
+        "bash", "bwrap", "chown", "cp", "curl", "depmod", "dpkg", "dpkg-divert", "dpkg-query", "du", "fallocate",
         "grub-mkimage", "gzip",
         "losetup", "lz4", "mcopy", "mkfs.ext4", "mkfs.fat", "mkfs.xfs", "mkswap", "mount", "qemu-img",
         "rm", "sfdisk", "sh", "sha256sum", "tar", "truncate", "umount", "unshare", "xz", "zstd",

@@ -23,7 +23,7 @@ package struct CACerts: Stage {
             throw StageError.treeInconsistent(reason: "\(Self.type): the tree has no update-ca-certificates; add the ca-certificates package")
         }
         try Self.write(options.certs, in: context.tree)
-        try await Chroot(tree: context.tree, commands: context.commands).with { try await $0.run(["update-ca-certificates"]) }
+        try await Sandbox(tree: context.tree, commands: context.commands).run(["update-ca-certificates"])
     }
 
     /// Writes each CERTIFICATE block of `certs` to a file of its own in `directory`.

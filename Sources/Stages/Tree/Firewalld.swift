@@ -48,13 +48,12 @@ package struct Firewalld: Stage {
                 throw StageError.invalidOptions(reason: "\(Self.type): zone source \"\(source)\" is not an IP address, network or MAC address")
             }
         }
-        try await Chroot(tree: context.tree, commands: context.commands).with { chroot in
-            func tool(_ args: [String]) async throws -> String { try await chroot.output(["firewall-offline-cmd"] + args) }
-            for call in try await Self.calls(options, ports: ports, zones: { try await tool(["--get-zones"]) },
-                                             defaultZone: { try await tool(["--get-default-zone"]) },
-                                             services: { try await tool(["--get-services"]) }) {
-                try await chroot.run(["firewall-offline-cmd"] + call)
-            }
+        let sandbox = Sandbox(tree: context.tree, commands: context.commands)
+        func tool(_ args: [String]) async throws -> String { try await sandbox.output(["firewall-offline-cmd"] + args) }
+        for call in try await Self.calls(options, ports: ports, zones: { try await tool(["--get-zones"]) },
+                                         defaultZone: { try await tool(["--get-default-zone"]) },
+                                         services: { try await tool(["--get-services"]) }) {
+            try await sandbox.run(["firewall-offline-cmd"] + call)
         }
     }
 

@@ -24,12 +24,11 @@ package struct SystemLocale: Stage {
             + "locales locales/default_environment_locale select \(language)\n"
         try TreeFiles.write(selections, to: "/var/cache/kiln-locales.debconf", in: context.tree)
         defer { try? FileManager.default.removeItem(atPath: (try? context.path("/var/cache/kiln-locales.debconf")) ?? "/nonexistent") }
-        try await Chroot(tree: context.tree, commands: context.commands).with { chroot in
-            if TreeFiles.exists("/usr/bin/debconf-set-selections", in: context.tree) {
-                try await chroot.run(["debconf-set-selections", "/var/cache/kiln-locales.debconf"])
-            }
-            try await chroot.run(["locale-gen"])
+        let sandbox = Sandbox(tree: context.tree, commands: context.commands)
+        if TreeFiles.exists("/usr/bin/debconf-set-selections", in: context.tree) {
+            try await sandbox.run(["debconf-set-selections", "/var/cache/kiln-locales.debconf"])
         }
+        try await sandbox.run(["locale-gen"])
     }
 
     /// Writes `LANG` and enables the locales to generate in `/etc/locale.gen`, every
