@@ -73,6 +73,8 @@ package enum HostArchitectures {
 package enum AgentError: Error, CustomStringConvertible {
     /// The host cannot run programs of this architecture.
     case cannotRun(String)
+    /// Another agent holds the state directory.
+    case stateDirectoryInUse(String)
 
     package var description: String {
         switch self {
@@ -80,6 +82,9 @@ package enum AgentError: Error, CustomStringConvertible {
             "--arch \(a): this host cannot run \(a) programs; install qemu-user-static and binfmt-support and enable "
                 + "the handler (`mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-\(a)`, "
                 + "as ops/install-deps does)"
+        case .stateDirectoryInUse(let dir):
+            "--state \(dir): another agent is running with this state directory (it holds \(dir)/agent.lock); "
+                + "give each agent a state directory of its own"
         }
     }
 }

@@ -20,6 +20,10 @@ package actor BuildAgent {
     let registry: StageRegistry
     let logger: Logger
     package let metrics: AgentMetrics
+    /// `agent.lock` in the state directory, held while this agent lives.
+    let lockDescriptor: Int32
+
+    deinit { close(lockDescriptor) }
 
     /// The live session's socket; nil while reconnecting.
     var socket: ZMQSocketThread?
@@ -46,8 +50,22 @@ package actor BuildAgent {
     package init(config: AgentConfiguration, context: ZMQContext, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {
         try PrivateDirectory.prepare(config.stateDirectory, what: "the agent's state directory")
+        // One agent per state directory, for the life of the process (the lock
+        // goes with it, however it ends): what is in spool/ is then its own.
+        let lock = open(config.stateDirectory + "/agent.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            if lock >= 0 { close(lock) }
+            throw AgentError.stateDirectoryInUse(config.stateDirectory)
+        }
+        self.lockDescriptor = lock
         for dir in [config.spoolDirectory, config.logsDirectory] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        // Streams of a previous run are never resumed (a restarted agent
+        // holds no attempt): a crash leaves them behind.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.spoolDirectory)) ?? []
+        where name.hasPrefix("attempt-") {
+            unlink(config.spoolDirectory + "/" + name)
         }
         self.config = config
         self.context = context

@@ -67,7 +67,7 @@ extension FarmScheduler {
             // A stopping agent hands its attempts back: they are requeued now,
             // not when their leases run out. The answer ends its session.
             let handedBack = agents[agentID]?.attempts.count ?? 0
-            agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))")
+            agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))", saidGoodbye: true)
             var bye = Kiln_V1_Disconnect()
             bye.reason = "session closed; \(handedBack) attempt(s) handed back to the queue"
             outbox?.agent(identity, WireMessage(.disconnect(bye)))
@@ -254,11 +254,14 @@ extension FarmScheduler {
         }
     }
 
-    /// An agent went away: its attempts are infrastructure failures.
-    func agentLost(_ agentID: String, reason: String) {
+    /// An agent went away: its attempts are infrastructure failures. An agent
+    /// that said Disconnect while idle (stopped by its operator, or `kiln
+    /// build` finishing) is routine, not a warning.
+    func agentLost(_ agentID: String, reason: String, saidGoodbye: Bool = false) {
         guard agents[agentID]?.online == true else { return }
         agents[agentID]?.online = false
-        logger.warning("agent offline: \(reason)", metadata: ["agent.id": "\(agentID)"])
+        let idle = agents[agentID]?.attempts.isEmpty ?? true
+        logger.log(level: saidGoodbye && idle ? .info : .warning, "agent offline: \(reason)", metadata: ["agent.id": "\(agentID)"])
         for id in agents[agentID]?.attempts ?? [] {
             attemptFailed(id, AttemptFailure(reason: reason, infrastructure: true))
         }

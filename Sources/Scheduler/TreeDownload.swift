@@ -97,7 +97,7 @@ package final class TreeDownload: Sendable {
         self.sync = sync
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
         work = store.newWorkPath()  // made by whoever extracts, not here on the caller's thread
-        let spoolPath = "\(store.root)/tmp/stream-\(attemptID)-\(UUID().uuidString.prefix(8).lowercased()).tar.zst"
+        let spoolPath = store.temporaryPath("stream", suffix: "-attempt\(attemptID).tar.zst")
         let storeRoot = store.root, reserve = limits.freeSpaceReserve
         receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
                                   window: window, maxChunkBytes: maxChunkBytes, maxBytes: limits.maxCompressedBytes,

@@ -106,13 +106,17 @@ struct StoreOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Show more detail (phases and their timings).")
     var verbose = false
 
-    func executor() throws -> Executor {
+    /// The executor on these stores, after removing what crashed processes
+    /// left in the tree store's `tmp/` (TreeStore+Sweep).
+    func executor() async throws -> Executor {
         let logger = Logging.logger(verbose: verbose)
         let logDir = logs ?? "/var/lib/kiln/logs/\(Self.timestamp())"
         let cap = storeCap > 0 ? UInt64(storeCap * 1_073_741_824) : nil
-        return Executor(store: try TreeStore(root: store, capBytes: cap),
-                        sources: try SourceCache(root: sourceCache, logger: logger),
-                        logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
+        let executor = Executor(store: try TreeStore(root: store, capBytes: cap),
+                                sources: try SourceCache(root: sourceCache, logger: logger),
+                                logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
+        await executor.store.sweep(commands: CommandRunner(logPath: "/dev/null", logger: logger))
+        return executor
     }
 
     /// Keeps the store within its cap (after results have been copied out).

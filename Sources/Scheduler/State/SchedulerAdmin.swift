@@ -114,7 +114,7 @@ package struct SchedulerAdmin: Sendable {
     /// Takes `id` out of the store in one rename (nothing can find it
     /// half-removed), deletes it, and deletes its record.
     func remove(_ id: String) async throws {
-        let doomed = "\(store.root)/tmp/forgotten-\(UUID().uuidString.prefix(8).lowercased())"
+        let doomed = store.temporaryPath("forgotten")
         if rename("\(store.root)/objects/\(id)", doomed) != 0 && errno != ENOENT {
             throw AdminError.store("cannot move \(store.root)/objects/\(id) out of the store: \(String(cString: strerror(errno)))")
         }

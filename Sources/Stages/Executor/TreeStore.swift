@@ -41,9 +41,7 @@ package struct TreeStore: Sendable {
 
     /// A fresh name for a work directory, not yet created (for a caller that
     /// creates it on a thread of its own).
-    package func newWorkPath() -> String {
-        "\(root)/tmp/work-\(UUID().uuidString.prefix(8).lowercased())"
-    }
+    package func newWorkPath() -> String { temporaryPath("work") }
 
     /// One directory (its parent exists): a plain mkdir, which matters when a
     /// scheduler stores thousands of small trees.
@@ -125,7 +123,7 @@ package struct TreeStore: Sendable {
         var total = objects.reduce(0) { $0 + $1.size }
         for o in objects.sorted(by: { $0.used < $1.used }) where total > cap {
             // Out of its key first, so that no half-removed tree is ever found.
-            let doomed = "\(root)/tmp/removing-\(UUID().uuidString.prefix(8).lowercased())"
+            let doomed = temporaryPath("removing")
             guard rename("\(root)/objects/\(o.id)", doomed) == 0 else { continue }
             try await remove(doomed, commands: commands)
             total -= o.size

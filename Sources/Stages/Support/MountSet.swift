@@ -12,11 +12,22 @@ package final class MountSet: @unchecked Sendable {
 
     package init(commands: CommandRunner) { self.commands = commands }
 
-    /// `mount ARGS… TARGET`; the target must exist.
+    /// `mount ARGS… TARGET`; the target must exist. Recorded before `mount`
+    /// starts: when the work is cancelled while `mount` runs, `mount` may
+    /// still finish, and `release` must find it (unmounting a target that
+    /// was never mounted does nothing).
     package func mount(_ args: [String], at target: String) async throws {
-        try await commands.run(["mount"] + args + [target])
         mounted.append(target)
         MountTable.shared.add(target)
+        do {
+            try await commands.run(["mount"] + args + [target])
+        } catch StageError.commandFailed(let command, let status, let tail) where status.hasPrefix("exited") {
+            // `mount` said it failed: nothing was mounted, and whatever is at
+            // the target already is not this set's to release.
+            mounted.removeLast()
+            MountTable.shared.remove(target)
+            throw StageError.commandFailed(command: command, status: status, tail: tail)
+        }
     }
 
     /// A read-only bind mount of `source` at `target`, optionally with more options (`noatime`).

@@ -59,7 +59,7 @@ struct BuildCommand: AsyncParsableCommand {
             let stageMS = try stageTimeout.map { try CLI.durationMS($0, option: "--stage-timeout") } ?? 0
             let request = try image.request()
             CLI.say("building \(request.imageType.rawValue) for \(request.distro.name) \(request.architecture.rawValue) from \(image.blueprint)")
-            let executor = try stores.executor()
+            let executor = try await stores.executor()
             let generated = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
             let manifest = generated.manifest
             let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"

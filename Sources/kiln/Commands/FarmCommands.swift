@@ -99,7 +99,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.streamLimits = try streamLimits()
             // Every option is checked before anything on disk is opened or made.
             let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
-            let executor = try stores.executor()
+            let executor = try await stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
             if let http, !http.isLoopback {
                 logger.warning("""
@@ -207,7 +207,7 @@ struct AgentCommand: AsyncParsableCommand {
             config.keys = try CurveKeyPair.load(secretKeyFile: key)
             config.schedulerPublicKey = try CurveKeyPair.loadPublicKey(schedulerKey)
             config.slots = slots
-            let executor = try stores.executor()
+            let executor = try await stores.executor()
             let agent = try BuildAgent(config: config, context: try ZMQContext(), store: executor.store,
                                        sources: executor.sources, logger: logger)
             CLI.say("kiln agent \(id): \((native + emulated.map { "\($0) (emulated)" }).joined(separator: ", ")), "

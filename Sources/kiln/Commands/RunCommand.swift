@@ -30,7 +30,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             let m = try BuildManifest.decode(data, file: manifest)
             let exports = exports.isEmpty ? [m.pipelines.last?.name].compactMap { $0 } : exports
-            var executor = try stores.executor()
+            var executor = try await stores.executor()
             executor.stageTimeout = .milliseconds(stageMS)
             let result = try await executor.run(m, exports: exports)
             for name in exports {
