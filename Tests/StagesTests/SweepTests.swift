@@ -42,6 +42,11 @@ import Glibc
         try "half a tree".write(toFile: crashed + "/file", atomically: false, encoding: .utf8)
         try await commands.run(["mount", "-t", "tmpfs", "-o", "size=1m", "kiln-sweep-test", crashed + "/proc"])
         #expect(mounted(crashed + "/proc"))
+        // And a disk image attached to a loop device, as assembly does.
+        try await commands.run(["truncate", "-s", "8M", crashed + "/disk.raw"])
+        let loop = try await commands.output(["losetup", "-f", "--show", crashed + "/disk.raw"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(TreeStore.loopDevices().contains { $0.device == loop })
         let stream = "\(root)/tmp/stream-\(dead.token)-cafef00d-attempt7.tar.zst"
         fm.createFile(atPath: stream, contents: Data("zst".utf8))
         // This process is alive: its work stays, whatever its age.
@@ -57,6 +62,7 @@ import Glibc
 
         #expect(Set(removed) == [crashed, stream, oldLegacy])
         #expect(!mounted(crashed + "/proc"), "the crashed process's mount is still there")
+        #expect(!TreeStore.loopDevices().contains { $0.device == loop }, "the crashed process's loop device is still attached")
         #expect(!fm.fileExists(atPath: crashed) && !fm.fileExists(atPath: stream) && !fm.fileExists(atPath: oldLegacy))
         #expect(fm.fileExists(atPath: mine), "a live process's work directory was removed")
         #expect(fm.fileExists(atPath: newLegacy))

@@ -76,17 +76,22 @@ extension TreeStore {
     }
 
     /// Removes what crashed processes left in `tmp/`: unmounts what is
-    /// mounted inside each entry (deepest first), then removes it without
+    /// mounted inside each entry (deepest first), detaches the loop devices
+    /// backed by files in it, then removes it without
     /// crossing into another file system. Returns the entries removed.
     @discardableResult
     package func sweep(commands: CommandRunner) async -> [String] {
         let orphans = orphans()
         guard !orphans.isEmpty else { return [] }
         let mounts = Self.mountPoints()
+        let loops = Self.loopDevices()
         var removed: [String] = []
         for path in orphans {
             for m in mounts.filter({ $0 == path || $0.hasPrefix(path + "/") }).sorted(by: { $0.count > $1.count }) {
                 if umount2(m, 0) != 0 { _ = umount2(m, Int32(MNT_DETACH)) }
+            }
+            for (device, file) in loops where file.hasPrefix(path + "/") {
+                try? await commands.run(["losetup", "-d", device])
             }
             do {
                 try await remove(path, commands: commands)
@@ -100,6 +105,15 @@ extension TreeStore {
             commands.logger.warning("removed \(removed.count) entries of \(root)/tmp left by processes that are gone")
         }
         return removed
+    }
+
+    /// Attached loop devices and their backing files (`/sys/block/loopN/loop/backing_file`).
+    static func loopDevices() -> [(device: String, file: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? []
+        return names.filter { $0.hasPrefix("loop") }.sorted().compactMap { name in
+            guard let file = try? String(contentsOfFile: "/sys/block/\(name)/loop/backing_file", encoding: .utf8) else { return nil }
+            return ("/dev/\(name)", file.trimmingCharacters(in: .newlines))
+        }
     }
 
     /// Mount points of this mount namespace (`/proc/self/mountinfo`, field 5, octal escapes decoded).
