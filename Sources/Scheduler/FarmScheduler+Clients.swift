@@ -12,14 +12,13 @@ extension FarmScheduler {
             outbox?.client(identity, WireMessage(body, requestID: rid, data: data))
         }
         do {
-            let role: KeyRole
             do {
-                role = try clientRole(key)
+                try requireClient(key)
             } catch {
                 warnRefused(key, on: "client", "refused a client request (\(message.envelope.body?.name ?? "empty")): \(error)")
                 throw error
             }
-            let owner = buildOwner(role, key)
+            let owner = buildOwner(key)
             switch message.envelope.body {
             case .submit(let s):
                 let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
@@ -36,19 +35,19 @@ extension FarmScheduler {
                 try await checkOwner(c.buildID, owner)
                 reply(.cancelBuildReply(try await cancel(buildID: c.buildID)))
             case .agents:
-                try requireAdmin(role, "listing the farm's agents")
+                try requireAdmin(key, "listing the farm's agents")
                 reply(.agentsReply(agentsReply()))
             case .fetch(let f):
                 try await checkOwner(f.buildID, owner)
                 let (r, data) = try await fetch(f)
                 reply(.fetchReply(r), data: data)
             case .top:
-                try requireAdmin(role, "the farm's snapshot (kiln top)")
+                try requireAdmin(key, "the farm's snapshot (kiln top)")
                 var r = Kiln_V1_TopReply()
                 r.snapshotJson = Data(try await snapshotJSON())
                 reply(.topReply(r))
             case .report(let q):
-                try requireAdmin(role, "the farm's report (kiln report)")
+                try requireAdmin(key, "the farm's report (kiln report)")
                 var r = Kiln_V1_ReportReply()
                 r.reportJson = Data(try await reportJSON(sinceMS: q.sinceUnixMs))
                 reply(.reportReply(r))

@@ -1,6 +1,10 @@
+import Agent
 import Foundation
 import KilnTestSupport
+import Logging
 import Protocol
+import Scheduler
+import Stages
 import Testing
 
 /// Roles and live keys (issue 15): the folder of the allow directory a key's
@@ -192,5 +196,39 @@ struct RoleTests {
         // A name left out or unknown moves nothing and exits 2.
         let wrong = try await farm.kiln(["keys", "migrate", "--allow", flat, "--agents", "nobody"])
         #expect(wrong.status == 2 && wrong.output.contains("nobody"), "\(wrong.output)")
+    }
+
+    @Test("without CURVE (kiln build's embedded farm) no roles are configured: its agent is welcomed and builds, its client sees the farm")
+    func noCurveEveryRole() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        var logger = Logger(label: "kiln-test-embedded")
+        logger.logLevel = .warning
+        let sources = try SourceCache(root: "\(farm.dir)/sources", logger: logger)
+        let scheduler = try FarmScheduler(config: SchedulerConfiguration(stateDirectory: "\(farm.dir)/scheduler"),
+                                          store: try TreeStore(root: "\(farm.dir)/scheduler/store"), sources: sources, logger: logger)
+        let endpoint = "inproc://kiln-roles-\(UUID().uuidString)"
+        let server = try await SchedulerServer.start(
+            scheduler: scheduler,
+            endpoints: .init(agents: try SchedulerEndpoint.agents(endpoint), clients: try SchedulerEndpoint.clients(endpoint),
+                             security: nil),
+            context: farm.context, logger: logger)
+        let agent = try BuildAgent(
+            config: AgentConfiguration(agentID: "local", schedulerEndpoint: try SchedulerEndpoint.agents(endpoint),
+                                       arches: ["x86_64"], emulatedArches: [], stateDirectory: "\(farm.dir)/local"),
+            context: farm.context, store: try TreeStore(root: "\(farm.dir)/local/store"), sources: sources, logger: logger)
+        let running = Task { await agent.run() }
+        let c = try await SchedulerClient.connect(context: farm.context, endpoint: try SchedulerEndpoint.clients(endpoint),
+                                                  keys: nil, schedulerPublicKey: nil)
+        // The farm's view (an admin's with CURVE) and an agent's Hello, both from peers without a key.
+        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "local" && $0.state == .online } })
+        let build = try await submit(c, hostname: "farm-embedded")
+        let status = try #require(try await farm.finished(c, build))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        #expect(status.jobs.first { $0.onAgent }?.agentID == "local")
+        running.cancel()
+        await running.value
+        await c.close()
+        await server.stop()
     }
 }
