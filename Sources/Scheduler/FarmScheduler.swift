@@ -62,8 +62,6 @@ package actor FarmScheduler {
     /// directory), or every role without CURVE (embedded, inproc). KeyAccess.swift.
     var access = KeyAccess.everyRole
     var roleWarningsStorage: RateLimitedWarnings?
-    /// When `tick` last read which agents are drained.
-    var drainPolledMS: Int64 = 0
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {

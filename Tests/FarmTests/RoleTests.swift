@@ -30,14 +30,6 @@ struct RoleTests {
         }
     }
 
-    /// `kiln ARGS` as the client with key `keyName` (the CLI's environment).
-    func kiln(_ farm: FarmHarness, key keyName: String, _ args: [String]) async throws -> ChildOutput {
-        try await runChild(FarmHarness.kiln, args, environment: [
-            "KILN_SCHEDULER": farm.endpoint, "KILN_KEY": "\(farm.dir)/\(keyName).key",
-            "KILN_SCHEDULER_KEY": "\(farm.dir)/scheduler.pub",
-        ], mergeErrors: true)
-    }
-
     @Test("a client sees, cancels and fetches only its own builds; an admin sees and acts on all; farm views need an admin")
     func clientsSeeOnlyTheirOwn() async throws {
         let farm = try FarmHarness()
@@ -59,13 +51,13 @@ struct RoleTests {
         #expect(!FileManager.default.fileExists(atPath: "\(farm.dir)/bob.tar"))
         #expect(await refusal { try await bob.logs(build, follow: false) { _ in } }?.contains(notFound) == true)
         #expect(await refusal { _ = try await bob.cancel(build) }?.contains(notFound) == true)
-        let cli = try await kiln(farm, key: "client-2", ["status", build])
+        let cli = try await farm.kiln(as: "client-2", ["status", build])
         #expect(cli.status != 0 && cli.output.contains(notFound), "\(cli.output)")
 
         // The farm's views are an admin's.
         let agentsRefused = await refusal { _ = try await bob.agents() }
         #expect(agentsRefused?.contains("admin key (allow/admins/") == true, "\(agentsRefused ?? "allowed")")
-        let top = try await kiln(farm, key: "client", ["top", "--once", "--json"])
+        let top = try await farm.kiln(as: "client", ["top", "--once", "--json"])
         #expect(top.status == 2 && top.output.contains("allow/admins/"), "\(top.output)")
 
         // The admin sees Alice's build, and cancels one of hers that is still queued (no agent takes aarch64).
@@ -86,7 +78,7 @@ struct RoleTests {
         let asAgent = try await farm.client(keyName: "agent-a")
         let refused = await refusal { _ = try await submit(asAgent, hostname: "farm-agent-submits") }
         #expect(refused?.contains("agent key (allow/agents/") == true, "\(refused ?? "accepted")")
-        let cli = try await kiln(farm, key: "agent-a", ["status"])
+        let cli = try await farm.kiln(as: "agent-a", ["status"])
         #expect(cli.status == 2 && cli.output.contains("agents cannot submit or query builds"), "\(cli.output)")
         let admin = try await farm.client()
         #expect(try await admin.status().isEmpty, "nothing was submitted")
