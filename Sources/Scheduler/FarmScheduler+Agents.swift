@@ -271,10 +271,6 @@ extension FarmScheduler {
     /// requeue their jobs.
     package func tick() {
         let t = now
-        if t - drainPolledMS >= config.drainPollMS {
-            drainPolledMS = t
-            pollDrained()
-        }
         for (id, a) in agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
             agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
         }
@@ -288,28 +284,28 @@ extension FarmScheduler {
         }
     }
 
-    /// Reads which agents an operator drained (`kiln agents drain` writes the
-    /// row on the scheduler's host) and applies it: a drained agent is given
-    /// no new job; an undrained one is offered the queue at once.
-    func pollDrained() {
-        let db = self.db
-        Task {
-            guard let drained = try? await db.read({ db in
-                try Set(String.fetchAll(db, sql: "SELECT id FROM agents WHERE drained = 1"))
-            }) else { return }
-            self.applyDrained(drained)
+    /// Drains agent `id` (it is assigned no new job; what it runs finishes)
+    /// or undrains it (it is offered the queue at once): `DrainRequest`, an
+    /// admin's. Applied now and committed before it returns, so the mark the
+    /// client is told about outlives a restart.
+    func setDrained(_ id: String, _ drained: Bool) async throws -> Kiln_V1_DrainReply {
+        guard let agent = agents[id] else {
+            throw SchedulerError.notFound("no agent \(AgentText.field(id)) on this scheduler; `kiln agents` lists the agents it knows")
         }
-    }
-
-    func applyDrained(_ drained: Set<String>) {
-        var undrained = false
-        for (id, a) in agents where a.drained != drained.contains(id) {
-            agents[id]?.drained = drained.contains(id)
-            undrained = undrained || !drained.contains(id)
-            logger.info("\(drained.contains(id) ? "agent drained: it is assigned no new job" : "agent undrained")",
-                        metadata: ["agent.id": "\(id)"])
+        try db.checkWritable()
+        var reply = Kiln_V1_DrainReply()
+        reply.wasDrained = agent.drained
+        agents[id]?.drained = drained
+        if agent.drained != drained {
+            logger.notice("\(drained ? "agent drained: it is assigned no new job" : "agent undrained: it is assigned jobs again")",
+                          metadata: ["agent.id": "\(id)"])
+            if !drained { scheduleDispatch() }
         }
-        if undrained { scheduleDispatch() }
+        try await db.commit { db in
+            try db.cachedStatement(sql: "UPDATE agents SET drained = ? WHERE id = ?").execute(arguments: [drained, id])
+        }
+        if let now = agents[id] { reply.agent = agentInfo(now) }
+        return reply
     }
 
     /// An attempt ran out of time: its agent is told to stop, and the job is

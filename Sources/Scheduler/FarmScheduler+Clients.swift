@@ -12,14 +12,13 @@ extension FarmScheduler {
             outbox?.client(identity, WireMessage(body, requestID: rid, data: data))
         }
         do {
-            let role: KeyRole
             do {
-                role = try clientRole(key)
+                try requireClient(key)
             } catch {
                 warnRefused(key, on: "client", "refused a client request (\(message.envelope.body?.name ?? "empty")): \(error)")
                 throw error
             }
-            let owner = buildOwner(role, key)
+            let owner = buildOwner(key)
             switch message.envelope.body {
             case .submit(let s):
                 let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
@@ -36,19 +35,22 @@ extension FarmScheduler {
                 try await checkOwner(c.buildID, owner)
                 reply(.cancelBuildReply(try await cancel(buildID: c.buildID)))
             case .agents:
-                try requireAdmin(role, "listing the farm's agents")
+                try requireAdmin(key, "listing the farm's agents")
                 reply(.agentsReply(agentsReply()))
+            case .drain(let d):
+                try requireAdmin(key, "draining an agent (kiln agents \(d.drained ? "drain" : "undrain"))")
+                reply(.drainReply(try await setDrained(d.agentID, d.drained)))
             case .fetch(let f):
                 try await checkOwner(f.buildID, owner)
                 let (r, data) = try await fetch(f)
                 reply(.fetchReply(r), data: data)
             case .top:
-                try requireAdmin(role, "the farm's snapshot (kiln top)")
+                try requireAdmin(key, "the farm's snapshot (kiln top)")
                 var r = Kiln_V1_TopReply()
                 r.snapshotJson = Data(try await snapshotJSON())
                 reply(.topReply(r))
             case .report(let q):
-                try requireAdmin(role, "the farm's report (kiln report)")
+                try requireAdmin(key, "the farm's report (kiln report)")
                 var r = Kiln_V1_ReportReply()
                 r.reportJson = Data(try await reportJSON(sinceMS: q.sinceUnixMs))
                 reply(.reportReply(r))
@@ -197,31 +199,34 @@ extension FarmScheduler {
 
     func agentsReply() -> Kiln_V1_AgentsReply {
         var reply = Kiln_V1_AgentsReply()
-        for a in agents.values.sorted(by: { $0.id < $1.id }) {
-            var i = Kiln_V1_AgentInfo()
-            i.agentID = a.id
-            i.arches = a.arches
-            i.emulatedArches = a.emulated
-            i.state = a.online ? .online : .offline
-            i.drained = a.drained
-            i.slots = UInt32(a.slots)
-            i.slotsInUse = UInt32(a.attempts.count)
-            i.lastHeartbeatUnixMs = a.lastSeenMS
-            i.freeDisk = a.freeDisk
-            i.version = a.version
-            i.publicKey = a.publicKey
-            for id in a.attempts.sorted() {
-                guard let at = attempts[id], let job = jobs[at.jobID] else { continue }
-                var j = Kiln_V1_AgentJob()
-                j.attemptID = id
-                j.jobID = job.id
-                j.buildID = job.buildID
-                j.pipelineName = job.pipelineName
-                i.jobs.append(j)
-            }
-            reply.agents.append(i)
-        }
+        reply.agents = agents.values.sorted(by: { $0.id < $1.id }).map(agentInfo)
         return reply
+    }
+
+    /// One agent as `kiln agents` shows it.
+    func agentInfo(_ a: FarmAgent) -> Kiln_V1_AgentInfo {
+        var i = Kiln_V1_AgentInfo()
+        i.agentID = a.id
+        i.arches = a.arches
+        i.emulatedArches = a.emulated
+        i.state = a.online ? .online : .offline
+        i.drained = a.drained
+        i.slots = UInt32(a.slots)
+        i.slotsInUse = UInt32(a.attempts.count)
+        i.lastHeartbeatUnixMs = a.lastSeenMS
+        i.freeDisk = a.freeDisk
+        i.version = a.version
+        i.publicKey = a.publicKey
+        for id in a.attempts.sorted() {
+            guard let at = attempts[id], let job = jobs[at.jobID] else { continue }
+            var j = Kiln_V1_AgentJob()
+            j.attemptID = id
+            j.jobID = job.id
+            j.buildID = job.buildID
+            j.pipelineName = job.pipelineName
+            i.jobs.append(j)
+        }
+        return i
     }
 
     func fetch(_ f: Kiln_V1_FetchRequest) async throws -> (Kiln_V1_FetchReply, [UInt8]) {

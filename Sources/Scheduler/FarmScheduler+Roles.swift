@@ -4,36 +4,27 @@ import Protocol
 /// Roles: a CURVE key's role is the folder of the allow directory its `.pub`
 /// file is in (`KeyRole`). Agents may only run jobs; clients submit and see,
 /// cancel and fetch their own builds; admins see every build and the farm.
+/// Every check asks `access.permits(key, role)`; without CURVE no roles are
+/// configured and it permits everything (`KeyAccess.everyRole`).
 extension FarmScheduler {
     /// Replaces the live roles (at start and on every change of the allow
-    /// directory). An online agent whose key is no longer in `agents/` goes
-    /// offline at once, its attempts requeued, and is told why; whatever it
-    /// sends later is refused (libzmq cannot drop one peer of a ROUTER).
-    package func setRoles(_ roles: [String: KeyRole]?) {
-        self.roles = roles
-        guard let roles else { return }
-        for (id, a) in agents.sorted(by: { $0.key < $1.key }) where a.online && roles[a.publicKey] != .agent {
+    /// directory). An online agent whose key may no longer act as an agent
+    /// goes offline at once, its attempts requeued, and is told why; whatever
+    /// it sends later is refused (libzmq cannot drop one peer of a ROUTER).
+    package func setRoles(_ roles: [String: KeyRole]) {
+        access = .roles(roles)
+        for (id, a) in agents.sorted(by: { $0.key < $1.key }) where a.online && !access.permits(a.publicKey, .agent) {
             let reason = "agent \(id)'s key \(a.publicKey) was removed from the scheduler's allow/agents/"
             agentLost(id, reason: reason)
             var d = Kiln_V1_Disconnect()
-            d.reason = Self.agentKeyRefusal(a.publicKey, role: roles[a.publicKey])
+            d.reason = Self.agentKeyRefusal(a.publicKey, role: access.folder(of: a.publicKey))
             outbox?.agent(a.identity, WireMessage(.disconnect(d)))
         }
     }
 
-    /// The role of a peer's key; without CURVE everyone is an admin.
-    func role(of key: String?) -> KeyRole? {
-        guard let roles else { return .admin }
-        return key.flatMap { roles[$0] }
-    }
-
-    /// Why an agent message from `key` is refused, or nil when the key is an agent's.
+    /// Why an agent message from `key` is refused, or nil when the key may act as an agent.
     func agentRefusal(_ key: String?) -> String? {
-        // Without CURVE (`kiln build`'s embedded farm, inproc) there are no
-        // roles: its in-process agent is an agent.
-        guard roles != nil else { return nil }
-        let role = role(of: key)
-        return role == .agent ? nil : Self.agentKeyRefusal(key ?? "", role: role)
+        access.permits(key, .agent) ? nil : Self.agentKeyRefusal(key ?? "", role: access.folder(of: key))
     }
 
     /// What an agent is told when its key may not be an agent's: where its
@@ -44,23 +35,20 @@ extension FarmScheduler {
             + "allow/agents/ on the scheduler host"
     }
 
-    /// The role of a client request's key, which must be a client's or an admin's.
-    func clientRole(_ key: String?) throws -> KeyRole {
-        switch role(of: key) {
-        case .admin: return .admin
-        case .client: return .client
-        case .agent:
+    /// Client requests: the key must be a client's or an admin's.
+    func requireClient(_ key: String?) throws {
+        guard !access.permits(key, .client) else { return }
+        if access.folder(of: key) == .agent {
             throw SchedulerError.badRequest("refused: key \(key ?? "") is an agent key (allow/agents/ on the scheduler); "
                                             + "agents cannot submit or query builds; use a key from allow/clients/")
-        case nil:
-            throw SchedulerError.badRequest("refused: key \(key ?? "") is no longer on the scheduler's allow list "
-                                            + "(allow/clients/ or allow/admins/)")
         }
+        throw SchedulerError.badRequest("refused: key \(key ?? "") is no longer on the scheduler's allow list "
+                                        + "(allow/clients/ or allow/admins/)")
     }
 
     /// Admin-only requests: what acts on or shows the whole farm.
-    func requireAdmin(_ role: KeyRole, _ what: String) throws {
-        guard role == .admin else {
+    func requireAdmin(_ key: String?, _ what: String) throws {
+        guard access.permits(key, .admin) else {
             throw SchedulerError.badRequest("refused: \(what) needs an admin key (allow/admins/ on the scheduler); "
                                             + "this key is a client's and sees only its own builds")
         }
@@ -68,8 +56,8 @@ extension FarmScheduler {
 
     /// The owner filter for a client's reads: nil for an admin (every
     /// build), else the key (builds without an owner are admins' alone).
-    func buildOwner(_ role: KeyRole, _ key: String?) -> String? {
-        role == .admin ? nil : (key ?? "")
+    func buildOwner(_ key: String?) -> String? {
+        access.permits(key, .admin) ? nil : (key ?? "")
     }
 
     /// Logs a refused peer at most once per peer and port every 10 s.

@@ -58,12 +58,10 @@ package actor FarmScheduler {
     /// Refused Hellos per agent id: when one was last logged, and how many
     /// since then went unlogged (one warning a minute per id).
     var refusedHellos: [String: (loggedMS: Int64, unlogged: Int)] = [:]
-    /// The live roles of CURVE keys (the allow directory); nil without CURVE
-    /// (embedded, inproc), where every peer is an admin. FarmScheduler+Roles.swift.
-    var roles: [String: KeyRole]?
+    /// What each peer may do: the live roles of CURVE keys (the allow
+    /// directory), or every role without CURVE (embedded, inproc). KeyAccess.swift.
+    var access = KeyAccess.everyRole
     var roleWarningsStorage: RateLimitedWarnings?
-    /// When `tick` last read which agents are drained.
-    var drainPolledMS: Int64 = 0
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {

@@ -35,8 +35,6 @@ package struct SchedulerConfiguration: Sendable {
     /// The longest one stage may run on an agent, unless a build asks for
     /// less or more (at most `attemptDeadlineMS`); the agent stops it there.
     package var stageTimeoutMS: Int64 = 3600 * 1000
-    /// How often the scheduler reads which agents an operator drained.
-    package var drainPollMS: Int64 = 1_000
     /// Bounds on what agents write into a build's log (`AgentText`).
     package var logLimits = AgentText.Limits()
     /// Metrics and stage history (on by default; off only to measure what they cost).

@@ -32,7 +32,7 @@ struct DrainTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler()
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "3000"])
+        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "5000"])
         let c = try await farm.client()
         #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
         let running = try await submit(c, hostname: "drain-running")
@@ -40,11 +40,18 @@ struct DrainTests {
             try await c.status(running).first?.jobs.contains { $0.onAgent && $0.agentID == "agent-a" } == true
         })
 
-        let drain = try await farm.kiln(["agents", "drain", "agent-a"] + farm.stateOptions)
-        #expect(drain.status == 0, "\(drain.output)")
-        #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == true })
-        let table = try await farm.kiln(["agents", "--scheduler", farm.endpoint, "--key", "\(farm.dir)/admin.key",
-                                         "--scheduler-key", "\(farm.dir)/scheduler.pub"])
+        let drain = try await farm.kiln(as: "admin", ["agents", "drain", "agent-a"])
+        #expect(drain.status == 0 && drain.output.contains("agent agent-a is drained"), "\(drain.output)")
+        #expect(drain.output.contains("the 1 job(s) it runs finish there"), "\(drain.output)")
+        // Applied before the answer: no poll to wait for.
+        #expect(try await agent(c, "agent-a")?.drained == true)
+        // An admin's request: a client key and an agent key are refused and change nothing.
+        for (key, refusal) in [("client", "needs an admin key (allow/admins/"), ("agent-a", "is an agent key")] {
+            let refused = try await farm.kiln(as: key, ["agents", "undrain", "agent-a"])
+            #expect(refused.status == 2 && refused.output.contains(refusal), "\(key): \(refused.output)")
+        }
+        #expect(try await agent(c, "agent-a")?.drained == true)
+        let table = try await farm.kiln(as: "admin", ["agents"])
         #expect(table.output.contains("online, drained"), "\(table.output)")
 
         try farm.startAgent("agent-b")
@@ -57,16 +64,17 @@ struct DrainTests {
         let job = try #require(first.jobs.first { $0.onAgent })
         #expect(job.agentID == "agent-a" && job.attempts == 1, "the job it ran when drained finished there")
 
-        let undrain = try await farm.kiln(["agents", "undrain", "agent-a"] + farm.stateOptions)
-        #expect(undrain.status == 0, "\(undrain.output)")
-        #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == false })
+        let undrain = try await farm.kiln(as: "admin", ["agents", "undrain", "agent-a"])
+        #expect(undrain.status == 0 && undrain.output.contains("agent agent-a is undrained"), "\(undrain.output)")
+        #expect(try await agent(c, "agent-a")?.drained == false)
         await farm.killAgent("agent-b")
         let third = try #require(try await farm.finished(c, try await submit(c, hostname: "drain-undrained")))
         #expect(third.state == .succeeded, "\(third.failure)")
         #expect(third.jobs.first { $0.onAgent }?.agentID == "agent-a")
 
-        let unknown = try await farm.kiln(["agents", "drain", "no-such-agent"] + farm.stateOptions)
-        #expect(unknown.status == 2 && unknown.output.contains("kiln agents"), "\(unknown.output)")
+        let unknown = try await farm.kiln(as: "admin", ["agents", "drain", "no-such-agent"])
+        #expect(unknown.status == 2 && unknown.output.contains("no agent no-such-agent") && unknown.output.contains("kiln agents"),
+                "\(unknown.output)")
         await c.close()
     }
 
@@ -78,8 +86,7 @@ struct DrainTests {
         try farm.startAgent("agent-a")
         var c = try await farm.client()
         #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
-        #expect(try await farm.kiln(["agents", "drain", "agent-a"] + farm.stateOptions).status == 0)
-        #expect(try await farm.eventually(.seconds(10)) { try await agent(c, "agent-a")?.drained == true })
+        #expect(try await c.drain("agent-a", drained: true).agent.drained)
 
         await farm.killScheduler()
         await c.close()

@@ -87,6 +87,14 @@ final class FarmHarness: @unchecked Sendable {
         try await runChild(Self.kiln, args, mergeErrors: true)
     }
 
+    /// Runs `kiln ARGS` as a client of this farm's scheduler with key
+    /// `keyName` (KILN_SCHEDULER, KILN_KEY and KILN_SCHEDULER_KEY, as a user sets them).
+    func kiln(as keyName: String, _ args: [String]) async throws -> ChildOutput {
+        try await runChild(Self.kiln, args, environment: [
+            "KILN_SCHEDULER": endpoint, "KILN_KEY": "\(dir)/\(keyName).key", "KILN_SCHEDULER_KEY": "\(dir)/scheduler.pub",
+        ], mergeErrors: true)
+    }
+
     func killScheduler() async {
         guard let p = scheduler else { return }
         kill(p.processIdentifier, SIGKILL)

@@ -1,6 +1,10 @@
+import Agent
 import Foundation
 import KilnTestSupport
+import Logging
 import Protocol
+import Scheduler
+import Stages
 import Testing
 
 /// Roles and live keys (issue 15): the folder of the allow directory a key's
@@ -26,14 +30,6 @@ struct RoleTests {
         }
     }
 
-    /// `kiln ARGS` as the client with key `keyName` (the CLI's environment).
-    func kiln(_ farm: FarmHarness, key keyName: String, _ args: [String]) async throws -> ChildOutput {
-        try await runChild(FarmHarness.kiln, args, environment: [
-            "KILN_SCHEDULER": farm.endpoint, "KILN_KEY": "\(farm.dir)/\(keyName).key",
-            "KILN_SCHEDULER_KEY": "\(farm.dir)/scheduler.pub",
-        ], mergeErrors: true)
-    }
-
     @Test("a client sees, cancels and fetches only its own builds; an admin sees and acts on all; farm views need an admin")
     func clientsSeeOnlyTheirOwn() async throws {
         let farm = try FarmHarness()
@@ -55,13 +51,13 @@ struct RoleTests {
         #expect(!FileManager.default.fileExists(atPath: "\(farm.dir)/bob.tar"))
         #expect(await refusal { try await bob.logs(build, follow: false) { _ in } }?.contains(notFound) == true)
         #expect(await refusal { _ = try await bob.cancel(build) }?.contains(notFound) == true)
-        let cli = try await kiln(farm, key: "client-2", ["status", build])
+        let cli = try await farm.kiln(as: "client-2", ["status", build])
         #expect(cli.status != 0 && cli.output.contains(notFound), "\(cli.output)")
 
         // The farm's views are an admin's.
         let agentsRefused = await refusal { _ = try await bob.agents() }
         #expect(agentsRefused?.contains("admin key (allow/admins/") == true, "\(agentsRefused ?? "allowed")")
-        let top = try await kiln(farm, key: "client", ["top", "--once", "--json"])
+        let top = try await farm.kiln(as: "client", ["top", "--once", "--json"])
         #expect(top.status == 2 && top.output.contains("allow/admins/"), "\(top.output)")
 
         // The admin sees Alice's build, and cancels one of hers that is still queued (no agent takes aarch64).
@@ -82,7 +78,7 @@ struct RoleTests {
         let asAgent = try await farm.client(keyName: "agent-a")
         let refused = await refusal { _ = try await submit(asAgent, hostname: "farm-agent-submits") }
         #expect(refused?.contains("agent key (allow/agents/") == true, "\(refused ?? "accepted")")
-        let cli = try await kiln(farm, key: "agent-a", ["status"])
+        let cli = try await farm.kiln(as: "agent-a", ["status"])
         #expect(cli.status == 2 && cli.output.contains("agents cannot submit or query builds"), "\(cli.output)")
         let admin = try await farm.client()
         #expect(try await admin.status().isEmpty, "nothing was submitted")
@@ -192,5 +188,39 @@ struct RoleTests {
         // A name left out or unknown moves nothing and exits 2.
         let wrong = try await farm.kiln(["keys", "migrate", "--allow", flat, "--agents", "nobody"])
         #expect(wrong.status == 2 && wrong.output.contains("nobody"), "\(wrong.output)")
+    }
+
+    @Test("without CURVE (kiln build's embedded farm) no roles are configured: its agent is welcomed and builds, its client sees the farm")
+    func noCurveEveryRole() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        var logger = Logger(label: "kiln-test-embedded")
+        logger.logLevel = .warning
+        let sources = try SourceCache(root: "\(farm.dir)/sources", logger: logger)
+        let scheduler = try FarmScheduler(config: SchedulerConfiguration(stateDirectory: "\(farm.dir)/scheduler"),
+                                          store: try TreeStore(root: "\(farm.dir)/scheduler/store"), sources: sources, logger: logger)
+        let endpoint = "inproc://kiln-roles-\(UUID().uuidString)"
+        let server = try await SchedulerServer.start(
+            scheduler: scheduler,
+            endpoints: .init(agents: try SchedulerEndpoint.agents(endpoint), clients: try SchedulerEndpoint.clients(endpoint),
+                             security: nil),
+            context: farm.context, logger: logger)
+        let agent = try BuildAgent(
+            config: AgentConfiguration(agentID: "local", schedulerEndpoint: try SchedulerEndpoint.agents(endpoint),
+                                       arches: ["x86_64"], emulatedArches: [], stateDirectory: "\(farm.dir)/local"),
+            context: farm.context, store: try TreeStore(root: "\(farm.dir)/local/store"), sources: sources, logger: logger)
+        let running = Task { await agent.run() }
+        let c = try await SchedulerClient.connect(context: farm.context, endpoint: try SchedulerEndpoint.clients(endpoint),
+                                                  keys: nil, schedulerPublicKey: nil)
+        // The farm's view (an admin's with CURVE) and an agent's Hello, both from peers without a key.
+        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "local" && $0.state == .online } })
+        let build = try await submit(c, hostname: "farm-embedded")
+        let status = try #require(try await farm.finished(c, build))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        #expect(status.jobs.first { $0.onAgent }?.agentID == "local")
+        running.cancel()
+        await running.value
+        await c.close()
+        await server.stop()
     }
 }

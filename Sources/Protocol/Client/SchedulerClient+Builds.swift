@@ -33,6 +33,17 @@ extension SchedulerClient {
         return r.agents
     }
 
+    /// Drains agent `agentID` (true) or undrains it (false); an admin's request.
+    package func drain(_ agentID: String, drained: Bool) async throws -> Kiln_V1_DrainReply {
+        var d = Kiln_V1_DrainRequest()
+        d.agentID = agentID
+        d.drained = drained
+        guard case .drainReply(let r) = try await request(.drain(d)).envelope.body else {
+            throw ClientError.unexpected("to DrainRequest")
+        }
+        return r
+    }
+
     /// The farm snapshot (JSON, `FarmSnapshot` in the Scheduler module).
     package func top() async throws -> [UInt8] {
         guard case .topReply(let r) = try await request(.top(Kiln_V1_TopRequest())).envelope.body else {

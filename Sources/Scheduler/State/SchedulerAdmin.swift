@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// What an operator does to a scheduler's state on the scheduler's host
-/// (`kiln store list/forget`, `kiln agents release/drain/undrain`): it opens the state
+/// (`kiln store list/forget`, `kiln agents release`): it opens the state
 /// directory's SQLite file and tree store directly, so it needs the rights
 /// of the user the scheduler runs as, and no key. It is safe while the
 /// scheduler runs: SQLite serialises the writes, a tree leaves the store by
@@ -165,21 +165,6 @@ package struct SchedulerAdmin: Sendable {
             throw AdminError.badInput("agent \(id): the scheduler knows no agent by that id; `kiln agents` lists them")
         }
         return key
-    }
-
-    /// Drains agent `id` (no new job is assigned to it; what it runs
-    /// finishes) or undrains it. The running scheduler reads the row within
-    /// a second; the row outlives restarts. Returns whether it was drained before.
-    package func drainAgent(_ id: String, drained: Bool) async throws -> Bool {
-        let before = try await pool.write { db -> Bool? in
-            let before = try Bool.fetchOne(db, sql: "SELECT drained FROM agents WHERE id = ?", arguments: [id])
-            try db.execute(sql: "UPDATE agents SET drained = ? WHERE id = ?", arguments: [drained, id])
-            return before
-        }
-        guard let before else {
-            throw AdminError.badInput("agent \(id): the scheduler knows no agent by that id; `kiln agents` lists them")
-        }
-        return before
     }
 
     static func isContentID(_ s: String) -> Bool {

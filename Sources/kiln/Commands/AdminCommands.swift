@@ -95,43 +95,6 @@ struct StoreCommand: AsyncParsableCommand {
     }
 }
 
-struct AgentsDrainCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "drain",
-        abstract: "On the scheduler's host: assign no new job to an agent; the jobs it runs finish. Kept across restarts.")
-
-    @OptionGroup var where_: SchedulerStateOptions
-
-    @Argument(help: "The agent id (as `kiln agents` shows it).")
-    var id: String
-
-    func run() async throws {
-        try await CLI.main {
-            let was = try await where_.admin().drainAgent(id, drained: true)
-            CLI.say("kiln agents drain: agent \(id) \(was ? "was already drained" : "is drained"): it is assigned no new job; "
-                    + "`kiln agents undrain \(id)` gives it work again")
-        }
-    }
-}
-
-struct AgentsUndrainCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "undrain",
-        abstract: "On the scheduler's host: give a drained agent new jobs again.")
-
-    @OptionGroup var where_: SchedulerStateOptions
-
-    @Argument(help: "The agent id (as `kiln agents` shows it).")
-    var id: String
-
-    func run() async throws {
-        try await CLI.main {
-            let was = try await where_.admin().drainAgent(id, drained: false)
-            CLI.say("kiln agents undrain: agent \(id) \(was ? "is undrained: it is assigned jobs again" : "was not drained")")
-        }
-    }
-}
-
 struct AgentsReleaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "release",

@@ -202,7 +202,7 @@ struct FetchCommand: AsyncParsableCommand {
 struct AgentsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agents", abstract: "The scheduler's agents.",
                                                     subcommands: [AgentsListCommand.self, AgentsReleaseCommand.self,
-                                                                   AgentsDrainCommand.self, AgentsUndrainCommand.self],
+                                                                   AgentsDrainCommand<Drain>.self, AgentsDrainCommand<Undrain>.self],
                                                     defaultSubcommand: AgentsListCommand.self)
 }
 
@@ -228,6 +228,53 @@ struct AgentsListCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// `kiln agents drain ID` and `kiln agents undrain ID`: one command, an
+/// admin's request to the scheduler (`DrainRequest`); `Direction` says which.
+struct AgentsDrainCommand<Direction: DrainDirection>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        Direction.drained
+            ? CommandConfiguration(commandName: "drain", abstract: """
+                Assign no new job to an agent; the jobs it runs finish there. Kept across restarts. Needs an admin key.
+                """)
+            : CommandConfiguration(commandName: "undrain", abstract: "Give a drained agent new jobs again. Needs an admin key.")
+    }
+
+    @Argument(help: "The agent id (as `kiln agents` shows it).")
+    var id: String
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await CLI.main {
+            try await client.with { c in
+                let r = try await c.drain(id, drained: Direction.drained)
+                let name = "kiln agents \(Direction.drained ? "drain" : "undrain")"
+                let id = TerminalText.safe(r.agent.agentID), agent = "agent \(id)"
+                if Direction.drained {
+                    let running = r.agent.slotsInUse == 0 ? "" : "; the \(r.agent.slotsInUse) job(s) it runs finish there"
+                    CLI.say("\(name): \(agent) \(r.wasDrained ? "was already drained" : "is drained"): it is assigned no new job"
+                            + "\(running); `kiln agents undrain \(id)` gives it work again")
+                } else {
+                    CLI.say("\(name): \(agent) \(r.wasDrained ? "is undrained: it is assigned jobs again" : "was not drained")")
+                }
+            }
+        }
+    }
+}
+
+/// Which way `AgentsDrainCommand` goes.
+protocol DrainDirection {
+    static var drained: Bool { get }
+}
+
+enum Drain: DrainDirection {
+    static var drained: Bool { true }
+}
+
+enum Undrain: DrainDirection {
+    static var drained: Bool { false }
 }
 
 /// Table and JSON output for the listing commands.

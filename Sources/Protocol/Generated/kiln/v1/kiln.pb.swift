@@ -637,6 +637,22 @@ public nonisolated struct Kiln_V1_Envelope: Sendable {
     set {body = .reportReply(newValue)}
   }
 
+  public var drain: Kiln_V1_DrainRequest {
+    get {
+      if case .drain(let v)? = body {return v}
+      return Kiln_V1_DrainRequest()
+    }
+    set {body = .drain(newValue)}
+  }
+
+  public var drainReply: Kiln_V1_DrainReply {
+    get {
+      if case .drainReply(let v)? = body {return v}
+      return Kiln_V1_DrainReply()
+    }
+    set {body = .drainReply(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -674,6 +690,8 @@ public nonisolated struct Kiln_V1_Envelope: Sendable {
     case topReply(Kiln_V1_TopReply)
     case report(Kiln_V1_ReportRequest)
     case reportReply(Kiln_V1_ReportReply)
+    case drain(Kiln_V1_DrainRequest)
+    case drainReply(Kiln_V1_DrainReply)
 
   }
 
@@ -1267,8 +1285,8 @@ public nonisolated struct Kiln_V1_AgentInfo: Sendable {
   /// Z85 CURVE key it authenticated with
   public var publicKey: String = String()
 
-  /// An operator drained it (`kiln agents drain`): it is assigned no new job;
-  /// what it runs finishes. Kept across scheduler restarts.
+  /// An admin drained it (`kiln agents drain`, DrainRequest): it is assigned
+  /// no new job; what it runs finishes. Kept across scheduler restarts.
   public var drained: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1286,6 +1304,51 @@ public nonisolated struct Kiln_V1_AgentsReply: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+/// Admin keys only (`kiln agents drain|undrain ID`): a drained agent is
+/// assigned no new job and what it runs finishes; undrained, it is offered the
+/// queue at once. The scheduler applies it at once and keeps it in its
+/// database (across restarts of the scheduler and of the agent) before it
+/// answers. An agent_id the scheduler has never seen is NOT_FOUND.
+public nonisolated struct Kiln_V1_DrainRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var agentID: String = String()
+
+  /// true: drain; false: undrain
+  public var drained: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kiln_V1_DrainReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the agent as it is now
+  public var agent: Kiln_V1_AgentInfo {
+    get {_agent ?? Kiln_V1_AgentInfo()}
+    set {_agent = newValue}
+  }
+  /// Returns true if `agent` has been explicitly set.
+  public var hasAgent: Bool {self._agent != nil}
+  /// Clears the value of `agent`. Subsequent reads from it will return its default value.
+  public mutating func clearAgent() {self._agent = nil}
+
+  /// its mark before this request
+  public var wasDrained: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _agent: Kiln_V1_AgentInfo? = nil
 }
 
 /// Reads part of a build's artifact; the client repeats with the next offset
@@ -1432,7 +1495,7 @@ nonisolated extension Kiln_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}heartbeat\0\u{1}assign\0\u{1}progress\0\u{3}stream_chunk\0\u{3}stream_end\0\u{1}credit\0\u{1}resend\0\u{1}ack\0\u{3}job_failed\0\u{1}cancel\0\u{1}disconnect\0\u{2}\u{12}submit\0\u{3}submit_reply\0\u{1}status\0\u{3}status_reply\0\u{1}logs\0\u{3}logs_reply\0\u{3}cancel_build\0\u{3}cancel_build_reply\0\u{1}agents\0\u{3}agents_reply\0\u{1}fetch\0\u{3}fetch_reply\0\u{1}error\0\u{1}top\0\u{3}top_reply\0\u{1}report\0\u{3}report_reply\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}heartbeat\0\u{1}assign\0\u{1}progress\0\u{3}stream_chunk\0\u{3}stream_end\0\u{1}credit\0\u{1}resend\0\u{1}ack\0\u{3}job_failed\0\u{1}cancel\0\u{1}disconnect\0\u{2}\u{12}submit\0\u{3}submit_reply\0\u{1}status\0\u{3}status_reply\0\u{1}logs\0\u{3}logs_reply\0\u{3}cancel_build\0\u{3}cancel_build_reply\0\u{1}agents\0\u{3}agents_reply\0\u{1}fetch\0\u{3}fetch_reply\0\u{1}error\0\u{1}top\0\u{3}top_reply\0\u{1}report\0\u{3}report_reply\0\u{1}drain\0\u{3}drain_reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1831,6 +1894,32 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .reportReply(v)
         }
       }()
+      case 57: try {
+        var v: Kiln_V1_DrainRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .drain(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .drain(v)
+        }
+      }()
+      case 58: try {
+        var v: Kiln_V1_DrainReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .drainReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .drainReply(v)
+        }
+      }()
       default: break
       }
     }
@@ -1964,6 +2053,14 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .reportReply?: try {
       guard case .reportReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 56)
+    }()
+    case .drain?: try {
+      guard case .drain(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 57)
+    }()
+    case .drainReply?: try {
+      guard case .drainReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 58)
     }()
     case nil: break
     }
@@ -3277,6 +3374,80 @@ nonisolated extension Kiln_V1_AgentsReply: SwiftProtobuf.Message, SwiftProtobuf.
 
   public static func ==(lhs: Kiln_V1_AgentsReply, rhs: Kiln_V1_AgentsReply) -> Bool {
     if lhs.agents != rhs.agents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_DrainRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}drained\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.drained) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentID, fieldNumber: 1)
+    }
+    if self.drained != false {
+      try visitor.visitSingularBoolField(value: self.drained, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_DrainRequest, rhs: Kiln_V1_DrainRequest) -> Bool {
+    if lhs.agentID != rhs.agentID {return false}
+    if lhs.drained != rhs.drained {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_DrainReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{3}was_drained\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._agent) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.wasDrained) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._agent {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.wasDrained != false {
+      try visitor.visitSingularBoolField(value: self.wasDrained, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_DrainReply, rhs: Kiln_V1_DrainReply) -> Bool {
+    if lhs._agent != rhs._agent {return false}
+    if lhs.wasDrained != rhs.wasDrained {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
