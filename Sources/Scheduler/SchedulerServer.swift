@@ -175,19 +175,26 @@ package final class SchedulerServer: Sendable {
                                clientSocket: clientSocket, zap: zap, tasks: tasks, http: http)
     }
 
-    /// Reads the allow directory every `allowPollInterval` and applies what
-    /// changed: new handshakes see the new keys (ZAP), and the scheduler
-    /// refuses removed keys and drops their agents. A directory that cannot
-    /// be read keeps the last good keys, with a warning.
+    /// Looks at the allow directory every `allowPollInterval` and applies
+    /// what changed: new handshakes see the new keys (ZAP), and the scheduler
+    /// refuses removed keys and drops their agents. Each look only lists the
+    /// folders (`AllowDirectory.listing`); the keys are opened and parsed
+    /// again when that listing changed. A directory that cannot be read keeps the
+    /// last good keys, with a warning.
     static func watch(_ allow: AllowDirectory, from initial: [String: KeyRole], zap: ZAPHandler,
                       scheduler: FarmScheduler, logger: Logger) async {
         var current = initial
         var lastWarnings: [String] = []
+        // The listing when the keys were last read (nil: read them on the first look).
+        var read: AllowDirectory.Listing?
         while !Task.isCancelled {
             try? await Task.sleep(for: allowPollInterval)
+            let listing = allow.listing()
+            if listing.unchanged(since: read) { continue }
             let snapshot: AllowDirectory.Snapshot
             do {
                 snapshot = try allow.load()
+                read = listing
             } catch {
                 let text = "\(error); keeping the \(current.count) key(s) read before"
                 if lastWarnings != [text] { logger.warning("\(text)") }

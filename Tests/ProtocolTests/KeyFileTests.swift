@@ -82,4 +82,52 @@ struct KeyFileTests {
             try CurveKeyPair.load(secretKeyFile: dir + "/missing.key")
         }
     }
+
+    @Test("the allow directory's listing changes with every change load would see; keys changed within the last second are read again")
+    func allowListingSeesEveryChange() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let allow = AllowDirectory(path: dir)
+        for folder in ["agents", "clients", "admins"] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(folder)", withIntermediateDirectories: true)
+        }
+        for name in ["agents/a", "clients/c", "admins/boss"] {
+            try CurveKeyPair.generate().write(prefix: "\(dir)/\(name)")
+        }
+        // Looked at later (an injected clock): every change has settled.
+        func later() -> AllowDirectory.Listing { allow.listing(nowNS: AllowDirectory.realtimeNS() + 5_000_000_000) }
+        var read = later()
+        #expect(later().unchanged(since: read), "nothing changed: the keys are not read again")
+        #expect(!read.unchanged(since: nil), "the first look reads the keys")
+
+        let changes: [(String, () throws -> Void)] = [
+            ("a key added", { try CurveKeyPair.generate().write(prefix: "\(dir)/clients/new") }),
+            ("a key moved to another folder", {
+                try FileManager.default.moveItem(atPath: "\(dir)/clients/c.pub", toPath: "\(dir)/agents/c.pub")
+            }),
+            ("a key replaced by another of the same size", {
+                let other = try CurveKeyPair.generate().publicKey + "\n"
+                try other.write(toFile: "\(dir)/agents/a.pub", atomically: true, encoding: .utf8)
+            }),
+            ("a key removed", { try FileManager.default.removeItem(atPath: "\(dir)/admins/boss.pub") }),
+            ("a folder removed", { try FileManager.default.removeItem(atPath: "\(dir)/admins") }),
+            ("a flat key beside the folders", { try CurveKeyPair.generate().write(prefix: "\(dir)/flat") }),
+        ]
+        for (what, change) in changes {
+            try change()
+            let now = later()
+            #expect(!now.unchanged(since: read), "\(what): the keys are read again")
+            read = now
+        }
+
+        // A key rewritten in place just now may keep its size and its times
+        // (one tick of the file system's clock): a listing taken within a
+        // second of the newest change is never trusted, so the keys are read again.
+        let before = AllowDirectory.realtimeNS()
+        let handle = try #require(FileHandle(forWritingAtPath: "\(dir)/agents/c.pub"))
+        try handle.write(contentsOf: Data((try CurveKeyPair.generate().publicKey + "\n").utf8))
+        try handle.close()
+        let fresh = allow.listing(nowNS: before + 500_000_000)
+        #expect(!fresh.settled && !fresh.unchanged(since: fresh))
+    }
 }

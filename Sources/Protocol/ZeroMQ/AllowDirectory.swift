@@ -27,8 +27,8 @@ package enum KeyRole: String, Sendable, CaseIterable, Comparable {
 
 /// The scheduler's allow directory: `agents/`, `clients/` and `admins/`,
 /// each holding `*.pub` files (one Z85 public key each). It is read whole at
-/// start and again on every poll; a read never follows a symlink, reads at
-/// most `maxFileBytes` of a file and takes at most `maxKeys` keys.
+/// start and again whenever its `listing` changes; a read never follows a
+/// symlink, reads at most `maxFileBytes` of a file and takes at most `maxKeys` keys.
 package struct AllowDirectory: Sendable {
     package static let maxKeys = 10_000
     package static let maxFileBytes = 1024

@@ -24,7 +24,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "The scheduler's CURVE secret key file (NAME.key from `kiln keys new`).")
     var key: String
 
-    @Option(help: "Allow directory: agents/, clients/ and admins/ of public keys (*.pub); the folder is the key's role, read again every 2 s.")
+    @Option(help: "Allow directory: agents/, clients/ and admins/ of public keys (*.pub); the folder is the key's role; changes apply within 2 s.")
     var allow: String
 
     @OptionGroup var stores: StoreOptions
