@@ -332,6 +332,10 @@ import Testing
 
             // Reading frees the budget: the first 100 of the flood, then a normal message.
             let inbox = Inbox(socket.inbound)
+            // Send the normal message only once the budget is free again: sent
+            // earlier, it would meet a full budget and be dropped, as it should.
+            let drained = await waitFor(.seconds(30)) { inbox.snapshot.count >= 100 }
+            #expect(drained, "the flood's first 100 are read: \(inbox.snapshot.count)")
             var status = Kiln_V1_StatusRequest()
             status.limit = 7
             try await client.send(WireMessage(.status(status)))
