@@ -51,6 +51,8 @@ extension Kiln_V1_Envelope.OneOf_Body {
         case .topReply: "TopReply"
         case .report: "ReportRequest"
         case .reportReply: "ReportReply"
+        case .delete: "DeleteRequest"
+        case .deleteReply: "DeleteReply"
         }
     }
 
