@@ -98,7 +98,7 @@ struct StreamBoundsTests {
             let streamsSent = agent.streamsSent.load(ordering: .relaxed)
             #expect(streamsSent >= 1, "\(attack): the hostile stream was sent")
             #expect(try FileManager.default.contentsOfDirectory(atPath: "\(store)/tmp").isEmpty,
-                    "\(attack): no partial tree or spool is left")
+                    "\(attack): no partial tree or spool is left: \((try? FileManager.default.contentsOfDirectory(atPath: "\(store)/tmp")) ?? []) \(events)")
             #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(store)/objects")) ?? []).isEmpty,
                     "\(attack): nothing was stored")
             await agent.stop()
