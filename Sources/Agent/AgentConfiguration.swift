@@ -20,6 +20,15 @@ package struct AgentConfiguration: Sendable {
     /// The scheduler reads this agent's tree store directly (embedded mode):
     /// finished trees are reported, not streamed.
     package var sharesStoreWithScheduler = false
+    /// Below this many bytes free on the file system of its tree store or
+    /// of its state directory the agent takes no new job, and says so in
+    /// its heartbeats, until space returns (`--min-free-gib`, 2 GiB; 0 here:
+    /// no check, as in `kiln build`'s embedded farm).
+    package var minFreeBytes: UInt64 = 0
+    /// How often the tree store is pruned to its cap when nothing was stored
+    /// (a stored tree prunes within a second anyway); nil: never (an agent
+    /// that shares the scheduler's store leaves it to the scheduler).
+    package var storePruneInterval: Duration?
     /// Reconnection back-off: first delay and cap.
     package var backoffInitial: Duration = .milliseconds(250)
     package var backoffMax: Duration = .seconds(30)

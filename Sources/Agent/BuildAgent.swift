@@ -41,6 +41,9 @@ package actor BuildAgent {
     var serving: Task<Void, Never>?
     /// Jobs `stop` cancelled, awaited before `run` returns.
     var stoppedJobs: [Task<Void, Never>] = []
+    /// Its tree store or state directory is below `minFreeBytes`: it takes
+    /// no new job (`checkDisk`, with every heartbeat).
+    var lowDisk: LowDisk?
 
     struct RunningJob {
         var task: Task<Void, Never>
@@ -83,6 +86,10 @@ package actor BuildAgent {
     /// agent's jobs at once, the running stages are killed and their mounts
     /// released, and this returns.
     package func run() async {
+        let pruner = config.storePruneInterval.map { StorePruner(store: store, interval: $0, logger: logger) }
+        pruner?.start()
+        defer { pruner?.stop() }
+        checkDisk()
         let serving = Task { await self.serve() }
         self.serving = serving
         await withTaskCancellationHandler {
@@ -90,6 +97,28 @@ package actor BuildAgent {
         } onCancel: {
             Task { await self.stop(reason: "agent stopping (signal)") }
         }
+    }
+
+    /// Looks at free space under the tree store and the state directory;
+    /// logs when the agent stops or starts taking jobs because of it.
+    /// Returns why it takes no new job ("" when it takes them).
+    @discardableResult
+    func checkDisk() -> String {
+        let low = LowDisk.check([("tree store", store.root), ("state directory", config.stateDirectory)],
+                                threshold: config.minFreeBytes)
+        switch (lowDisk, low) {
+        case (nil, let low?): logger.error("low on disk: \(notTakingJobs(low))")
+        case (_?, nil): logger.notice("disk space is back above --min-free-gib: taking jobs again")
+        default: break
+        }
+        lowDisk = low
+        return low.map(notTakingJobs) ?? ""
+    }
+
+    /// What the scheduler and the log are told while the disk is low.
+    func notTakingJobs(_ low: LowDisk) -> String {
+        "agent \(config.agentID) takes no new job: its \(low); free space there (a smaller --store-cap empties its store) "
+            + "and it takes jobs again by itself"
     }
 
     /// Says Disconnect on the live session (the scheduler hands the jobs back
@@ -158,6 +187,7 @@ package actor BuildAgent {
         hello.emulatedArches = config.emulatedArches
         hello.slots = UInt32(config.slots)
         hello.freeDisk = HostArchitectures.freeDisk(store.root)
+        hello.notTakingJobs = checkDisk()
         hello.version = Self.version
         hello.runningAttemptIds = jobs.keys.sorted()
         do {
@@ -236,6 +266,7 @@ package actor BuildAgent {
         var h = Kiln_V1_Heartbeat()
         h.slotsInUse = UInt32(jobs.count)
         h.freeDisk = HostArchitectures.freeDisk(store.root)
+        h.notTakingJobs = checkDisk()
         do {
             try await socket.send(try Framing.encode(WireMessage(.heartbeat(h))))
             // The scheduler renews an attempt's lease only on word about that
@@ -290,6 +321,10 @@ package actor BuildAgent {
         guard jobs.count < config.slots else {
             return fail(a.attemptID, reason: "agent \(config.agentID) has no free slot (\(jobs.count) of \(config.slots) in use)",
                         infrastructure: true)
+        }
+        // Assigned before the scheduler heard the last heartbeat: handed back.
+        if let lowDisk {
+            return fail(a.attemptID, reason: notTakingJobs(lowDisk), infrastructure: true)
         }
         logger.info("running \(a.pipelineName) of build \(a.buildID)", metadata: ["attempt.id": "\(a.attemptID)"])
         let runner = JobRunner(agent: self, assign: a)

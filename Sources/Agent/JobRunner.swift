@@ -22,6 +22,10 @@ struct JobRunner: Sendable, ExecutionObserver {
             agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: outcome, ms: ms, streamedBytes: bytes)
         }
         let config = agent.config
+        // The tree stays in the agent's store until it is uploaded (the
+        // executor leases it only while it runs).
+        let lease = agent.store.pin([assign.pipelineID])
+        defer { lease.release() }
         var executor = Executor(registry: agent.registry, store: agent.store, sources: agent.sources,
                                 logger: agent.logger, observer: self, logDirectory: logDirectory)
         // From the scheduler, so bounded: a week at most.

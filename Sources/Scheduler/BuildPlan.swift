@@ -18,6 +18,9 @@ package struct BuildPlan: Sendable {
     /// True when some export needs work on the scheduler (assembly stages).
     package var needsAssembly: Bool
     package var ids: ContentIDs
+    /// Keeps the build's trees in the scheduler's store from the moment they
+    /// were found there until the build ends (`TreeStore.pin`).
+    package var lease: TreeLease?
 
     package static func make(_ manifest: BuildManifest, exports: [String], registry: StageRegistry,
                              store: TreeStore) throws -> BuildPlan {
@@ -37,11 +40,15 @@ package struct BuildPlan: Sendable {
         for e in exports {
             if let p = manifest.pipeline(named: e), isTree(p), !wanted.contains(e) { wanted.append(e) }
         }
+        // Leased before the store is asked: a tree found now is still there when the build needs it.
+        let lease = store.pin(ids)
         let jobs = wanted.map { name in
             let pid = ids.pipelines[name]!
-            return TreeJob(pipelineName: name, pipelineID: pid, cached: store.contains(pid))
+            let cached = store.contains(pid)
+            if cached { store.touch(pid) }  // used again: the last to be pruned
+            return TreeJob(pipelineName: name, pipelineID: pid, cached: cached)
         }
         let assembly = plan.contains { !isTree($0) }
-        return BuildPlan(treeJobs: jobs, needsAssembly: assembly, ids: ids)
+        return BuildPlan(treeJobs: jobs, needsAssembly: assembly, ids: ids, lease: lease)
     }
 }

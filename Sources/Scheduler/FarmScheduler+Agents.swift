@@ -32,6 +32,7 @@ extension FarmScheduler {
         switch body {
         case .heartbeat(let h):
             agents[agentID]?.freeDisk = h.freeDisk
+            notTakingJobs(agentID, h.notTakingJobs)
             outbox?.agent(identity, WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
         case .progress(let p):
             guard let a = current(p.attemptID, agentID, identity), let job = jobs[a.jobID] else { return }
@@ -176,7 +177,9 @@ extension FarmScheduler {
                               version: AgentText.field(hello.version, bytes: 64), lastSeenMS: t, online: true)
         agent.attempts = previous?.attempts ?? []
         agent.drained = previous?.drained ?? false
+        agent.notTakingJobs = previous?.notTakingJobs ?? ""
         agents[agentID] = agent
+        notTakingJobs(agentID, hello.notTakingJobs)
         // Re-adopt what the agent still runs; cancel what is no longer current.
         let running = Set(hello.runningAttemptIds)
         for id in running {
@@ -254,6 +257,23 @@ extension FarmScheduler {
         }
     }
 
+    /// What an agent says about taking jobs (its disk below its
+    /// --min-free-gib, or back above it): no job is assigned to it while it
+    /// says why not; the queue is offered to it again when it stops.
+    func notTakingJobs(_ agentID: String, _ said: String) {
+        let reason = AgentText.field(said, bytes: 512)
+        guard let before = agents[agentID]?.notTakingJobs, before != reason else { return }
+        agents[agentID]?.notTakingJobs = reason
+        if reason.isEmpty {
+            logger.debug("agent takes jobs again", metadata: ["agent.id": "\(agentID)"])
+            scheduleDispatch()
+        } else if before.isEmpty {
+            // At most one line per agent every 10 s, however often it flips.
+            if diskWarningsStorage == nil { diskWarningsStorage = RateLimitedWarnings(logger: logger) }
+            diskWarningsStorage?.warn(peer: agentID, on: "agent", "agent \(agentID) takes no new job: \(reason)")
+        }
+    }
+
     /// An agent went away: its attempts are infrastructure failures. An agent
     /// that said Disconnect while idle (stopped by its operator, or `kiln
     /// build` finishing) is routine, not a warning.
@@ -271,6 +291,11 @@ extension FarmScheduler {
     /// requeue their jobs.
     package func tick() {
         let t = now
+        if t - diskPolledMS >= config.diskPollMS {
+            diskPolledMS = t
+            checkDisk()
+        }
+        startRetentionIfDue()
         for (id, a) in agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
             agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
         }

@@ -9,7 +9,7 @@ import Stages
 extension FarmScheduler {
     /// Starts queued assemblies up to `assemblyConcurrency`.
     func startAssemblies() {
-        while db.readOnly == nil, assembliesRunning < config.assemblyConcurrency, !assemblyQueue.isEmpty {
+        while db.readOnly == nil, lowDisk == nil, assembliesRunning < config.assemblyConcurrency, !assemblyQueue.isEmpty {
             let jobID = assemblyQueue.removeFirst()
             guard let job = jobs[jobID], let build = builds[job.buildID], job.state == .queued else { continue }
             // A tree pruned since it was stored is built again.

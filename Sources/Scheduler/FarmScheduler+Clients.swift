@@ -49,6 +49,9 @@ extension FarmScheduler {
                 var r = Kiln_V1_TopReply()
                 r.snapshotJson = Data(try await snapshotJSON())
                 reply(.topReply(r))
+            case .delete(let d):
+                try await checkOwner(d.buildID, owner)
+                reply(.deleteReply(try await delete(buildID: d.buildID)))
             case .report(let q):
                 try requireAdmin(key, "the farm's report (kiln report)")
                 var r = Kiln_V1_ReportReply()
@@ -63,6 +66,7 @@ extension FarmScheduler {
             switch error {
             case SchedulerError.badRequest(let m): e.code = .badRequest; e.message = m
             case SchedulerError.notFound(let m): e.code = .notFound; e.message = m
+            case SchedulerError.unavailable(let m): e.code = .unavailable; e.message = m
             case let f as ReadOnlyDatabase: e.code = .unavailable; e.message = f.description
             default: e.code = .internal; e.message = "\(error)"
             }
@@ -94,6 +98,7 @@ extension FarmScheduler {
                 s.createdUnixMs = b["created_ms"]
                 s.finishedUnixMs = b["finished_ms"]
                 s.failure = b["failure"]
+                s.artifactsExpiredUnixMs = b["artifacts_expired_ms"]
                 s.artifacts = try String.fetchAll(db, sql: "SELECT name FROM artifacts WHERE build_id = ? ORDER BY name",
                                                   arguments: [s.buildID])
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [s.buildID]) {
@@ -211,6 +216,7 @@ extension FarmScheduler {
         i.emulatedArches = a.emulated
         i.state = a.online ? .online : .offline
         i.drained = a.drained
+        i.notTakingJobs = a.notTakingJobs
         i.slots = UInt32(a.slots)
         i.slotsInUse = UInt32(a.attempts.count)
         i.lastHeartbeatUnixMs = a.lastSeenMS
@@ -236,7 +242,15 @@ extension FarmScheduler {
                 .map { ($0["path"], $0["size"], $0["sha256"]) }
         }
         guard let row else {
-            throw SchedulerError.notFound("build \(buildID) has no artifact \"\(name)\"; `kiln status \(buildID)` lists its artifacts")
+            let expired = try await db.read { db in
+                try Int64.fetchOne(db, sql: "SELECT artifacts_expired_ms FROM builds WHERE id = ?", arguments: [buildID])
+            }
+            if let expired, expired > 0 {
+                throw SchedulerError.notFound("build \(buildID)'s artifacts were removed \(Self.utc(expired)) (the scheduler's "
+                                              + "--keep-artifacts); submit the build again for new ones")
+            }
+            throw SchedulerError.notFound("build \(buildID) has no artifact \"\(AgentText.field(name, bytes: 256))\"; "
+                                          + "`kiln status \(buildID)` lists its artifacts")
         }
         let path = row.path
         let size = UInt64(row.size)

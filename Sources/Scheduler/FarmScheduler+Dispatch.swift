@@ -24,7 +24,8 @@ extension FarmScheduler {
     /// transaction, and only then are the `Assign`s sent.
     func dispatch() async {
         dispatchPending = false
-        guard db.readOnly == nil else { return }
+        // Nothing new starts while the disk is low; queued jobs wait (`checkDisk`).
+        guard db.readOnly == nil, lowDisk == nil else { return }
         let (assigned, stored) = selectAssignments()
         for jobID in stored {
             treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
@@ -179,10 +180,13 @@ extension FarmScheduler {
               !config.sharedStoreAgents.contains(a.agentID), let outbox else { return }
         attempts[attemptID]?.download?.cancel()
         let identity = agent.identity
+        // Below --min-free-gib a stream waits for credit instead of failing.
+        var limits = config.streamLimits
+        limits.holdCreditBelowFree = config.minFreeBytes
         let download: TreeDownload
         do {
             download = try TreeDownload(attemptID: attemptID, pipelineID: job.pipelineID, store: store,
-                                        window: config.streamWindow, limits: config.streamLimits, post: { message in outbox.agent(identity, message) })
+                                        window: config.streamWindow, limits: limits, post: { message in outbox.agent(identity, message) })
         } catch {
             attemptFailed(attemptID, AttemptFailure(reason: "cannot receive the tree: \(error)", infrastructure: true))
             return

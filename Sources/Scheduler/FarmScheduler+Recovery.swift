@@ -89,6 +89,7 @@ extension FarmScheduler {
         for a in loaded.agents { agents[a.id] = a }
         for var b in loaded.builds {
             b.logBytes = loaded.logBytes[b.id] ?? 0
+            b.lease = store.pin(b.ids)
             builds[b.id] = b
         }
         let failedToLoad = loaded.failed

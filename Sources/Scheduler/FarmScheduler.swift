@@ -62,6 +62,13 @@ package actor FarmScheduler {
     /// directory), or every role without CURVE (embedded, inproc). KeyAccess.swift.
     var access = KeyAccess.everyRole
     var roleWarningsStorage: RateLimitedWarnings?
+    var diskWarningsStorage: RateLimitedWarnings?
+    /// The state directory's or the store's file system is below
+    /// `minFreeBytes`: no submit, no new job, no new assembly (FarmScheduler+Retention.swift).
+    package internal(set) var lowDisk: LowDisk?
+    /// When `tick` last looked at free space, and last ran the retention pass.
+    var diskPolledMS: Int64 = 0
+    var retention = RetentionClock()
 
     package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
                  registry: StageRegistry = .standard, logger: Logger) throws {
@@ -87,6 +94,7 @@ package actor FarmScheduler {
             guard let self else { return }
             Task { await self.wentReadOnly(failure) }
         }
+        checkDisk()
         try await recover()
         scheduleDispatch()
     }
@@ -141,6 +149,7 @@ package actor FarmScheduler {
                                   arch: String, label: String, distro: String, imageType: String, notes: [String],
                                   stageTimeoutMS: Int64, clientKey: String) async throws -> Kiln_V1_SubmitReply {
         try db.checkWritable()
+        if let lowDisk { throw SchedulerError.unavailable("refused: \(Self.lowDiskText(lowDisk))") }
         let buildID = Self.newID()
         let created = now
         var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
@@ -149,6 +158,7 @@ package actor FarmScheduler {
         build.distro = distro
         build.imageType = imageType
         build.stageTimeoutMS = stageTimeoutMS
+        build.lease = plan.lease
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
             var j = FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
@@ -355,6 +365,8 @@ package actor FarmScheduler {
         // Queue entries of the build are skipped (and dropped) by the next dispatch.
         for id in b.jobIDs { jobs[id] = nil }
         builds[buildID] = nil
+        // Its trees may be pruned from now on (least recently used first).
+        b.lease?.release()
     }
 
     /// Changes a job in memory and records the change.
@@ -383,10 +395,12 @@ package enum SchedulerError: Error, CustomStringConvertible {
     case badRequest(String)
     /// No such build or artifact.
     case notFound(String)
+    /// Not now (the scheduler's disk is low); the message says why and when it passes.
+    case unavailable(String)
 
     package var description: String {
         switch self {
-        case .badRequest(let m), .notFound(let m): m
+        case .badRequest(let m), .notFound(let m), .unavailable(let m): m
         }
     }
 }

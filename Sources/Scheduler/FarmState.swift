@@ -1,6 +1,7 @@
 import Foundation
 import Manifest
 import Protocol
+import Stages
 
 /// In-memory picture of what the scheduler is doing; SQLite holds the same
 /// facts durably (`SchedulerDatabase`), and `FarmScheduler.recover` rebuilds
@@ -28,6 +29,8 @@ struct FarmBuild: Sendable {
     var logBytes = 0
     /// The longest one stage may run on an agent (ms; 0: the scheduler's --stage-timeout).
     var stageTimeoutMS: Int64 = 0
+    /// Keeps the build's trees and checkpoints in the store until it ends.
+    var lease: TreeLease?
 
     var isFinished: Bool {
         switch state {
@@ -112,8 +115,10 @@ struct FarmAgent: Sendable {
     var attempts: Set<UInt64> = []
     /// An operator drained it (`kiln agents drain`): no new job; what it runs finishes.
     var drained = false
+    /// Why it takes no new job now, as it said (its disk is low); empty: it takes jobs.
+    var notTakingJobs = ""
 
-    var freeSlots: Int { online && !drained ? max(0, slots - attempts.count) : 0 }
+    var freeSlots: Int { online && !drained && notTakingJobs.isEmpty ? max(0, slots - attempts.count) : 0 }
     func runs(_ arch: String) -> Bool { arches.contains(arch) || emulated.contains(arch) }
 }
 

@@ -39,6 +39,29 @@ package struct SchedulerConfiguration: Sendable {
     package var logLimits = AgentText.Limits()
     /// Metrics and stage history (on by default; off only to measure what they cost).
     package var telemetry = true
+    /// Below this many bytes free on the file system of the state directory
+    /// or of the tree store, submits are refused and no job or assembly
+    /// starts, until space returns (`--min-free-gib`, 2 GiB; 0 here: no
+    /// check, as in `kiln build`'s embedded farm).
+    package var minFreeBytes: UInt64 = 0
+    /// How often free space is looked at.
+    package var diskPollMS: Int64 = 2_000
+    /// Artifacts of builds finished longer ago than this are removed; the
+    /// build's record stays and says so (`--keep-artifacts`). nil: kept.
+    package var keepArtifactsMS: Int64?
+    /// Builds finished longer ago than this are deleted with their events,
+    /// logs and artifacts (`--keep-history`). nil: kept.
+    package var keepHistoryMS: Int64?
+    /// How often the retention pass runs (expiry, history, VACUUM check).
+    package var retentionIntervalMS: Int64 = 60_000
+    /// The database file is compacted at most this often, and only when at
+    /// least `vacuumMinBytes` (and a tenth of the file) are free pages.
+    package var vacuumIntervalMS: Int64 = 3_600_000
+    package var vacuumMinBytes: Int64 = 1 << 20
+    /// How often the tree store is pruned to its cap when nothing was stored
+    /// (a stored tree prunes within a second anyway); nil: never while
+    /// running (embedded `kiln build` prunes after the build instead).
+    package var storePruneInterval: Duration?
     /// Unix milliseconds; injected so tests can move time.
     package var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 

@@ -51,9 +51,11 @@ package final class SchedulerServer: Sendable {
     let tasks: [Task<Void, Never>]
     /// Serves `/metrics` and the dashboard when asked for.
     package let http: StatusServer?
+    /// Keeps the tree store under its cap (`SchedulerConfiguration.storePruneInterval`).
+    let pruner: StorePruner?
 
     private init(scheduler: FarmScheduler, context: ZMQContext, agentSocket: ZMQSocketThread, clientSocket: ZMQSocketThread,
-                 zap: ZAPHandler?, tasks: [Task<Void, Never>], http: StatusServer?) {
+                 zap: ZAPHandler?, tasks: [Task<Void, Never>], http: StatusServer?, pruner: StorePruner?) {
         self.scheduler = scheduler
         self.context = context
         self.agentSocket = agentSocket
@@ -61,6 +63,7 @@ package final class SchedulerServer: Sendable {
         self.zap = zap
         self.tasks = tasks
         self.http = http
+        self.pruner = pruner
     }
 
     /// Binds both sockets, recovers state and starts serving.
@@ -171,8 +174,10 @@ package final class SchedulerServer: Sendable {
                 throw error
             }
         }
+        let pruner = scheduler.config.storePruneInterval.map { StorePruner(store: scheduler.store, interval: $0, logger: logger) }
+        pruner?.start()
         return SchedulerServer(scheduler: scheduler, context: context, agentSocket: agentSocket,
-                               clientSocket: clientSocket, zap: zap, tasks: tasks, http: http)
+                               clientSocket: clientSocket, zap: zap, tasks: tasks, http: http, pruner: pruner)
     }
 
     /// Looks at the allow directory every `allowPollInterval` and applies
@@ -258,6 +263,7 @@ package final class SchedulerServer: Sendable {
 
     /// Stops serving: closes the sockets (unsent messages are dropped).
     package func stop() async {
+        pruner?.stop()
         for t in tasks { t.cancel() }
         await agentSocket.close()
         await clientSocket.close()
@@ -280,5 +286,15 @@ package enum Since {
         default: return nil
         }
         return seconds > 0 && seconds < 1e11 ? Int64(seconds * 1000) : nil
+    }
+
+    /// Milliseconds in the largest unit that divides them (`7d`, `36h`,
+    /// `90m`, `45s`), else in seconds with a fraction.
+    package static func format(_ ms: Int64) -> String {
+        for (unit, size) in [("w", Int64(7 * 86_400_000)), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        where ms >= size && ms % size == 0 {
+            return "\(ms / size)\(unit)"
+        }
+        return "\(Double(ms) / 1000)s"
     }
 }

@@ -15,10 +15,21 @@ package struct StreamLimits: Sendable, Equatable {
     /// holds (`store-free-reserve-gib`): credit that would eat into it is
     /// not granted and the attempt fails instead.
     package var freeSpaceReserve: UInt64 = 2 << 30
+    /// Below this many bytes free on the store's filesystem credit is held
+    /// back rather than refused: the agent waits and the stream goes on
+    /// when space returns (the scheduler's `--min-free-gib`; 0: never).
+    package var holdCreditBelowFree: UInt64 = 0
 
     package init() {}
 
     package static let `default` = StreamLimits()
+
+    /// Whether credit is to be held back now (`holdCreditBelowFree`).
+    static func holdsCredit(_ path: String, below threshold: UInt64) -> Bool {
+        var fs = statvfs()
+        guard threshold > 0, statvfs(path, &fs) == 0 else { return false }
+        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < threshold
+    }
 
     /// Whether the filesystem of `path` has `reserve + wanted` bytes free
     /// for an unprivileged writer; the refusal says how much it has.

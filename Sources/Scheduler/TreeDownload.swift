@@ -98,10 +98,13 @@ package final class TreeDownload: Sendable {
         self.commands = commands ?? CommandRunner(logPath: "/dev/null", logger: Logger(label: "kiln.tree-download"))
         work = store.newWorkPath()  // made by whoever extracts, not here on the caller's thread
         let spoolPath = store.temporaryPath("stream", suffix: "-attempt\(attemptID).tar.zst")
-        let storeRoot = store.root, reserve = limits.freeSpaceReserve
+        let storeRoot = store.root, reserve = limits.freeSpaceReserve, hold = limits.holdCreditBelowFree
+        var holdCredit: (@Sendable () -> Bool)?
+        if hold > 0 { holdCredit = { StreamLimits.holdsCredit(storeRoot, below: hold) } }
         receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
                                   window: window, maxChunkBytes: maxChunkBytes, maxBytes: limits.maxCompressedBytes,
-                                  admitCredit: { StreamLimits.checkFreeSpace(storeRoot, reserve: reserve, wanted: $0) })
+                                  admitCredit: { StreamLimits.checkFreeSpace(storeRoot, reserve: reserve, wanted: $0) },
+                                  holdCredit: holdCredit)
         queueLimit = Int(clamping: 2 * window) + 2 * maxChunkBytes
         lane = WorkLane.forDownload(attemptID)
     }

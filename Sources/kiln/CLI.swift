@@ -86,6 +86,30 @@ enum CLI {
     }
 }
 
+/// The retention and disk options' values, checked (bad input names the option).
+enum Retention {
+    /// A retention period in ms (nil: "forever").
+    static func keep(_ text: String, option: String) throws -> Int64? {
+        if text == "forever" { return nil }
+        guard let ms = Since.parse(text), ms >= 1000 else {
+            throw CLIError.badInput("\(option) \(text): give a duration of at least 1s, such as 90m, 36h or 7d, or forever")
+        }
+        return ms
+    }
+
+    /// A size in GiB as bytes: 0 or more, below a billion GiB.
+    static func gib(_ value: Double, option: String) throws -> UInt64 {
+        guard value >= 0, value < 1e9 else { throw CLIError.badInput("\(option) \(value): give a size in GiB, 0 or more") }
+        return UInt64(value * Double(1 << 30))
+    }
+
+    /// A positive interval in seconds, as ms (at most a day).
+    static func seconds(_ value: Double, option: String) throws -> Int64 {
+        guard value >= 0.1, value <= 86_400 else { throw CLIError.badInput("\(option) \(value): give 0.1 to 86400 seconds") }
+        return Int64(value * 1000)
+    }
+}
+
 /// Errors that are the user's input (exit code 2) rather than a failed build.
 protocol BadInput { var isBadInput: Bool { get } }
 
@@ -100,7 +124,7 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Directory for stage logs (default: a new directory under /var/lib/kiln/logs).")
     var logs: String?
 
-    @Option(help: "Size cap of the tree store in GiB; least recently used trees are removed after a build.")
+    @Option(help: "Size cap of the tree store in GiB (0: none); least recently used trees are removed: by kiln build and kiln run after the build, by the scheduler and agents whenever a tree is stored and every minute.")
     var storeCap: Double = 40
 
     @Flag(name: .shortAndLong, help: "Show more detail (phases and their timings).")
@@ -111,7 +135,8 @@ struct StoreOptions: ParsableArguments {
     func executor() async throws -> Executor {
         let logger = Logging.logger(verbose: verbose)
         let logDir = logs ?? "/var/lib/kiln/logs/\(Self.timestamp())"
-        let cap = storeCap > 0 ? UInt64(storeCap * 1_073_741_824) : nil
+        let capBytes = try Retention.gib(storeCap, option: "--store-cap")
+        let cap = capBytes > 0 ? capBytes : nil
         let executor = Executor(store: try TreeStore(root: store, capBytes: cap),
                                 sources: try SourceCache(root: sourceCache, logger: logger),
                                 logger: logger, observer: ProgressPrinter(), logDirectory: logDir)

@@ -1,5 +1,6 @@
 import Foundation
 import Images
+import Scheduler
 import TOMLKit
 
 /// `kiln scheduler` and `kiln agent` read their options from a TOML file as
@@ -10,17 +11,19 @@ import TOMLKit
 /// not name, so a flag always wins. Relative paths are taken from the file's
 /// directory. docs/operating.md has examples.
 enum ConfigFile {
-    enum Kind { case text, number, integer, texts, path }
+    /// `duration`: 90s, 30m, 36h, 7d (`keep` also takes "forever"); `gib`: a size in GiB, 0 or more.
+    enum Kind { case text, number, integer, texts, path, duration, keep, gib }
 
     static let keys: [String: [String: Kind]] = [
         "scheduler": ["bind": .text, "state": .path, "key": .path, "allow": .path, "metrics": .text, "lease": .number,
                       "max-attempts": .integer, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
-                      "store-cap": .number, "stream-max-compressed-gib": .number, "stream-max-extracted-gib": .number,
+                      "store-cap": .gib, "stream-max-compressed-gib": .number, "stream-max-extracted-gib": .number,
                       "stream-max-entries": .integer, "stream-window-log-max": .integer, "store-free-reserve-gib": .number,
-                      "max-slots": .integer, "attempt-deadline": .text, "stage-timeout": .text],
+                      "max-slots": .integer, "attempt-deadline": .duration, "stage-timeout": .duration,
+                      "keep-artifacts": .keep, "keep-history": .keep, "min-free-gib": .gib],
         "agent": ["scheduler": .text, "arch": .texts, "state": .path, "key": .path, "scheduler-key": .path, "slots": .integer,
                   "name": .text, "metrics": .text, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
-                  "store-cap": .number],
+                  "store-cap": .gib, "min-free-gib": .gib],
     ]
 
     /// The arguments with the config file's entries put in; argv[0] excluded.
@@ -95,6 +98,17 @@ enum ConfigFile {
             case .number:
                 guard let n = value.double ?? value.int.map(Double.init) else { throw bad("a number") }
                 out.append(Entry(key: key, args: ["--\(key)", "\(n)"]))
+            case .gib:
+                guard let n = value.double ?? value.int.map(Double.init), n >= 0, n < 1e9 else {
+                    throw bad("a size in GiB, 0 or more (such as 2 or 0.5)")
+                }
+                out.append(Entry(key: key, args: ["--\(key)", "\(n)"]))
+            case .duration, .keep:
+                let forever = kind == .keep ? "; or \"forever\"" : ""
+                guard let s = value.string, (kind == .keep && s == "forever") || (Since.parse(s) ?? 0) >= 1000 else {
+                    throw bad("a duration of at least 1s as a string, such as \"90m\", \"36h\" or \"7d\"\(forever)")
+                }
+                out.append(Entry(key: key, args: ["--\(key)", s]))
             case .texts:
                 var strings: [String] = []
                 if let one = value.string {

@@ -9,7 +9,7 @@ struct Kiln: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
                       DistrosCommand.self, ImageTypesCommand.self,
-                      SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, FetchCommand.self,
+                      SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, DeleteCommand.self, FetchCommand.self,
                       AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
                       InternalCommand.self])
 

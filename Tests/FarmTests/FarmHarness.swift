@@ -74,12 +74,13 @@ final class FarmHarness: @unchecked Sendable {
     }
 
     /// Starts agent `name` (its key is `name.key`; `keyName` picks another key).
-    func startAgent(_ name: String, keyName: String? = nil, slots: Int = 1, env: [String: String] = [:]) throws {
+    func startAgent(_ name: String, keyName: String? = nil, slots: Int = 1, env: [String: String] = [:],
+                    extra: [String] = []) throws {
         agents[name] = try spawn(name, [
             "agent", "--scheduler", endpoint, "--arch", "x86_64", "--name", name, "--state", "\(dir)/\(name)",
             "--key", "\(dir)/\(keyName ?? name).key", "--scheduler-key", "\(dir)/scheduler.pub",
             "--store", "\(dir)/\(name)/store", "--logs", "\(dir)/\(name)/logs", "--slots", "\(slots)",
-        ], env: env)
+        ] + extra, env: env)
     }
 
     /// Runs `kiln ARGS` to its end (standard error merged into the output).

@@ -103,7 +103,7 @@ struct StreamBoundsTests {
                 ((try? FileManager.default.contentsOfDirectory(atPath: "\(store)/tmp")) ?? []).isEmpty
             }
             let left = (try? FileManager.default.contentsOfDirectory(atPath: "\(store)/tmp")) ?? []
-            #expect(cleaned, "\(attack): no partial tree or spool is left: \(left)")
+            #expect(cleaned, "\(attack): no partial tree or spool is left: \(left) \(events)")
             #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(store)/objects")) ?? []).isEmpty,
                     "\(attack): nothing was stored")
             await agent.stop()

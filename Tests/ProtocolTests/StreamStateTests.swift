@@ -363,6 +363,31 @@ import Testing
 
     /// Credit is asked for before it grows; a refusal (no free space) fails
     /// the stream instead of granting it.
+    /// Below the scheduler's --min-free-gib credit is held, not refused:
+    /// the stream stays alive without growing, and goes on (at the next
+    /// stall check) once space returns.
+    @Test func creditIsHeldWhileSpaceIsLowAndGrowsWhenItReturns() throws {
+        let bytes = Self.random(4 * Self.mib)
+        let (chunks, end) = try Self.stream(bytes)
+        let low = Mutex(false)
+        let receiver = StreamReceiver(attemptID: 9, spool: try Self.spool([], create: true), window: 2 << 20, maxChunkBytes: Self.mib,
+                                      holdCredit: { low.withLock { $0 } })
+        #expect(receiver.start(restart: false) == [.credit(attemptID: 9, bytes: 2 << 20)])
+        low.withLock { $0 = true }
+        #expect(receiver.receive(chunks[0]) == [.credit(attemptID: 9, bytes: 2 << 20)], "no more credit than before")
+        #expect(receiver.receive(chunks[1]) == [.credit(attemptID: 9, bytes: 2 << 20)])
+        #expect(receiver.receive(chunks[2]).isEmpty && receiver.counters.rejected == 1, "the sender had no credit for it")
+        #expect(receiver.stalled().last == .credit(attemptID: 9, bytes: 2 << 20), "still held")
+        #expect(receiver.outcome == .receiving, "waiting, not failed")
+
+        low.withLock { $0 = false }
+        #expect(receiver.stalled().last == .credit(attemptID: 9, bytes: 4 << 20), "space is back: the window is granted again")
+        for chunk in chunks[2...] { _ = receiver.receive(chunk) }
+        _ = receiver.receive(end)
+        #expect(receiver.outcome == .verified(length: UInt64(bytes.count)))
+        #expect(try Self.readAll(receiver) == bytes)
+    }
+
     @Test func creditIsRefusedWithoutSpace() throws {
         let granted = Mutex<[UInt64]>([])
         let receiver = StreamReceiver(attemptID: 3, spool: try Self.spool([], create: true), window: 1024, maxChunkBytes: 1024,

@@ -172,6 +172,56 @@ private struct ConcatFiles: Stage {
         #expect(!store.contains("middle") && !store.contains("new"))
     }
 
+    /// A tree something uses (a build waiting for it, an executor, an
+    /// upload) holds a lease: a prune down to nothing leaves exactly the
+    /// leased trees, and takes them once the lease ends.
+    @Test func pruneNeverRemovesALeasedTree() async throws {
+        let root = NSTemporaryDirectory() + "kiln-store-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let commands = CommandRunner(logPath: root + ".log", logger: Logger(label: "t"))
+        let store = try TreeStore(root: root, capBytes: 0)
+        for id in ["in-use", "idle", "oldest"] {
+            let work = try store.makeWorkDirectory()
+            try Data(count: 64 << 10).write(to: URL(fileURLWithPath: work + "/blob"))
+            try await store.commit(work, as: id, move: true, commands: commands)
+        }
+        // The least recently used of all, but leased (by a copy of the store value, as another executor holds it).
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)],
+                                              ofItemAtPath: root + "/objects/in-use")
+        let copy = store
+        let lease = copy.pin(["in-use", "not-built-yet"])
+        let report = try await store.prune(commands: commands)
+        #expect(store.contains("in-use"), "a leased tree stays")
+        #expect(!store.contains("idle") && !store.contains("oldest"))
+        #expect(Set(report.removed) == ["idle", "oldest"] && report.overCap && report.leasedBytes > 0)
+        // Stored while leased (being built), it stays too.
+        let work = try store.makeWorkDirectory()
+        try await store.commit(work, as: "not-built-yet", move: true, commands: commands)
+        try await store.prune(commands: commands)
+        #expect(store.contains("not-built-yet"))
+
+        lease.release()
+        let after = try await store.prune(commands: commands)
+        #expect(!store.contains("in-use") && !store.contains("not-built-yet"))
+        #expect(after.storedBytes == 0 && !after.overCap)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: root + "/tmp")).isEmpty, "nothing is left half-removed")
+    }
+
+    /// The cap is on disk space: a file with several hard links counts once,
+    /// a sparse file by what it occupies.
+    @Test func diskUsageCountsBlocksOnceAndSparseFilesByWhatTheyOccupy() throws {
+        let root = NSTemporaryDirectory() + "kiln-du-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root + "/d", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Data(repeating: 1, count: 1 << 20).write(to: URL(fileURLWithPath: root + "/d/file"))
+        #expect(link(root + "/d/file", root + "/d/link") == 0)
+        let fd = open(root + "/sparse", O_CREAT | O_WRONLY, 0o600)
+        #expect(ftruncate(fd, 1 << 30) == 0)
+        close(fd)
+        let used = TreeStore.diskUsage(root)
+        #expect(used >= 1 << 20 && used < 2 << 20, "\(used)")
+    }
+
     /// Issue 15, finding 4: a stored tree holds setuid-root programs and a
     /// world-writable /tmp. Another local user ran a stored setuid `id` and
     /// got euid 0, and could plant a file in a cached tree's /tmp that every

@@ -71,6 +71,16 @@ extension SchedulerClient {
         return r.state
     }
 
+    /// Deletes a finished build: its artifacts, events, logs and records.
+    package func delete(_ buildID: String) async throws -> Kiln_V1_DeleteReply {
+        var d = Kiln_V1_DeleteRequest()
+        d.buildID = buildID
+        guard case .deleteReply(let r) = try await request(.delete(d)).envelope.body else {
+            throw ClientError.unexpected("to DeleteRequest")
+        }
+        return r
+    }
+
     /// Calls `onEvent` for each event of the build, from `after` on, until
     /// the build is over (with `follow`) or the events known now are shown.
     package func logs(_ buildID: String, after: UInt64 = 0, follow: Bool,

@@ -53,6 +53,8 @@ extension Kiln_V1_Envelope.OneOf_Body {
         case .reportReply: "ReportReply"
         case .drain: "DrainRequest"
         case .drainReply: "DrainReply"
+        case .delete: "DeleteRequest"
+        case .deleteReply: "DeleteReply"
         }
     }
 

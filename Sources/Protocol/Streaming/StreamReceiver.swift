@@ -43,6 +43,10 @@ package final class StreamReceiver: @unchecked Sendable {
     /// Asked before credit grows (with the bytes the sender may then send
     /// beyond what is verified); an error fails the stream instead (no space).
     private let admitCredit: (@Sendable (UInt64) -> StreamError?)?
+    /// While this says true, credit does not grow (the sender waits, the
+    /// stream does not fail); `stalled` asks again, so it grows once it
+    /// says false (the scheduler's disk below --min-free-gib, and back).
+    private let holdCredit: (@Sendable () -> Bool)?
 
     // Owned by the verifier thread.
     private var hasher = SHA256()
@@ -61,11 +65,12 @@ package final class StreamReceiver: @unchecked Sendable {
     private var readOffset: UInt64 = 0
 
     package init(attemptID: UInt64, spool: SpoolFile, window: UInt64, maxChunkBytes: Int, maxBytes: UInt64 = .max,
-                 admitCredit: (@Sendable (UInt64) -> StreamError?)? = nil) {
+                 admitCredit: (@Sendable (UInt64) -> StreamError?)? = nil, holdCredit: (@Sendable () -> Bool)? = nil) {
         self.attemptID = attemptID
         self.spool = spool
         self.maxBytes = maxBytes
         self.admitCredit = admitCredit
+        self.holdCredit = holdCredit
         self.window = max(1, window)
         self.maxChunkBytes = maxChunkBytes
     }
@@ -81,11 +86,13 @@ package final class StreamReceiver: @unchecked Sendable {
     /// for an attempt re-adopted after a scheduler restart (the agent sends
     /// the whole stream again, to this new receiver).
     package func start(restart: Bool) -> [WireMessage] {
-        if let refused = admitCredit?(window) {
-            fail(refused)
-            return []
+        if holdCredit?() != true {
+            if let refused = admitCredit?(window) {
+                fail(refused)
+                return []
+            }
+            granted = max(granted, prefix + window)
         }
-        granted = max(granted, prefix + window)
         guard restart else { return [credit()] }
         count { $0.resends += 1 }
         return [.resend(attemptID: attemptID, offset: 0, length: 0, reason: "the scheduler restarted; send the whole stream again"),
@@ -111,6 +118,14 @@ package final class StreamReceiver: @unchecked Sendable {
     /// (which repairs lost chunks and a lost `StreamEnd`) and repeat the credit.
     package func stalled() -> [WireMessage] {
         guard outcome == .receiving else { return [] }
+        // Credit held back (no space) grows here once it may.
+        if holdCredit?() != true, granted < prefix + window {
+            if let refused = admitCredit?(window) {
+                fail(refused)
+                return []
+            }
+            granted = prefix + window
+        }
         requestedGap = prefix
         count { $0.resends += 1 }
         return [.resend(attemptID: attemptID, offset: prefix, length: 0, reason: "no progress; send again from here"), credit()]
@@ -184,8 +199,10 @@ package final class StreamReceiver: @unchecked Sendable {
             var replies: [WireMessage] = []
             if prefix > before {
                 requestedGap = nil
-                if let refused = admitCredit?(window) { throw refused }
-                granted = max(granted, prefix + window)
+                if holdCredit?() != true {
+                    if let refused = admitCredit?(window) { throw refused }
+                    granted = max(granted, prefix + window)
+                }
                 publish()
                 replies.append(credit())
             } else if requestedGap != prefix, let next = stored.first {

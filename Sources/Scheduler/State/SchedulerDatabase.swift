@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The scheduler's durable state: one SQLite file in WAL mode with
 /// `synchronous=FULL`, opened once for the daemon's life. Every state change
@@ -29,6 +32,11 @@ package final class SchedulerDatabase: Sendable {
         var config = Configuration()
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // A new file keeps its free pages in a list that `compact` can
+            // give back to the file system in small steps; set before GRDB
+            // turns on WAL, which fixes the file's format. (An older file is
+            // converted by `compact`'s first VACUUM.)
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
         }
         config.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: config)
@@ -189,7 +197,50 @@ package final class SchedulerDatabase: Sendable {
                 ALTER TABLE builds ADD COLUMN stage_timeout_ms INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        // Retention: when a build's artifacts were removed (--keep-artifacts);
+        // deleting a build's stage history by build.
+        m.registerMigration("v5-retention") { db in
+            try db.execute(sql: """
+                ALTER TABLE builds ADD COLUMN artifacts_expired_ms INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX stage_runs_build ON stage_runs(build_id);
+                """)
+        }
         return m
+    }
+
+    /// The database file's size in bytes, its write-ahead log included.
+    package var fileBytes: Int64 {
+        [pool.path, pool.path + "-wal"].reduce(0) { sum, path in
+            var st = stat()
+            return sum + (stat(path, &st) == 0 ? Int64(st.st_size) : 0)
+        }
+    }
+
+    /// Gives free pages back to the file system when at least `minFreeBytes`
+    /// and a tenth of the file are free (deleted builds leave them): an
+    /// incremental vacuum, or once for a file made before Kiln kept its
+    /// pages that way a full VACUUM that converts it; then the WAL is
+    /// checkpointed and truncated. Returns the sizes before and after, or
+    /// nil when there was too little to gain. It goes through GRDB's writer
+    /// like every commit, outside `commit`: a failure here is reported to
+    /// the caller and does not make the database read-only.
+    package func compact(minFreeBytes: Int64) async throws -> (before: Int64, after: Int64)? {
+        let (mode, free, pages, pageSize) = try await pool.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0, try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0,
+             try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096)
+        }
+        guard free * pageSize >= minFreeBytes, free * 10 >= pages else { return nil }
+        let before = fileBytes
+        try await pool.writeWithoutTransaction { db in
+            if mode == 2 {
+                try db.execute(sql: "PRAGMA incremental_vacuum")
+            } else {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "VACUUM")
+            }
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        return (before, fileBytes)
     }
 }
 

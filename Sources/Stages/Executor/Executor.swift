@@ -59,6 +59,11 @@ package struct Executor: Sendable {
     /// checks a manifest once, at submit, not again for its assembly).
     package func run(validated manifest: BuildManifest, ids: ContentIDs, exports: [String]) async throws -> Result {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        // Every tree and checkpoint of the manifest stays in the store while
+        // this runs (a prune elsewhere in the process leaves them), leased
+        // before the store is asked what it holds.
+        let lease = store.pin(ids)
+        defer { lease.release() }
         let plan = try manifest.plan(exports: exports)
         // Only pipelines that are not stored, and not needed solely by stored ones.
         var needed = Set<String>()

@@ -9,10 +9,16 @@ import Glibc
 /// complete: the tree is built elsewhere and renamed into place in one step,
 /// and removed by renaming it away first. The mtime of `objects/<id>` is the
 /// object's last use (for pruning).
+///
+/// Copies of one `TreeStore` value share its leases (`pin`), so that every
+/// executor, download and assembly of a process that uses the store keeps
+/// what it uses out of `prune`'s reach (TreeStore+Pruning.swift).
 package struct TreeStore: Sendable {
     package let root: String
     /// Size cap in bytes for `prune`; nil: unbounded.
     package let capBytes: UInt64?
+    /// Leases, known object sizes and the "something was stored" mark, shared by every copy.
+    let shared = TreeStoreState()
 
     package static let defaultRoot = "/var/lib/kiln/store"
 
@@ -90,7 +96,10 @@ package struct TreeStore: Sendable {
 
     /// Moves `source` to `object/tree`; false when someone else stored it first (keep theirs).
     private func moveIn(_ source: String, object: String) throws -> Bool {
-        if Glibc.rename(source, "\(object)/tree") == 0 { return true }
+        if Glibc.rename(source, "\(object)/tree") == 0 {
+            shared.stored()
+            return true
+        }
         let reason = String(cString: strerror(errno))
         guard errno == EEXIST || errno == ENOTEMPTY else {
             throw StageError.badPath(path: source, reason: "cannot move into the store: \(reason)")
@@ -107,26 +116,5 @@ package struct TreeStore: Sendable {
 
     package func remove(_ path: String, commands: CommandRunner) async throws {
         try await commands.run(["rm", "-rf", "--one-file-system", path])
-    }
-
-    /// Removes least-recently-used objects until the store fits its cap.
-    package func prune(commands: CommandRunner) async throws {
-        guard let cap = capBytes else { return }
-        let fm = FileManager.default
-        let ids = (try? fm.contentsOfDirectory(atPath: "\(root)/objects")) ?? []
-        var objects: [(id: String, used: Date, size: UInt64)] = []
-        for id in ids {
-            let used = (try? fm.attributesOfItem(atPath: "\(root)/objects/\(id)")[.modificationDate] as? Date) ?? .distantPast
-            let out = (try? await commands.output(["du", "-sb", "\(root)/objects/\(id)"])) ?? "0"
-            objects.append((id, used ?? .distantPast, UInt64(out.split(separator: "\t").first ?? "0") ?? 0))
-        }
-        var total = objects.reduce(0) { $0 + $1.size }
-        for o in objects.sorted(by: { $0.used < $1.used }) where total > cap {
-            // Out of its key first, so that no half-removed tree is ever found.
-            let doomed = temporaryPath("removing")
-            guard rename("\(root)/objects/\(o.id)", doomed) == 0 else { continue }
-            try await remove(doomed, commands: commands)
-            total -= o.size
-        }
     }
 }

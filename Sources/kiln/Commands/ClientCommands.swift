@@ -116,6 +116,9 @@ struct StatusCommand: AsyncParsableCommand {
                          j.stageCount > 0 ? "\(j.stageIndex + 1)/\(j.stageCount) \(j.stageType)" : ""]
                     })
                     if !b.artifacts.isEmpty { print("artifacts: \(b.artifacts.joined(separator: ", "))") }
+                    if b.artifactsExpiredUnixMs > 0 {
+                        print("artifacts: removed \(Listing.time(b.artifactsExpiredUnixMs)) (the scheduler's --keep-artifacts)")
+                    }
                     if !b.failure.isEmpty { print("failure: \(b.failure)") }
                 }
             }
@@ -172,6 +175,31 @@ struct CancelCommand: AsyncParsableCommand {
     }
 }
 
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete a finished build: its artifacts, events, logs and record (cancel a running one first).")
+
+    @Argument(help: "The build ID.")
+    var build: String
+
+    @OptionGroup var client: ClientOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        try await CLI.main {
+            try await client.with { c in
+                let r = try await c.delete(build)
+                if json { return try Listing.printJSON([r]) }
+                print("\(r.buildID): deleted (\(r.artifacts) artifact(s), \(String(format: "%.1f MB", Double(r.artifactBytes) / 1e6)), "
+                      + "\(r.events) event(s))")
+            }
+        }
+    }
+}
+
 struct FetchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "fetch", abstract: "Download a finished build's image(s).")
 
@@ -192,6 +220,10 @@ struct FetchCommand: AsyncParsableCommand {
                 guard let status = try await c.status(build).first else { throw CLIError.badInput("no build \(build)") }
                 guard status.state == .succeeded else {
                     throw CLIError.badInput("build \(build) is \(Listing.name(status.state)); only a succeeded build has images to fetch")
+                }
+                if status.artifactsExpiredUnixMs > 0 {
+                    throw CLIError.badInput("build \(build)'s artifacts were removed \(Listing.time(status.artifactsExpiredUnixMs)) "
+                                            + "(the scheduler keeps them for its --keep-artifacts); submit the build again for new ones")
                 }
                 for p in try await c.fetchAll(status, to: output, only: artifact) { CLI.say("wrote \(p)") }
             }
@@ -221,7 +253,8 @@ struct AgentsListCommand: AsyncParsableCommand {
                 if json { return try Listing.printJSON(agents) }
                 Listing.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"], agents.map { a in
                     let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
-                    return [a.agentID, arches.joined(separator: ", "), Listing.name(a.state) + (a.drained ? ", drained" : ""), "\(a.slotsInUse)/\(a.slots)",
+                    let state = Listing.name(a.state) + (a.drained ? ", drained" : "") + (a.notTakingJobs.isEmpty ? "" : ", low on disk")
+                    return [a.agentID, arches.joined(separator: ", "), state, "\(a.slotsInUse)/\(a.slots)",
                             a.jobs.map { "\($0.jobID) \($0.pipelineName)" }.joined(separator: "; "),
                             Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9)]
                 })

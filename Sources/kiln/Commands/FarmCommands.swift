@@ -65,6 +65,19 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Flag(help: "Keep no metrics and no stage history (kiln top, kiln report and the dashboard then have less to show); for measuring their cost.")
     var noTelemetry = false
 
+    @Option(help: "Remove the artifacts of builds finished longer ago than this (90m, 36h, 7d; default: forever); the build's record stays and says so.")
+    var keepArtifacts: String = "forever"
+
+    @Option(help: "Delete builds finished longer ago than this, with their events, logs and artifacts (default: forever).")
+    var keepHistory: String = "forever"
+
+    @Option(help: "GiB that must stay free under the state directory and the tree store: below it submits are refused and no job starts, until space returns (0: no check).")
+    var minFreeGib: Double = 2
+
+    @Option(help: .hidden) var retentionInterval: Double = 60
+    @Option(help: .hidden) var vacuumInterval: Double = 3600
+    @Option(help: .hidden) var pruneInterval: Double = 60
+
     @Option(help: "Log level (debug adds every job's assignment, stages and stream).")
     var logLevel: Logger.Level = .info
 
@@ -97,6 +110,12 @@ struct SchedulerCommand: AsyncParsableCommand {
             } ?? min(3600 * 1000, deadline)
             config.telemetry = !noTelemetry
             config.streamLimits = try streamLimits()
+            config.keepArtifactsMS = try Retention.keep(keepArtifacts, option: "--keep-artifacts")
+            config.keepHistoryMS = try Retention.keep(keepHistory, option: "--keep-history")
+            config.minFreeBytes = try Retention.gib(minFreeGib, option: "--min-free-gib")
+            config.retentionIntervalMS = try Retention.seconds(retentionInterval, option: "--retention-interval")
+            config.vacuumIntervalMS = try Retention.seconds(vacuumInterval, option: "--vacuum-interval")
+            config.storePruneInterval = .milliseconds(try Retention.seconds(pruneInterval, option: "--prune-interval"))
             // Every option is checked before anything on disk is opened or made.
             let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
             let executor = try await stores.executor()
@@ -185,6 +204,11 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Serve this agent's /metrics (Prometheus) over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
 
+    @Option(help: "GiB that must stay free under the tree store and the state directory: below it the agent takes no new job, until space returns (0: no check).")
+    var minFreeGib: Double = 2
+
+    @Option(help: .hidden) var pruneInterval: Double = 60
+
     func run() async throws {
         try await CLI.main {
             let logger = Logging.logger(level: logLevel)
@@ -199,6 +223,8 @@ struct AgentCommand: AsyncParsableCommand {
             }
             guard !archs.isEmpty else { throw CLIError.badInput("--arch: name at least one architecture") }
             guard slots >= 1 else { throw CLIError.badInput("--slots \(slots): must be at least 1") }
+            let minFree = try Retention.gib(minFreeGib, option: "--min-free-gib")
+            let prune = try Retention.seconds(pruneInterval, option: "--prune-interval")
             let (native, emulated) = try HostArchitectures.split(archs)
             try PrivateDirectory.prepare(state, what: "the agent's state directory")
             let id = try name ?? Self.agentID(state: state)
@@ -207,6 +233,8 @@ struct AgentCommand: AsyncParsableCommand {
             config.keys = try CurveKeyPair.load(secretKeyFile: key)
             config.schedulerPublicKey = try CurveKeyPair.loadPublicKey(schedulerKey)
             config.slots = slots
+            config.minFreeBytes = minFree
+            config.storePruneInterval = .milliseconds(prune)
             let executor = try await stores.executor()
             let agent = try BuildAgent(config: config, context: try ZMQContext(), store: executor.store,
                                        sources: executor.sources, logger: logger)

@@ -223,6 +223,9 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// a note given at submit
   case note // = 13
+
+  /// its artifacts were removed (--keep-artifacts)
+  case expired // = 14
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -245,6 +248,7 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 11: self = .cancelled
     case 12: self = .cached
     case 13: self = .note
+    case 14: self = .expired
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -265,6 +269,7 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .cancelled: return 11
     case .cached: return 12
     case .note: return 13
+    case .expired: return 14
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -285,6 +290,7 @@ public nonisolated enum Kiln_V1_EventKind: SwiftProtobuf.Enum, Swift.CaseIterabl
     .cancelled,
     .cached,
     .note,
+    .expired,
   ]
 
 }
@@ -339,7 +345,7 @@ public nonisolated enum Kiln_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterabl
   /// no such build / artifact
   case notFound // = 2
 
-  /// the scheduler is shutting down
+  /// not now: shutting down, database read-only, disk low
   case unavailable // = 3
   case `internal` // = 4
   case UNRECOGNIZED(Int)
@@ -653,6 +659,22 @@ public nonisolated struct Kiln_V1_Envelope: Sendable {
     set {body = .drainReply(newValue)}
   }
 
+  public var delete: Kiln_V1_DeleteRequest {
+    get {
+      if case .delete(let v)? = body {return v}
+      return Kiln_V1_DeleteRequest()
+    }
+    set {body = .delete(newValue)}
+  }
+
+  public var deleteReply: Kiln_V1_DeleteReply {
+    get {
+      if case .deleteReply(let v)? = body {return v}
+      return Kiln_V1_DeleteReply()
+    }
+    set {body = .deleteReply(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -692,6 +714,8 @@ public nonisolated struct Kiln_V1_Envelope: Sendable {
     case reportReply(Kiln_V1_ReportReply)
     case drain(Kiln_V1_DrainRequest)
     case drainReply(Kiln_V1_DrainReply)
+    case delete(Kiln_V1_DeleteRequest)
+    case deleteReply(Kiln_V1_DeleteReply)
 
   }
 
@@ -725,6 +749,10 @@ public nonisolated struct Kiln_V1_Hello: Sendable {
   /// Attempts the agent is still running or still holds a stream for (not
   /// yet acknowledged); the scheduler re-adopts them or answers Cancel.
   public var runningAttemptIds: [UInt64] = []
+
+  /// Why it takes no new job now (its disk is below its --min-free-gib);
+  /// empty: it takes jobs.
+  public var notTakingJobs: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -764,6 +792,9 @@ public nonisolated struct Kiln_V1_Heartbeat: Sendable {
   public var slotsInUse: UInt32 = 0
 
   public var freeDisk: UInt64 = 0
+
+  /// as in Hello; empty: it takes jobs
+  public var notTakingJobs: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1124,6 +1155,10 @@ public nonisolated struct Kiln_V1_BuildStatus: Sendable {
   /// names FetchRequest accepts
   public var artifacts: [String] = []
 
+  /// When the scheduler removed the build's artifacts (--keep-artifacts);
+  /// 0: they were never removed.
+  public var artifactsExpiredUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1289,6 +1324,9 @@ public nonisolated struct Kiln_V1_AgentInfo: Sendable {
   /// no new job; what it runs finishes. Kept across scheduler restarts.
   public var drained: Bool = false
 
+  /// Why it takes no new job now (its disk is low); empty: it takes jobs.
+  public var notTakingJobs: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1450,6 +1488,42 @@ public nonisolated struct Kiln_V1_ReportReply: Sendable {
   public init() {}
 }
 
+/// Removes a finished build: its artifacts, events, logs and records. A
+/// client may delete only its own builds; an unfinished one is refused
+/// (cancel it first).
+public nonisolated struct Kiln_V1_DeleteRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var buildID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Kiln_V1_DeleteReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var buildID: String = String()
+
+  /// artifact files removed
+  public var artifacts: UInt32 = 0
+
+  /// their size
+  public var artifactBytes: UInt64 = 0
+
+  /// events removed with the build's record
+  public var events: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Kiln_V1_ErrorReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1482,7 +1556,7 @@ nonisolated extension Kiln_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Kiln_V1_EventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EVENT_KIND_UNSPECIFIED\0\u{1}EVENT_KIND_QUEUED\0\u{1}EVENT_KIND_ASSIGNED\0\u{1}EVENT_KIND_STAGE_STARTED\0\u{1}EVENT_KIND_STAGE_FINISHED\0\u{1}EVENT_KIND_LOG\0\u{1}EVENT_KIND_STREAMED\0\u{1}EVENT_KIND_ASSEMBLED\0\u{1}EVENT_KIND_REQUEUED\0\u{1}EVENT_KIND_FAILED\0\u{1}EVENT_KIND_SUCCEEDED\0\u{1}EVENT_KIND_CANCELLED\0\u{1}EVENT_KIND_CACHED\0\u{1}EVENT_KIND_NOTE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EVENT_KIND_UNSPECIFIED\0\u{1}EVENT_KIND_QUEUED\0\u{1}EVENT_KIND_ASSIGNED\0\u{1}EVENT_KIND_STAGE_STARTED\0\u{1}EVENT_KIND_STAGE_FINISHED\0\u{1}EVENT_KIND_LOG\0\u{1}EVENT_KIND_STREAMED\0\u{1}EVENT_KIND_ASSEMBLED\0\u{1}EVENT_KIND_REQUEUED\0\u{1}EVENT_KIND_FAILED\0\u{1}EVENT_KIND_SUCCEEDED\0\u{1}EVENT_KIND_CANCELLED\0\u{1}EVENT_KIND_CACHED\0\u{1}EVENT_KIND_NOTE\0\u{1}EVENT_KIND_EXPIRED\0")
 }
 
 nonisolated extension Kiln_V1_AgentState: SwiftProtobuf._ProtoNameProviding {
@@ -1495,7 +1569,7 @@ nonisolated extension Kiln_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}heartbeat\0\u{1}assign\0\u{1}progress\0\u{3}stream_chunk\0\u{3}stream_end\0\u{1}credit\0\u{1}resend\0\u{1}ack\0\u{3}job_failed\0\u{1}cancel\0\u{1}disconnect\0\u{2}\u{12}submit\0\u{3}submit_reply\0\u{1}status\0\u{3}status_reply\0\u{1}logs\0\u{3}logs_reply\0\u{3}cancel_build\0\u{3}cancel_build_reply\0\u{1}agents\0\u{3}agents_reply\0\u{1}fetch\0\u{3}fetch_reply\0\u{1}error\0\u{1}top\0\u{3}top_reply\0\u{1}report\0\u{3}report_reply\0\u{1}drain\0\u{3}drain_reply\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}heartbeat\0\u{1}assign\0\u{1}progress\0\u{3}stream_chunk\0\u{3}stream_end\0\u{1}credit\0\u{1}resend\0\u{1}ack\0\u{3}job_failed\0\u{1}cancel\0\u{1}disconnect\0\u{2}\u{12}submit\0\u{3}submit_reply\0\u{1}status\0\u{3}status_reply\0\u{1}logs\0\u{3}logs_reply\0\u{3}cancel_build\0\u{3}cancel_build_reply\0\u{1}agents\0\u{3}agents_reply\0\u{1}fetch\0\u{3}fetch_reply\0\u{1}error\0\u{1}top\0\u{3}top_reply\0\u{1}report\0\u{3}report_reply\0\u{1}drain\0\u{3}drain_reply\0\u{1}delete\0\u{3}delete_reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1920,6 +1994,32 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .drainReply(v)
         }
       }()
+      case 59: try {
+        var v: Kiln_V1_DeleteRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .delete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .delete(v)
+        }
+      }()
+      case 60: try {
+        var v: Kiln_V1_DeleteReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .deleteReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .deleteReply(v)
+        }
+      }()
       default: break
       }
     }
@@ -2062,6 +2162,14 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
       guard case .drainReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 58)
     }()
+    case .delete?: try {
+      guard case .delete(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 59)
+    }()
+    case .deleteReply?: try {
+      guard case .deleteReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 60)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2077,7 +2185,7 @@ nonisolated extension Kiln_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Kiln_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}arches\0\u{3}emulated_arches\0\u{1}slots\0\u{3}free_disk\0\u{1}version\0\u{3}running_attempt_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}arches\0\u{3}emulated_arches\0\u{1}slots\0\u{3}free_disk\0\u{1}version\0\u{3}running_attempt_ids\0\u{3}not_taking_jobs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2092,6 +2200,7 @@ nonisolated extension Kiln_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.freeDisk) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 7: try { try decoder.decodeRepeatedUInt64Field(value: &self.runningAttemptIds) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.notTakingJobs) }()
       default: break
       }
     }
@@ -2119,6 +2228,9 @@ nonisolated extension Kiln_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.runningAttemptIds.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.runningAttemptIds, fieldNumber: 7)
     }
+    if !self.notTakingJobs.isEmpty {
+      try visitor.visitSingularStringField(value: self.notTakingJobs, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2130,6 +2242,7 @@ nonisolated extension Kiln_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.freeDisk != rhs.freeDisk {return false}
     if lhs.version != rhs.version {return false}
     if lhs.runningAttemptIds != rhs.runningAttemptIds {return false}
+    if lhs.notTakingJobs != rhs.notTakingJobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2182,7 +2295,7 @@ nonisolated extension Kiln_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Kiln_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}slots_in_use\0\u{3}free_disk\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}slots_in_use\0\u{3}free_disk\0\u{3}not_taking_jobs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2192,6 +2305,7 @@ nonisolated extension Kiln_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.slotsInUse) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.freeDisk) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.notTakingJobs) }()
       default: break
       }
     }
@@ -2204,12 +2318,16 @@ nonisolated extension Kiln_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.freeDisk != 0 {
       try visitor.visitSingularUInt64Field(value: self.freeDisk, fieldNumber: 2)
     }
+    if !self.notTakingJobs.isEmpty {
+      try visitor.visitSingularStringField(value: self.notTakingJobs, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Kiln_V1_Heartbeat, rhs: Kiln_V1_Heartbeat) -> Bool {
     if lhs.slotsInUse != rhs.slotsInUse {return false}
     if lhs.freeDisk != rhs.freeDisk {return false}
+    if lhs.notTakingJobs != rhs.notTakingJobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2897,7 +3015,7 @@ nonisolated extension Kiln_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Kiln_V1_BuildStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BuildStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}build_id\0\u{1}label\0\u{1}arch\0\u{1}state\0\u{3}created_unix_ms\0\u{3}finished_unix_ms\0\u{1}jobs\0\u{1}failure\0\u{1}artifacts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}build_id\0\u{1}label\0\u{1}arch\0\u{1}state\0\u{3}created_unix_ms\0\u{3}finished_unix_ms\0\u{1}jobs\0\u{1}failure\0\u{1}artifacts\0\u{3}artifacts_expired_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2914,6 +3032,7 @@ nonisolated extension Kiln_V1_BuildStatus: SwiftProtobuf.Message, SwiftProtobuf.
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.failure) }()
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.artifacts) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.artifactsExpiredUnixMs) }()
       default: break
       }
     }
@@ -2947,6 +3066,9 @@ nonisolated extension Kiln_V1_BuildStatus: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.artifacts.isEmpty {
       try visitor.visitRepeatedStringField(value: self.artifacts, fieldNumber: 9)
     }
+    if self.artifactsExpiredUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.artifactsExpiredUnixMs, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2960,6 +3082,7 @@ nonisolated extension Kiln_V1_BuildStatus: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.jobs != rhs.jobs {return false}
     if lhs.failure != rhs.failure {return false}
     if lhs.artifacts != rhs.artifacts {return false}
+    if lhs.artifactsExpiredUnixMs != rhs.artifactsExpiredUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3266,7 +3389,7 @@ nonisolated extension Kiln_V1_AgentJob: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AgentInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}arches\0\u{3}emulated_arches\0\u{1}state\0\u{1}slots\0\u{3}slots_in_use\0\u{1}jobs\0\u{3}last_heartbeat_unix_ms\0\u{3}free_disk\0\u{1}version\0\u{3}public_key\0\u{1}drained\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}arches\0\u{3}emulated_arches\0\u{1}state\0\u{1}slots\0\u{3}slots_in_use\0\u{1}jobs\0\u{3}last_heartbeat_unix_ms\0\u{3}free_disk\0\u{1}version\0\u{3}public_key\0\u{1}drained\0\u{3}not_taking_jobs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3286,6 +3409,7 @@ nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._M
       case 10: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.publicKey) }()
       case 12: try { try decoder.decodeSingularBoolField(value: &self.drained) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.notTakingJobs) }()
       default: break
       }
     }
@@ -3328,6 +3452,9 @@ nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.drained != false {
       try visitor.visitSingularBoolField(value: self.drained, fieldNumber: 12)
     }
+    if !self.notTakingJobs.isEmpty {
+      try visitor.visitSingularStringField(value: self.notTakingJobs, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3344,6 +3471,7 @@ nonisolated extension Kiln_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.version != rhs.version {return false}
     if lhs.publicKey != rhs.publicKey {return false}
     if lhs.drained != rhs.drained {return false}
+    if lhs.notTakingJobs != rhs.notTakingJobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3657,6 +3785,81 @@ nonisolated extension Kiln_V1_ReportReply: SwiftProtobuf.Message, SwiftProtobuf.
 
   public static func ==(lhs: Kiln_V1_ReportReply, rhs: Kiln_V1_ReportReply) -> Bool {
     if lhs.reportJson != rhs.reportJson {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_DeleteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}build_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.buildID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.buildID.isEmpty {
+      try visitor.visitSingularStringField(value: self.buildID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_DeleteRequest, rhs: Kiln_V1_DeleteRequest) -> Bool {
+    if lhs.buildID != rhs.buildID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Kiln_V1_DeleteReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}build_id\0\u{1}artifacts\0\u{3}artifact_bytes\0\u{1}events\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.buildID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.artifacts) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.artifactBytes) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.events) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.buildID.isEmpty {
+      try visitor.visitSingularStringField(value: self.buildID, fieldNumber: 1)
+    }
+    if self.artifacts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.artifacts, fieldNumber: 2)
+    }
+    if self.artifactBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.artifactBytes, fieldNumber: 3)
+    }
+    if self.events != 0 {
+      try visitor.visitSingularUInt32Field(value: self.events, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Kiln_V1_DeleteReply, rhs: Kiln_V1_DeleteReply) -> Bool {
+    if lhs.buildID != rhs.buildID {return false}
+    if lhs.artifacts != rhs.artifacts {return false}
+    if lhs.artifactBytes != rhs.artifactBytes {return false}
+    if lhs.events != rhs.events {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
