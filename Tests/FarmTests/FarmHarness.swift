@@ -13,7 +13,9 @@ final class FarmHarness: @unchecked Sendable {
     static var kiln: String { BuiltProducts.kiln }
 
     let dir: String
-    let port: Int
+    /// The scheduler's agent port (the client port is the next one).
+    private(set) var port: Int
+    private var schedulerStarted = false
     var endpoint: String { "tcp://127.0.0.1:\(port)" }
     private(set) var scheduler: Process?
     private(set) var agents: [String: Process] = [:]
@@ -58,6 +60,22 @@ final class FarmHarness: @unchecked Sendable {
     var stateOptions: [String] { ["--state", "\(dir)/scheduler", "--store", "\(dir)/scheduler/store"] }
 
     func startScheduler(lease: Double = 4, extra: [String] = []) async throws {
+        // The pair was free when chosen; another test may bind one of them
+        // before this scheduler does. A first start then takes another pair
+        // (a restart keeps its port: agents and clients know it).
+        for attempt in 1...5 {
+            do {
+                try await startSchedulerOnce(lease: lease, extra: extra)
+                schedulerStarted = true
+                return
+            } catch FarmHarnessError.schedulerDidNotStart(let log)
+                where !schedulerStarted && attempt < 5 && log.contains("Address already in use") {
+                port = try Self.freePortPair()
+            }
+        }
+    }
+
+    private func startSchedulerOnce(lease: Double, extra: [String]) async throws {
         scheduler = try spawn("scheduler", [
             "scheduler", "--bind", endpoint, "--state", "\(dir)/scheduler", "--key", "\(dir)/scheduler.key",
             "--allow", "\(dir)/allow", "--store", "\(dir)/scheduler/store", "--logs", "\(dir)/scheduler/logs",
