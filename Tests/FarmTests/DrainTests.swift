@@ -20,13 +20,6 @@ struct DrainTests {
         try await c.agents().first { $0.agentID == id }
     }
 
-    /// The environment of an agent whose stage `org.osbuild.hostname` hangs
-    /// (a tmpfs mounted, `sh` and two `sleep`s running) and whose processes
-    /// carry the farm's mark.
-    func hanging(_ farm: FarmHarness) -> [String: String] {
-        ["KILN_TEST_STAGE_HANG": "org.osbuild.hostname", "KILN_TEST_MARK": farm.dir]
-    }
-
     @Test("a drained agent is given no new job while its running job finishes; another agent takes the queue; undrain restores it")
     func drainAndUndrain() async throws {
         let farm = try FarmHarness()
@@ -112,14 +105,15 @@ struct DrainTests {
         defer { farm.cleanUp() }
         // A lease far longer than the hand-back may take.
         try await farm.startScheduler(lease: 120)
-        try farm.startAgent("agent-a", env: hanging(farm))
+        let hang = HangingStage()
+        try farm.startAgent("agent-a", env: ["KILN_TEST_MARK": farm.dir])
         let c = try await farm.client()
         #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
-        let build = try await submit(c, hostname: "drain-sigterm")
-        // The stage runs: its process tree and its tmpfs are there.
-        #expect(try await farm.eventually(.seconds(30)) {
-            farm.markedProcesses(farm.dir).count >= 2 && farm.mountsInFarm.contains { $0.hasSuffix("/kiln-test-hang") }
-        }, "\(farm.log("agent-a"))")
+        let build = try await c.submit(manifestJSON: try hang.manifest(hostname: "drain-sigterm"), exports: ["archive"],
+                                       arch: "x86_64", label: "drain test sigterm").buildID
+        // The stage hangs: its process tree and its chroot's mounts are there.
+        #expect(try await farm.eventually(.seconds(60)) { hang.hangs && farm.mountsInFarm.contains { $0.hasSuffix("/proc") } },
+                "\(farm.log("agent-a"))")
         try farm.startAgent("agent-b")
         #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-b")?.state == .online })
 
@@ -127,18 +121,25 @@ struct DrainTests {
         let a = try #require(farm.signalAgent("agent-a", SIGTERM))
         #expect(await waitFor(.seconds(10)) { !a.isRunning }, "the agent exits within 10 s of SIGTERM")
         #expect(a.terminationReason == .exit)
-        let status = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
+        // Handed back at once: agent-b runs it (and hangs in turn), long before the 120 s lease.
+        #expect(try await farm.eventually(.seconds(60)) {
+            try await c.status(build).first?.jobs.contains { $0.onAgent && $0.agentID == "agent-b" && $0.attempts == 2 } == true
+        }, "\(farm.log("scheduler"))")
         let handedBack = ContinuousClock.now - stopped
-        #expect(status.state == .succeeded, "\(status.failure)")
-        let job = try #require(status.jobs.first { $0.onAgent })
-        #expect(job.agentID == "agent-b" && job.attempts == 2)
         #expect(handedBack < .seconds(60), "re-run on agent-b in \(handedBack), well before the 120 s lease")
         let events = try await farm.events(c, build)
         #expect(events.contains { $0.kind == .requeued && $0.agentID == "agent-a" && $0.message.contains("agent disconnected") },
                 "\(events.map(\.message))")
-        #expect(farm.markedProcesses(farm.dir).isEmpty, "no process of the stopped agent is left")
-        #expect(farm.mountsInFarm.isEmpty, "no mount is left: \(farm.mountsInFarm)")
+        // Nothing of the stopped agent is left: its stage's processes and mounts are gone.
+        #expect(await farm.eventually(.seconds(10)) {
+            farm.outsideLiveAgents(hang.processes).isEmpty && farm.markedProcesses(farm.dir).isEmpty
+        }, "no process of the stopped agent is left: \(farm.outsideLiveAgents(hang.processes))")
+        #expect(farm.mountsInFarm.allSatisfy { $0.hasPrefix("\(farm.dir)/agent-b/") }, "no mount of agent-a is left: \(farm.mountsInFarm)")
         #expect(farm.log("agent-a").contains("handing 1 job(s) back"))
+        // Cancelled, the re-run on agent-b is taken down in turn.
+        #expect(try await c.cancel(build) == .cancelled)
+        #expect(await farm.eventually(.seconds(20)) { hang.processes.isEmpty && farm.mountsInFarm.isEmpty },
+                "left: \(hang.processes), \(farm.mountsInFarm)")
         await c.close()
     }
 
@@ -146,23 +147,27 @@ struct DrainTests {
     func stageTimeout() async throws {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
-        try await farm.startScheduler(extra: ["--stage-timeout", "3s"])
-        try farm.startAgent("agent-a", env: hanging(farm))
+        try await farm.startScheduler(extra: ["--stage-timeout", "6s"])
+        let hang = HangingStage()
+        try farm.startAgent("agent-a", env: ["KILN_TEST_MARK": farm.dir])
         let c = try await farm.client()
         #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
 
         // The scheduler's default, then a build's own limit.
-        for (override, limit) in [(UInt64(0), "3s"), (2000, "2s")] {
-            let build = try await submit(c, hostname: "drain-timeout-\(limit)", stageTimeoutMS: override)
+        for (override, limit, seconds) in [(UInt64(0), "6s", 6), (3000, "3s", 3)] {
+            let build = try await c.submit(manifestJSON: try hang.manifest(hostname: "drain-timeout-\(limit)"), exports: ["archive"],
+                                           arch: "x86_64", label: "drain test timeout", stageTimeoutMS: override).buildID
+            #expect(try await farm.eventually(.seconds(seconds)) { hang.hangs && farm.mountsInFarm.contains { $0.hasSuffix("/proc") } },
+                    "the stage hangs, in its chroot, before its limit: \(farm.log("agent-a"))")
             let status = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
             #expect(status.state == .failed)
-            #expect(status.failure.contains("stage org.osbuild.hostname ran past its \(limit) limit (--stage-timeout)"),
+            #expect(status.failure.contains("stage \(HangingStage.type) ran past its \(limit) limit (--stage-timeout)"),
                     "\(status.failure)")
             #expect(status.jobs.first { $0.onAgent }?.attempts == 1, "a build failure: not retried")
             let events = try await farm.events(c, build)
             #expect(events.contains { $0.kind == .failed && $0.message.contains("ran past its \(limit) limit") })
-            #expect(try await farm.eventually(.seconds(10)) { farm.markedProcesses(farm.dir).isEmpty },
-                    "the stage's processes are gone: \(farm.markedProcesses(farm.dir))")
+            #expect(try await farm.eventually(.seconds(10)) { hang.processes.isEmpty && farm.markedProcesses(farm.dir).isEmpty },
+                    "the stage's processes are gone: \(hang.processes), \(farm.markedProcesses(farm.dir))")
             #expect(farm.mountsInFarm.isEmpty, "no mount is left: \(farm.mountsInFarm)")
         }
         await c.close()

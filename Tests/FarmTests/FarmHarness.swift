@@ -147,6 +147,26 @@ final class FarmHarness: @unchecked Sendable {
         }
     }
 
+    /// Those of `pids` that descend from no agent this harness still runs:
+    /// what stopped or killed agents left behind (an orphan's parent is init).
+    func outsideLiveAgents(_ pids: [Int32]) -> [Int32] {
+        let live = Set(agents.values.map(\.processIdentifier))
+        func parent(_ pid: Int32) -> Int32? {
+            // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap { Int32($0) }
+        }
+        return pids.filter { pid in
+            var p: Int32? = pid
+            while let current = p, current > 1 {
+                if live.contains(current) { return false }
+                p = parent(current)
+            }
+            return true
+        }
+    }
+
     /// Mount points under this farm's directory (this mount namespace).
     var mountsInFarm: [String] {
         let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""

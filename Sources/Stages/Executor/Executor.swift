@@ -157,7 +157,6 @@ package struct Executor: Sendable {
             let path = "pipelines.\(pipeline.name).stages[\(index)]"
             do {
                 let inTime = try await Self.within(stageTimeout) {
-                    if stage.type == Self.testHangStage { try await Self.hang(context) }
                     try await registry.run(stage, in: context, path: path)
                 }
                 if !inTime, let limit = stageTimeout {
@@ -204,22 +203,6 @@ package struct Executor: Sendable {
             if first { return true }
             try Task.checkCancellation()
             return false
-        }
-    }
-
-    /// Test hook (`KILN_TEST_STAGE_HANG=TYPE`, farm tests): stages of TYPE
-    /// first mount a tmpfs in their scratch directory and run a process
-    /// tree that never ends by itself (`sh` with two `sleep`s), so a test
-    /// can see a stage timeout or a stopped agent remove both.
-    static let testHangStage = ProcessInfo.processInfo.environment["KILN_TEST_STAGE_HANG"] ?? "\u{0}"
-
-    static func hang(_ context: StageContext) async throws {
-        let mounts = MountSet(commands: context.commands)
-        try await mounts.releasing {
-            let dir = context.scratch + "/kiln-test-hang"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try await mounts.mount(["-t", "tmpfs", "-o", "size=1m", "kiln-test-hang"], at: dir)
-            try await context.commands.run(["sh", "-c", "sleep 3600 & sleep 3600; wait"])
         }
     }
 
