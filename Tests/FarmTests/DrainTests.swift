@@ -25,13 +25,10 @@ struct DrainTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler()
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "5000"])
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
-        let running = try await submit(c, hostname: "drain-running")
-        #expect(try await farm.eventually(.seconds(20)) {
-            try await c.status(running).first?.jobs.contains { $0.onAgent && $0.agentID == "agent-a" } == true
-        })
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "5000"], seenBy: c)
+        let running = try await farm.submitRunning(c, FarmHarness.manifest(hostname: "drain-running"),
+                                                   label: "drain test drain-running", on: "agent-a")
 
         let drain = try await farm.kiln(as: "admin", ["agents", "drain", "agent-a"])
         #expect(drain.status == 0 && drain.output.contains("agent agent-a is drained"), "\(drain.output)")
@@ -76,9 +73,8 @@ struct DrainTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler()
-        try farm.startAgent("agent-a")
         var c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
+        try await farm.startAgents(["agent-a"], seenBy: c)
         #expect(try await c.drain("agent-a", drained: true).agent.drained)
 
         await farm.killScheduler()
@@ -106,16 +102,14 @@ struct DrainTests {
         // A lease far longer than the hand-back may take.
         try await farm.startScheduler(lease: 120)
         let hang = HangingStage()
-        try farm.startAgent("agent-a", env: ["KILN_TEST_MARK": farm.dir])
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
-        let build = try await c.submit(manifestJSON: try hang.manifest(hostname: "drain-sigterm"), exports: ["archive"],
-                                       arch: "x86_64", label: "drain test sigterm").buildID
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_MARK": farm.dir], seenBy: c)
+        let build = try await farm.submitRunning(c, try hang.manifest(hostname: "drain-sigterm"), label: "drain test sigterm",
+                                                 on: "agent-a")
         // The stage hangs: its process tree and its chroot's mounts are there.
         #expect(try await farm.eventually(.seconds(60)) { hang.hangs && farm.mountsInFarm.contains { $0.hasSuffix("/proc") } },
                 "\(farm.log("agent-a"))")
-        try farm.startAgent("agent-b")
-        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-b")?.state == .online })
+        try await farm.startAgents(["agent-b"], seenBy: c)
 
         let stopped = ContinuousClock.now
         let a = try #require(farm.signalAgent("agent-a", SIGTERM))
@@ -149,9 +143,8 @@ struct DrainTests {
         defer { farm.cleanUp() }
         try await farm.startScheduler(extra: ["--stage-timeout", "6s"])
         let hang = HangingStage()
-        try farm.startAgent("agent-a", env: ["KILN_TEST_MARK": farm.dir])
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await agent(c, "agent-a")?.state == .online })
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_MARK": farm.dir], seenBy: c)
 
         // The scheduler's default, then a build's own limit.
         for (override, limit, seconds) in [(UInt64(0), "6s", 6), (3000, "3s", 3)] {

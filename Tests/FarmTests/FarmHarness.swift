@@ -101,6 +101,35 @@ final class FarmHarness: @unchecked Sendable {
         ] + extra, env: env)
     }
 
+    /// Starts agents `names` (each with `env`) and waits until `c`, an
+    /// admin's client, lists every one of them online.
+    func startAgents(_ names: [String], env: [String: String] = [:], seenBy c: SchedulerClient,
+                     timeout: Duration = .seconds(20)) async throws {
+        for name in names { try startAgent(name, env: env) }
+        let online = try await eventually(timeout) {
+            let listed = try await c.agents()
+            return names.allSatisfy { name in listed.contains { $0.agentID == name && $0.state == .online } }
+        }
+        guard online else {
+            throw FarmHarnessError.notOnline(names, logs: names.map { "\($0):\n\(log($0))" }.joined(separator: "\n"))
+        }
+    }
+
+    /// Submits `manifest` (for x86_64, exporting `archive`) and waits until
+    /// agent `agent` runs its tree job: the scheduler lists the job on it
+    /// and the agent says it took it. Returns the build's id.
+    func submitRunning(_ c: SchedulerClient, _ manifest: [UInt8], label: String, on agent: String,
+                       stageTimeoutMS: UInt64 = 0, timeout: Duration = .seconds(20)) async throws -> String {
+        let build = try await c.submit(manifestJSON: manifest, exports: ["archive"], arch: "x86_64", label: label,
+                                       stageTimeoutMS: stageTimeoutMS).buildID
+        let running = try await eventually(timeout) {
+            try await c.status(build).first?.jobs.contains { $0.onAgent && $0.agentID == agent } == true
+                && log(agent).contains("running tree of build \(build)")
+        }
+        guard running else { throw FarmHarnessError.notRunning(build: build, agent: agent, log: log(agent)) }
+        return build
+    }
+
     /// Runs `kiln ARGS` to its end (standard error merged into the output).
     func kiln(_ args: [String]) async throws -> ChildOutput {
         try await runChild(Self.kiln, args, mergeErrors: true)
@@ -270,6 +299,10 @@ final class FarmHarness: @unchecked Sendable {
 
 enum FarmHarnessError: Error {
     case schedulerDidNotStart(log: String)
+    /// Agents the scheduler did not list online in time; their logs.
+    case notOnline([String], logs: String)
+    /// A build's tree job that did not run on the agent in time; the agent's log.
+    case notRunning(build: String, agent: String, log: String)
 }
 
 /// A hand-driven agent connection (allow-listed key) for sending what a real

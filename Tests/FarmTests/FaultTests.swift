@@ -50,10 +50,8 @@ struct FaultTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler()
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "1500"])
-        try farm.startAgent("agent-b", env: ["KILN_TEST_JOB_DELAY_MS": "1500"])
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().filter { $0.state == .online }.count == 2 })
+        try await farm.startAgents(["agent-a", "agent-b"], env: ["KILN_TEST_JOB_DELAY_MS": "1500"], seenBy: c)
         let first = try await submit(c, hostname: "farm-same")
         let second = try await submit(c, hostname: "farm-same")
         for b in [first, second] {
@@ -71,15 +69,11 @@ struct FaultTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler(lease: 4)
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "60000"])
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-a" && $0.state == .online } })
-        let build = try await submit(c, hostname: "farm-kill")
-        #expect(try await farm.eventually(.seconds(20)) {
-            try await c.status(build).first?.jobs.contains { $0.onAgent && $0.agentID == "agent-a" && $0.state == .assigned || $0.state == .running } == true
-        })
-        try farm.startAgent("agent-b")
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-b" && $0.state == .online } })
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "60000"], seenBy: c)
+        let build = try await farm.submitRunning(c, FarmHarness.manifest(hostname: "farm-kill"), label: "farm test farm-kill",
+                                                 on: "agent-a")
+        try await farm.startAgents(["agent-b"], seenBy: c)
         await farm.killAgent("agent-a")
         let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
         #expect(status.state == .succeeded, "\(status.failure)")
@@ -110,13 +104,13 @@ struct FaultTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler(lease: 20)
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "4000"])
         var c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.state == .online } })
-        let build = try await submit(c, hostname: "farm-restart")
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "4000"], seenBy: c)
+        // Killed once the agent holds the job (not between the attempt's commit and its Assign),
+        // with another build queued behind it.
+        let build = try await farm.submitRunning(c, FarmHarness.manifest(hostname: "farm-restart"), label: "farm test farm-restart",
+                                                 on: "agent-a", timeout: .seconds(30))
         let queuedOnly = try await submit(c, hostname: "farm-restart-2")
-        // Killed once the agent holds the job (not between the attempt's commit and its Assign).
-        #expect(try await farm.eventually(.seconds(30)) { farm.log("agent-a").contains("running tree of build \(build)") })
         await farm.killScheduler()
         await c.close()
         try await farm.startScheduler(lease: 20)
@@ -154,10 +148,8 @@ struct FaultTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler()
-        try farm.startAgent("agent-a")
-        try farm.startAgent("agent-b")
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().filter { $0.state == .online }.count == 2 })
+        try await farm.startAgents(["agent-a", "agent-b"], seenBy: c)
         let missing = "sha256:" + String(repeating: "ab", count: 32)
         let build = try await submit(c, hostname: "farm-infra", extraStages: [[
             "type": "org.kiln.debian.install",

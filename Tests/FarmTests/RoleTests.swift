@@ -136,14 +136,10 @@ struct RoleTests {
         #expect(ContinuousClock.now - added < .seconds(15))
 
         // Removed: agent-a holds a long job; its key goes; the job is requeued at once and agent-b builds it.
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "120000"])
-        #expect(try await farm.eventually(.seconds(30)) { try await admin.agents().contains { $0.agentID == "agent-a" && $0.state == .online } })
-        let build = try await submit(admin, hostname: "farm-revoked")
-        #expect(try await farm.eventually(.seconds(30)) {
-            try await admin.status(build).first?.jobs.contains { $0.onAgent && $0.agentID == "agent-a" } == true
-        })
-        try farm.startAgent("agent-b")
-        #expect(try await farm.eventually(.seconds(30)) { try await admin.agents().contains { $0.agentID == "agent-b" && $0.state == .online } })
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "120000"], seenBy: admin, timeout: .seconds(30))
+        let build = try await farm.submitRunning(admin, FarmHarness.manifest(hostname: "farm-revoked"), label: "roles farm-revoked",
+                                                 on: "agent-a", timeout: .seconds(30))
+        try await farm.startAgents(["agent-b"], seenBy: admin, timeout: .seconds(30))
         try farm.disallow("agent-a", from: "agents")
         let removed = ContinuousClock.now
         let requeued = await farm.eventually(.seconds(10)) {

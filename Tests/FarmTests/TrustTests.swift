@@ -96,11 +96,10 @@ struct TrustTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler(lease: 8)
-        try farm.startAgent("agent-a", env: ["KILN_TEST_JOB_DELAY_MS": "60000"])
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-a" && $0.state == .online } })
-        let build = try await submit(c, hostname: "farm-bound").buildID
-        #expect(try await farm.eventually(.seconds(30)) { farm.log("agent-a").contains("running tree of build \(build)") })
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "60000"], seenBy: c)
+        let build = try await farm.submitRunning(c, FarmHarness.manifest(hostname: "farm-bound"), label: "trust farm-bound",
+                                                 on: "agent-a", timeout: .seconds(30))
         let attempt = try #require(try await c.status(build).first?.jobs.first { $0.onAgent }?.attemptID)
         await farm.killAgent("agent-a")
 
