@@ -32,6 +32,9 @@ package struct AgentConfiguration: Sendable {
     /// Reconnection back-off: first delay and cap.
     package var backoffInitial: Duration = .milliseconds(250)
     package var backoffMax: Duration = .seconds(30)
+    /// The longest wait before asking again a scheduler that refused this
+    /// agent's Hello (its key in the wrong folder, its id bound to another key).
+    package var refusedRetry: Duration = .seconds(3)
 
     package init(agentID: String, schedulerEndpoint: String, arches: [String], emulatedArches: [String],
                  stateDirectory: String) {

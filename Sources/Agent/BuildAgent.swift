@@ -146,12 +146,16 @@ package actor BuildAgent {
     private func serve() async {
         var delay = config.backoffInitial
         while !Task.isCancelled && !stopping {
-            let welcomed = await session()
+            let end = await session()
             if Task.isCancelled || stopping { break }
-            if welcomed { delay = config.backoffInitial }
+            if end == .welcomed { delay = config.backoffInitial }
+            // A scheduler that answers and refuses is asked again soon, however long
+            // it has refused: the fix is an operator's there (this key's .pub moved to
+            // allow/agents/, `kiln agents release`), and it should apply within seconds.
+            let wait = end == .refused ? min(delay, config.refusedRetry) : delay
             let jitter = Double.random(in: 0.8...1.2)
-            logger.info("reconnecting to \(config.schedulerEndpoint) in \(String(format: "%.1f", delay.seconds * jitter)) s")
-            try? await Task.sleep(for: delay * jitter)
+            logger.info("reconnecting to \(config.schedulerEndpoint) in \(String(format: "%.1f", wait.seconds * jitter)) s")
+            try? await Task.sleep(for: wait * jitter)
             delay = min(delay * 2, config.backoffMax)
         }
         // Stop running jobs and wait for them to release their mounts and work directories.
@@ -161,10 +165,19 @@ package actor BuildAgent {
         if let socket { await socket.close() }
     }
 
+    /// How a session ended.
+    enum SessionEnd {
+        /// The scheduler welcomed the agent (the session ran).
+        case welcomed
+        /// The scheduler answered Hello with Disconnect: it refused this agent.
+        case refused
+        /// No answer: the scheduler is down or unreachable, or refused the handshake.
+        case lost
+    }
+
     /// One connection: Hello, Welcome, then messages until the scheduler is
     /// silent for three heartbeats, says Disconnect, or a send times out.
-    /// Returns whether the scheduler welcomed the agent.
-    func session() async -> Bool {
+    func session() async -> SessionEnd {
         var configuration = ZMQSocketConfiguration(.dealer, .connect(config.schedulerEndpoint))
         if let keys = config.keys, let server = config.schedulerPublicKey {
             configuration.curve = .client(keys: keys, serverPublicKey: server)
@@ -177,7 +190,7 @@ package actor BuildAgent {
             socket = try await ZMQSocketThread.start(context: context, configuration: configuration, name: "kiln-agent")
         } catch {
             logger.error("cannot connect to \(config.schedulerEndpoint): \(error)")
-            return false
+            return .lost
         }
         self.socket = socket
         defer { self.socket = nil }
@@ -205,11 +218,12 @@ package actor BuildAgent {
                 logger.warning("scheduler \(config.schedulerEndpoint) did not take Hello: \(error)")
             }
             await socket.close()
-            return false
+            return .lost
         }
         lastReceived = .now
         welcomed = false
         defer { welcomed = false }
+        var refused = false
         let watchdog = Task { [heartbeatMS] in
             var interval = heartbeatMS
             while !Task.isCancelled {
@@ -244,13 +258,14 @@ package actor BuildAgent {
             case .disconnect(let d):
                 if stopping { logger.info("scheduler closed the session: \(d.reason)") }
                 else { logger.warning("scheduler ended the session: \(d.reason)") }
+                refused = !welcomed
                 await socket.close()
             default:
                 break
             }
         }
         await socket.close()
-        return welcomed
+        return welcomed ? .welcomed : refused ? .refused : .lost
     }
 
     /// Sends a heartbeat; returns the next interval in ms, or 0 when the

@@ -20,6 +20,22 @@ struct DrainTests {
         try await c.agents().first { $0.agentID == id }
     }
 
+    /// `build`'s hanging stage was stopped at `limit`: the build failed (a
+    /// build failure, not retried) naming the stage and the limit, and none
+    /// of the stage's processes or mounts is left.
+    func expectStopped(_ build: String, at limit: String, _ farm: FarmHarness, _ c: SchedulerClient,
+                       _ hang: HangingStage) async throws {
+        let status = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
+        #expect(status.state == .failed)
+        #expect(status.failure.contains("stage \(HangingStage.type) ran past its \(limit) limit (--stage-timeout)"), "\(status.failure)")
+        #expect(status.jobs.first { $0.onAgent }?.attempts == 1, "a build failure: not retried")
+        let events = try await farm.events(c, build)
+        #expect(events.contains { $0.kind == .failed && $0.message.contains("ran past its \(limit) limit") })
+        #expect(try await farm.eventually(.seconds(10)) { hang.processes.isEmpty && farm.markedProcesses(farm.dir).isEmpty },
+                "the stage's processes are gone: \(hang.processes), \(farm.markedProcesses(farm.dir))")
+        #expect(farm.mountsInFarm.isEmpty, "no mount is left: \(farm.mountsInFarm)")
+    }
+
     @Test("a drained agent is given no new job while its running job finishes; another agent takes the queue; undrain restores it")
     func drainAndUndrain() async throws {
         let farm = try FarmHarness()
@@ -152,17 +168,46 @@ struct DrainTests {
                                            arch: "x86_64", label: "drain test timeout", stageTimeoutMS: override).buildID
             #expect(try await farm.eventually(.seconds(seconds)) { hang.hangs && farm.mountsInFarm.contains { $0.hasSuffix("/proc") } },
                     "the stage hangs, in its chroot, before its limit: \(farm.log("agent-a"))")
-            let status = try #require(try await farm.finished(c, build, timeout: .seconds(60)))
-            #expect(status.state == .failed)
-            #expect(status.failure.contains("stage \(HangingStage.type) ran past its \(limit) limit (--stage-timeout)"),
-                    "\(status.failure)")
-            #expect(status.jobs.first { $0.onAgent }?.attempts == 1, "a build failure: not retried")
-            let events = try await farm.events(c, build)
-            #expect(events.contains { $0.kind == .failed && $0.message.contains("ran past its \(limit) limit") })
-            #expect(try await farm.eventually(.seconds(10)) { hang.processes.isEmpty && farm.markedProcesses(farm.dir).isEmpty },
-                    "the stage's processes are gone: \(hang.processes), \(farm.markedProcesses(farm.dir))")
-            #expect(farm.mountsInFarm.isEmpty, "no mount is left: \(farm.mountsInFarm)")
+            try await expectStopped(build, at: limit, farm, c, hang)
         }
+        await c.close()
+    }
+
+    @Test("a drained agent whose stage runs past its timeout: the build fails naming stage and limit, the agent takes no new job until undrained")
+    func drainWithStageTimeout() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler(extra: ["--stage-timeout", "6s"])
+        let hang = HangingStage()
+        let c = try await farm.client()
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_MARK": farm.dir], seenBy: c)
+        let hanging = try await farm.submitRunning(c, try hang.manifest(hostname: "drain-hang"), label: "drain test hang",
+                                                   on: "agent-a")
+        #expect(try await farm.eventually(.seconds(6)) { hang.hangs }, "\(farm.log("agent-a"))")
+
+        // Drained while its stage hangs; another build waits for an agent.
+        let drained = try await c.drain("agent-a", drained: true)
+        #expect(drained.agent.drained && drained.agent.slotsInUse == 1)
+        let waiting = try await submit(c, hostname: "drain-waiting")
+
+        // The stage times out on the drained agent: a build failure that names the stage and the limit.
+        try await expectStopped(hanging, at: "6s", farm, c, hang)
+
+        // Its slot is free, yet it takes nothing: still drained, the other build still queued.
+        let idle = try #require(try await agent(c, "agent-a"))
+        #expect(idle.state == .online && idle.drained && idle.slotsInUse == 0)
+        #expect(try await c.status(waiting).first?.state == .queued)
+
+        // Undrained, it takes the waiting build at once, and only then.
+        let undrainedMS = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(try await c.drain("agent-a", drained: false).wasDrained)
+        let done = try #require(try await farm.finished(c, waiting))
+        #expect(done.state == .succeeded, "\(done.failure)")
+        let job = try #require(done.jobs.first { $0.onAgent })
+        #expect(job.agentID == "agent-a" && job.attempts == 1)
+        let assigned = try await farm.events(c, waiting).filter { $0.kind == .assigned }
+        #expect(assigned.count == 1 && assigned.allSatisfy { $0.unixMs >= undrainedMS },
+                "assigned only after the undrain: \(assigned.map(\.unixMs)) against \(undrainedMS)")
         await c.close()
     }
 

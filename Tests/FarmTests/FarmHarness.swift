@@ -48,6 +48,12 @@ final class FarmHarness: @unchecked Sendable {
         try FileManager.default.removeItem(atPath: "\(dir)/allow/\(folder)/\(name).pub")
     }
 
+    /// Moves `name.pub` from `allow/FROM/` to `allow/TO/` in one rename, as an operator's `mv` does.
+    func move(_ name: String, from: String, to: String) throws {
+        try FileManager.default.createDirectory(atPath: "\(dir)/allow/\(to)", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: "\(dir)/allow/\(from)/\(name).pub", toPath: "\(dir)/allow/\(to)/\(name).pub")
+    }
+
     func cleanUp() {
         scheduler.map { kill($0.processIdentifier, SIGKILL) }
         for p in agents.values { kill(p.processIdentifier, SIGKILL) }

@@ -159,6 +159,44 @@ struct RoleTests {
         await admin.close()
     }
 
+    @Test("a key moved from clients/ to agents/ while its agent and its client are connected: an agent within 10 s, a client no more")
+    func keyMovedFromClientsToAgents() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler()
+        let admin = try await farm.client()
+        // The "client" key, still in clients/: its client connection is answered, its agent refused.
+        let asClient = try await farm.client(keyName: "client")
+        let build = try await submit(asClient, hostname: "farm-moved")
+        try farm.startAgent("mover", keyName: "client")
+        // Refused again and again: after seven refusals a back-off doubling from 0.25 s would wait 16 s,
+        // more than the 10 s a moved key may take.
+        let refused = await farm.eventually(.seconds(60)) {
+            farm.log("mover").components(separatedBy: "is in allow/clients/ (a client key)").count - 1 >= 7
+        }
+        #expect(refused, "agent log:\n\(farm.log("mover"))")
+        #expect(try await admin.agents().isEmpty)
+
+        try farm.move("client", from: "clients", to: "agents")
+        let moved = ContinuousClock.now
+        // An agent now, within the live-reload window: online, and it runs the build.
+        let online = try await farm.eventually(.seconds(10)) {
+            try await admin.agents().contains { $0.agentID == "mover" && $0.state == .online }
+        }
+        #expect(online, "agent log:\n\(farm.log("mover"))")
+        #expect(ContinuousClock.now - moved < .seconds(12))
+        let status = try #require(try await farm.finished(admin, build))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        #expect(status.jobs.first { $0.onAgent }?.agentID == "mover")
+
+        // No client powers left: the connection made as a client and the CLI are refused as an agent key's.
+        let asked = await refusal { _ = try await asClient.status(build) }
+        #expect(asked?.contains("is an agent key (allow/agents/") == true, "\(asked ?? "answered")")
+        let cli = try await farm.kiln(as: "client", ["status"])
+        #expect(cli.status == 2 && cli.output.contains("agents cannot submit or query builds"), "\(cli.output)")
+        for c in [admin, asClient] { await c.close() }
+    }
+
     @Test("a flat allow directory is refused at start (exit 2) with the migrate command, and that command works")
     func flatAllowDirectory() async throws {
         let farm = try FarmHarness()
