@@ -6,12 +6,12 @@ import Stages
 /// minimal userland into the empty tree (this host's dash as `/bin/sh`, its
 /// `sleep`, libc and loader) and an `update-ca-certificates` that never
 /// returns; `org.kiln.cacerts` then runs the tree's own
-/// `update-ca-certificates` in the chroot, with `/proc`, `/sys`, `/dev`,
-/// `/dev/pts` and `/run` mounted in the tree, and it hangs there:
+/// `update-ca-certificates` in its sandbox (bwrap: the tree as `/`, its own
+/// `/proc`, `/dev` and `/run` in a mount namespace of its own), and it hangs there:
 /// `sh -c 'sleep 3600.N & sleep 3600.N; wait' kiln-test-hang-N`, N this
 /// fixture's token, so that its processes are found by their command lines
 /// in whatever namespace or environment they run. What a stage timeout, a
-/// cancel and a stopped agent must take down: that process tree and those mounts.
+/// cancel and a stopped agent must take down: that process tree, and with it the sandbox.
 struct HangingStage {
     static let type = CACerts.type
     let token = String(UInt32.random(in: 10_000_000...99_999_999))
