@@ -77,8 +77,6 @@ package struct DebianInstall: Stage {
         //    so that a preinst finds its Pre-Depends configured.
         let hostDpkg = ["dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-unsafe-io", "--force-depends"]
             + (arch == .host ? [] : ["--force-architecture"])
-        let env = ["DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
-                   "HOME": "/root", "TMPDIR": "/tmp"]
         let native = NativeTools.applies(release: options.release, foreign: arch != .host)
             ? NativeTools(tree: tree, commands: context.commands) : nil
         let sandbox = Sandbox(tree: tree, commands: context.commands)
@@ -96,8 +94,7 @@ package struct DebianInstall: Stage {
             let order = set.packages.filter { ready.contains($0.name) }
                 .sorted { (essential.contains($0.name) ? 0 : 1, $0.name) < (essential.contains($1.name) ? 0 : 1, $1.name) }
             try await context.run(sandbox.hostCommandLine(hostDpkg + ["--unpack"] + order.map(\.path),
-                                                          readOnly: order.map { ($0.path as NSString).deletingLastPathComponent },
-                                                          environment: env))
+                                                          readOnly: order.map { ($0.path as NSString).deletingLastPathComponent }))
             pending.subtract(ready)
             clock.lap("round \(round): unpack \(order.count) packages (host dpkg)")
             if pending.isEmpty { break }
