@@ -15,14 +15,9 @@ import Glibc
 struct CrashLeftoverTests {
     /// An owner token of a process that ran and is gone.
     func deadToken() throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sleep")
-        p.arguments = ["60"]
-        try p.run()
-        let started = try #require(ProcessOwner.startTime(of: p.processIdentifier))
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        return ProcessOwner(pid: p.processIdentifier, started: started).token
+        try withKilledProcess { pid in
+            ProcessOwner(pid: pid, started: try #require(ProcessOwner.startTime(of: pid))).token
+        }
     }
 
     @Test("a restarted scheduler removes what a killed one left in its store's tmp/, and keeps what a live process owns")
@@ -53,9 +48,8 @@ struct CrashLeftoverTests {
         let farm = try FarmHarness()
         defer { farm.cleanUp() }
         try await farm.startScheduler()
-        try farm.startAgent("agent-a")
         let c = try await farm.client()
-        #expect(try await farm.eventually(.seconds(20)) { try await c.agents().contains { $0.agentID == "agent-a" && $0.state == .online } })
+        try await farm.startAgents(["agent-a"], seenBy: c)
         let second = try await farm.kiln([
             "agent", "--scheduler", farm.endpoint, "--arch", "x86_64", "--name", "agent-a2", "--state", "\(farm.dir)/agent-a",
             "--key", "\(farm.dir)/agent-b.key", "--scheduler-key", "\(farm.dir)/scheduler.pub",

@@ -101,3 +101,18 @@ package func runBlocking(_ argv: [String], directory: String? = nil) throws -> (
     p.waitUntilExit()
     return (p.terminationStatus, data)
 }
+
+/// A process that really ran and is gone, for tests of what a dead process
+/// leaves behind: starts `sleep`, lets `whileAlive` read what it needs from
+/// `/proc/PID` (its start time, say), then kills it and waits for it.
+package func withKilledProcess<T>(_ whileAlive: (Int32) throws -> T) throws -> T {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/sleep")
+    p.arguments = ["60"]
+    try p.run()
+    defer {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+    return try whileAlive(p.processIdentifier)
+}

@@ -14,16 +14,13 @@ import Glibc
 @Suite(.serialized) struct SweepTests {
     func mounted(_ path: String) -> Bool { TreeStore.mountPoints().contains(path) }
 
-    /// The owner of a process that really ran and is gone: started, read, killed.
+    /// The owner of a process that really ran and is gone.
     func deadOwner() async throws -> ProcessOwner {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sleep")
-        p.arguments = ["60"]
-        try p.run()
-        let owner = ProcessOwner(pid: p.processIdentifier, started: try #require(ProcessOwner.startTime(of: p.processIdentifier)))
-        #expect(owner.isAlive)
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let owner = try withKilledProcess { pid in
+            let owner = ProcessOwner(pid: pid, started: try #require(ProcessOwner.startTime(of: pid)))
+            #expect(owner.isAlive)
+            return owner
+        }
         #expect(!owner.isAlive)
         return owner
     }
