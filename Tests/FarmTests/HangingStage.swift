@@ -56,3 +56,33 @@ struct HangingStage {
         processes.count { pid in (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n" } >= 2
     }
 }
+
+extension HangingStage {
+    /// A smaller hang for tests that submit many of them (the soak): the
+    /// tree's `update-ca-certificates` is a 129-byte static x86-64 ELF that
+    /// calls pause(2) in a loop, instead of this host's shell, sleep and libc
+    /// (2 MiB a manifest). Its processes carry no token; it is stopped by the
+    /// stage timeout, a cancel or its agent's end, like any stage.
+    static func pausingStages() -> [[String: Any]] {
+        // ELF64 header: little-endian, ET_EXEC, x86-64, entry 0x400078, one program header at 64.
+        var elf: [UInt8] = [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0] + [UInt8](repeating: 0, count: 8)
+        elf += le(2, 2) + le(0x3e, 2) + le(1, 4) + le(0x40_0078, 8) + le(64, 8) + le(0, 8) + le(0, 4)
+        elf += le(64, 2) + le(56, 2) + le(1, 2) + le(0, 2) + le(0, 2) + le(0, 2)
+        // PT_LOAD, R+X, the whole file at 0x400000.
+        let size = 64 + 56 + 9
+        elf += le(1, 4) + le(5, 4) + le(0, 8) + le(0x40_0000, 8) + le(0x40_0000, 8) + le(size, 8) + le(size, 8) + le(0x1000, 8)
+        // loop: mov eax, 34 (pause); syscall; jmp loop
+        elf += [0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]
+        return [
+            ["type": "org.kiln.files", "options": [
+                "directories": [["path": "/usr/sbin", "parents": true] as [String: Any]],
+                "files": [["path": "/usr/sbin/update-ca-certificates", "mode": "0755", "data": Data(elf).base64EncodedString()]],
+            ] as [String: Any]],
+            ["type": type, "options": ["certs": ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"]]],
+        ]
+    }
+
+    private static func le(_ value: Int, _ bytes: Int) -> [UInt8] {
+        (0..<bytes).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+    }
+}

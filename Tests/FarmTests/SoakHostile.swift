@@ -346,8 +346,8 @@ final class SoakHostile: Sendable {
 /// The soak's manifests: a small tree built on an agent (a hostname, a
 /// locale, 40 directories and 4 KiB of data that does not compress, so
 /// that the stores have bytes to hold), archived with tar on the scheduler.
-/// With `hang`, a stage hangs on the agents (`KILN_TEST_STAGE_HANG`) until
-/// the build's stage timeout or its cancel.
+/// With `hang`, a stage hangs on the agents (`HangingStage.pausingStages`)
+/// until the build's stage timeout or its cancel.
 enum SoakManifests {
     static func manifest(hostname: String, kind: SoakKind, hang: Bool = false) -> [UInt8] {
         var seed: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -364,7 +364,7 @@ enum SoakManifests {
             ] as [String: Any],
         ]]
         if kind == .fail { stages.insert(["type": "org.osbuild.timezone", "options": ["zone": "Mars/Olympus"]], at: 0) }
-        if hang || kind == .timeout { stages.insert(["type": "org.osbuild.keymap", "options": ["keymap": "us"]], at: 0) }
+        if hang || kind == .timeout { stages.insert(contentsOf: HangingStage.pausingStages(), at: 0) }
         return FarmHarness.manifest(hostname: hostname, extraStages: stages)
     }
 }

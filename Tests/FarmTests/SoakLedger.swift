@@ -11,7 +11,7 @@ enum SoakKind: String, CaseIterable, Sendable {
     case `repeat`
     /// A time zone that does not exist: fails on purpose.
     case fail
-    /// A stage that hangs (`KILN_TEST_STAGE_HANG`) past the build's own stage timeout: fails on purpose.
+    /// A stage that hangs (`HangingStage.pausingStages`) past the build's own stage timeout: fails on purpose.
     case timeout
     /// A new tree, cancelled at a random moment.
     case cancel

@@ -71,7 +71,7 @@ final class SoakRun: @unchecked Sendable {
                 "agent", "--scheduler", endpoint, "--arch", "x86_64", "--name", name, "--state", "\(dir)/\(name)",
                 "--key", "\(dir)/\(name).key", "--scheduler-key", "\(dir)/scheduler.pub", "--store", "\(dir)/\(name)/store",
                 "--logs", "\(dir)/\(name)/logs", "--slots", "1", "--store-cap", cap,
-            ], environment: ["KILN_TEST_STAGE_HANG": "org.osbuild.keymap", "KILN_TEST_MARK": dir], logPath: "\(dir)/\(name).out")
+            ], environment: ["KILN_TEST_MARK": dir], logPath: "\(dir)/\(name).out")
         }
     }
 
