@@ -122,6 +122,25 @@ import Testing
         #expect(!mounts.contains(s.fixture.tree), "mounts left in the tree")
     }
 
+    /// A maintainer script that wants the network (a postinst that downloads
+    /// firmware, say) fails in the sandbox, and the error names the program
+    /// the user knows and what the sandbox withholds, not bwrap's options.
+    @Test func aFailureInTheSandboxNamesTheProgramAndTheSandbox() async throws {
+        let s = try await Self.setUp()
+        defer { s.remove() }
+        try s.fixture.write("/postinst.sh", "#!/bin/sh\ngrep -v '^ *lo:' /proc/net/dev | grep -q ':' || { echo 'no network' >&2; exit 3; }\n",
+                            mode: 0o755)
+        do {
+            try await s.sandbox.run(["/postinst.sh", "configure"])
+            Issue.record("a script without a network device succeeded")
+        } catch {
+            let text = "\(error)"
+            #expect(text.hasPrefix("`/postinst.sh configure` (in the build's sandbox: no network"), "\(text)")
+            #expect(text.contains("exited with status 3") && text.contains("no network"), "\(text)")
+            #expect(!text.contains("--unshare"), "bwrap's options in the error: \(text)")
+        }
+    }
+
     /// The attack through dpkg itself: a package whose preinst, run by the
     /// host's `dpkg --root --unpack` chrooted into the tree, hunts for the
     /// host's secret.

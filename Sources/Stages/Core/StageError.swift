@@ -23,10 +23,22 @@ package enum StageError: Error, Sendable, CustomStringConvertible {
         return command.prefix(10).joined(separator: " ") + " … (\(command.count - 10) more arguments)"
     }
 
+    /// How a failed command is named: a sandboxed one by the program it ran
+    /// in the sandbox (its `bwrap` options say nothing to a user), with what
+    /// that program could not reach, for a maintainer script that wanted the
+    /// network or a host file.
+    static func named(_ command: [String]) -> String {
+        guard command.first == "bwrap", let end = command.firstIndex(of: "--"), end + 1 < command.count else {
+            return "`\(abbreviate(command))`"
+        }
+        return "`\(abbreviate(Array(command[(end + 1)...])))` (in the build's sandbox: no network, no host files; "
+            + "docs/operating.md, \"Sandboxed stages\")"
+    }
+
     package var description: String {
         switch self {
         case .commandFailed(let command, let status, let tail):
-            "`\(Self.abbreviate(command))` \(status)" + (tail.isEmpty ? "" : "; last output:\n\(tail)")
+            Self.named(command) + " \(status)" + (tail.isEmpty ? "" : "; last output:\n\(tail)")
         case .commandNotFound(let command, let reason):
             "cannot run \(command): \(reason); run ops/install-deps"
         case .badPath(let path, let reason):
