@@ -1,4 +1,4 @@
-/// Content IDs (DESIGN.md §3): sha256 over the canonical JSON of what produced
+/// Content IDs (docs/architecture.md §3): sha256 over the canonical JSON of what produced
 /// an object. Equal IDs mean equal outputs.
 ///
 /// - stage ID = sha256(canonical { "type", "options", "base": previous stage ID

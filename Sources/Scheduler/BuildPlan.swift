@@ -1,7 +1,7 @@
 import Manifest
 import Stages
 
-/// How a manifest splits into jobs (DESIGN.md §2): every pipeline with a tree
+/// How a manifest splits into jobs (docs/architecture.md §2): every pipeline with a tree
 /// stage that an assembly pipeline (or an export) needs is a job for an agent
 /// of the manifest's architecture; the assembly pipelines run together on the
 /// scheduler once those trees are stored. Placement comes from the stage

@@ -4,7 +4,7 @@ import Manifest
 import Protocol
 
 extension FarmScheduler {
-    /// Restart (DESIGN.md §5): bumps the epoch, reloads unfinished builds,
+    /// Restart (docs/architecture.md §5): bumps the epoch, reloads unfinished builds,
     /// gives running attempts a fresh lease so that reconnecting agents can
     /// re-adopt them, requeues queued jobs and re-runs interrupted assemblies.
     func recover() async throws {

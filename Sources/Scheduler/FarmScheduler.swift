@@ -86,7 +86,7 @@ package actor FarmScheduler {
         self.startedMS = config.now()
     }
 
-    /// Connects the outbox, recovers unfinished builds (DESIGN.md §5
+    /// Connects the outbox, recovers unfinished builds (docs/architecture.md §5
     /// restart) and starts the lease clock.
     package func start(outbox: Outbox) async throws {
         self.outbox = outbox

@@ -4,7 +4,7 @@ import Testing
 
 /// The IDs below were computed independently (Python: json.dumps(sort_keys=True,
 /// separators=(",", ":"), ensure_ascii=False) + hashlib.sha256) from the rules
-/// in DESIGN.md §3. A change here means every cached tree is invalidated:
+/// in docs/architecture.md §3. A change here means every cached tree is invalidated:
 /// change the expectations only on purpose.
 @Suite struct ContentIDTests {
     static func fixture() throws -> BuildManifest {

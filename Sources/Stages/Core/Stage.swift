@@ -1,6 +1,6 @@
 import Manifest
 
-/// Where a stage runs (DESIGN.md §2).
+/// Where a stage runs (docs/architecture.md §2).
 package enum Placement: String, Sendable {
     /// Runs programs from or for the target architecture: on an agent of that architecture.
     case tree
