@@ -182,7 +182,8 @@ package actor BuildAgent {
         if let keys = config.keys, let server = config.schedulerPublicKey {
             configuration.curve = .client(keys: keys, serverPublicKey: server)
         }
-        configuration.routingID = Array(config.agentID.utf8)
+        // No routing id of its own: the scheduler's socket picks one that no
+        // other peer can name (docs/architecture.md §5); the agent id is in the Hello.
         configuration.sendTimeout = .seconds(5)
         configuration.highWaterMark = 10_000
         let socket: ZMQSocketThread

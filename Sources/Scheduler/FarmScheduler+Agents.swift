@@ -6,25 +6,33 @@ import Protocol
 extension FarmScheduler {
     /// One message from an agent's DEALER. Never throws: whatever a peer
     /// sends, the scheduler keeps serving.
+    ///
+    /// An agent is whatever its Hello's `agent_id` says (bound to the key
+    /// that first said it); its connection is the routing id its Hello came
+    /// on. Kiln's agents let the scheduler's ROUTER choose that id, so no
+    /// peer can name another agent's connection: a peer that picks the
+    /// routing id an agent used to have (its name, before) gets a connection
+    /// of its own, and nothing addressed to the agent.
     package func handleAgent(identity: [UInt8], key: String?, message: WireMessage) {
         guard let body = message.envelope.body else { return drop(identity, "message without a body") }
-        let agentID = String(decoding: identity, as: UTF8.self)
         if let refusal = agentRefusal(key) {
-            warnRefused(key, on: "agent", "refused \(body.name) from agent \(AgentText.field(agentID)): \(refusal)")
+            let claimed = if case .hello(let h) = body { h.agentID } else { agentSessions[identity] ?? "" }
+            warnRefused(key, on: "agent", "refused \(body.name) from agent \(AgentText.field(claimed)): \(refusal)")
             var d = Kiln_V1_Disconnect()
             d.reason = refusal
             outbox?.agent(identity, WireMessage(.disconnect(d)))
             return
         }
         if case .hello(let hello) = body {
-            return welcome(identity: identity, agentID: agentID, key: key ?? "", hello: hello)
+            guard Self.isAgentID(hello.agentID) else { return badHello(identity) }
+            return welcome(identity: identity, agentID: hello.agentID, key: key ?? "", hello: hello)
         }
-        // The session is the key's that said Hello: another key with the same
-        // routing id (the agent's connection dropped, its session not yet
-        // timed out) is not heard.
-        guard agents[agentID]?.online == true, agents[agentID]?.publicKey == key ?? "" else {
+        // The session is the connection and the key that said Hello: anything
+        // else (another connection, another key, a session that ended) is not heard.
+        guard let agentID = agentSessions[identity], let agent = agents[agentID], agent.online,
+              agent.identity == identity, agent.publicKey == key ?? "" else {
             var d = Kiln_V1_Disconnect()
-            d.reason = "no session for agent \(agentID): send Hello first"
+            d.reason = "no session on this connection: send Hello first"
             outbox?.agent(identity, WireMessage(.disconnect(d)))
             return
         }
@@ -80,7 +88,7 @@ extension FarmScheduler {
     func drop(_ identity: [UInt8], _ reason: String) {
         droppedMessages += 1
         metrics?.dropped()
-        logger.warning("dropped a message: \(reason)", metadata: ["agent.id": "\(String(decoding: identity, as: UTF8.self))"])
+        logger.warning("dropped a message: \(reason)", metadata: ["agent.id": "\(AgentText.field(agentSessions[identity] ?? "(no session)"))"])
     }
 
     /// Counts a message the server could not decode.
@@ -155,15 +163,9 @@ extension FarmScheduler {
     }
 
     func admit(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
-        let valid = Set(Architecture.allCases.map(\.rawValue))
-        guard hello.agentID == agentID, !agentID.isEmpty,
-              !(hello.arches + hello.emulatedArches).isEmpty,
-              (hello.arches + hello.emulatedArches).allSatisfy(valid.contains) else {
-            var d = Kiln_V1_Disconnect()
-            d.reason = "bad Hello: agent_id must equal the routing id and arches must be among \(valid.sorted())"
-            outbox?.agent(identity, WireMessage(.disconnect(d)))
-            droppedMessages += 1
-            return
+        guard Self.isAgentID(agentID), !(hello.arches + hello.emulatedArches).isEmpty,
+              (hello.arches + hello.emulatedArches).allSatisfy(Self.validArches.contains) else {
+            return badHello(identity)
         }
         let t = now
         let previous = agents[agentID]
@@ -177,6 +179,9 @@ extension FarmScheduler {
                               version: AgentText.field(hello.version, bytes: 64), lastSeenMS: t, online: true)
         agent.attempts = previous?.attempts ?? []
         agent.drained = previous?.drained ?? false
+        // One connection per agent: its earlier one (if any) is heard no more.
+        if let old = previous?.identity, old != identity { agentSessions[old] = nil }
+        agentSessions[identity] = agentID
         agent.notTakingJobs = previous?.notTakingJobs ?? ""
         agents[agentID] = agent
         notTakingJobs(agentID, hello.notTakingJobs)
@@ -280,6 +285,7 @@ extension FarmScheduler {
     func agentLost(_ agentID: String, reason: String, saidGoodbye: Bool = false) {
         guard agents[agentID]?.online == true else { return }
         agents[agentID]?.online = false
+        if let identity = agents[agentID]?.identity { agentSessions[identity] = nil }
         let idle = agents[agentID]?.attempts.isEmpty ?? true
         logger.log(level: saidGoodbye && idle ? .info : .warning, "agent offline: \(reason)", metadata: ["agent.id": "\(agentID)"])
         for id in agents[agentID]?.attempts ?? [] {
@@ -340,5 +346,26 @@ extension FarmScheduler {
             outbox?.agent(agent.identity, .cancel(attemptID: a.id, reason: reason))
         }
         attemptFailed(a.id, AttemptFailure(reason: reason, infrastructure: true))
+    }
+}
+
+extension FarmScheduler {
+    static let validArches = Set(Architecture.allCases.map(\.rawValue))
+
+    /// A Hello whose agent id or architectures are not valid: refused, and counted.
+    func badHello(_ identity: [UInt8]) {
+        var d = Kiln_V1_Disconnect()
+        d.reason = "bad Hello: agent_id must be 1 to 64 letters, digits, '.', '_' or '-', "
+            + "and arches must be among \(Self.validArches.sorted())"
+        outbox?.agent(identity, WireMessage(.disconnect(d)))
+        droppedMessages += 1
+        metrics?.dropped()
+    }
+
+    /// An agent id a Hello may claim: 1 to 64 ASCII letters, digits, `.`, `_`
+    /// and `-` (what `kiln agent --name` takes).
+    package static func isAgentID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 64
+            && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
     }
 }

@@ -74,7 +74,7 @@ extension FarmScheduler {
             }
             let agents = try Row.fetchAll(db, sql: "SELECT * FROM agents").map { row in
                 let id: String = row["id"]
-                var a = FarmAgent(id: id, identity: Array(id.utf8), publicKey: row["public_key"],
+                var a = FarmAgent(id: id, identity: [], publicKey: row["public_key"],
                                   arches: Self.list(row["arches"]), emulated: Self.list(row["emulated"]),
                                   slots: row["slots"], freeDisk: UInt64(max(0, row["free_disk"] as Int64)),
                                   version: row["version"], lastSeenMS: row["last_seen_ms"], online: false)

@@ -40,6 +40,8 @@ package actor FarmScheduler {
     var jobs: [String: FarmJob] = [:]
     var attempts: [UInt64: FarmAttempt] = [:]
     var agents: [String: FarmAgent] = [:]
+    /// Connections (routing ids) of welcomed agents → their agent ids.
+    var agentSessions: [[UInt8]: String] = [:]
     /// Tree jobs waiting for an agent, per architecture, oldest first.
     var queues: [String: [String]] = [:]
     /// Jobs parked behind an identical job (same pipeline ID) in flight.

@@ -28,10 +28,11 @@ final class HostileAgent: Sendable {
     var cancels: [UInt64] { state.withLock { $0.cancels } }
     func keepAlive(_ on: Bool) { state.withLock { $0.keepAlive = on } }
 
-    /// Connects with `keyName`'s key as routing id `name`, says Hello and
-    /// heartbeats every 0.5 s until closed.
+    /// Connects with `keyName`'s key as routing id `name`, says Hello (unless
+    /// `sayHello` is false: it then only squats the routing id) and heartbeats
+    /// every 0.5 s until closed.
     init(_ farm: FarmHarness, name: String, keyName: String, slots: UInt32 = 1, arches: [String] = ["x86_64"],
-         running: [UInt64] = []) async throws {
+         running: [UInt64] = [], sayHello: Bool = true) async throws {
         self.name = name
         var config = ZMQSocketConfiguration(.dealer, .connect(try SchedulerEndpoint.agents(farm.endpoint)),
                                             curve: .client(keys: try CurveKeyPair.load(secretKeyFile: "\(farm.dir)/\(keyName).key"),
@@ -52,7 +53,7 @@ final class HostileAgent: Sendable {
                 }
             }
         }
-        try await hello(slots: slots, arches: arches, running: running)
+        if sayHello { try await hello(slots: slots, arches: arches, running: running) }
         let beat = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))

@@ -135,6 +135,43 @@ struct TrustTests {
         await c.close()
     }
 
+    /// Found by the soak (`ops/soak`, 20 minutes): agents used their names as
+    /// routing ids, so when agent-a's connection dropped, a peer with a client
+    /// key that connected with routing id "agent-a" was given agent-a's next
+    /// job, manifest and all (the scheduler addressed agent-a by its name
+    /// until its session timed out). Now the scheduler's socket picks each
+    /// agent's routing id, and the Hello's agent id names the agent.
+    @Test("a peer that takes a gone agent's name as its routing id is sent nothing meant for that agent",
+          arguments: [false, true])
+    func routingIDSquatGetsNoJob(saysHello: Bool) async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        // Agent timeout 8 s (the default): agent-a stays listed online that long after it dies.
+        try await farm.startScheduler(lease: 30)
+        let c = try await farm.client()
+        try await farm.startAgents(["agent-a"], seenBy: c)
+        await farm.killAgent("agent-a")
+        // A client key squats the routing id "agent-a", quietly or saying Hello as agent-a.
+        let squatter = try await HostileAgent(farm, name: "agent-a", keyName: "client", sayHello: saysHello)
+        // Its heartbeats are answered (told to say Hello first, or refused): it is connected.
+        #expect(await farm.eventually(.seconds(10)) { !squatter.disconnects.isEmpty }, "the squatter never connected")
+        let build = try await submit(c, hostname: "farm-squat").buildID
+        // agent-a is still listed online: the job is assigned to it, and goes nowhere.
+        let assigned = try await farm.eventually(.seconds(20)) {
+            try await c.status(build).first?.jobs.contains { $0.agentID == "agent-a" && $0.attempts >= 1 } == true
+        }
+        #expect(assigned, "the job was never assigned to agent-a: \(farm.log("scheduler"))")
+        let leaked = await farm.eventually(.seconds(3)) { !squatter.assigns.isEmpty }
+        #expect(!leaked, "the squatter was sent agent-a's job: \(squatter.assigns.map(\.buildID))")
+        #expect(squatter.welcomes == 0)
+        await squatter.close()
+        // agent-a comes back and builds it (after its lost attempt is given up).
+        try await farm.startAgents(["agent-a"], seenBy: c)
+        let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        await c.close()
+    }
+
     // MARK: - Finding 7
 
     @Test("an agent claiming 2^32-1 slots gets the cap, and heartbeats alone do not hold its jobs past the lease")

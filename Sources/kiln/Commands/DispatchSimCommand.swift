@@ -211,7 +211,7 @@ final class SimAgent: Sendable {
     static func start(context: ZMQContext, endpoint: String, name: String, keys: CurveKeyPair, serverKey: String,
                       tree: [UInt8], slots: Int, stats: SimStats) async throws -> SimAgent {
         var config = ZMQSocketConfiguration(.dealer, .connect(endpoint), curve: .client(keys: keys, serverPublicKey: serverKey))
-        config.routingID = Array(name.utf8)
+        // As a real agent: the scheduler picks the routing id.
         config.sendTimeout = nil
         let socket = try await ZMQSocketThread.start(context: context, configuration: config, name: "sim")
         func post(_ body: Kiln_V1_Envelope.OneOf_Body, data: [UInt8]? = nil) {
