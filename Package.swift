@@ -26,11 +26,14 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // Threads of Kiln's own: blocking work, download lanes, eventfd wake-ups.
+        .systemLibrary(name: "CEventFD"),
+        .target(name: "Threads", dependencies: ["CEventFD"]),
         .target(name: "Manifest", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Stages", dependencies: [
-            "Manifest", "CArchive", "CZstd",
+            "Manifest", "CArchive", "CZstd", "Threads",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
@@ -45,9 +48,13 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "Protocol", dependencies: [
-            "CZeroMQ", "Manifest",
+            "CZeroMQ", "Manifest", "Threads",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The daemons' HTTP port (dashboard, /metrics, /api/*) and their Prometheus recorder.
+        .target(name: "HTTPServing", dependencies: [
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -56,7 +63,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "Scheduler", dependencies: [
-            "Protocol", "Stages", "Images",
+            "Protocol", "Stages", "Threads", "HTTPServing",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -64,13 +71,13 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "Agent", dependencies: [
-            "Protocol", "Stages",
+            "Protocol", "Stages", "HTTPServing",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "kiln", dependencies: [
-            "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent",
+            "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent", "HTTPServing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
@@ -85,7 +92,7 @@ let package = Package(
         .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest", "KilnTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ProtocolTests", dependencies: [
-            "Protocol", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            "Protocol", "HTTPServing", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "FarmTests", dependencies: [
             "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",

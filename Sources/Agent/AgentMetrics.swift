@@ -1,3 +1,4 @@
+import HTTPServing
 import Protocol
 import Stages
 

@@ -9,6 +9,14 @@ import Stages
 struct JobRunner: Sendable, ExecutionObserver {
     let agent: BuildAgent
     let assign: Kiln_V1_Assign
+    /// Stage progress, in the order the executor reports it.
+    let progress: OrderedPoster
+
+    init(agent: BuildAgent, assign: Kiln_V1_Assign) {
+        self.agent = agent
+        self.assign = assign
+        progress = OrderedPoster { message in await agent.post(message) }
+    }
 
     var attemptID: UInt64 { assign.attemptID }
     var emulated: Bool { !agent.config.arches.contains(assign.arch) }
@@ -37,7 +45,15 @@ struct JobRunner: Sendable, ExecutionObserver {
                 return await agent.fail(attemptID, reason: "the manifest has no pipeline \(assign.export)", infrastructure: false)
             }
             if let delay = Self.testStageDelay { try await Task.sleep(for: delay) }
-            let result = try await executor.run(manifest, exports: [assign.export])
+            let result: Executor.Result
+            do {
+                result = try await executor.run(manifest, exports: [assign.export])
+            } catch {
+                await progress.finish()
+                throw error
+            }
+            // Every stage's progress is out before the tree or the failure.
+            await progress.finish()
             try Task.checkCancellation()
             guard let tree = result.exports[assign.export] else { return }
             if config.sharesStoreWithScheduler {
@@ -105,8 +121,7 @@ struct JobRunner: Sendable, ExecutionObserver {
         default:
             return
         }
-        let a = agent
-        Task { await a.post(WireMessage(.progress(p))) }
+        progress.send(WireMessage(.progress(p)))
     }
 
     static func tail(_ path: String, lines: Int) -> [String] {

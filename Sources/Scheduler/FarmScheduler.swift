@@ -84,7 +84,7 @@ package actor FarmScheduler {
         self.sources = sources
         self.registry = registry
         self.logger = logger
-        self.metrics = config.telemetry ? FarmMetrics(registry: registry) : nil
+        self.metrics = config.telemetry ? FarmMetrics(registry: registry, imageTypes: config.imageTypes) : nil
         self.startedMS = config.now()
     }
 

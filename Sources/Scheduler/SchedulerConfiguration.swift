@@ -39,6 +39,10 @@ package struct SchedulerConfiguration: Sendable {
     package var logLimits = AgentText.Limits()
     /// Metrics and stage history (on by default; off only to measure what they cost).
     package var telemetry = true
+    /// Image type names the metrics label as themselves (the CLI gives
+    /// Images' list); any other name a client sends is labelled "other", so
+    /// that clients cannot grow the label set.
+    package var imageTypes: Set<String> = []
     /// Below this many bytes free on the file system of the state directory
     /// or of the tree store, submits are refused and no job or assembly
     /// starts, until space returns (`--min-free-gib`, 2 GiB; 0 here: no

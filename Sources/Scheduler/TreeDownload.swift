@@ -3,6 +3,7 @@ import Logging
 import Protocol
 import Stages
 import Synchronization
+import Threads
 
 package struct DownloadStats: Sendable, Equatable {
     /// Length of the verified compressed stream.

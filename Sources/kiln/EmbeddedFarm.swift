@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import Images
 import Logging
 import Manifest
 import Protocol
@@ -26,6 +27,7 @@ struct EmbeddedFarm {
             agents.append(("local-\(a.rawValue)-emulated", [], [a.rawValue]))
         }
         var config = SchedulerConfiguration(stateDirectory: state + "/scheduler")
+        config.imageTypes = Set(ImageType.allCases.map(\.rawValue))
         config.sharedStoreAgents = Set(agents.map(\.0))
         let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
         let server = try await SchedulerServer.start(

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServing
 import KilnTestSupport
 import Logging
 import Protocol

@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 import Testing
 @testable import Stages
 
@@ -84,6 +85,29 @@ struct TreeConfigStagesTests {
 
         await #expect { try await Timezone().run(.init(zone: "Mars/Olympus"), in: f.context) } throws: { "\($0)".contains("Mars/Olympus") }
         await #expect(throws: StageError.self) { try await Hostname().run(.init(hostname: "bad name"), in: f.context) }
+    }
+
+    /// One host-name rule: what a blueprint refuses, the hostname stage of a
+    /// hand-written manifest refuses too (the stage took "-web", "a..b" and
+    /// 64-character labels before), and both take the same good names.
+    @Test(arguments: ["-web", "web-", "a..b", ".lead", "trail.", String(repeating: "x", count: 64), "bad name", "ünï", ""])
+    func theStageRefusesWhatABlueprintRefuses(_ name: String) async throws {
+        let f = try TreeStageFixture()
+        defer { f.remove() }
+        #expect(HostName.problem(name) != nil)
+        await #expect { try await Hostname().run(.init(hostname: name), in: f.context) } throws: {
+            "\($0)".contains("not a valid host name") && "\($0)".contains("dot-separated labels")
+        }
+        #expect(f.read("/etc/hostname") == nil)
+    }
+
+    @Test(arguments: ["kiln-vm", "web1.example.org", "x", String(repeating: "a", count: 63) + ".b", "A-1"])
+    func theStageTakesWhatABlueprintTakes(_ name: String) async throws {
+        let f = try TreeStageFixture()
+        defer { f.remove() }
+        #expect(HostName.problem(name) == nil)
+        try await Hostname().run(.init(hostname: name), in: f.context)
+        #expect(f.read("/etc/hostname") == name + "\n")
     }
 
     @Test func localeCAndMissingLocalesPackage() async throws {

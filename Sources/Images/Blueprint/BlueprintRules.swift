@@ -1,3 +1,5 @@
+import Manifest
+
 /// The syntax rules blueprint values are checked against. Each check returns
 /// nil when the value is fine, or the reason and the fix.
 package enum BlueprintRules {
@@ -18,17 +20,8 @@ package enum BlueprintRules {
         return name.allSatisfy { isLowerAlnum($0) || $0 == "+" || $0 == "-" || $0 == "." }
     }
 
-    /// RFC 1123 host names: dot-separated labels of 1–63 letters, digits and hyphens, 253 characters at most.
-    package static func hostnameProblem(_ h: String) -> String? {
-        let fix = "use letters, digits and '-' in dot-separated labels of at most 63 characters, e.g. \"kiln-vm\" or \"web1.example.org\""
-        guard !h.isEmpty, h.count <= 253 else { return "\"\(h)\" is not a valid host name (1 to 253 characters); \(fix)" }
-        for label in h.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !label.isEmpty, label.count <= 63, all(label, { isAlnum($0) || $0 == "-" }),
-                  label.first != "-", label.last != "-"
-            else { return "\"\(h)\" is not a valid host name; \(fix)" }
-        }
-        return nil
-    }
+    /// The one host-name rule (`HostName`, in Manifest, which the hostname stage uses too).
+    package static func hostnameProblem(_ h: String) -> String? { HostName.problem(h) }
 
     /// tz database names: `UTC`, `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`.
     package static func timezoneProblem(_ z: String) -> String? {

@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import Synchronization
+import Threads
 
 /// The ZeroMQ authentication handler (ZAP, RFC 27) of one context: a REP
 /// socket on `inproc://zeromq.zap.01`, on its own thread, that admits a CURVE
@@ -35,7 +36,7 @@ package final class ZAPHandler: Sendable {
         context: ZMQContext, domain: String, allowedKeys: Set<String>
     ) async throws(ZMQError) -> ZAPHandler {
         let (stream, continuation) = AsyncStream<ZAPRefusal>.makeStream(bufferingPolicy: .bufferingNewest(1024))
-        let handler = ZAPHandler(domain: domain, allowed: allowedKeys, wake: try EventFD(), refusals: stream)
+        let handler = ZAPHandler(domain: domain, allowed: allowedKeys, wake: try EventFD.forSocket(), refusals: stream)
         let started = await withCheckedContinuation { (ready: CheckedContinuation<Result<Void, ZMQError>, Never>) in
             let thread = Thread { [handler] in handler.run(context: context, ready: ready, refusals: continuation) }
             thread.name = "kiln-zap"

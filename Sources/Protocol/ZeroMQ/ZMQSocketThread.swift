@@ -1,6 +1,7 @@
 import CZeroMQ
 import Foundation
 import Synchronization
+import Threads
 
 /// One libzmq socket owned by one dedicated thread. The thread creates,
 /// uses and closes the socket; it polls the socket together with an eventfd.
@@ -123,7 +124,7 @@ package final class ZMQSocketThread: Sendable {
     package static func start(
         context: ZMQContext, configuration: ZMQSocketConfiguration, name: String = "kiln-zmq"
     ) async throws(ZMQError) -> ZMQSocketThread {
-        let shared = Shared(wake: try EventFD())
+        let shared = Shared(wake: try EventFD.forSocket())
         let (stream, continuation) = AsyncStream<ZMQMessage>.makeStream()
         let (drops, dropped) = AsyncStream<InboundDrop>.makeStream(bufferingPolicy: .bufferingNewest(256))
         let budget = InboundBudget(limits: configuration.inbound, perPeer: configuration.kind == .router)

@@ -1,4 +1,4 @@
-import Images
+import HTTPServing
 import Protocol
 import Stages
 
@@ -10,18 +10,19 @@ import Stages
 package final class FarmMetrics: Sendable {
     let recorder = MetricsRecorder()
     private let stageTypes: Set<String>
+    private let imageTypes: Set<String>
 
-    package init(registry stages: StageRegistry = .standard) {
+    package init(registry stages: StageRegistry = .standard, imageTypes: Set<String> = []) {
         stageTypes = Set(stages.entries.keys)
+        self.imageTypes = imageTypes
     }
 
     // MARK: - Label values
 
-    static let knownImageTypes = Set(ImageType.allCases.map(\.rawValue))
     static let knownArches = Set(["x86_64", "aarch64"])
 
     /// A label value for an image type a client sent.
-    static func imageType(_ s: String) -> String { s.isEmpty ? "none" : knownImageTypes.contains(s) ? s : "other" }
+    func imageTypeLabel(_ s: String) -> String { s.isEmpty ? "none" : imageTypes.contains(s) ? s : "other" }
     static func arch(_ s: String) -> String { knownArches.contains(s) ? s : "other" }
     func stage(_ s: String) -> String { stageTypes.contains(s) ? s : "other" }
 
@@ -40,18 +41,18 @@ package final class FarmMetrics: Sendable {
     }
 
     func buildSubmitted(arch: String, imageType: String) {
-        count("kiln_builds_submitted_total", [("arch", Self.arch(arch)), ("image_type", Self.imageType(imageType))])
+        count("kiln_builds_submitted_total", [("arch", Self.arch(arch)), ("image_type", imageTypeLabel(imageType))])
     }
 
     func buildFinished(arch: String, imageType: String, outcome: String, ms: Int64) {
-        let dims = [("arch", Self.arch(arch)), ("image_type", Self.imageType(imageType))]
+        let dims = [("arch", Self.arch(arch)), ("image_type", imageTypeLabel(imageType))]
         count("kiln_builds_total", dims + [("outcome", outcome)])
         if outcome == "succeeded" { time("kiln_build_duration_seconds", dims, ms: ms) }
     }
 
     /// A job ended: kind "tree" (on an agent) or "assembly" (on the scheduler).
     func jobFinished(arch: String, imageType: String, kind: String, outcome: String) {
-        count("kiln_jobs_total", [("arch", Self.arch(arch)), ("image_type", Self.imageType(imageType)),
+        count("kiln_jobs_total", [("arch", Self.arch(arch)), ("image_type", imageTypeLabel(imageType)),
                                   ("kind", kind), ("outcome", outcome)])
     }
 
@@ -86,7 +87,7 @@ package final class FarmMetrics: Sendable {
     }
 
     func assemblyFinished(imageType: String, outcome: String, ms: Int64) {
-        let dims = [("image_type", Self.imageType(imageType))]
+        let dims = [("image_type", imageTypeLabel(imageType))]
         count("kiln_assemblies_total", dims + [("outcome", outcome)])
         if outcome == "succeeded" { time("kiln_assembly_duration_seconds", dims, ms: ms) }
     }

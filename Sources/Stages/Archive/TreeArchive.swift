@@ -1,5 +1,6 @@
 import CArchive
 import Foundation
+import Threads
 
 /// A directory tree as a stream of bytes: a pax tar (numeric owners, modes,
 /// nanosecond mtimes, hard links, symlinks, device nodes, fifos, xattrs,

@@ -1,3 +1,5 @@
+import Manifest
+
 /// `/etc/hostname`.
 package struct Hostname: Stage {
     package static let type = "org.osbuild.hostname"
@@ -11,9 +13,8 @@ package struct Hostname: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         let name = options.hostname
-        let valid = !name.isEmpty && name.count <= 253 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
-        guard valid else {
-            throw StageError.invalidOptions(reason: "\(Self.type): hostname \"\(name)\" is not a valid host name (letters, digits, '-' and '.')")
+        if let problem = HostName.problem(name) {
+            throw StageError.invalidOptions(reason: "\(Self.type): hostname: \(problem)")
         }
         try TreeFiles.write("\(name)\n", to: "/etc/hostname", in: context.tree)
     }

@@ -1,6 +1,8 @@
 import Agent
 import ArgumentParser
 import Foundation
+import HTTPServing
+import Images
 import Logging
 import Manifest
 import Protocol
@@ -95,6 +97,7 @@ struct SchedulerCommand: AsyncParsableCommand {
                 logger.warning("no *.pub keys in \(allow)/agents, clients or admins: no agent or client can connect yet")
             }
             var config = SchedulerConfiguration(stateDirectory: state)
+            config.imageTypes = Set(ImageType.allCases.map(\.rawValue))
             config.hiddenFromAssembly = config.secrets(keyFile: key, allowDirectory: allow)
             config.leaseMS = UInt32(lease * 1000)
             config.agentTimeoutMS = min(config.agentTimeoutMS, config.leaseMS)

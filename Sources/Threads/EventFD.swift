@@ -1,4 +1,4 @@
-import CZeroMQ
+import CEventFD
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,9 +10,10 @@ import Glibc
 package final class EventFD: Sendable {
     package let fd: Int32
 
-    package init() throws(ZMQError) {
+    /// Fails with the errno of `eventfd(2)` (EMFILE, ENOMEM, …).
+    package init() throws(EventFDError) {
         let fd = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
-        if fd == -1 { throw ZMQError(operation: "eventfd", code: errno) }
+        if fd == -1 { throw EventFDError(code: errno) }
         self.fd = fd
     }
 
@@ -27,4 +28,10 @@ package final class EventFD: Sendable {
     }
 
     deinit { close(fd) }
+}
+
+/// `eventfd(2)` failed.
+package struct EventFDError: Error, Sendable {
+    /// The errno.
+    package let code: Int32
 }

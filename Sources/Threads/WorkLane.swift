@@ -1,6 +1,6 @@
 import Foundation
 
-/// A thread of the scheduler's own that runs closures one at a time, in the
+/// A thread of its own that runs closures one at a time, in the
 /// order they were queued. Tree downloads share a few lanes (one per core):
 /// each download's chunks are verified, and a small tree extracted, stored
 /// and acknowledged, on its lane without handing anything between threads.
@@ -9,7 +9,7 @@ import Foundation
 /// dispatch benchmark (docs/benchmarks.md).
 ///
 /// Work on a lane may block on the disk, never on another lane or a peer.
-final class WorkLane: @unchecked Sendable {  // guarded by `condition`
+package final class WorkLane: @unchecked Sendable {  // guarded by `condition`
     private let condition = NSCondition()
     private var queued: [@Sendable () -> Void] = []
     private var sleeping = false
@@ -21,7 +21,7 @@ final class WorkLane: @unchecked Sendable {  // guarded by `condition`
     }
 
     /// Runs `body` on the lane after what is already queued.
-    func async(_ body: @escaping @Sendable () -> Void) {
+    package func async(_ body: @escaping @Sendable () -> Void) {
         condition.lock()
         queued.append(body)
         let wake = sleeping
@@ -51,7 +51,7 @@ final class WorkLane: @unchecked Sendable {  // guarded by `condition`
     }
 
     /// The lane for a download: consecutive attempts go to consecutive lanes.
-    static func forDownload(_ attemptID: UInt64) -> WorkLane {
+    package static func forDownload(_ attemptID: UInt64) -> WorkLane {
         lanes[Int(attemptID % UInt64(lanes.count))]
     }
 }
