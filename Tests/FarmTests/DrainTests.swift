@@ -153,14 +153,25 @@ struct DrainTests {
         await c.close()
     }
 
+    /// A scheduler with `--stage-timeout 6s`, agent-a online (its processes
+    /// marked), a client, and a stage that hangs.
+    func hangingFarm() async throws -> (FarmHarness, HangingStage, SchedulerClient) {
+        let farm = try FarmHarness()
+        do {
+            try await farm.startScheduler(extra: ["--stage-timeout", "6s"])
+            let c = try await farm.client()
+            try await farm.startAgents(["agent-a"], env: ["KILN_TEST_MARK": farm.dir], seenBy: c)
+            return (farm, HangingStage(), c)
+        } catch {
+            farm.cleanUp()
+            throw error
+        }
+    }
+
     @Test("a stage past its timeout is stopped: the build fails naming the stage and the limit, with no process or mount left")
     func stageTimeout() async throws {
-        let farm = try FarmHarness()
+        let (farm, hang, c) = try await hangingFarm()
         defer { farm.cleanUp() }
-        try await farm.startScheduler(extra: ["--stage-timeout", "6s"])
-        let hang = HangingStage()
-        let c = try await farm.client()
-        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_MARK": farm.dir], seenBy: c)
 
         // The scheduler's default, then a build's own limit.
         for (override, limit, seconds) in [(UInt64(0), "6s", 6), (3000, "3s", 3)] {
@@ -175,12 +186,8 @@ struct DrainTests {
 
     @Test("a drained agent whose stage runs past its timeout: the build fails naming stage and limit, the agent takes no new job until undrained")
     func drainWithStageTimeout() async throws {
-        let farm = try FarmHarness()
+        let (farm, hang, c) = try await hangingFarm()
         defer { farm.cleanUp() }
-        try await farm.startScheduler(extra: ["--stage-timeout", "6s"])
-        let hang = HangingStage()
-        let c = try await farm.client()
-        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_MARK": farm.dir], seenBy: c)
         let hanging = try await farm.submitRunning(c, try hang.manifest(hostname: "drain-hang"), label: "drain test hang",
                                                    on: "agent-a")
         #expect(try await farm.eventually(.seconds(6)) { hang.hangs }, "\(farm.log("agent-a"))")
