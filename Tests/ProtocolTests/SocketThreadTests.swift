@@ -327,8 +327,10 @@ import Testing
 
             let heartbeat = try Framing.encode(WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
             for _ in 0..<1000 { try await client.socket.send(heartbeat) }
-            let flooded = await waitFor(.seconds(60)) { drops.count >= 900 }
-            #expect(flooded, "900 of the 1000 messages are dropped at the peer's budget of 100: \(drops.count)")
+            // Counted by the socket: under load this test's reader falls behind, and
+            // the drop reports keep only the newest 256 (each says the total so far).
+            let flooded = await waitFor(.seconds(60)) { (drops.snapshot.map(\.total).max() ?? 0) >= 901 }
+            #expect(flooded, "900 of the 1000 messages, and the 200-frame one, are dropped: \(drops.snapshot.map(\.total).max() ?? 0)")
 
             // Reading frees the budget: the first 100 of the flood, then a normal message.
             let inbox = Inbox(socket.inbound)

@@ -41,6 +41,10 @@ package final class ZMQSocketThread: Sendable {
         package var bytes: Int
         /// Which limit it passed.
         package var reason: String
+        /// Messages this socket has dropped so far, this one included: a
+        /// reader that fell behind (`drops` keeps the newest 256) sees how
+        /// many it missed.
+        package var total: Int = 0
     }
 
     /// `inbound`: each message taken gives its bytes back to the budgets of
@@ -217,6 +221,8 @@ extension ZMQSocketThread {
         let inbound: AsyncStream<ZMQMessage>.Continuation
         let budget: InboundBudget
         let dropped: AsyncStream<InboundDrop>.Continuation
+        /// Messages dropped so far (this thread's alone).
+        private var dropTotal = 0
 
         init(context: ZMQContext, configuration: ZMQSocketConfiguration, shared: Shared,
              inbound: AsyncStream<ZMQMessage>.Continuation, budget: InboundBudget,
@@ -332,13 +338,16 @@ extension ZMQSocketThread {
                     case nil:
                         return
                     case .refused(let first, let userID, let frames, let bytes, let reason)?:
+                        dropTotal += 1
                         dropped.yield(InboundDrop(peer: InboundBudget.peer(userID, first, routed: routed),
-                                                  frames: frames, bytes: bytes, reason: reason))
+                                                  frames: frames, bytes: bytes, reason: reason, total: dropTotal))
                     case .message(let message)?:
                         let peer = InboundBudget.peer(message.userID, message.frames.first, routed: routed)
                         if let reason = budget.admit(message, peer: peer) {
+                            dropTotal += 1
                             dropped.yield(InboundDrop(peer: peer, frames: message.frames.count,
-                                                      bytes: message.frames.reduce(0) { $0 + $1.count }, reason: reason))
+                                                      bytes: message.frames.reduce(0) { $0 + $1.count }, reason: reason,
+                                                      total: dropTotal))
                         } else {
                             inbound.yield(message)
                         }
