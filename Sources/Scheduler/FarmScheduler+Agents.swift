@@ -163,7 +163,8 @@ extension FarmScheduler {
     }
 
     func admit(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
-        guard Self.isAgentID(agentID), !(hello.arches + hello.emulatedArches).isEmpty,
+        // The agent id was checked when the Hello arrived (handleAgent).
+        guard !(hello.arches + hello.emulatedArches).isEmpty,
               (hello.arches + hello.emulatedArches).allSatisfy(Self.validArches.contains) else {
             return badHello(identity)
         }

@@ -81,7 +81,7 @@ struct BlueprintReader {
         var c = Blueprint.Customizations()
         if let h = o["hostname"] {
             let hostname = try string(h, "\(path).hostname")
-            if let reason = BlueprintRules.hostnameProblem(hostname) {
+            if let reason = HostName.problem(hostname) {
                 throw origin.error("\(path).hostname", .invalid(reason: reason))
             }
             c.hostname = hostname

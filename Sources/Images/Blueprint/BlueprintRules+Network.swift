@@ -1,3 +1,5 @@
+import Manifest
+
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +43,7 @@ extension BlueprintRules {
         if s.allSatisfy({ $0.isNumber || $0 == "." }) {
             return "\"\(s)\" is not a valid IPv4 address; give four numbers from 0 to 255 such as \"192.0.2.1\", or a host name"
         }
-        return hostnameProblem(s).map { _ in
+        return HostName.problem(s).map { _ in
             "\"\(s)\" is neither a host name nor an IP address; give one such as \"0.debian.pool.ntp.org\" or \"192.0.2.1\""
         }
     }

@@ -1,5 +1,3 @@
-import Manifest
-
 /// The syntax rules blueprint values are checked against. Each check returns
 /// nil when the value is fine, or the reason and the fix.
 package enum BlueprintRules {
@@ -19,9 +17,6 @@ package enum BlueprintRules {
         guard name.count >= 2, let first = name.first, isLowerAlnum(first) else { return false }
         return name.allSatisfy { isLowerAlnum($0) || $0 == "+" || $0 == "-" || $0 == "." }
     }
-
-    /// The one host-name rule (`HostName`, in Manifest, which the hostname stage uses too).
-    package static func hostnameProblem(_ h: String) -> String? { HostName.problem(h) }
 
     /// tz database names: `UTC`, `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`.
     package static func timezoneProblem(_ z: String) -> String? {
