@@ -272,9 +272,14 @@ package final class TreeDownload: Sendable {
         case .failure(let error): return fail(error)
         case .success(let s): stats = s
         }
-        // Durable before the agent hears Ack and deletes its copy: the files
-        // before the rename (the store never holds a tree a crash could
-        // leave half-written), then the rename itself.
+        // The files are on disk before the rename and before the agent hears
+        // Ack and deletes its copy: the store never holds a tree that a crash
+        // could leave half-written. The rename itself becomes durable with the
+        // next syncfs (the next tree's) or the filesystem's own commit (ext4:
+        // within 5 s); a crash before that loses only the name, and a tree
+        // missing from the store is built again when its build needs it
+        // (`startAssemblies`). One syncfs per tree, shared with every
+        // download that asks meanwhile, instead of two (docs/benchmarks.md).
         sync.flush(work) { [self] synced in
             lane.async { [self] in
                 if case .failure(let error) = synced { return fail(error) }
@@ -284,13 +289,7 @@ package final class TreeDownload: Sendable {
                 } catch {
                     return fail(error)
                 }
-                guard kept else { return acknowledge(stats, length: length, kept: false) }
-                sync.flush(store.treePath(pipelineID)) { [self] synced in
-                    lane.async { [self] in
-                        if case .failure(let error) = synced { return fail(error) }
-                        acknowledge(stats, length: length, kept: true)
-                    }
-                }
+                acknowledge(stats, length: length, kept: kept)
             }
         }
     }
