@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
+        .executable(name: "kiln-bench", targets: ["kiln-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -76,13 +77,22 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-        .executableTarget(name: "kiln", dependencies: [
+        // The commands: arguments, output, config files and daemon wiring.
+        .target(name: "KilnCLI", dependencies: [
             "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent", "HTTPServing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        // `kiln`: only the entry point over KilnCLI.
+        .executableTarget(name: "kiln", dependencies: ["KilnCLI"]),
+        // `kiln-bench`: the benchmarks' simulators (ops/bench/dispatch, ops/bench/stream).
+        .executableTarget(name: "kiln-bench", dependencies: [
+            "KilnCLI", "Protocol", "Scheduler", "Agent", "Stages",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
         // Fixtures shared by test targets (trees made and compared with Python).

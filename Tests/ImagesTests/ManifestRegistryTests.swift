@@ -72,4 +72,17 @@ import Testing
             Issue.record("docs/stages.md documents \(type), which Kiln does not have")
         }
     }
+
+    /// `kiln stages` names each type's file: that file exists and is where the type is declared.
+    @Test func everyStageNamesTheFileThatDeclaresIt() throws {
+        for (type, entry) in StageRegistry.standard.entries.sorted(by: { $0.key < $1.key }) {
+            #expect(entry.sourceFile.hasPrefix("Sources/Stages/"), "\(type): \(entry.sourceFile)")
+            let url = Fixtures.repository.appendingPathComponent(entry.sourceFile)
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+                Issue.record("\(type): \(entry.sourceFile) does not exist")
+                continue
+            }
+            #expect(text.contains("static let type = \"\(type)\""), "\(type) is not declared in \(entry.sourceFile)")
+        }
+    }
 }

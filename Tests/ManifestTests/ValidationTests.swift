@@ -6,6 +6,7 @@ import Testing
 /// Stage types used only to exercise validation against a real registry.
 private struct TestInstall: Stage {
     static let type = "org.test.install"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.tree
     static let inputs: [String: InputKind] = ["packages": .sourceFiles]
     struct Options: Codable { let architecture: String }
@@ -14,6 +15,7 @@ private struct TestInstall: Stage {
 
 private struct TestHostname: Stage {
     static let type = "org.test.hostname"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.tree
     struct Options: Codable { let hostname: String }
     func run(_ options: Options, in context: StageContext) async throws {}
@@ -21,6 +23,7 @@ private struct TestHostname: Stage {
 
 private struct TestDisk: Stage {
     static let type = "org.test.disk"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.assembly
     static let inputs: [String: InputKind] = ["tree": .pipelineTree]
     struct Options: Codable { let size: UInt64; let label: String?; let partitions: [Part]? }

@@ -8,6 +8,7 @@ import Testing
 /// Stages for exercising the executor's caching with real files and a real store.
 private struct SlowInstall: Stage {
     static let type = "org.test.install"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.tree
     static let checkpoint = true
     static let inputs: [String: InputKind] = ["packages": .sourceFiles]
@@ -20,6 +21,7 @@ private struct SlowInstall: Stage {
 
 private struct WriteHostname: Stage {
     static let type = "org.test.hostname"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.tree
     struct Options: Codable { let hostname: String }
     func run(_ options: Options, in context: StageContext) async throws {
@@ -29,6 +31,7 @@ private struct WriteHostname: Stage {
 
 private struct Fail: Stage {
     static let type = "org.test.fail"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.tree
     struct Options: Codable {}
     func run(_ options: Options, in context: StageContext) async throws {
@@ -38,6 +41,7 @@ private struct Fail: Stage {
 
 private struct ConcatFiles: Stage {
     static let type = "org.test.concat"
+    static let sourceFile = StageSource.path()
     static let placement = Placement.assembly
     static let inputs: [String: InputKind] = ["tree": .pipelineTree, "files": .sourceFiles]
     struct Options: Codable { let filename: String }

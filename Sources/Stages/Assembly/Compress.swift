@@ -29,6 +29,7 @@ extension StageContext {
 
 package struct XZ: Stage {
     package static let type = "org.osbuild.xz"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["file": .pipelineFiles]
     package typealias Options = CompressOptions
@@ -42,6 +43,7 @@ package struct XZ: Stage {
 
 package struct Zstd: Stage {
     package static let type = "org.osbuild.zstd"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["file": .pipelineFiles]
     package typealias Options = CompressOptions

@@ -10,6 +10,7 @@ import Glibc
 /// the MBR, patched to load it.
 package struct Grub2Inst: Stage {
     package static let type = "org.osbuild.grub2.inst"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 

@@ -10,6 +10,7 @@ import Foundation
 /// their filesystems can be written at known offsets by the mkfs stages.
 package struct LVM2Create: Stage {
     package static let type = "org.kiln.lvm2.create"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
 
     package struct Options: Codable, Sendable {

@@ -11,6 +11,7 @@ import Glibc
 /// newer host cannot create a filesystem the image's GRUB cannot read.
 package struct MkfsExt4: Stage {
     package static let type = "org.kiln.mkfs.ext4"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 

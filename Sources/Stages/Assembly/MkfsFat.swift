@@ -9,6 +9,7 @@ import Glibc
 /// into it with mtools; no loop device, no mount.
 package struct MkfsFat: Stage {
     package static let type = "org.kiln.mkfs.fat"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 

@@ -10,6 +10,7 @@ import Manifest
 /// newer host cannot make a filesystem the image's kernel or GRUB cannot read.
 package struct MkfsXfs: Stage {
     package static let type = "org.kiln.mkfs.xfs"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 

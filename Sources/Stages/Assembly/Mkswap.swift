@@ -6,6 +6,7 @@ import Foundation
 /// of the region reads as zeros. No loop device.
 package struct Mkswap: Stage {
     package static let type = "org.osbuild.mkswap"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
 
     package struct Options: Codable, Sendable {

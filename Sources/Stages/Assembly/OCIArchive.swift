@@ -7,6 +7,7 @@ import Manifest
 /// oci-archive:…` and registries. Nothing in it depends on the clock.
 package struct OCIArchive: Stage {
     package static let type = "org.osbuild.oci-archive"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["base": .pipelineTree]
 

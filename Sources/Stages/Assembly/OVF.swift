@@ -6,6 +6,7 @@ import Foundation
 /// disk, one E1000 NIC on "VM Network") that VMware and VirtualBox import.
 package struct OVF: Stage {
     package static let type = "org.osbuild.ovf"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
 
     package struct Options: Codable, Sendable {

@@ -4,6 +4,7 @@ import Manifest
 /// another format with qemu-img.
 package struct QemuConvert: Stage {
     package static let type = "org.osbuild.qemu"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["image": .pipelineFiles]
 

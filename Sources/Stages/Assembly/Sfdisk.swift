@@ -4,6 +4,7 @@ import Foundation
 /// image file with sfdisk(8).
 package struct Sfdisk: Stage {
     package static let type = "org.osbuild.sfdisk"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
 
     package struct Options: Codable, Sendable {

@@ -5,6 +5,7 @@ import Manifest
 /// owners, modes, hard links and (in pax format) xattrs, ACLs and SELinux labels.
 package struct Tar: Stage {
     package static let type = "org.osbuild.tar"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
 

@@ -6,6 +6,7 @@ import Glibc
 /// `org.osbuild.truncate`: creates (or resizes) a sparse file.
 package struct Truncate: Stage {
     package static let type = "org.osbuild.truncate"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
 
     package struct Options: Codable, Sendable {

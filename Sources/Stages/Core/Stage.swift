@@ -14,6 +14,10 @@ package protocol Stage: Sendable {
     associatedtype Options: Codable & Sendable
     /// The manifest type name (`org.osbuild.hostname`, `org.kiln.debian.install`, …).
     static var type: String { get }
+    /// The file that holds the stage, from the repository's root
+    /// (`Sources/Stages/Tree/Hostname.swift`); `kiln stages` prints it.
+    /// Each stage sets it to `StageSource.path()`.
+    static var sourceFile: String { get }
     static var placement: Placement { get }
     /// Whether the executor keeps a checkpoint of the tree after this stage
     /// (for expensive stages, so that a later change restarts from here).
@@ -27,4 +31,14 @@ package protocol Stage: Sendable {
 extension Stage {
     package static var checkpoint: Bool { false }
     package static var inputs: [String: InputKind] { [:] }
+}
+
+/// Where a stage's source is, for `kiln stages`.
+package enum StageSource {
+    /// The calling file's path from its `Sources/` directory on.
+    package static func path(_ file: StaticString = #filePath) -> String {
+        let full = "\(file)"
+        guard let range = full.range(of: "/Sources/", options: .backwards) else { return full }
+        return String(full[full.index(after: range.lowerBound)...])
+    }
 }

@@ -6,6 +6,7 @@ package struct StageRegistry: StageSchemas, Sendable {
     package struct Entry: Sendable {
         package let type: String
         package let placement: Placement
+        package let sourceFile: String
         package let checkpoint: Bool
         package let inputs: [String: InputKind]
         let decode: @Sendable ([String: JSONValue], String) throws(ManifestError) -> any Sendable
@@ -44,7 +45,7 @@ package struct StageRegistry: StageSchemas, Sendable {
     }
 
     private static func entry<S: Stage>(_ s: S.Type) -> Entry {
-        Entry(type: S.type, placement: S.placement, checkpoint: S.checkpoint, inputs: S.inputs,
+        Entry(type: S.type, placement: S.placement, sourceFile: S.sourceFile, checkpoint: S.checkpoint, inputs: S.inputs,
               decode: { options, path throws(ManifestError) in try StrictOptions.decode(S.Options.self, options, path: path) },
               run: { options, context in try await S().run(options as! S.Options, in: context) })
     }

@@ -3,6 +3,7 @@ import Foundation
 /// `/etc/apt/sources.list.d/debian.sources` in deb822 format.
 package struct AptSources: Stage {
     package static let type = "org.kiln.apt.sources"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Source: Codable, Sendable {

@@ -15,6 +15,7 @@ import Manifest
 /// installation so that `org.kiln.initramfs` builds the initramfs once.
 package struct DebianInstall: Stage {
     package static let type = "org.kiln.debian.install"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
     package static let inputs: [String: InputKind] = ["packages": .sourceFiles]
     package static let checkpoint = true

@@ -8,6 +8,7 @@ import Manifest
 /// `openssl rehash` makes no hash link for a file holding several.
 package struct CACerts: Stage {
     package static let type = "org.kiln.cacerts"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

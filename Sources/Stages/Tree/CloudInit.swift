@@ -11,6 +11,7 @@ import Manifest
 /// characters, and folds U+0085/U+2028/U+2029 as line breaks).
 package struct CloudInit: Stage {
     package static let type = "org.osbuild.cloud-init"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

@@ -4,6 +4,7 @@ import Foundation
 /// `firewall-offline-cmd` (osbuild's `org.osbuild.firewall` options).
 package struct Firewalld: Stage {
     package static let type = "org.osbuild.firewall"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Zone: Codable, Sendable {

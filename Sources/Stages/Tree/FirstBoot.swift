@@ -6,6 +6,7 @@ import Foundation
 /// leaves `/var/lib/kiln/first-boot.done` behind so they never run again.
 package struct FirstBoot: Stage {
     package static let type = "org.kiln.first-boot"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Script: Codable, Sendable {

@@ -8,6 +8,7 @@ import Glibc
 /// an empty directory in the filesystem above it.
 package struct Fstab: Stage {
     package static let type = "org.osbuild.fstab"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Filesystem: Codable, Sendable {

@@ -1,6 +1,7 @@
 /// Adds groups to `/etc/group` and `/etc/gshadow` (osbuild's schema).
 package struct Groups: Stage {
     package static let type = "org.osbuild.groups"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Group: Codable, Sendable {

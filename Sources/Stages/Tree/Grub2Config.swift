@@ -7,6 +7,7 @@ import Foundation
 /// UUID and its paths are relative to it (`/vmlinuz-…`).
 package struct Grub2Config: Stage {
     package static let type = "org.kiln.grub2.config"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

@@ -6,6 +6,7 @@ import Foundation
 /// is separate) and loads GRUB's `grub.cfg` from it.
 package struct Grub2EFI: Stage {
     package static let type = "org.kiln.grub2.efi"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

@@ -3,6 +3,7 @@ import Manifest
 /// `/etc/hostname`.
 package struct Hostname: Stage {
     package static let type = "org.osbuild.hostname"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

@@ -1,6 +1,7 @@
 /// `/etc/kernel/cmdline`: the root filesystem and extra kernel options.
 package struct KernelCmdline: Stage {
     package static let type = "org.osbuild.kernel-cmdline"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

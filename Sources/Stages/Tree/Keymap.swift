@@ -4,6 +4,7 @@ import Foundation
 /// console-setup, localectl and X) and `/etc/vconsole.conf`.
 package struct Keymap: Stage {
     package static let type = "org.osbuild.keymap"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

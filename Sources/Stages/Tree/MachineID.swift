@@ -7,6 +7,7 @@ import Foundation
 /// so that D-Bus follows the regenerated ID.
 package struct MachineID: Stage {
     package static let type = "org.osbuild.machine-id"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package enum FirstBoot: String, Codable, Sendable { case yes, no, preserve }

@@ -8,6 +8,7 @@ import Foundation
 /// default zone behaves the same way).
 package struct Nftables: Stage {
     package static let type = "org.kiln.nftables"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Port: Codable, Sendable, Equatable {

@@ -5,6 +5,7 @@ import Foundation
 /// the first value it reads, so these win.
 package struct SSHDConfig: Stage {
     package static let type = "org.kiln.sshd.config"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Setting: Codable, Sendable {

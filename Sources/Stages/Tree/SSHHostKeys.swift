@@ -6,6 +6,7 @@ import Foundation
 /// the first boot, before sshd starts.
 package struct SSHHostKeys: Stage {
     package static let type = "org.kiln.ssh.hostkeys"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {}

@@ -4,6 +4,7 @@ import Foundation
 /// `/etc/locale.gen` and generated with the tree's `locale-gen`.
 package struct SystemLocale: Stage {
     package static let type = "org.osbuild.locale"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

@@ -6,6 +6,7 @@ import Foundation
 /// any architecture.
 package struct SystemdUnits: Stage {
     package static let type = "org.osbuild.systemd"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

@@ -3,6 +3,7 @@ import Foundation
 /// NTP servers for systemd-timesyncd: a drop-in under `/etc/systemd/timesyncd.conf.d`.
 package struct Timesyncd: Stage {
     package static let type = "org.kiln.timesyncd"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

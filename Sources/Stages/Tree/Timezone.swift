@@ -3,6 +3,7 @@ import Foundation
 /// `/etc/localtime` → `/usr/share/zoneinfo/<zone>` and `/etc/timezone`.
 package struct Timezone: Stage {
     package static let type = "org.osbuild.timezone"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Options: Codable, Sendable {

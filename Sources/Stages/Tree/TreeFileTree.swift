@@ -7,6 +7,7 @@ import Foundation
 /// would otherwise point outside the tree while it is being built.
 package struct TreeFileTree: Stage {
     package static let type = "org.kiln.files"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct Directory: Codable, Sendable {

@@ -5,6 +5,7 @@ import Foundation
 /// `/etc/skel`, and `~/.ssh/authorized_keys` (osbuild's schema).
 package struct Users: Stage {
     package static let type = "org.osbuild.users"
+    package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
 
     package struct User: Codable, Sendable {

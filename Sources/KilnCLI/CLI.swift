@@ -10,15 +10,15 @@ import Glibc
 #endif
 
 /// Bad input that is not a manifest or blueprint error (exit code 2).
-enum CLIError: Error, CustomStringConvertible {
+package enum CLIError: Error, CustomStringConvertible {
     case badInput(String)
-    var description: String {
+    package var description: String {
         switch self { case .badInput(let s): s }
     }
 }
 
 /// Exit codes, signal handling and output shared by the commands.
-enum CLI {
+package enum CLI {
     static let isTerminal = isatty(STDERR_FILENO) == 1
 
     static func say(_ line: String) {
@@ -27,7 +27,7 @@ enum CLI {
 
     /// Runs `body` with Ctrl-C/SIGTERM cancelling it (releasing mounts and
     /// child processes), and maps errors to exit codes: 2 bad input, 1 failure.
-    static func main(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    package static func main(_ body: @escaping @Sendable () async throws -> Void) async throws {
         let task = Task { try await body() }
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import KilnCLI
 import Protocol
 import Synchronization
 
-/// `kiln internal dispatch-sim` (used by ops/bench/dispatch): many simulated
+/// `kiln-bench dispatch-sim` (used by ops/bench/dispatch): many simulated
 /// agents on real CURVE connections and a client that submits no-op builds,
 /// measuring the scheduler's dispatch throughput and latency. A simulated
 /// agent answers each Assign with the stream of an empty tree (one chunk),

@@ -1,20 +1,21 @@
 import ArgumentParser
 import Foundation
 
-@main
-struct Kiln: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `kiln` command; `Sources/kiln/main.swift` only calls `Kiln.main()`.
+package struct Kiln: AsyncParsableCommand {
+    package init() {}
+
+    package static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Build bootable Debian images from blueprints, reproducibly.",
         version: "0.1.0",
         subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
                       DistrosCommand.self, ImageTypesCommand.self,
                       SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, DeleteCommand.self, FetchCommand.self,
-                      AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
-                      InternalCommand.self])
+                      AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self])
 
     /// Puts the scheduler's or agent's config file into the arguments first.
-    static func main() async {
+    package static func main() async {
         do {
             await main(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
         } catch {

@@ -3,16 +3,12 @@ import ArgumentParser
 import Foundation
 import Protocol
 import Scheduler
+import KilnCLI
 import Stages
 
-/// Hidden commands for measuring tree streaming between two processes
+/// `kiln-bench` commands for measuring tree streaming between two processes
 /// (ops/bench/stream): one receives like the scheduler, one sends like an
 /// agent, over TCP with CURVE and the ZAP allow-list.
-struct InternalCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "internal", abstract: "Internal tools for benchmarks and tests.", shouldDisplay: false,
-        subcommands: [TreeReceiveCommand.self, TreeSendCommand.self, StreamKeysCommand.self, DispatchSimCommand.self])
-}
 
 struct StreamKeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -87,7 +83,7 @@ struct TreeReceiveCommand: AsyncParsableCommand {
 struct TreeSendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tree-send",
-        abstract: "Stream a tree to `kiln internal tree-receive`; print its figures as JSON.")
+        abstract: "Stream a tree to `kiln-bench tree-receive`; print its figures as JSON.")
 
     @Option(help: "Receiver endpoint, e.g. tcp://127.0.0.1:5999.") var connect: String
     @Option(help: "The tree to send (read only).") var tree: String

@@ -44,12 +44,23 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 struct StagesCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stages", abstract: "List the stage types Kiln knows.")
+    static let configuration = CommandConfiguration(
+        commandName: "stages",
+        abstract: "List the stage types Kiln knows: type, placement (tree or assembly) and the source file that holds it.")
+
+    @Flag(help: "One JSON object per line: {\"type\", \"placement\", \"file\"}.") var json = false
 
     func run() async throws {
         let registry = StageRegistry.standard
         for type in registry.knownStageTypes {
-            print("\(type)\t\(registry.placement(of: type)!.rawValue)")
+            let entry = registry.entries[type]!
+            if json {
+                let line: [String: String] = ["type": type, "placement": entry.placement.rawValue, "file": entry.sourceFile]
+                let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("\(type)\t\(entry.placement.rawValue)\t\(entry.sourceFile)")
+            }
         }
     }
 }
