@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Protocol
 import Stages
 
@@ -26,23 +27,47 @@ package struct StreamLimits: Sendable, Equatable {
 
     /// Whether credit is to be held back now (`holdCreditBelowFree`).
     static func holdsCredit(_ path: String, below threshold: UInt64) -> Bool {
-        var fs = statvfs()
-        guard threshold > 0, statvfs(path, &fs) == 0 else { return false }
-        return UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < threshold
+        guard threshold > 0, case .success(let free) = freeBytes(path) else { return false }
+        return free < threshold
     }
 
     /// Whether the filesystem of `path` has `reserve + wanted` bytes free
     /// for an unprivileged writer; the refusal says how much it has.
     static func checkFreeSpace(_ path: String, reserve: UInt64, wanted: UInt64) -> StreamError? {
-        var fs = statvfs()
-        guard statvfs(path, &fs) == 0 else {
-            return .spool(path: path, operation: "statvfs", reason: String(cString: strerror(errno)))
+        let free: UInt64
+        switch freeBytes(path) {
+        case .success(let bytes): free = bytes
+        case .failure(let error): return error
         }
-        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
         let (needed, overflow) = reserve.addingReportingOverflow(wanted)
         guard overflow || free < needed else { return nil }
         return .overLimit(limit: "free space (store-free-reserve-gib, \(reserve) bytes kept free)",
                           detail: "\(path) has \(free) bytes free, \(overflow ? "more than can be counted" : "\(needed)") needed "
                               + "to take \(wanted) more bytes; free space in the store or lower the reserve")
     }
+
+    /// Free bytes for an unprivileged writer on the filesystem of `path`. A
+    /// reading at most `freeSpaceReadingAge` old is used again: thousands of
+    /// credit decisions a second (two per small tree) share one `statvfs`,
+    /// and a figure 10 ms old is as good as a new one against a reserve of
+    /// gigabytes.
+    static func freeBytes(_ path: String) -> Result<UInt64, StreamError> {
+        let now = ContinuousClock.now
+        if let reading = freeSpaceReadings.withLock({ $0[path] }), now - reading.at < freeSpaceReadingAge {
+            return .success(reading.bytes)
+        }
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else {
+            return .failure(.spool(path: path, operation: "statvfs", reason: String(cString: strerror(errno))))
+        }
+        let bytes = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        freeSpaceReadings.withLock { readings in
+            if readings.count > 64 { readings.removeAll() }  // paths are a daemon's few stores; bounded anyway
+            readings[path] = (now, bytes)
+        }
+        return .success(bytes)
+    }
+
+    static let freeSpaceReadingAge = Duration.milliseconds(10)
+    private static let freeSpaceReadings = Mutex<[String: (at: ContinuousClock.Instant, bytes: UInt64)]>([:])
 }

@@ -280,7 +280,9 @@ package final class TreeDownload: Sendable {
         // missing from the store is built again when its build needs it
         // (`startAssemblies`). One syncfs per tree, shared with every
         // download that asks meanwhile, instead of two (docs/benchmarks.md).
-        sync.flush(work) { [self] synced in
+        // The store's root, not the work directory: the same filesystem (the
+        // rename into the store needs that), and one path for every download.
+        sync.flush(store.root) { [self] synced in
             lane.async { [self] in
                 if case .failure(let error) = synced { return fail(error) }
                 let kept: Bool

@@ -44,7 +44,12 @@ final class GroupSync: Sendable {
             }
             if batch.isEmpty { return }
             var outcomes: [UInt64: Result<Void, any Error>] = [:]
+            var devices: [String: UInt64] = [:]  // most waiters name one store: one stat per path
             for waiter in batch {
+                if let device = devices[waiter.path], let outcome = outcomes[device] {
+                    waiter.done(outcome)
+                    continue
+                }
                 var st = stat()
                 guard stat(waiter.path, &st) == 0 else {
                     let error = TreeArchiveError.badTarget(path: waiter.path, reason: "stat: \(String(cString: strerror(errno)))")
@@ -52,6 +57,7 @@ final class GroupSync: Sendable {
                     continue
                 }
                 let device = UInt64(st.st_dev)
+                devices[waiter.path] = device
                 if outcomes[device] == nil { outcomes[device] = Result { try FileSync.filesystem(waiter.path) } }
                 waiter.done(outcomes[device]!)
             }
