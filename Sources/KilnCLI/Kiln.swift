@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// The `kiln` command; `Sources/kiln/main.swift` only calls `Kiln.main()`.
+/// The `kiln` command; `Sources/kiln/Entry.swift` only calls `Kiln.main()`.
 package struct Kiln: AsyncParsableCommand {
     package init() {}
 

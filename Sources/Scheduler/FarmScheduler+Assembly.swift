@@ -12,11 +12,14 @@ extension FarmScheduler {
         while db.readOnly == nil, lowDisk == nil, assembliesRunning < config.assemblyConcurrency, !assemblyQueue.isEmpty {
             let jobID = assemblyQueue.removeFirst()
             guard let job = jobs[jobID], let build = builds[job.buildID], job.state == .queued else { continue }
-            // A tree pruned since it was stored is built again.
+            // A tree that is no longer in the store (removed by hand, or by
+            // `kiln store forget`) is built again, and the build says so.
             let missing = build.jobIDs.compactMap { jobs[$0] }.filter { $0.onAgent && !store.contains($0.pipelineID) }
             if !missing.isEmpty {
                 for m in missing {
                     updateJob(m.id) { $0.state = .queued }
+                    event(build.id, .requeued, job: m.id,
+                          message: "\(m.pipelineName): tree \(m.pipelineID.prefix(12)) is no longer in the store; building it again")
                     enqueue(m.id)
                 }
                 updateJob(jobID) { $0.state = .waiting }

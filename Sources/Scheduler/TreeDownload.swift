@@ -272,16 +272,11 @@ package final class TreeDownload: Sendable {
         case .failure(let error): return fail(error)
         case .success(let s): stats = s
         }
-        // The files are on disk before the rename and before the agent hears
-        // Ack and deletes its copy: the store never holds a tree that a crash
-        // could leave half-written. The rename itself becomes durable with the
-        // next syncfs (the next tree's) or the filesystem's own commit (ext4:
-        // within 5 s); a crash before that loses only the name, and a tree
-        // missing from the store is built again when its build needs it
-        // (`startAssemblies`). One syncfs per tree, shared with every
-        // download that asks meanwhile, instead of two (docs/benchmarks.md).
-        // The store's root, not the work directory: the same filesystem (the
-        // rename into the store needs that), and one path for every download.
+        // Durable before the agent hears Ack and deletes its copy: the files
+        // before the rename (the store never holds a tree a crash could
+        // leave half-written), then the rename itself. Both sync the store's
+        // root: the work directory is on its filesystem (the rename needs
+        // that), and one path lets every download share a syncfs.
         sync.flush(store.root) { [self] synced in
             lane.async { [self] in
                 if case .failure(let error) = synced { return fail(error) }
@@ -291,7 +286,13 @@ package final class TreeDownload: Sendable {
                 } catch {
                     return fail(error)
                 }
-                acknowledge(stats, length: length, kept: kept)
+                guard kept else { return acknowledge(stats, length: length, kept: false) }
+                sync.flush(store.root) { [self] synced in
+                    lane.async { [self] in
+                        if case .failure(let error) = synced { return fail(error) }
+                        acknowledge(stats, length: length, kept: true)
+                    }
+                }
             }
         }
     }

@@ -148,9 +148,9 @@ import Testing
 
     /// Issue 15, finding 13: the agent deletes its copy on `Ack`, so the
     /// scheduler's copy must be on disk first. The order is what a test can
-    /// see: syncfs of the extracted tree before it is renamed into the
-    /// store, then the rename, then `Ack`, and no second syncfs (a lost
-    /// rename loses only the name: the tree is built again). (That
+    /// see: a syncfs of the store's filesystem that completes before the
+    /// tree is renamed into the store, another that starts after the rename,
+    /// then `Ack`. (That
     /// the data survives a power cut is the kernel's and the disk's promise
     /// for syncfs/fsync; no test here cuts the power.)
     @Test func treeIsSyncedBeforeItIsStoredAndAcknowledged() async throws {
@@ -158,17 +158,23 @@ import Testing
             let scratch = try await Scratch(filler: 2 << 20)
             let store = try scratch.store()
             let steps = Mutex<[String]>([])
+            let synced = Mutex<[String]>([])
             let sync = TreeSync { path, done in
+                synced.withLock { $0.append(path) }
                 steps.withLock { $0.append(store.contains("tree-synced") ? "syncfs after the rename" : "syncfs before the rename") }
                 TreeSync.system.flush(path) { result in
-                    steps.withLock { $0.append("synced") }
+                    // Recorded as it completes: the first sync ends before the tree is in the store.
+                    steps.withLock { $0.append(store.contains("tree-synced") ? "synced, stored" : "synced, not stored yet") }
                     done(result)
                 }
             }
             let (received, _) = try await Self.stream(scratch, attempt: 13, id: "tree-synced", sync: sync) { message in
-                if case .ack = message.envelope.body { steps.withLock { $0.append("ack") } }
+                if case .ack = message.envelope.body { steps.withLock { $0.append(store.contains("tree-synced") ? "ack" : "ack before the rename") } }
             }
-            #expect(steps.withLock { $0 } == ["syncfs before the rename", "synced", "ack"])
+            #expect(steps.withLock { $0 } == ["syncfs before the rename", "synced, not stored yet", "syncfs after the rename",
+                                              "synced, stored", "ack"])
+            // The filesystem synced is the store's, where the work directory and the object both are.
+            #expect(synced.withLock { $0 } == [store.root, store.root])
             #expect(received.resends == 0)
             try await Self.expectSameTree(store.treePath("tree-synced"), scratch.source)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import KilnTestSupport
 import Manifest
 import Stages
 import Testing
@@ -84,5 +85,24 @@ import Testing
             }
             #expect(text.contains("static let type = \"\(type)\""), "\(type) is not declared in \(entry.sourceFile)")
         }
+    }
+
+    /// What a script reads: `kiln stages --json` lists every type once, with
+    /// its placement and its file; the plain listing has a line for each.
+    @Test func kilnStagesListsTheRegistry() async throws {
+        let kiln = BuiltProducts.kiln
+        try #require(FileManager.default.isExecutableFile(atPath: kiln), "build kiln first: swift build")
+        let registry = StageRegistry.standard
+        let json = try await runChild(kiln, ["stages", "--json"])
+        #expect(json.status == 0, "\(json.errors)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: String]])
+        #expect(rows.map { $0["type"] ?? "" } == registry.knownStageTypes)
+        for row in rows {
+            let entry = try #require(registry.entries[row["type"] ?? ""])
+            #expect(row["placement"] == entry.placement.rawValue && row["source"] == entry.sourceFile, "\(row)")
+        }
+        let plain = try await runChild(kiln, ["stages"])
+        #expect(plain.status == 0)
+        #expect(plain.output.split(separator: "\n").map { String($0.split(separator: "\t").first ?? "") } == registry.knownStageTypes)
     }
 }

@@ -2,7 +2,9 @@ import Foundation
 
 /// A real HTTP server on 127.0.0.1 (Python's http.server on a free port)
 /// serving the files of one directory, for tests that fetch sources the way
-/// builds do. Stopped with `stop()`.
+/// builds do. Stopped with `stop()`, or when it is released. SIGKILL: the
+/// child inherits the test runner's blocked signals, SIGTERM among them, so
+/// a SIGTERM stays pending and the server outlives the tests.
 package final class StaticHTTPServer: @unchecked Sendable {
     package let port: Int
     private let process: Process
@@ -27,7 +29,7 @@ package final class StaticHTTPServer: @unchecked Sendable {
             line.append(byte)
         }
         guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            p.terminate()
+            kill(p.processIdentifier, SIGKILL)
             throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "the test HTTP server did not start"])
         }
         self.port = port
@@ -38,9 +40,10 @@ package final class StaticHTTPServer: @unchecked Sendable {
     package func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
 
     package func stop() {
-        process.terminate()
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    deinit { if process.isRunning { process.terminate() } }
+    deinit { stop() }
 }

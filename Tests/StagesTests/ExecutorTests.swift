@@ -56,7 +56,10 @@ private struct ConcatFiles: Stage {
     }
 }
 
-@Suite(.serialized) struct ExecutorTests {
+/// A class, so that each test's HTTP server and scratch directory go when
+/// the test ends (`deinit`): a struct's copies left five servers running
+/// after the test process had exited.
+@Suite(.serialized) final class ExecutorTests {
     let root: String
     let registry = StageRegistry([SlowInstall.self, WriteHostname.self, Fail.self, ConcatFiles.self])
     let server: StaticHTTPServer
@@ -65,6 +68,12 @@ private struct ConcatFiles: Stage {
         root = NSTemporaryDirectory() + "kiln-executor-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root + "/files", withIntermediateDirectories: true)
         server = try StaticHTTPServer(directory: root + "/files")
+    }
+
+    deinit {
+        server.stop()
+        // The store may hold read-only trees; rm takes them as the tests' own root.
+        _ = try? Process.run(URL(fileURLWithPath: "/bin/rm"), arguments: ["-rf", "--one-file-system", root]).waitUntilExit()
     }
 
     func executor() throws -> Executor {

@@ -48,19 +48,19 @@ struct StagesCommand: AsyncParsableCommand {
         commandName: "stages",
         abstract: "List the stage types Kiln knows: type, placement (tree or assembly) and the source file that holds it.")
 
-    @Flag(help: "One JSON object per line: {\"type\", \"placement\", \"file\"}.") var json = false
+    @Flag(help: "Print JSON: an array of {\"type\", \"placement\", \"source\"}.") var json = false
 
     func run() async throws {
         let registry = StageRegistry.standard
-        for type in registry.knownStageTypes {
-            let entry = registry.entries[type]!
-            if json {
-                let line: [String: String] = ["type": type, "placement": entry.placement.rawValue, "file": entry.sourceFile]
-                let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                print("\(type)\t\(entry.placement.rawValue)\t\(entry.sourceFile)")
-            }
+        let entries = registry.knownStageTypes.map { registry.entries[$0]! }
+        if json {
+            print(CanonicalJSON.encode(.array(entries.map { e in
+                .object(["type": .string(e.type), "placement": .string(e.placement.rawValue), "source": .string(e.sourceFile)])
+            })))
+            return
+        }
+        for e in entries {
+            print("\(e.type)\t\(e.placement.rawValue)\t\(e.sourceFile)")
         }
     }
 }

@@ -21,7 +21,6 @@ package struct InitramfsStage: Stage {
     }
 
     package static let type = "org.kiln.initramfs"
-
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
     package static let compressions = ["zstd", "gzip", "xz", "lz4", "none"]
