@@ -34,7 +34,10 @@ final class GroupSync: Sendable {
         if start { queue.async { self.run() } }
     }
 
-    /// Until nobody waits: takes everyone waiting, syncs each filesystem among them once, answers them.
+    /// Until nobody waits: takes everyone waiting, syncs each path among them
+    /// once, answers them. (Every download names its store's root, so a batch
+    /// is one syncfs; two paths on one filesystem would cost one more call,
+    /// not a wrong answer.)
     private func run() {
         while true {
             let batch = state.withLock { s -> [Waiter] in
@@ -43,23 +46,11 @@ final class GroupSync: Sendable {
                 return s.waiting
             }
             if batch.isEmpty { return }
-            var outcomes: [UInt64: Result<Void, any Error>] = [:]
-            var devices: [String: UInt64] = [:]  // most waiters name one store: one stat per path
+            var outcomes: [String: Result<Void, any Error>] = [:]
             for waiter in batch {
-                if let device = devices[waiter.path], let outcome = outcomes[device] {
-                    waiter.done(outcome)
-                    continue
-                }
-                var st = stat()
-                guard stat(waiter.path, &st) == 0 else {
-                    let error = TreeArchiveError.badTarget(path: waiter.path, reason: "stat: \(String(cString: strerror(errno)))")
-                    waiter.done(.failure(error))
-                    continue
-                }
-                let device = UInt64(st.st_dev)
-                devices[waiter.path] = device
-                if outcomes[device] == nil { outcomes[device] = Result { try FileSync.filesystem(waiter.path) } }
-                waiter.done(outcomes[device]!)
+                let outcome = outcomes[waiter.path] ?? Result { try FileSync.filesystem(waiter.path) }
+                outcomes[waiter.path] = outcome
+                waiter.done(outcome)
             }
         }
     }

@@ -1,6 +1,5 @@
-import Manifest
-
 import Foundation
+import Manifest
 #if canImport(Glibc)
 import Glibc
 #endif
