@@ -64,6 +64,57 @@ struct FaultTests {
         await c.close()
     }
 
+    @Test("a tree forgotten between its job and the build's assembly is built again; the build succeeds and says so")
+    func treeMissingBeforeAssemblyIsRebuilt() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        try await farm.startScheduler()
+        let c = try await farm.client()
+        // One slot, and each job waits 3 s before it runs: the two trees are
+        // built one after the other, and the first is stored while the
+        // second still waits.
+        try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "3000"], seenBy: c)
+        let tree = { (name: String, host: String) -> [String: Any] in
+            ["name": name, "stages": [["type": "org.osbuild.hostname", "options": ["hostname": host]]]]
+        }
+        let input = { (name: String) -> [String: Any] in
+            ["tree": ["type": "org.osbuild.tree", "origin": "org.osbuild.pipeline", "references": ["name:\(name)"]]]
+        }
+        let manifest: [String: Any] = [
+            "version": "2",
+            "pipelines": [
+                tree("first", "farm-first"), tree("second", "farm-second"),
+                ["name": "archive", "stages": [
+                    ["type": "org.osbuild.tar", "options": ["filename": "first.tar"], "inputs": input("first")],
+                    ["type": "org.osbuild.tar", "options": ["filename": "second.tar"], "inputs": input("second")],
+                ]],
+            ],
+            "sources": [String: Any](),
+        ]
+        let build = try await c.submit(manifestJSON: [UInt8](try JSONSerialization.data(withJSONObject: manifest)),
+                                       exports: ["archive"], arch: "x86_64", label: "farm test missing tree").buildID
+        var stored: Kiln_V1_JobStatus?
+        #expect(try await farm.eventually(.seconds(60)) {
+            stored = try await c.status(build).first?.jobs.first { $0.onAgent && $0.state == .succeeded }
+            return stored != nil
+        }, "one tree is stored while the other waits")
+        let first = try #require(stored)
+        let forget = try await farm.kiln(["store", "forget", first.pipelineID] + farm.stateOptions)
+        #expect(forget.status == 0, "\(forget.output)")
+
+        let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
+        #expect(status.state == .succeeded, "\(status.failure)")
+        let events = try await farm.events(c, build)
+        #expect(events.contains { $0.kind == .requeued && $0.jobID == first.jobID && $0.message.contains("no longer in the store") },
+                "\(events.map(\.message))")
+        let rebuilt = try #require(status.jobs.first { $0.jobID == first.jobID })
+        #expect(rebuilt.attempts == 2, "the forgotten tree was built a second time")
+        let out = "\(farm.dir)/fetched-\(build)-first.tar"
+        try await c.fetch(build, artifact: "first.tar", to: out)
+        #expect(try await runChild("/bin/tar", ["-xOf", out, "./etc/hostname"]).output == "farm-first\n")
+        await c.close()
+    }
+
     @Test("an agent killed in the middle of a job: the job is re-run on the other agent and the build succeeds")
     func agentKilled() async throws {
         let farm = try FarmHarness()
