@@ -104,6 +104,8 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: [
             "Protocol", "HTTPServing", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The scheduler in-process: no sockets, no processes, no sleeps.
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Protocol"]),
         .testTarget(name: "FarmTests", dependencies: [
             "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",
         ], exclude: ["Fixtures"]),

@@ -94,7 +94,7 @@ extension FarmScheduler {
                 s.buildID = b["id"]
                 s.label = b["label"]
                 s.arch = b["arch"]
-                s.state = Kiln_V1_BuildState(rawValue: b["state"]) ?? .unspecified
+                s.state = BuildState(stored: b["state"])?.wire ?? .unspecified
                 s.createdUnixMs = b["created_ms"]
                 s.finishedUnixMs = b["finished_ms"]
                 s.failure = b["failure"]
@@ -107,7 +107,7 @@ extension FarmScheduler {
                     j.pipelineName = r["pipeline_name"]
                     j.pipelineID = r["pipeline_id"]
                     j.onAgent = r["on_agent"]
-                    j.state = Kiln_V1_JobState(rawValue: r["state"]) ?? .unspecified
+                    j.state = JobState(stored: r["state"])?.wire ?? .unspecified
                     j.attemptID = UInt64(r["attempt_id"] as Int64)
                     j.attempts = UInt32(r["attempts"] as Int)
                     j.agentID = r["agent_id"]
@@ -130,7 +130,7 @@ extension FarmScheduler {
             var s = reply.builds[i]
             for k in s.jobs.indices {
                 guard let live = jobs[s.jobs[k].jobID] else { continue }
-                s.jobs[k].state = live.state
+                s.jobs[k].state = live.state.wire
                 s.jobs[k].stageIndex = live.stageIndex
                 s.jobs[k].stageCount = live.stageCount
                 s.jobs[k].stageType = live.stageType
@@ -138,7 +138,7 @@ extension FarmScheduler {
                 s.jobs[k].attempts = UInt32(live.attempts)
                 s.jobs[k].attemptID = live.attemptID
             }
-            if let live = builds[s.buildID] { s.state = live.state }
+            if let live = builds[s.buildID] { s.state = live.state.wire }
             reply.builds[i] = s
         }
         return reply
@@ -162,7 +162,7 @@ extension FarmScheduler {
                 var e = Kiln_V1_BuildEvent()
                 e.sequence = UInt64(r["sequence"] as Int64)
                 e.unixMs = r["unix_ms"]
-                e.kind = Kiln_V1_EventKind(rawValue: r["kind"]) ?? .unspecified
+                e.kind = EventKind(stored: r["kind"])?.wire ?? .unspecified
                 e.jobID = r["job_id"]
                 e.attemptID = UInt64(r["attempt_id"] as Int64)
                 e.agentID = r["agent_id"]
@@ -198,7 +198,7 @@ extension FarmScheduler {
             try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
         }
         guard let state else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
-        reply.state = Kiln_V1_BuildState(rawValue: state) ?? .unspecified
+        reply.state = BuildState(stored: state)?.wire ?? .unspecified
         return reply
     }
 

@@ -99,7 +99,7 @@ extension FarmScheduler {
         for a in assigned {
             try db.cachedStatement(sql: """
                 INSERT INTO attempts (id, job_id, agent_id, state, started_ms, queued_ms, emulated) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [Int64(a.attempt), a.job.id, a.agent.id, Kiln_V1_JobState.assigned.rawValue, started,
+                """).execute(arguments: [Int64(a.attempt), a.job.id, a.agent.id, JobState.assigned.stored, started,
                                          a.job.queuedMS, a.emulated])
         }
     }
@@ -286,7 +286,7 @@ extension FarmScheduler {
 
     /// Removes a live attempt: frees its agent's slot, stops its stream.
     @discardableResult
-    func endAttempt(_ attemptID: UInt64, state: Kiln_V1_JobState, reason: String, infrastructure: Bool = false) -> FarmAttempt? {
+    func endAttempt(_ attemptID: UInt64, state: JobState, reason: String, infrastructure: Bool = false) -> FarmAttempt? {
         guard let a = attempts.removeValue(forKey: attemptID) else { return nil }
         a.download?.cancel()
         agents[a.agentID]?.attempts.remove(attemptID)
@@ -300,7 +300,7 @@ extension FarmScheduler {
         db.record { db in
             try db.cachedStatement(sql: """
                 UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ?, stream_bytes = ? WHERE id = ?
-                """).execute(arguments: [state.rawValue, t, reason, infrastructure, bytes, Int64(attemptID)])
+                """).execute(arguments: [state.stored, t, reason, infrastructure, bytes, Int64(attemptID)])
         }
         scheduleDispatch()
         return a

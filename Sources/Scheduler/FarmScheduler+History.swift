@@ -6,7 +6,7 @@ import Protocol
 /// times ride on the rows the scheduler writes anyway; stage runs get a
 /// table of their own (docs/operating.md).
 extension FarmScheduler {
-    static func outcome(_ s: Kiln_V1_BuildState) -> String {
+    static func outcome(_ s: BuildState) -> String {
         switch s {
         case .succeeded: "succeeded"
         case .cancelled: "cancelled"
@@ -14,7 +14,7 @@ extension FarmScheduler {
         }
     }
 
-    static func outcome(_ s: Kiln_V1_JobState) -> String {
+    static func outcome(_ s: JobState) -> String {
         switch s {
         case .succeeded: "succeeded"
         case .cached: "cached"
@@ -24,7 +24,7 @@ extension FarmScheduler {
     }
 
     /// Keeps a job's times and counts its end (called by `updateJob`).
-    func stateChanged(_ j: inout FarmJob, from before: Kiln_V1_JobState) {
+    func stateChanged(_ j: inout FarmJob, from before: JobState) {
         let t = now
         switch j.state {
         case .queued:
@@ -57,7 +57,7 @@ extension FarmScheduler {
         guard let b = builds[j.buildID] else { return }
         metrics?.treeCache(hit: true, arch: b.arch)
         let (db, metrics, jobID, pipelineID) = (self.db, self.metrics, j.id, j.pipelineID)
-        let succeeded = Kiln_V1_JobState.succeeded.rawValue
+        let succeeded = JobState.succeeded.stored
         let known = saved ?? builtTrees[j.pipelineID]
         Task.detached {
             var figures = known

@@ -25,7 +25,7 @@ extension FarmScheduler {
             let epoch = (try UInt64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'epoch'") ?? 0) + 1
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", arguments: ["\(epoch)"])
             let maxAttempt = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM attempts") ?? 0
-            let active = [Kiln_V1_BuildState.queued.rawValue, Kiln_V1_BuildState.running.rawValue]
+            let active = [BuildState.queued.stored, BuildState.running.stored]
             var builds: [FarmBuild] = []
             var jobs: [FarmJob] = []
             var failed: [(String, String)] = []
@@ -48,7 +48,7 @@ extension FarmScheduler {
                     """, arguments: [id]) ?? 0
                 builds.append(FarmBuild(id: id, label: row["label"], arch: row["arch"], manifestJSON: json, manifest: manifest, ids: ids,
                                         exports: Self.list(row["exports"], separator: "\n"),
-                                        state: Kiln_V1_BuildState(rawValue: row["state"]) ?? .queued,
+                                        state: BuildState(stored: row["state"]) ?? .queued,
                                         createdMS: row["created_ms"], jobIDs: [], nextSequence: UInt64(seq) + 1))
                 builds[builds.count - 1].distro = row["distro"]
                 builds[builds.count - 1].imageType = row["image_type"]
@@ -56,7 +56,7 @@ extension FarmScheduler {
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [id]) {
                     var job = FarmJob(id: r["id"], buildID: id, ordinal: r["ordinal"], pipelineName: r["pipeline_name"],
                                       pipelineID: r["pipeline_id"], onAgent: r["on_agent"],
-                                      state: Kiln_V1_JobState(rawValue: r["state"]) ?? .queued)
+                                      state: JobState(stored: r["state"]) ?? .queued)
                     job.attempts = r["attempts"]
                     job.attemptID = UInt64(r["attempt_id"] as Int64)
                     job.agentID = r["agent_id"]
@@ -121,7 +121,7 @@ extension FarmScheduler {
         for (id, reason) in failedToLoad {
             try await db.commit { db in
                 try db.execute(sql: "UPDATE builds SET state = ?, failure = ? WHERE id = ?",
-                               arguments: [Kiln_V1_BuildState.failed.rawValue, reason, id])
+                               arguments: [BuildState.failed.stored, reason, id])
             }
         }
         if !builds.isEmpty {

@@ -101,7 +101,7 @@ extension FarmScheduler {
                     try db.execute(sql: """
                         INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
                         SELECT ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, '', 0, '', ?, '' FROM events WHERE build_id = ?
-                        """, arguments: [id, t, Kiln_V1_EventKind.expired.rawValue, text, id])
+                        """, arguments: [id, t, EventKind.expired.stored, text, id])
                 }
             }
             for id in ids { await removeFiles(of: id, logs: false) }
@@ -114,7 +114,7 @@ extension FarmScheduler {
     /// events, jobs, attempts, stage history, artifacts and logs.
     func deleteHistory(keep: Int64) async throws {
         let cutoff = now - keep
-        let finished = [Kiln_V1_BuildState.succeeded, .failed, .cancelled].map(\.rawValue)
+        let finished = [BuildState.succeeded, .failed, .cancelled].map(\.stored)
         while db.readOnly == nil {
             let ids = try await db.read { db in
                 try String.fetchAll(db, sql: """

@@ -23,7 +23,7 @@ extension FarmScheduler {
                                                              streamBytes: UInt64(max(0, $0["stream_bytes"] as Int64))) },
              try Row.fetchAll(db, sql: """
                 SELECT id, label, arch, image_type, finished_ms, failure FROM builds WHERE state = ? ORDER BY finished_ms DESC LIMIT 10
-                """, arguments: [Kiln_V1_BuildState.failed.rawValue]).map {
+                """, arguments: [BuildState.failed.stored]).map {
                     FarmSnapshot.Failure(buildId: $0["id"], label: $0["label"], arch: $0["arch"], imageType: $0["image_type"],
                                          finishedUnixMs: $0["finished_ms"], failure: String(($0["failure"] as String).prefix(2000)))
                 })
@@ -47,8 +47,8 @@ extension FarmScheduler {
         var state: Int
         var createdMS: Int64
         var finishedMS: Int64
-        var succeeded: Bool { state == Kiln_V1_BuildState.succeeded.rawValue }
-        var failed: Bool { state == Kiln_V1_BuildState.failed.rawValue }
+        var succeeded: Bool { state == BuildState.succeeded.stored }
+        var failed: Bool { state == BuildState.failed.stored }
     }
 
     struct FinishedJob: Sendable {
@@ -56,9 +56,9 @@ extension FarmScheduler {
         var state: Int
         var finishedMS: Int64
         var streamBytes: UInt64
-        var counted: Bool { state != Kiln_V1_JobState.cancelled.rawValue }
-        var hit: Bool { onAgent && state == Kiln_V1_JobState.cached.rawValue }
-        var miss: Bool { onAgent && state == Kiln_V1_JobState.succeeded.rawValue }
+        var counted: Bool { state != JobState.cancelled.stored }
+        var hit: Bool { onAgent && state == JobState.cached.stored }
+        var miss: Bool { onAgent && state == JobState.succeeded.stored }
     }
 
     func snapshotAgents(_ t: Int64) -> [FarmSnapshot.Agent] {
@@ -153,7 +153,7 @@ extension FarmScheduler {
         return minutes
     }
 
-    static func name(_ s: Kiln_V1_JobState) -> String {
+    static func name(_ s: JobState) -> String {
         switch s {
         case .waiting: "waiting"
         case .queued: "queued"
@@ -168,7 +168,7 @@ extension FarmScheduler {
         }
     }
 
-    static func name(_ s: Kiln_V1_BuildState) -> String {
+    static func name(_ s: BuildState) -> String {
         switch s {
         case .queued: "queued"
         case .running: "running"
@@ -199,16 +199,16 @@ extension FarmScheduler {
                 var g = groups[key] ?? (arch, type.isEmpty ? "none" : type, [], [])
                 let state: Int = r["state"]
                 g.states.append(state)
-                if state == Kiln_V1_BuildState.succeeded.rawValue {
+                if state == BuildState.succeeded.stored {
                     g.secs.append(Double((r["finished_ms"] as Int64) - (r["created_ms"] as Int64)) / 1000)
                 }
                 groups[key] = g
             }
             func group(_ arch: String, _ type: String, _ states: [Int], _ secs: [Double]) -> FarmReport.Group {
-                let ok = states.filter { $0 == Kiln_V1_BuildState.succeeded.rawValue }.count
-                let failed = states.filter { $0 == Kiln_V1_BuildState.failed.rawValue }.count
+                let ok = states.filter { $0 == BuildState.succeeded.stored }.count
+                let failed = states.filter { $0 == BuildState.failed.stored }.count
                 return .init(arch: arch, imageType: type, builds: states.count, succeeded: ok, failed: failed,
-                             cancelled: states.filter { $0 == Kiln_V1_BuildState.cancelled.rawValue }.count,
+                             cancelled: states.filter { $0 == BuildState.cancelled.stored }.count,
                              successRate: ok + failed == 0 ? nil : Double(ok) / Double(ok + failed),
                              medianS: TelemetryJSON.percentile(secs, 0.5), p95S: TelemetryJSON.percentile(secs, 0.95))
             }
@@ -221,8 +221,8 @@ extension FarmScheduler {
                 SELECT COUNT(*) AS tree_jobs, COALESCE(SUM(state = ?), 0) AS hits, COALESCE(SUM(saved_ms), 0) AS saved_ms,
                 COALESCE(SUM(saved_bytes), 0) AS saved_bytes, COALESCE(SUM(stream_bytes), 0) AS streamed
                 FROM jobs WHERE on_agent = 1 AND finished_ms >= ? AND state IN (?, ?)
-                """, arguments: [Kiln_V1_JobState.cached.rawValue, sinceMS, Kiln_V1_JobState.cached.rawValue,
-                                 Kiln_V1_JobState.succeeded.rawValue])
+                """, arguments: [JobState.cached.stored, sinceMS, JobState.cached.stored,
+                                 JobState.succeeded.stored])
             let treeJobs: Int = cacheRow?["tree_jobs"] ?? 0
             let hits: Int = cacheRow?["hits"] ?? 0
             let cache = FarmReport.Cache(

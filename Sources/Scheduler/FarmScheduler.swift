@@ -200,7 +200,7 @@ package actor FarmScheduler {
                                         stage_timeout_ms)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
-                                     b.state.rawValue, b.createdMS, clientKey, b.distro, b.imageType, b.stageTimeoutMS])
+                                     b.state.stored, b.createdMS, clientKey, b.distro, b.imageType, b.stageTimeoutMS])
                 for j in inserted {
                     try Self.insert(j, db)
                     if j.state == .assigned { try Self.update(j, db) }
@@ -234,7 +234,7 @@ package actor FarmScheduler {
         try db.cachedStatement(sql: """
             INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state, queued_ms, finished_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute( arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.rawValue,
+            """).execute( arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.stored,
                                       j.queuedMS, j.finishedMS])
     }
 
@@ -254,7 +254,7 @@ package actor FarmScheduler {
     /// Records a build event (durably, in order, without waiting). Events
     /// that carry an agent's words (`fromAgent`) count against the build's
     /// log budget; past it they are dropped after one "log truncated" event.
-    func event(_ buildID: String, _ kind: Kiln_V1_EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
+    func event(_ buildID: String, _ kind: EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
                message: String = "", logLines: [String] = [], fromAgent: Bool = false) {
         guard var b = builds[buildID] else { return }
         var message = message, logLines = logLines
@@ -279,7 +279,7 @@ package actor FarmScheduler {
             try db.cachedStatement(sql: """
                 INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute( arguments: [buildID, Int64(seq), t, kind.rawValue, job, Int64(attempt), agent, text, lines])
+                """).execute( arguments: [buildID, Int64(seq), t, kind.stored, job, Int64(attempt), agent, text, lines])
         }
         // A build's course at info; each job's steps (thousands an hour on a busy farm) at debug.
         switch kind {
@@ -334,14 +334,14 @@ package actor FarmScheduler {
         }
     }
 
-    func setBuildState(_ buildID: String, _ state: Kiln_V1_BuildState) {
+    func setBuildState(_ buildID: String, _ state: BuildState) {
         builds[buildID]?.state = state
         db.record { db in
-            try db.cachedStatement(sql: "UPDATE builds SET state = ? WHERE id = ?").execute( arguments: [state.rawValue, buildID])
+            try db.cachedStatement(sql: "UPDATE builds SET state = ? WHERE id = ?").execute( arguments: [state.stored, buildID])
         }
     }
 
-    func finish(_ buildID: String, _ state: Kiln_V1_BuildState, failure: String = "") {
+    func finish(_ buildID: String, _ state: BuildState, failure: String = "") {
         guard var b = builds[buildID], !b.isFinished else { return }
         b.state = state
         b.failure = failure
@@ -355,13 +355,13 @@ package actor FarmScheduler {
         let finished = b.finishedMS
         metrics?.buildFinished(arch: b.arch, imageType: b.imageType, outcome: Self.outcome(state), ms: finished - b.createdMS)
         // The last event before the state: a client that sees the build finished has seen every event.
-        let kind: Kiln_V1_EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
+        let kind: EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
         let secs = Double(finished - b.createdMS) / 1000
         event(buildID, kind, message: state == .succeeded ? "build succeeded in \(Self.decimal(secs)) s"
               : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
         db.record { db in
             try db.cachedStatement(sql: "UPDATE builds SET state = ?, finished_ms = ?, failure = ? WHERE id = ?").execute(
-                           arguments: [state.rawValue, finished, failure, buildID])
+                           arguments: [state.stored, finished, failure, buildID])
         }
         // Finished builds leave memory; SQLite answers status and logs.
         // Queue entries of the build are skipped (and dropped) by the next dispatch.
@@ -386,7 +386,7 @@ package actor FarmScheduler {
         try db.cachedStatement(sql: """
             UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
             stage_type = ?, failure = ?, queued_ms = ?, started_ms = ?, finished_ms = ?, stream_bytes = ? WHERE id = ?
-            """).execute( arguments: [s.state.rawValue, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
+            """).execute( arguments: [s.state.stored, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
                              s.stageType, s.failure, s.queuedMS, s.startedMS, s.finishedMS, Int64(clamping: s.streamBytes), s.id])
     }
 }

@@ -18,7 +18,7 @@ struct FarmBuild: Sendable {
     /// Content IDs of the validated manifest.
     var ids: ContentIDs
     var exports: [String]
-    var state: Kiln_V1_BuildState
+    var state: BuildState
     var createdMS: Int64
     var finishedMS: Int64 = 0
     var failure = ""
@@ -47,7 +47,7 @@ struct FarmJob: Sendable {
     var pipelineName: String
     var pipelineID: String
     var onAgent: Bool
-    var state: Kiln_V1_JobState
+    var state: JobState
     var attempts = 0
     var attemptID: UInt64 = 0
     var agentID = ""

@@ -120,6 +120,8 @@ package final class SchedulerDatabase: Sendable {
 
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
+        // `state` and `kind` columns hold the stored codes of BuildState,
+        // JobState and EventKind (SchedulerStates.swift), which never change.
         m.registerMigration("v1") { db in
             try db.execute(sql: """
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
