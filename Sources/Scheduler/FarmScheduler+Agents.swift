@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Manifest
 import Protocol
 
@@ -125,11 +124,9 @@ extension FarmScheduler {
         }
         // Bound to another key in memory; the operator may have released it
         // since (`kiln agents release` clears the row), so the row decides.
-        let db = self.db
+        let records = self.records
         Task {
-            let row = try? await db.read { db in
-                try String.fetchOne(db, sql: "SELECT public_key FROM agents WHERE id = ?", arguments: [agentID])
-            }
+            let row = try? await records.agentKey(agentID)
             self.welcomeChecked(identity: identity, agentID: agentID, key: key, hello: hello, stored: row ?? bound)
         }
     }
@@ -201,17 +198,8 @@ extension FarmScheduler {
         for id in agents[agentID]?.attempts ?? [] where !running.contains(id) {
             attemptFailed(id, AttemptFailure(reason: "agent \(agentID) reconnected without it", infrastructure: true))
         }
-        let (arches, emulated) = (hello.arches.joined(separator: ","), hello.emulatedArches.joined(separator: ","))
-        let (disk, version) = (Int64(clamping: hello.freeDisk), agent.version)
-        db.record { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO agents (id, public_key, arches, emulated, slots, free_disk, version, last_seen_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key, arches = excluded.arches,
-                emulated = excluded.emulated, slots = excluded.slots, free_disk = excluded.free_disk,
-                version = excluded.version, last_seen_ms = excluded.last_seen_ms
-                """).execute( arguments: [agentID, key, arches, emulated, slots, disk, version, t])
-        }
+        records.recordAgent(id: agentID, publicKey: key, arches: hello.arches, emulated: hello.emulatedArches, slots: slots,
+                            freeDisk: hello.freeDisk, version: agent.version, lastSeenMS: t)
         var w = Kiln_V1_Welcome()
         w.epoch = epoch
         w.heartbeatMs = config.heartbeatMS
@@ -219,8 +207,8 @@ extension FarmScheduler {
         w.version = Self.version
         outbox?.agent(identity, WireMessage(.welcome(w)))
         if previous?.online != true {
-            logger.info("agent online", metadata: ["agent.id": "\(agentID)", "agent.arches": "\(arches)",
-                                                    "agent.emulated": "\(emulated)", "agent.slots": "\(slots)"])
+            logger.info("agent online", metadata: ["agent.id": "\(agentID)", "agent.arches": "\(hello.arches.joined(separator: ","))",
+                                                    "agent.emulated": "\(hello.emulatedArches.joined(separator: ","))", "agent.slots": "\(slots)"])
         }
         scheduleDispatch()
     }
@@ -333,9 +321,7 @@ extension FarmScheduler {
                           metadata: ["agent.id": "\(id)"])
             if !drained { scheduleDispatch() }
         }
-        try await db.commit { db in
-            try db.cachedStatement(sql: "UPDATE agents SET drained = ? WHERE id = ?").execute(arguments: [drained, id])
-        }
+        try await records.setDrained(id, drained)
         if let now = agents[id] { reply.agent = agentInfo(now) }
         return reply
     }

@@ -1,7 +1,6 @@
 import Crypto
 import Logging
 import Foundation
-import GRDB
 import Manifest
 import Protocol
 import Stages
@@ -57,12 +56,7 @@ extension FarmScheduler {
         defer { startAssemblies() }
         guard builds[buildID] != nil else { return }
         do {
-            try await db.commit { db in
-                for a in artifacts {
-                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO artifacts (build_id, name, path, size, sha256) VALUES (?, ?, ?, ?, ?)").execute(
-                                   arguments: [buildID, a.name, a.path, Int64(a.size), Data(a.sha256)])
-                }
-            }
+            try await records.insertArtifacts(buildID: buildID, artifacts)
         } catch {
             return assemblyFailed(buildID, jobID, reason: "cannot record artifacts: \(error)", logTail: [])
         }

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import GRDB
 import Protocol
 
 extension FarmScheduler {
@@ -76,51 +75,7 @@ extension FarmScheduler {
 
     /// owner: only builds this key submitted (nil: every build, for an admin).
     func status(buildID: String, owner: String? = nil, limit: Int) async throws -> Kiln_V1_StatusReply {
-        var reply = try await db.read { db -> Kiln_V1_StatusReply in
-            let builds: [Row] = switch (buildID.isEmpty, owner) {
-            case (true, nil):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
-            case (true, let owner?):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE client_key = ? ORDER BY created_ms DESC LIMIT ?",
-                                 arguments: [owner, limit])
-            case (false, nil):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ?", arguments: [buildID])
-            case (false, let owner?):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ? AND client_key = ?", arguments: [buildID, owner])
-            }
-            var reply = Kiln_V1_StatusReply()
-            for b in builds {
-                var s = Kiln_V1_BuildStatus()
-                s.buildID = b["id"]
-                s.label = b["label"]
-                s.arch = b["arch"]
-                s.state = BuildState(stored: b["state"])?.wire ?? .unspecified
-                s.createdUnixMs = b["created_ms"]
-                s.finishedUnixMs = b["finished_ms"]
-                s.failure = b["failure"]
-                s.artifactsExpiredUnixMs = b["artifacts_expired_ms"]
-                s.artifacts = try String.fetchAll(db, sql: "SELECT name FROM artifacts WHERE build_id = ? ORDER BY name",
-                                                  arguments: [s.buildID])
-                for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [s.buildID]) {
-                    var j = Kiln_V1_JobStatus()
-                    j.jobID = r["id"]
-                    j.pipelineName = r["pipeline_name"]
-                    j.pipelineID = r["pipeline_id"]
-                    j.onAgent = r["on_agent"]
-                    j.state = JobState(stored: r["state"])?.wire ?? .unspecified
-                    j.attemptID = UInt64(r["attempt_id"] as Int64)
-                    j.attempts = UInt32(r["attempts"] as Int)
-                    j.agentID = r["agent_id"]
-                    j.stageIndex = UInt32(r["stage_index"] as Int)
-                    j.stageCount = UInt32(r["stage_count"] as Int)
-                    j.stageType = r["stage_type"]
-                    j.failure = r["failure"]
-                    s.jobs.append(j)
-                }
-                reply.builds.append(s)
-            }
-            return reply
-        }
+        var reply = try await records.status(buildID: buildID, owner: owner, limit: limit)
         if !buildID.isEmpty && reply.builds.isEmpty {
             throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds")
         }
@@ -146,40 +101,13 @@ extension FarmScheduler {
 
     func logs(buildID: String, after: UInt64, limit: Int) async throws -> Kiln_V1_LogsReply {
         let live = builds[buildID] != nil
-        let (exists, finishedState, events, cut) = try await db.read { db -> (Bool, Int?, [Kiln_V1_BuildEvent], Bool) in
-            let state = try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
-            // A reply stays well under the framing limit (16 MiB): events up to 4 MiB of text.
-            var bytes = 0
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT * FROM events WHERE build_id = ? AND sequence > ? ORDER BY sequence LIMIT ?
-                """, arguments: [buildID, Int64(after), limit])
-            let kept = rows.prefix { r in
-                let size = (r["message"] as String).utf8.count + (r["log_lines"] as String).utf8.count
-                defer { bytes += size }
-                return bytes == 0 || bytes + size <= 4 << 20
-            }
-            let events = kept.map { r in
-                var e = Kiln_V1_BuildEvent()
-                e.sequence = UInt64(r["sequence"] as Int64)
-                e.unixMs = r["unix_ms"]
-                e.kind = EventKind(stored: r["kind"])?.wire ?? .unspecified
-                e.jobID = r["job_id"]
-                e.attemptID = UInt64(r["attempt_id"] as Int64)
-                e.agentID = r["agent_id"]
-                e.message = r["message"]
-                let lines: String = r["log_lines"]
-                e.logLines = lines.isEmpty ? [] : lines.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-                return e
-            }
-            return (state != nil, state, events, kept.count < rows.count)
-        }
-        guard exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
+        let page = try await records.events(buildID: buildID, after: after, limit: limit)
+        guard page.exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
         var reply = Kiln_V1_LogsReply()
-        reply.events = events
-        reply.nextSequence = events.last?.sequence ?? after
-        let rows = events
-        let done = !live && [3, 4, 5].contains(finishedState ?? 0)
-        reply.finished = done && rows.count < limit && !cut
+        reply.events = page.events
+        reply.nextSequence = page.events.last?.sequence ?? after
+        let done = !live && page.state?.isFinished == true
+        reply.finished = done && page.events.count < limit && !page.cut
         return reply
     }
 
@@ -194,11 +122,9 @@ extension FarmScheduler {
             reply.state = .cancelled
             return reply
         }
-        let state = try await db.read { db in
-            try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
-        }
-        guard let state else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
-        reply.state = BuildState(stored: state)?.wire ?? .unspecified
+        let stored = try await records.buildState(buildID)
+        guard stored.exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
+        reply.state = stored.state?.wire ?? .unspecified
         return reply
     }
 
@@ -237,14 +163,9 @@ extension FarmScheduler {
 
     func fetch(_ f: Kiln_V1_FetchRequest) async throws -> (Kiln_V1_FetchReply, [UInt8]) {
         let (buildID, name) = (f.buildID, f.artifact)
-        let row = try await db.read { db -> (path: String, size: Int64, sha256: Data)? in
-            try Row.fetchOne(db, sql: "SELECT * FROM artifacts WHERE build_id = ? AND name = ?", arguments: [buildID, name])
-                .map { ($0["path"], $0["size"], $0["sha256"]) }
-        }
+        let row = try await records.artifact(buildID: buildID, name: name)
         guard let row else {
-            let expired = try await db.read { db in
-                try Int64.fetchOne(db, sql: "SELECT artifacts_expired_ms FROM builds WHERE id = ?", arguments: [buildID])
-            }
+            let expired = try await records.artifactsExpiredMS(buildID)
             if let expired, expired > 0 {
                 throw SchedulerError.notFound("build \(buildID)'s artifacts were removed \(Self.utc(expired)) (the scheduler's "
                                               + "--keep-artifacts); submit the build again for new ones")
@@ -259,10 +180,7 @@ extension FarmScheduler {
             sha256 = Data(try await AssemblyRunner.sha256(path))
             let digest = sha256
             // Only a cache of the file's digest: a read-only database does not stop the fetch.
-            try? await db.commit { db in
-                try db.cachedStatement(sql: "UPDATE artifacts SET sha256 = ? WHERE build_id = ? AND name = ?").execute(
-                               arguments: [digest, buildID, name])
-            }
+            try? await records.updateArtifactDigest(buildID: buildID, name: name, sha256: digest)
         }
         let length = Int(min(UInt64(f.maxLength == 0 ? 1 << 20 : min(f.maxLength, 2 << 20)), size - min(f.offset, size)))
         let offset = f.offset
@@ -288,9 +206,7 @@ extension FarmScheduler {
     /// a client cannot tell another client's build from one that does not exist.
     func checkOwner(_ buildID: String, _ owner: String?) async throws {
         guard let owner else { return }
-        let key = try await db.read { db in
-            try String.fetchOne(db, sql: "SELECT client_key FROM builds WHERE id = ?", arguments: [buildID])
-        }
+        let key = try await records.buildOwner(buildID)
         guard key == owner, !owner.isEmpty else {
             throw SchedulerError.notFound("no build \(buildID) of this key; `kiln status` lists your recent builds")
         }

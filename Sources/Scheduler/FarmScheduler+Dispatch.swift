@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Protocol
 import Stages
 
@@ -33,7 +32,7 @@ extension FarmScheduler {
         guard !assigned.isEmpty else { return }
         let started = now
         do {
-            try await db.commit { db in try Self.insertAttempts(assigned, started: started, db) }
+            try await records.insertAttempts(assigned, startedMS: started)
         } catch {
             failAssignments(assigned, error)
             return
@@ -93,15 +92,6 @@ extension FarmScheduler {
             queues[arch]?.removeFirst(taken)
         }
         return (assigned, stored)
-    }
-
-    static func insertAttempts(_ assigned: [Assignment], started: Int64, _ db: Database) throws {
-        for a in assigned {
-            try db.cachedStatement(sql: """
-                INSERT INTO attempts (id, job_id, agent_id, state, started_ms, queued_ms, emulated) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [Int64(a.attempt), a.job.id, a.agent.id, JobState.assigned.stored, started,
-                                         a.job.queuedMS, a.emulated])
-        }
     }
 
     func failAssignments(_ assigned: [Assignment], _ error: Error) {
@@ -265,14 +255,9 @@ extension FarmScheduler {
 
     /// Records who stored the job's tree (`kiln store list`, `kiln store forget --agent KEY`).
     func recordProvenance(_ job: FarmJob, _ a: FarmAttempt) {
-        let key = agents[a.agentID]?.publicKey ?? ""
-        let (t, digest, bytes) = (now, a.streamSHA256, Int64(clamping: a.streamBytes))
-        db.record { db in
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO trees (pipeline_id, agent_id, agent_key, stored_ms, stream_sha256, stream_bytes,
-                build_id, job_id, attempt_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [job.pipelineID, a.agentID, key, t, digest, bytes, job.buildID, job.id, Int64(a.id)])
-        }
+        records.recordTreeStored(pipelineID: job.pipelineID, agentID: a.agentID, agentKey: agents[a.agentID]?.publicKey ?? "",
+                                 storedMS: now, streamSHA256: a.streamSHA256, streamBytes: a.streamBytes, buildID: job.buildID,
+                                 jobID: job.id, attemptID: a.id)
     }
 
     /// A job whose tree another job (or an earlier build) stored.
@@ -296,12 +281,8 @@ extension FarmScheduler {
             // Attempts recovered after a restart have no start time here: counted, not timed.
             metrics.attemptFinished(arch: arch, emulated: a.emulated, outcome: outcome, ms: a.startedMS > 0 ? t - a.startedMS : nil)
         }
-        let bytes = Int64(clamping: a.streamBytes)
-        db.record { db in
-            try db.cachedStatement(sql: """
-                UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ?, stream_bytes = ? WHERE id = ?
-                """).execute(arguments: [state.stored, t, reason, infrastructure, bytes, Int64(attemptID)])
-        }
+        records.recordAttemptEnd(attemptID, state: state, finishedMS: t, reason: reason, infrastructure: infrastructure,
+                                 streamBytes: a.streamBytes)
         scheduleDispatch()
         return a
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Protocol
 
 /// Timings kept for metrics, `kiln top` and `kiln report`: job and attempt
@@ -56,26 +55,14 @@ extension FarmScheduler {
     func cacheHit(_ j: FarmJob, saved: (bytes: UInt64, ms: Int64)?) {
         guard let b = builds[j.buildID] else { return }
         metrics?.treeCache(hit: true, arch: b.arch)
-        let (db, metrics, jobID, pipelineID) = (self.db, self.metrics, j.id, j.pipelineID)
-        let succeeded = JobState.succeeded.stored
+        let (records, metrics, jobID, pipelineID) = (self.records, self.metrics, j.id, j.pipelineID)
         let known = saved ?? builtTrees[j.pipelineID]
         Task.detached {
             var figures = known
-            if figures == nil {
-                figures = try? await db.read { db in
-                    try Row.fetchOne(db, sql: """
-                        SELECT stream_bytes, finished_ms - started_ms AS ms FROM jobs
-                        WHERE pipeline_id = ? AND on_agent = 1 AND state = ? AND started_ms > 0
-                        ORDER BY finished_ms DESC LIMIT 1
-                        """, arguments: [pipelineID, succeeded]).map { (UInt64(max(0, $0["stream_bytes"] as Int64)), $0["ms"] as Int64) }
-                }
-            }
+            if figures == nil { figures = try? await records.lastTreeCost(pipelineID: pipelineID) }
             guard let (bytes, ms) = figures else { return }
             metrics?.treeCacheSaved(bytes: bytes, ms: ms)
-            db.record { db in
-                try db.cachedStatement(sql: "UPDATE jobs SET saved_bytes = ?, saved_ms = ? WHERE id = ?").execute(
-                    arguments: [Int64(clamping: bytes), ms, jobID])
-            }
+            records.recordCacheSavings(jobID: jobID, bytes: bytes, ms: ms)
         }
     }
 
@@ -85,12 +72,7 @@ extension FarmScheduler {
         guard let metrics, let b = builds[buildID] else { return }
         let stage = metrics.stage(type)
         metrics.stageFinished(type: stage, arch: b.arch, mode: mode, ms: ms)
-        let (arch, t) = (b.arch, now)
-        db.record { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO stage_runs (build_id, job_id, attempt_id, stage_index, stage_type, arch, mode, finished_ms, duration_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [buildID, jobID, Int64(attemptID), Int64(index), stage, arch, mode, t, max(0, ms)])
-        }
+        records.recordStageRun(buildID: buildID, jobID: jobID, attemptID: attemptID, index: index, type: stage, arch: b.arch,
+                               mode: mode, finishedMS: now, ms: ms)
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Protocol
 import Stages
 
@@ -85,25 +84,10 @@ extension FarmScheduler {
         let text = "artifacts removed: kept for \(Since.format(keep)) after the build finished (--keep-artifacts); "
             + "submit the build again for new ones"
         while db.readOnly == nil {
-            let ids = try await db.read { db in
-                try String.fetchAll(db, sql: """
-                    SELECT id FROM builds WHERE finished_ms > 0 AND finished_ms < ? AND artifacts_expired_ms = 0
-                    AND EXISTS (SELECT 1 FROM artifacts WHERE artifacts.build_id = builds.id)
-                    ORDER BY finished_ms LIMIT ?
-                    """, arguments: [cutoff, Self.retentionBatch])
-            }.filter { builds[$0] == nil }
+            let ids = try await records.buildsWithArtifacts(finishedBefore: cutoff, limit: Self.retentionBatch)
+                .filter { builds[$0] == nil }
             if ids.isEmpty { return }
-            let t = now
-            try await db.commit { db in
-                for id in ids {
-                    try db.execute(sql: "DELETE FROM artifacts WHERE build_id = ?", arguments: [id])
-                    try db.execute(sql: "UPDATE builds SET artifacts_expired_ms = ? WHERE id = ?", arguments: [t, id])
-                    try db.execute(sql: """
-                        INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
-                        SELECT ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, '', 0, '', ?, '' FROM events WHERE build_id = ?
-                        """, arguments: [id, t, EventKind.expired.stored, text, id])
-                }
-            }
+            try await records.expireArtifacts(of: ids, atMS: now, message: text)
             for id in ids { await removeFiles(of: id, logs: false) }
             logger.info("removed the artifacts of \(ids.count) build(s) that finished more than \(Since.format(keep)) ago (--keep-artifacts)")
             if ids.count < Self.retentionBatch { return }
@@ -114,18 +98,10 @@ extension FarmScheduler {
     /// events, jobs, attempts, stage history, artifacts and logs.
     func deleteHistory(keep: Int64) async throws {
         let cutoff = now - keep
-        let finished = [BuildState.succeeded, .failed, .cancelled].map(\.stored)
         while db.readOnly == nil {
-            let ids = try await db.read { db in
-                try String.fetchAll(db, sql: """
-                    SELECT id FROM builds WHERE finished_ms > 0 AND finished_ms < ? AND state IN (?, ?, ?)
-                    ORDER BY finished_ms LIMIT ?
-                    """, arguments: [cutoff, finished[0], finished[1], finished[2], Self.retentionBatch])
-            }.filter { builds[$0] == nil }
+            let ids = try await records.buildsFinished(before: cutoff, limit: Self.retentionBatch).filter { builds[$0] == nil }
             if ids.isEmpty { return }
-            try await db.commit { db in
-                for id in ids { try Self.deleteRows(of: id, db) }
-            }
+            try await records.deleteBuilds(ids)
             for id in ids { await removeFiles(of: id, logs: true) }
             logger.info("deleted \(ids.count) build(s) that finished more than \(Since.format(keep)) ago (--keep-history)")
             if ids.count < Self.retentionBatch { return }
@@ -164,17 +140,11 @@ extension FarmScheduler {
                                             + "`kiln cancel \(buildID)` first, then `kiln delete \(buildID)`")
         }
         try db.checkWritable()
-        let found = try await db.read { db -> (artifacts: Int, bytes: Int64, events: Int)? in
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM builds WHERE id = ?", arguments: [buildID]) != nil else { return nil }
-            let count = { (sql: String) in try Int64.fetchOne(db, sql: sql, arguments: [buildID]) ?? 0 }
-            return (Int(try count("SELECT COUNT(*) FROM artifacts WHERE build_id = ?")),
-                    try count("SELECT COALESCE(SUM(size), 0) FROM artifacts WHERE build_id = ?"),
-                    Int(try count("SELECT COUNT(*) FROM events WHERE build_id = ?")))
-        }
+        let found = try await records.contents(of: buildID)
         guard let found else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
         // The rows go first (then nobody is shown what is about to vanish);
         // files a crash leaves behind are removed at the next start.
-        try await db.commit { db in try Self.deleteRows(of: buildID, db) }
+        try await records.deleteBuilds([buildID])
         await removeFiles(of: buildID, logs: true)
         logger.info("build deleted by a client", metadata: ["build.id": "\(buildID)"])
         var reply = Kiln_V1_DeleteReply()
@@ -183,19 +153,6 @@ extension FarmScheduler {
         reply.artifactBytes = UInt64(max(0, found.bytes))
         reply.events = UInt32(clamping: found.events)
         return reply
-    }
-
-    /// Every row of a build. The tree records (`trees`) stay: they describe
-    /// stored trees, which other builds use.
-    static func deleteRows(of id: String, _ db: Database) throws {
-        for sql in ["DELETE FROM events WHERE build_id = ?",
-                    "DELETE FROM stage_runs WHERE build_id = ?",
-                    "DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE build_id = ?)",
-                    "DELETE FROM jobs WHERE build_id = ?",
-                    "DELETE FROM artifacts WHERE build_id = ?",
-                    "DELETE FROM builds WHERE id = ?"] {
-            try db.cachedStatement(sql: sql).execute(arguments: [id])
-        }
     }
 
     /// Removes `artifacts/ID` (and `logs/ID`): renamed away in one step,
@@ -222,7 +179,7 @@ extension FarmScheduler {
     /// (`.removing-*`) and the artifacts and logs of builds whose records are
     /// gone (deleted just before a crash).
     func sweepOrphans() async throws {
-        let known = try await db.read { db in Set(try String.fetchAll(db, sql: "SELECT id FROM builds")) }
+        let known = try await records.allBuildIDs()
         for dir in [config.artifactsDirectory, config.logsDirectory] {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
                 if name.hasPrefix(".removing-") || (Self.isBuildID(name) && !known.contains(name) && builds[name] == nil) {

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Protocol
 
 extension FarmScheduler {
@@ -12,22 +11,7 @@ extension FarmScheduler {
     package func snapshot() async throws -> FarmSnapshot {
         let t = now
         let hourAgo = t - 3_600_000
-        let (finishedBuilds, finishedJobs, failures) = try await db.read { db in
-            (try Row.fetchAll(db, sql: """
-                SELECT image_type, state, created_ms, finished_ms FROM builds WHERE finished_ms >= ?
-                """, arguments: [hourAgo]).map { FinishedBuild(imageType: $0["image_type"], state: $0["state"],
-                                                                 createdMS: $0["created_ms"], finishedMS: $0["finished_ms"]) },
-             try Row.fetchAll(db, sql: """
-                SELECT on_agent, state, finished_ms, stream_bytes FROM jobs WHERE finished_ms >= ?
-                """, arguments: [hourAgo]).map { FinishedJob(onAgent: $0["on_agent"], state: $0["state"], finishedMS: $0["finished_ms"],
-                                                             streamBytes: UInt64(max(0, $0["stream_bytes"] as Int64))) },
-             try Row.fetchAll(db, sql: """
-                SELECT id, label, arch, image_type, finished_ms, failure FROM builds WHERE state = ? ORDER BY finished_ms DESC LIMIT 10
-                """, arguments: [BuildState.failed.stored]).map {
-                    FarmSnapshot.Failure(buildId: $0["id"], label: $0["label"], arch: $0["arch"], imageType: $0["image_type"],
-                                         finishedUnixMs: $0["finished_ms"], failure: String(($0["failure"] as String).prefix(2000)))
-                })
-        }
+        let (finishedBuilds, finishedJobs, failures) = try await records.recentHistory(sinceMS: hourAgo)
         // Builds that finished since the rows were read are in memory no more
         // but may not be in those rows yet: the history lags by a few ms.
         return FarmSnapshot(
@@ -153,31 +137,10 @@ extension FarmScheduler {
         return minutes
     }
 
-    static func name(_ s: JobState) -> String {
-        switch s {
-        case .waiting: "waiting"
-        case .queued: "queued"
-        case .assigned: "assigned"
-        case .running: "running"
-        case .streaming: "streaming"
-        case .succeeded: "succeeded"
-        case .failed: "failed"
-        case .cancelled: "cancelled"
-        case .cached: "cached"
-        default: "unknown"
-        }
-    }
+    /// The state's name in the dashboard's JSON (`queued`, `running`, …).
+    static func name(_ s: JobState) -> String { "\(s)" }
 
-    static func name(_ s: BuildState) -> String {
-        switch s {
-        case .queued: "queued"
-        case .running: "running"
-        case .succeeded: "succeeded"
-        case .failed: "failed"
-        case .cancelled: "cancelled"
-        default: "unknown"
-        }
-    }
+    static func name(_ s: BuildState) -> String { "\(s)" }
 
     // MARK: - Report
 
@@ -188,75 +151,6 @@ extension FarmScheduler {
     /// Figures from history alone (nothing in memory), so they are the same
     /// before and after a restart.
     package func report(sinceMS: Int64) async throws -> FarmReport {
-        let until = now
-        return try await db.read { db in
-            var groups: [String: (arch: String, type: String, states: [Int], secs: [Double])] = [:]
-            for r in try Row.fetchAll(db, sql: """
-                SELECT arch, image_type, state, created_ms, finished_ms FROM builds WHERE finished_ms >= ? AND finished_ms > 0
-                """, arguments: [sinceMS]) {
-                let (arch, type): (String, String) = (r["arch"], r["image_type"])
-                let key = "\(arch)\u{0}\(type)"
-                var g = groups[key] ?? (arch, type.isEmpty ? "none" : type, [], [])
-                let state: Int = r["state"]
-                g.states.append(state)
-                if state == BuildState.succeeded.stored {
-                    g.secs.append(Double((r["finished_ms"] as Int64) - (r["created_ms"] as Int64)) / 1000)
-                }
-                groups[key] = g
-            }
-            func group(_ arch: String, _ type: String, _ states: [Int], _ secs: [Double]) -> FarmReport.Group {
-                let ok = states.filter { $0 == BuildState.succeeded.stored }.count
-                let failed = states.filter { $0 == BuildState.failed.stored }.count
-                return .init(arch: arch, imageType: type, builds: states.count, succeeded: ok, failed: failed,
-                             cancelled: states.filter { $0 == BuildState.cancelled.stored }.count,
-                             successRate: ok + failed == 0 ? nil : Double(ok) / Double(ok + failed),
-                             medianS: TelemetryJSON.percentile(secs, 0.5), p95S: TelemetryJSON.percentile(secs, 0.95))
-            }
-            let all = groups.values
-            let totals = group("all", "all", all.flatMap(\.states), all.flatMap(\.secs))
-            let list = all.map { group($0.arch, $0.type, $0.states, $0.secs) }
-                .sorted { ($0.builds, $1.arch, $1.imageType) > ($1.builds, $0.arch, $0.imageType) }
-
-            let cacheRow = try Row.fetchOne(db, sql: """
-                SELECT COUNT(*) AS tree_jobs, COALESCE(SUM(state = ?), 0) AS hits, COALESCE(SUM(saved_ms), 0) AS saved_ms,
-                COALESCE(SUM(saved_bytes), 0) AS saved_bytes, COALESCE(SUM(stream_bytes), 0) AS streamed
-                FROM jobs WHERE on_agent = 1 AND finished_ms >= ? AND state IN (?, ?)
-                """, arguments: [JobState.cached.stored, sinceMS, JobState.cached.stored,
-                                 JobState.succeeded.stored])
-            let treeJobs: Int = cacheRow?["tree_jobs"] ?? 0
-            let hits: Int = cacheRow?["hits"] ?? 0
-            let cache = FarmReport.Cache(
-                treeJobs: treeJobs, treeCacheHits: hits, hitRate: treeJobs == 0 ? nil : Double(hits) / Double(treeJobs),
-                savedSeconds: Double(cacheRow?["saved_ms"] as Int64? ?? 0) / 1000,
-                savedBytes: UInt64(max(0, cacheRow?["saved_bytes"] as Int64? ?? 0)),
-                streamedBytes: UInt64(max(0, cacheRow?["streamed"] as Int64? ?? 0)))
-
-            var waits: [String: [Double]] = [:]
-            for r in try Row.fetchAll(db, sql: """
-                SELECT b.arch AS arch, a.started_ms - a.queued_ms AS wait FROM attempts a JOIN jobs j ON j.id = a.job_id
-                JOIN builds b ON b.id = j.build_id WHERE a.started_ms >= ? AND a.queued_ms > 0
-                """, arguments: [sinceMS]) {
-                waits[r["arch"], default: []].append(Double(max(0, r["wait"] as Int64)) / 1000)
-            }
-            let queueWait = waits.keys.sorted().map { k in
-                FarmReport.QueueWait(arch: k, attempts: waits[k]!.count, medianS: TelemetryJSON.percentile(waits[k]!, 0.5)!,
-                                     p95S: TelemetryJSON.percentile(waits[k]!, 0.95)!)
-            }
-
-            var stages: [String: (stage: String, mode: String, secs: [Double])] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT stage_type, mode, duration_ms FROM stage_runs WHERE finished_ms >= ?",
-                                      arguments: [sinceMS]) {
-                let (type, mode): (String, String) = (r["stage_type"], r["mode"])
-                stages["\(type)\u{0}\(mode)", default: (type, mode, [])].secs.append(Double(r["duration_ms"] as Int64) / 1000)
-            }
-            let slowest = stages.values.map { s in
-                FarmReport.Stage(stage: s.stage, mode: s.mode, runs: s.secs.count, totalS: s.secs.reduce(0, +),
-                                 medianS: TelemetryJSON.percentile(s.secs, 0.5)!, p95S: TelemetryJSON.percentile(s.secs, 0.95)!,
-                                 maxS: s.secs.max()!)
-            }.sorted { ($0.totalS, $1.stage) > ($1.totalS, $0.stage) }.prefix(10)
-
-            return FarmReport(sinceUnixMs: sinceMS, untilUnixMs: until, totals: totals, groups: list, cache: cache,
-                              queueWait: queueWait, slowestStages: Array(slowest))
-        }
+        try await records.report(sinceMS: sinceMS, untilMS: now)
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import Manifest
 import Protocol
@@ -25,6 +24,8 @@ package actor FarmScheduler {
 
     let config: SchedulerConfiguration
     let db: SchedulerDatabase
+    /// Every SQL statement the scheduler runs (State/SchedulerStore*.swift).
+    let records: SchedulerStore
     let store: TreeStore
     let sources: SourceCache
     let registry: StageRegistry
@@ -80,6 +81,7 @@ package actor FarmScheduler {
         }
         self.config = config
         self.db = try SchedulerDatabase(path: config.databasePath)
+        self.records = SchedulerStore(database: db)
         self.store = store
         self.sources = sources
         self.registry = registry
@@ -191,22 +193,8 @@ package actor FarmScheduler {
         // build itself: one fsync from submit to Assign on an idle farm, not two.
         let (assigned, stored) = selectAssignments()
         let inserted = build.jobIDs.compactMap { jobs[$0] }  // as assigned just now
-        let b = build
-        let started = now
         do {
-            try await db.commit { db in
-                try db.cachedStatement(sql: """
-                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key, distro, image_type,
-                                        stage_timeout_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute( arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
-                                     b.state.stored, b.createdMS, clientKey, b.distro, b.imageType, b.stageTimeoutMS])
-                for j in inserted {
-                    try Self.insert(j, db)
-                    if j.state == .assigned { try Self.update(j, db) }
-                }
-                try Self.insertAttempts(assigned, started: started, db)
-            }
+            try await records.insertSubmission(build, clientKey: clientKey, jobs: inserted, attempts: assigned, startedMS: now)
         } catch {
             failAssignments(assigned, error)
             finish(buildID, .failed, failure: "scheduler database: \(error)")
@@ -228,14 +216,6 @@ package actor FarmScheduler {
         reply.jobs = UInt32(newJobs.count)
         reply.cachedJobs = UInt32(newJobs.filter { $0.state == .cached }.count)
         return reply
-    }
-
-    static func insert(_ j: FarmJob, _ db: Database) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state, queued_ms, finished_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute( arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.stored,
-                                      j.queuedMS, j.finishedMS])
     }
 
     static func newID() -> String {
@@ -272,15 +252,8 @@ package actor FarmScheduler {
         let seq = b.nextSequence
         b.nextSequence += 1
         builds[buildID] = b
-        let t = now
-        let lines = logLines.joined(separator: "\n")
-        let text = message
-        db.record { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute( arguments: [buildID, Int64(seq), t, kind.stored, job, Int64(attempt), agent, text, lines])
-        }
+        records.recordEvent(buildID: buildID, sequence: seq, unixMS: now, kind: kind, jobID: job, attemptID: attempt, agentID: agent,
+                            message: message, logLines: logLines.joined(separator: "\n"))
         // A build's course at info; each job's steps (thousands an hour on a busy farm) at debug.
         switch kind {
         case .log: break
@@ -336,9 +309,7 @@ package actor FarmScheduler {
 
     func setBuildState(_ buildID: String, _ state: BuildState) {
         builds[buildID]?.state = state
-        db.record { db in
-            try db.cachedStatement(sql: "UPDATE builds SET state = ? WHERE id = ?").execute( arguments: [state.stored, buildID])
-        }
+        records.recordBuildState(buildID, state)
     }
 
     func finish(_ buildID: String, _ state: BuildState, failure: String = "") {
@@ -359,10 +330,7 @@ package actor FarmScheduler {
         let secs = Double(finished - b.createdMS) / 1000
         event(buildID, kind, message: state == .succeeded ? "build succeeded in \(Self.decimal(secs)) s"
               : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
-        db.record { db in
-            try db.cachedStatement(sql: "UPDATE builds SET state = ?, finished_ms = ?, failure = ? WHERE id = ?").execute(
-                           arguments: [state.stored, finished, failure, buildID])
-        }
+        records.recordBuildFinished(buildID, state, finishedMS: finished, failure: failure)
         // Finished builds leave memory; SQLite answers status and logs.
         // Queue entries of the build are skipped (and dropped) by the next dispatch.
         for id in b.jobIDs { jobs[id] = nil }
@@ -378,16 +346,7 @@ package actor FarmScheduler {
         change(&j)
         if j.state != before { stateChanged(&j, from: before) }
         jobs[id] = j
-        let s = j
-        db.record { db in try Self.update(s, db) }
-    }
-
-    static func update(_ s: FarmJob, _ db: Database) throws {
-        try db.cachedStatement(sql: """
-            UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
-            stage_type = ?, failure = ?, queued_ms = ?, started_ms = ?, finished_ms = ?, stream_bytes = ? WHERE id = ?
-            """).execute( arguments: [s.state.stored, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
-                             s.stageType, s.failure, s.queuedMS, s.startedMS, s.finishedMS, Int64(clamping: s.streamBytes), s.id])
+        records.recordJob(j)
     }
 }
 

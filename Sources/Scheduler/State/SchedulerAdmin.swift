@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import Manifest
 import Stages
@@ -18,7 +17,7 @@ import Glibc
 package struct SchedulerAdmin: Sendable {
     package let stateDirectory: String
     package let store: TreeStore
-    let pool: DatabasePool
+    let records: SchedulerStore
 
     /// One stored tree and who stored it.
     package struct StoredTree: Sendable, Equatable {
@@ -46,10 +45,7 @@ package struct SchedulerAdmin: Sendable {
         self.stateDirectory = stateDirectory
         self.store = store
         do {
-            var config = Configuration()
-            config.busyMode = .timeout(10)
-            pool = try DatabasePool(path: path, configuration: config)
-            try SchedulerDatabase.migrator.migrate(pool)
+            records = SchedulerStore(database: try SchedulerDatabase(path: path))
         } catch {
             throw .database("\(path): \(error)")
         }
@@ -58,20 +54,7 @@ package struct SchedulerAdmin: Sendable {
     /// Trees in the store with their provenance, oldest first; with
     /// `agentKey`, only those that key's agents stored.
     package func trees(agentKey: String? = nil) async throws -> [StoredTree] {
-        let rows = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM trees ORDER BY stored_ms").map { r -> StoredTree in
-                var t = StoredTree(pipelineID: r["pipeline_id"])
-                t.agentID = r["agent_id"]
-                t.agentKey = r["agent_key"]
-                t.storedMS = r["stored_ms"]
-                t.streamSHA256 = (r["stream_sha256"] as Data).map { String(format: "%02x", $0) }.joined()
-                t.streamBytes = r["stream_bytes"]
-                t.buildID = r["build_id"]
-                t.usedBy = try String.fetchAll(db, sql: "SELECT DISTINCT build_id FROM jobs WHERE pipeline_id = ? ORDER BY build_id",
-                                               arguments: [t.pipelineID])
-                return t
-            }
-        }
+        let rows = try await records.treeRecords()
         let recorded = Dictionary(rows.map { ($0.pipelineID, $0) }, uniquingKeysWith: { a, _ in a })
         let present = ((try? FileManager.default.contentsOfDirectory(atPath: store.root + "/objects")) ?? [])
             .filter { Self.isContentID($0) && store.contains($0) }.sorted()
@@ -122,9 +105,7 @@ package struct SchedulerAdmin: Sendable {
             let commands = CommandRunner(logPath: "/dev/null", logger: .init(label: "kiln.admin"))
             try await store.remove(doomed, commands: commands)
         }
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM trees WHERE pipeline_id = ?", arguments: [id])
-        }
+        try await records.forgetTreeRecord(id)
     }
 
     /// Objects in the store that the scheduler made from tree `id`: every
@@ -132,11 +113,7 @@ package struct SchedulerAdmin: Sendable {
     /// trees agents streamed (an agent builds a tree's dependencies itself,
     /// never from the scheduler's store).
     func madeFrom(_ id: String, agentTrees: Set<String>) async throws -> [StoredTree] {
-        let manifests = try await pool.read { db in
-            try Data.fetchAll(db, sql: """
-                SELECT manifest FROM builds WHERE id IN (SELECT DISTINCT build_id FROM jobs WHERE pipeline_id = ?)
-                """, arguments: [id])
-        }
+        let manifests = try await records.manifests(usingTree: id)
         var found: Set<String> = []
         for json in manifests {
             guard let m = try? BuildManifest.decode(json, file: "manifest"), let ids = try? ContentIDs(m) else { continue }
@@ -156,11 +133,7 @@ package struct SchedulerAdmin: Sendable {
     /// Frees agent id `id` from the key it is bound to: the next Hello with
     /// it, from any allow-listed key, binds it anew. Returns the old key.
     package func releaseAgent(_ id: String) async throws -> String {
-        let key = try await pool.write { db -> String? in
-            let key = try String.fetchOne(db, sql: "SELECT public_key FROM agents WHERE id = ?", arguments: [id])
-            try db.execute(sql: "UPDATE agents SET public_key = '' WHERE id = ?", arguments: [id])
-            return key
-        }
+        let key = try await records.releaseAgent(id)
         guard let key else {
             throw AdminError.badInput("agent \(id): the scheduler knows no agent by that id; `kiln agents` lists them")
         }
