@@ -84,8 +84,7 @@ extension ManifestGenerator {
     /// volumes' filesystems, written at their extents), then BIOS GRUB on x86_64.
     static func imagePipeline(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout) -> Pipeline {
         func device(start: Int64, size: Int64) -> [String: Device] {
-            ["device": Device(type: "org.osbuild.loopback",
-                              options: ["filename": .string(rawFile), "start": .int(start), "size": .int(size)])]
+            ["device": .loopback(filename: rawFile, start: start, size: size)]
         }
         let gpt = disk.label == .gpt
         var stages: [ManifestStage] = [

@@ -258,8 +258,7 @@ package struct ManifestGenerator: Sendable {
     static func formatPipelines(_ request: ImageRequest, _ disk: DiskLayout) -> [Pipeline] {
         let type = request.imageType
         let output = type.outputFile
-        let rawImage = Input(type: "org.osbuild.files", origin: Input.pipelineOrigin, references: ["name:image"],
-                             referenceOptions: ["name:image": ["file": .string(rawFile)]])
+        let rawImage = Input.pipelineFile(rawFile, of: "image")
         func convert(_ filename: String, _ format: QemuOptions.Format) -> ManifestStage {
             ManifestStage(QemuOptions(filename: filename, format: format), inputs: ["image": rawImage])
         }
