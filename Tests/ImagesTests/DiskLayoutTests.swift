@@ -26,15 +26,8 @@ import Testing
         #expect(throws: BlueprintError.self) { try layout(r) }
     }
 
-    func manifest(_ r: ImageRequest, function: String = #function) async throws -> BuildManifest {
-        let m = try await ManifestGenerator(resolver: FixedPackages()).manifest(for: r)
-        if let dir = ProcessInfo.processInfo.environment["KILN_DUMP_MANIFESTS"] {
-            let name = "disk-\(function.prefix { $0 != "(" })-\(r.architecture.rawValue)-\(r.imageType.rawValue).json"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try m.encoded().write(to: URL(fileURLWithPath: dir).appendingPathComponent(name))
-            try m.encoded(pretty: false).write(to: URL(fileURLWithPath: dir).appendingPathComponent(name + ".canonical"))
-        }
-        return m
+    func manifest(_ r: ImageRequest) async throws -> BuildManifest {
+        try await ManifestGenerator(resolver: FixedPackages()).manifest(for: r)
     }
 
     func stages(_ m: BuildManifest, _ pipeline: String, _ type: String) -> [ManifestStage] {

@@ -35,12 +35,6 @@ import Testing
                         refused.append("\(what): \(error)")
                         continue
                     }
-                    if let dir = ProcessInfo.processInfo.environment["KILN_DUMP_MANIFESTS"] {
-                        let name = "\((file as NSString).lastPathComponent)-\(distro.name)-\(arch.rawValue)-\(type.rawValue).json"
-                        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                        try manifest.encoded().write(to: URL(fileURLWithPath: dir).appendingPathComponent(name))
-                        try manifest.encoded(pretty: false).write(to: URL(fileURLWithPath: dir).appendingPathComponent(name + ".canonical"))
-                    }
                     do {
                         try manifest.validate(stages: StageRegistry.standard)
                         generated += 1
