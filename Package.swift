@@ -33,15 +33,17 @@ let package = Package(
         .target(name: "Manifest", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Every stage's options: the one place its option keys are spelled, shared by the stages and the generator.
+        .target(name: "StageOptions", dependencies: ["Manifest"]),
         .target(name: "Stages", dependencies: [
-            "Manifest", "CArchive", "CZstd", "Threads",
+            "Manifest", "StageOptions", "CArchive", "CZstd", "Threads",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "Images", dependencies: [
-            "Manifest",
+            "Manifest", "StageOptions",
             .product(name: "TOMLKit", package: "TOMLKit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

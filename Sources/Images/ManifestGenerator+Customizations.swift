@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 
 // The blueprint's customizations that shape the tree beyond users and
 // services: kernel, locale and keyboard, NTP, firewall, repositories,
@@ -80,59 +81,40 @@ extension ManifestGenerator {
         let c = request.blueprint.customizations
         var stages: [ManifestStage] = []
         if !c.caCerts.isEmpty {
-            stages.append(ManifestStage(type: "org.kiln.cacerts", options: ["certs": strings(c.caCerts)]))
+            stages.append(ManifestStage(CACertsOptions(certs: c.caCerts)))
         }
         if let sshd = c.sshd, !sshd.config.isEmpty {
-            stages.append(ManifestStage(type: "org.kiln.sshd.config", options: [
-                "settings": .array(sshd.config.map { .object(["keyword": .string($0.0), "value": .string($0.1)]) }),
-            ]))
+            stages.append(ManifestStage(SSHDConfigOptions(settings: sshd.config.map { .init(keyword: $0.0, value: $0.1) })))
         }
         if let fw = c.firewall { stages.append(firewallStage(request, fw)) }
         if !c.directories.isEmpty || !c.files.isEmpty {
-            func mode(_ m: UInt32?) -> JSONValue? { m.map { .string(String(format: "%04o", $0)) } }
-            func object(_ pairs: [(String, JSONValue?)]) -> JSONValue {
-                .object(Dictionary(uniqueKeysWithValues: pairs.compactMap { k, v in v.map { (k, $0) } }))
-            }
-            var o: [String: JSONValue] = [:]
-            if !c.directories.isEmpty {
-                o["directories"] = .array(c.directories.map { d in
-                    object([("path", .string(d.path)), ("mode", mode(d.mode)), ("user", d.user.map { .string($0) }),
-                            ("group", d.group.map { .string($0) }), ("parents", d.ensureParents ? .bool(true) : nil)])
-                })
-            }
-            if !c.files.isEmpty {
-                o["files"] = .array(c.files.map { f in
-                    object([("path", .string(f.path)), ("mode", mode(f.mode)), ("user", f.user.map { .string($0) }),
-                            ("group", f.group.map { .string($0) }), ("data", .string(Data(f.data.utf8).base64EncodedString()))])
-                })
-            }
-            stages.append(ManifestStage(type: "org.kiln.files", options: o))
+            func mode(_ m: UInt32?) -> String? { m.map { String(format: "%04o", $0) } }
+            stages.append(ManifestStage(FilesOptions(
+                directories: nonEmpty(c.directories.map { d in
+                    .init(path: d.path, mode: mode(d.mode), user: d.user, group: d.group, parents: d.ensureParents ? true : nil)
+                }),
+                files: nonEmpty(c.files.map { f in
+                    .init(path: f.path, mode: mode(f.mode), user: f.user, group: f.group, data: Data(f.data.utf8).base64EncodedString())
+                }))))
         }
         if !c.firstBoot.isEmpty {
-            stages.append(ManifestStage(type: "org.kiln.first-boot", options: [
-                "scripts": .array(c.firstBoot.map { s in
-                    .object(["name": .string(s.name), "contents": .string(s.contents), "ignore_failure": .bool(s.ignoreFailure)])
-                }),
-            ]))
+            stages.append(ManifestStage(FirstBootOptions(scripts: c.firstBoot.map { s in
+                .init(name: s.name, contents: s.contents, ignoreFailure: s.ignoreFailure)
+            })))
         }
         return stages
     }
 
     static func firewallStage(_ request: ImageRequest, _ fw: Blueprint.Firewall) -> ManifestStage {
         if usesFirewalld(request) {
-            var o: [String: JSONValue] = [:]
             // Numbers: a port name means what Kiln's table says, not what the image's /etc/services says.
             let ports = fw.ports.compactMap { p -> String? in
                 guard case .success(let port) = FirewallServices.parse(p) else { return nil }
                 return (port.from == port.to ? "\(port.from)" : "\(port.from)-\(port.to)") + ":" + port.proto
             }
-            if !ports.isEmpty { o["ports"] = strings(ports) }
-            if !fw.enabledServices.isEmpty { o["enabled_services"] = strings(fw.enabledServices) }
-            if !fw.disabledServices.isEmpty { o["disabled_services"] = strings(fw.disabledServices) }
-            if !fw.zones.isEmpty {
-                o["zones"] = .array(fw.zones.map { .object(["name": .string($0.name), "sources": strings($0.sources)]) })
-            }
-            return ManifestStage(type: "org.osbuild.firewall", options: o)
+            return ManifestStage(FirewallOptions(
+                ports: nonEmpty(ports), enabledServices: nonEmpty(fw.enabledServices), disabledServices: nonEmpty(fw.disabledServices),
+                zones: nonEmpty(fw.zones.map { .init(name: $0.name, sources: $0.sources) })))
         }
         // firewalld's default zone lets ssh and dhcpv6-client in; so does Kiln's ruleset unless disabled.
         let services = (FirewallServices.defaults + fw.enabledServices).filter { !fw.disabledServices.contains($0) }
@@ -140,14 +122,10 @@ extension ManifestGenerator {
         for p in fw.ports { if case .success(let parsed) = FirewallServices.parse(p) { ports.append(parsed) } }
         var seen = Set<String>()
         ports = ports.filter { seen.insert("\($0.proto)/\($0.from)-\($0.to)").inserted }
-        var o: [String: JSONValue] = [
-            "ports": .array(ports.map { .object(["protocol": .string($0.proto), "from": .int(Int64($0.from)), "to": .int(Int64($0.to))]) }),
-        ]
         let trusted = fw.zones.filter { $0.name == "trusted" }.flatMap(\.sources)
         let blocked = fw.zones.filter { $0.name == "drop" || $0.name == "block" }.flatMap(\.sources)
-        if !trusted.isEmpty { o["trusted"] = strings(trusted) }
-        if !blocked.isEmpty { o["blocked"] = strings(blocked) }
-        return ManifestStage(type: "org.kiln.nftables", options: o)
+        return ManifestStage(NftablesOptions(ports: ports.map { .init(protocol: $0.proto, from: $0.from, to: $0.to) },
+                                             trusted: nonEmpty(trusted), blocked: nonEmpty(blocked)))
     }
 }
 

@@ -1,4 +1,5 @@
 import Manifest
+import StageOptions
 
 // The disk side of the manifest: the partition table and filesystems the
 // blueprint's `filesystem`/`disk` customizations ask for, the `image`
@@ -40,32 +41,24 @@ extension ManifestGenerator {
         let arch = request.architecture
         let rootUUID = disk.rootFilesystemUUID
         var stages: [ManifestStage] = []
-        stages.append(ManifestStage(type: "org.osbuild.fstab", options: ["filesystems": .array(fstab(disk))]))
-        stages.append(ManifestStage(type: "org.osbuild.kernel-cmdline", options: [
-            "root_fs_uuid": .string(rootUUID), "kernel_opts": .string(kernelOptions(request, def)),
-        ]))
-        stages.append(ManifestStage(type: "org.kiln.initramfs"))
-        var bootFS: [String: JSONValue] = [:]
-        if disk.hasSeparateBoot { bootFS["boot_fs_uuid"] = .string(disk.boot.filesystem.fsUUID) }
-        if disk.boot.filesystem.type != .ext4 { bootFS["boot_fs_type"] = .string(disk.boot.filesystem.type.rawValue) }
-        var grub: [String: JSONValue] = [
-            "root_fs_uuid": .string(rootUUID), "kernel_opts": .string(kernelOptions(request, def)),
-            "timeout": .int(Int64(def.grubTimeout)), "terminal": strings(def.grubTerminal),
-            "uefi_target": .string(arch.grubEFITarget),
-        ]
-        if let serial = def.grubSerial { grub["serial"] = .string(serial) }
-        if let bios = def.biosTarget { grub["bios_target"] = .string(bios) }
-        stages.append(ManifestStage(type: "org.kiln.grub2.config", options: grub.merging(bootFS) { $1 }))
-        stages.append(ManifestStage(type: "org.kiln.grub2.efi", options: [
-            "target": .string(arch.grubEFITarget), "root_fs_uuid": .string(rootUUID),
-            "filename": .string("/boot/efi/EFI/BOOT/\(arch.efiBinary)"),
-        ].merging(bootFS) { $1 }))
+        stages.append(ManifestStage(FstabOptions(filesystems: fstab(disk))))
+        stages.append(ManifestStage(KernelCmdlineOptions(rootFsUUID: rootUUID, kernelOpts: kernelOptions(request, def))))
+        stages.append(ManifestStage(InitramfsOptions()))
+        let bootFsUUID = disk.hasSeparateBoot ? disk.boot.filesystem.fsUUID : nil
+        let bootFsType = disk.boot.filesystem.type != .ext4 ? disk.boot.filesystem.type.rawValue : nil
+        stages.append(ManifestStage(Grub2ConfigOptions(
+            rootFsUUID: rootUUID, kernelOpts: kernelOptions(request, def), timeout: def.grubTimeout, serial: def.grubSerial,
+            terminal: def.grubTerminal, biosTarget: def.biosTarget, uefiTarget: arch.grubEFITarget,
+            bootFsUUID: bootFsUUID, bootFsType: bootFsType)))
+        stages.append(ManifestStage(Grub2EFIOptions(
+            target: arch.grubEFITarget, rootFsUUID: rootUUID, filename: "/boot/efi/EFI/BOOT/\(arch.efiBinary)",
+            bootFsUUID: bootFsUUID, bootFsType: bootFsType)))
         return stages
     }
 
     /// `/etc/fstab` entries: `/` first, then the other mountpoints (parents before
     /// children), then swap; everything by filesystem UUID.
-    static func fstab(_ disk: DiskLayout) -> [JSONValue] {
+    static func fstab(_ disk: DiskLayout) -> [FstabOptions.Filesystem] {
         let filesystems = disk.volumes.map(\.filesystem).sorted { a, b in
             switch (a.mountpoint, b.mountpoint) {
             case (nil, nil): return (a.keyPath ?? "") < (b.keyPath ?? "")
@@ -75,15 +68,15 @@ extension ManifestGenerator {
             }
         }
         return filesystems.map { fs in
-            let (options, passno): (String, Int64) = switch (fs.type, fs.mountpoint) {
+            let (options, passno): (String, Int) = switch (fs.type, fs.mountpoint) {
             case (.swap, _): ("sw", 0)
             case (.ext4, "/"): ("errors=remount-ro", 1)
             case (.vfat, "/boot/efi"): ("umask=0077", 2)
             case (.xfs, _): ("defaults", 0)  // fsck.xfs does nothing; XFS checks itself when mounted
             default: ("defaults", 2)
             }
-            return .object(["uuid": .string(fs.fsUUID), "vfs_type": .string(fs.type.rawValue), "path": .string(fs.mountpoint ?? "none"),
-                            "options": .string(options), "freq": 0, "passno": .int(passno)])
+            return FstabOptions.Filesystem(uuid: fs.fsUUID, vfsType: fs.type.rawValue, path: fs.mountpoint ?? "none",
+                                           options: options, freq: 0, passno: passno)
         }
     }
 
@@ -91,33 +84,23 @@ extension ManifestGenerator {
     /// volumes' filesystems, written at their extents), then BIOS GRUB on x86_64.
     static func imagePipeline(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout) -> Pipeline {
         func device(start: Int64, size: Int64) -> [String: Device] {
-            ["device": Device(type: "org.osbuild.loopback",
-                              options: ["filename": .string(rawFile), "start": .int(start), "size": .int(size)])]
+            ["device": .loopback(filename: rawFile, start: start, size: size)]
         }
+        let gpt = disk.label == .gpt
         var stages: [ManifestStage] = [
-            ManifestStage(type: "org.osbuild.truncate", options: ["filename": .string(rawFile), "size": .int(disk.sizeBytes)]),
-            ManifestStage(type: "org.osbuild.sfdisk", options: [
-                "label": .string(disk.label.rawValue), "uuid": .string(disk.uuid),
-                "partitions": .array(disk.partitions.map { p in
-                    var o: [String: JSONValue] = ["start": .int(p.start), "size": .int(p.size), "type": .string(p.type)]
-                    if disk.label == .gpt {
-                        o["uuid"] = .string(p.uuid)
-                        o["name"] = .string(p.name)
-                    }
-                    if p.bootable { o["bootable"] = true }
-                    return .object(o)
-                }),
-            ], devices: device(start: 0, size: disk.sectors)),
+            ManifestStage(TruncateOptions(filename: rawFile, size: ByteSize(bytes: UInt64(disk.sizeBytes)))),
+            ManifestStage(SfdiskOptions(label: disk.label.rawValue, uuid: disk.uuid, partitions: disk.partitions.map { p in
+                .init(start: UInt64(p.start), size: UInt64(p.size), type: p.type, uuid: gpt ? p.uuid : nil, name: gpt ? p.name : nil,
+                      bootable: p.bootable ? true : nil)
+            }), devices: device(start: 0, size: disk.sectors)),
         ]
         let volumes = disk.volumes
         for (index, partition) in disk.partitions.enumerated() {
             if let vg = partition.volumeGroup {
-                stages.append(ManifestStage(type: "org.kiln.lvm2.create", options: [
-                    "vg_name": .string(vg.name), "vg_uuid": .string(vg.uuid), "pv_uuid": .string(vg.pvUUID),
-                    "volumes": .array(vg.logicalVolumes.map { lv in
-                        .object(["name": .string(lv.name), "uuid": .string(lv.uuid), "extents": .int(lv.extents)])
-                    }),
-                ], devices: device(start: partition.start, size: partition.size)))
+                stages.append(ManifestStage(LVM2CreateOptions(
+                    vg_name: vg.name, vg_uuid: vg.uuid, pv_uuid: vg.pvUUID,
+                    volumes: vg.logicalVolumes.map { .init(name: $0.name, uuid: $0.uuid, extents: $0.extents) }),
+                    devices: device(start: partition.start, size: partition.size)))
             }
             for volume in volumes where volume.partitionIndex == index {
                 stages.append(mkfs(volume, among: volumes, device: device(start: volume.start, size: volume.size)))
@@ -128,12 +111,12 @@ extension ManifestGenerator {
             // GPT: the core image goes into the BIOS boot partition; DOS: into the gap before the first partition.
             let location = disk.label == .gpt ? disk.partition(.biosBoot)?.start : 1
             if let location {
-                stages.append(ManifestStage(type: "org.osbuild.grub2.inst", options: [
-                    "filename": .string(rawFile), "platform": .string(platform), "location": .int(location),
-                    "core": ["type": "mkimage", "partlabel": .string(disk.label.rawValue), "filesystem": .string(boot.filesystem.type.rawValue)],
-                    "prefix": ["type": "partition", "partlabel": .string(disk.label.rawValue), "number": .int(Int64(boot.partitionIndex)),
-                               "path": .string(disk.hasSeparateBoot ? "/grub" : "/boot/grub")],
-                ], inputs: ["tree": .tree("os")]))
+                stages.append(ManifestStage(Grub2InstOptions(
+                    filename: rawFile, platform: platform, location: UInt64(location),
+                    core: .init(type: "mkimage", partlabel: disk.label.rawValue, filesystem: boot.filesystem.type.rawValue),
+                    prefix: .init(type: "partition", partlabel: disk.label.rawValue, number: boot.partitionIndex,
+                                  path: disk.hasSeparateBoot ? "/grub" : "/boot/grub")),
+                    inputs: ["tree": .tree("os")]))
             }
         }
         return Pipeline(name: "image", stages: stages)
@@ -144,24 +127,23 @@ extension ManifestGenerator {
     static func mkfs(_ volume: DiskLayout.Volume, among volumes: [DiskLayout.Volume], device: [String: Device]) -> ManifestStage {
         let fs = volume.filesystem
         let tree: [String: Input] = ["tree": .tree("os")]
-        var options: [String: JSONValue] = [:]
-        if let label = fs.label { options["label"] = .string(label) }
-        guard let mountpoint = fs.mountpoint else {
-            options["uuid"] = .string(fs.uuid)
-            return ManifestStage(type: "org.osbuild.mkswap", options: options, devices: device)
+        func exclude(below mountpoint: String) -> [String]? {
+            nonEmpty(excludedMountpoints(under: mountpoint, among: volumes.compactMap(\.filesystem.mountpoint)))
         }
-        options["source"] = .string(mountpoint)
+        guard let mountpoint = fs.mountpoint else {
+            return ManifestStage(MkswapOptions(uuid: fs.uuid, label: fs.label), devices: device)
+        }
         switch fs.type {
         case .vfat:
-            options["volid"] = .string(fs.uuid)
-            if mountpoint == "/boot/efi" { options["fat_size"] = 32 }
-            return ManifestStage(type: "org.kiln.mkfs.fat", options: options, inputs: tree, devices: device)
+            let fatSize = mountpoint == "/boot/efi" ? 32 : nil
+            return ManifestStage(MkfsFatOptions(volid: fs.uuid, label: fs.label, fat_size: fatSize, source: mountpoint),
+                                 inputs: tree, devices: device)
+        case .xfs:
+            return ManifestStage(MkfsXfsOptions(uuid: fs.uuid, label: fs.label, source: mountpoint, exclude: exclude(below: mountpoint)),
+                                 inputs: tree, devices: device)
         default:
-            options["uuid"] = .string(fs.uuid)
-            let below = excludedMountpoints(under: mountpoint, among: volumes.compactMap(\.filesystem.mountpoint))
-            if !below.isEmpty { options["exclude"] = strings(below) }
-            let type = fs.type == .xfs ? "org.kiln.mkfs.xfs" : "org.kiln.mkfs.ext4"
-            return ManifestStage(type: type, options: options, inputs: tree, devices: device)
+            return ManifestStage(MkfsExt4Options(uuid: fs.uuid, label: fs.label, source: mountpoint, exclude: exclude(below: mountpoint)),
+                                 inputs: tree, devices: device)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 
 /// Turns an image request into a build manifest: depsolves the base set and
 /// the blueprint's packages, then lays out the pipelines `os` (the tree),
@@ -154,77 +155,59 @@ package struct ManifestGenerator: Sendable {
         var stages: [ManifestStage] = []
 
         stages.append(ManifestStage(
-            type: "org.kiln.debian.install",
-            options: ["architecture": .string(arch.debian), "release": .string(request.distro.codename),
-                      "merged_usr": true, "defer_initramfs": true],
+            DebianInstallOptions(architecture: arch.debian, release: request.distro.codename, mergedUsr: true, deferInitramfs: true),
             inputs: ["packages": .files(packages.map(\.checksum))]))
-        var apt: [String: JSONValue] = [
-            "sources": .array(request.distro.repositories.map { r in
-                .object(["uris": strings([r.uri]), "suites": strings(r.suites), "components": strings(r.components),
-                         "signed_by": .string(r.signedBy)])
-            }),
-        ]
         let extra = extraSources(request, all: true)
-        if !extra.isEmpty {
-            let enabled = Set(c.repositories.filter(\.enabled).map(\.id))
-            apt["extra"] = .array(extra.map { e in
-                var o: [String: JSONValue] = ["id": .string(e.id), "uris": strings(e.uris), "suites": strings(e.suites),
-                                              "components": strings(e.components)]
-                if let key = e.key { o["key"] = .string(key) }
-                if e.trusted { o["trusted"] = true }
-                if !enabled.contains(e.id) { o["enabled"] = false }
-                if let pin = e.preferences(sharedHosts: request.distro.mirrorHosts) { o["preferences"] = .string(pin) }
-                return .object(o)
-            })
-        }
-        stages.append(ManifestStage(type: "org.kiln.apt.sources", options: apt))
-        stages.append(ManifestStage(type: "org.osbuild.hostname",
-                                    options: ["hostname": .string(c.hostname ?? def.defaultHostname)]))
+        let enabled = Set(c.repositories.filter(\.enabled).map(\.id))
+        stages.append(ManifestStage(AptSourcesOptions(
+            sources: request.distro.repositories.map { r in
+                .init(uris: [r.uri], suites: r.suites, components: r.components, signedBy: r.signedBy)
+            },
+            extra: nonEmpty(extra.map { e in
+                .init(id: e.id, uris: e.uris, suites: e.suites, components: e.components, key: e.key, trusted: e.trusted ? true : nil,
+                      enabled: enabled.contains(e.id) ? nil : false, preferences: e.preferences(sharedHosts: request.distro.mirrorHosts))
+            }))))
+        stages.append(ManifestStage(HostnameOptions(hostname: c.hostname ?? def.defaultHostname)))
         let languages = c.locale?.languages ?? []
-        var locale: [String: JSONValue] = ["language": .string(languages.first ?? def.defaultLanguage)]
-        if languages.count > 1 { locale["generate"] = strings(Array(languages.dropFirst())) }
-        stages.append(ManifestStage(type: "org.osbuild.locale", options: locale))
+        stages.append(ManifestStage(LocaleOptions(language: languages.first ?? def.defaultLanguage,
+                                                  generate: nonEmpty(Array(languages.dropFirst())))))
         if let keyboard = c.locale?.keyboard {
-            stages.append(ManifestStage(type: "org.osbuild.keymap", options: ["keymap": .string(keyboard)]))
+            stages.append(ManifestStage(KeymapOptions(keymap: keyboard)))
         }
-        stages.append(ManifestStage(type: "org.osbuild.timezone",
-                                    options: ["zone": .string(c.timezone ?? def.defaultTimezone)]))
+        stages.append(ManifestStage(TimezoneOptions(zone: c.timezone ?? def.defaultTimezone)))
         if !c.ntpServers.isEmpty {
-            stages.append(ManifestStage(type: "org.kiln.timesyncd", options: ["servers": strings(c.ntpServers)]))
+            stages.append(ManifestStage(TimesyncdOptions(servers: c.ntpServers)))
         }
         if !c.groups.isEmpty {
-            var groups: [String: JSONValue] = [:]
-            for g in c.groups { groups[g.name] = .object(g.gid.map { ["gid": .int(Int64($0))] } ?? [:]) }
-            stages.append(ManifestStage(type: "org.osbuild.groups", options: ["groups": .object(groups)]))
+            let groups = c.groups.map { ($0.name, GroupsOptions.Group(gid: $0.gid)) }
+            stages.append(ManifestStage(GroupsOptions(groups: Dictionary(groups) { _, last in last })))
         }
         let users = usersOptions(c, blueprint: bp.name)
         if !users.isEmpty {
-            stages.append(ManifestStage(type: "org.osbuild.users", options: ["users": .object(users)]))
+            stages.append(ManifestStage(UsersOptions(users: users)))
         }
         stages += customizationStages(request)
-        if hasSSHServer(packages) { stages.append(ManifestStage(type: "org.kiln.ssh.hostkeys")) }
-        stages.append(ManifestStage(type: "org.osbuild.systemd", options: systemdOptions(request, def, packages)))
+        if hasSSHServer(packages) { stages.append(ManifestStage(SSHHostKeysOptions())) }
+        stages.append(ManifestStage(systemdOptions(request, def, packages)))
         if let sources = request.imageType.cloudInitDataSources, packages.contains(where: { $0.name == "cloud-init" }) {
             // Kiln's images configure the network themselves (ip=dhcp, systemd-networkd), and
             // cloud-init keeps the image's locale instead of resetting it to its own default.
-            stages.append(ManifestStage(type: "org.osbuild.cloud-init", options: [
-                "filename": "91-kiln-datasources.cfg",
-                "config": ["datasource_list": strings(sources), "network": ["config": "disabled"],
-                           "locale": .string(languages.first ?? def.defaultLanguage)],
-            ]))
+            stages.append(ManifestStage(CloudInitOptions(filename: "91-kiln-datasources.cfg", config: [
+                "datasource_list": strings(sources), "network": ["config": "disabled"],
+                "locale": .string(languages.first ?? def.defaultLanguage),
+            ])))
             // ds-identify turns cloud-init off for a boot that finds no data source only where
             // the machine has DMI (x86); elsewhere (aarch64) its default runs cloud-init anyway,
             // which then fails the first boot. One policy for every architecture; a blueprint's
             // own /etc/cloud/ds-identify.cfg wins.
             if !c.files.contains(where: { $0.path == Self.dsIdentifyPath }) {
-                stages.append(ManifestStage(type: "org.kiln.files", options: ["files": [[
-                    "path": .string(Self.dsIdentifyPath), "mode": "0644",
-                    "data": .string(Data(Self.dsIdentifyPolicy.utf8).base64EncodedString()),
-                ]]]))
+                stages.append(ManifestStage(FilesOptions(files: [
+                    .init(path: Self.dsIdentifyPath, mode: "0644", data: Data(Self.dsIdentifyPolicy.utf8).base64EncodedString()),
+                ])))
             }
         }
         if request.imageType.isDisk { stages += bootStages(request, def, disk) }
-        stages.append(ManifestStage(type: "org.osbuild.machine-id", options: ["first-boot": "yes"]))
+        stages.append(ManifestStage(MachineIDOptions(firstBoot: .yes)))
         return Pipeline(name: "os", stages: stages)
     }
 
@@ -238,26 +221,18 @@ package struct ManifestGenerator: Sendable {
     /// `[[customizations.sshkey]]` added to the user's `key`; a key for a user
     /// the blueprint does not define (root) updates that user.
     /// A plain-text password is hashed here (SHA-512 crypt); the clear text goes no further.
-    static func usersOptions(_ c: Blueprint.Customizations, blueprint: String) -> [String: JSONValue] {
-        var users: [String: JSONValue] = [:]
+    static func usersOptions(_ c: Blueprint.Customizations, blueprint: String) -> [String: UsersOptions.User] {
+        var users: [String: UsersOptions.User] = [:]
         var keys: [String: [String]] = [:]
         for k in c.sshKeys { keys[k.user, default: []].append(k.key) }
         for u in c.users {
-            var o: [String: JSONValue] = [:]
-            if let uid = u.uid { o["uid"] = .int(Int64(uid)) }
-            if let gid = u.gid { o["gid"] = .int(Int64(gid)) }
-            if !u.groups.isEmpty { o["groups"] = strings(u.groups) }
-            if let d = u.description { o["description"] = .string(d) }
-            if let h = u.home { o["home"] = .string(h) }
-            if let s = u.shell { o["shell"] = .string(s) }
-            if let p = u.passwordHash(blueprint: blueprint) { o["password"] = .string(p) }
-            if let e = u.expireDate { o["expiredate"] = .int(Int64(e)) }
-            if u.forcePasswordReset { o["force_password_reset"] = true }
             let allKeys = (u.key.map { [$0] } ?? []) + (keys.removeValue(forKey: u.name) ?? [])
-            if !allKeys.isEmpty { o["key"] = .string(joinKeys(allKeys)) }
-            users[u.name] = .object(o)
+            users[u.name] = UsersOptions.User(
+                uid: u.uid, gid: u.gid, groups: nonEmpty(u.groups), description: u.description, home: u.home, shell: u.shell,
+                password: u.passwordHash(blueprint: blueprint), key: allKeys.isEmpty ? nil : joinKeys(allKeys),
+                expiredate: u.expireDate, forcePasswordReset: u.forcePasswordReset ? true : nil)
         }
-        for (name, k) in keys { users[name] = .object(["key": .string(joinKeys(k))]) }
+        for (name, k) in keys { users[name] = UsersOptions.User(key: joinKeys(k)) }
         return users
     }
 
@@ -267,7 +242,7 @@ package struct ManifestGenerator: Sendable {
     }
 
     static func systemdOptions(_ request: ImageRequest, _ def: ImageDefinition,
-                               _ packages: [ResolvedPackage]) -> [String: JSONValue] {
+                               _ packages: [ResolvedPackage]) -> SystemdOptions {
         let c = request.blueprint.customizations
         let off = Set(c.services.disabled + c.services.masked)
         var enabled = def.baseServices
@@ -275,69 +250,60 @@ package struct ManifestGenerator: Sendable {
         enabled += customizationServices(request) + c.services.enabled
         var seen = Set<String>()
         enabled = enabled.filter { !off.contains($0) && seen.insert($0).inserted }
-        var o: [String: JSONValue] = ["enabled_services": strings(enabled), "default_target": .string(def.defaultTarget)]
-        if !c.services.disabled.isEmpty { o["disabled_services"] = strings(c.services.disabled) }
-        if !c.services.masked.isEmpty { o["masked_services"] = strings(c.services.masked) }
-        return o
+        return SystemdOptions(enabledServices: enabled, disabledServices: nonEmpty(c.services.disabled),
+                              maskedServices: nonEmpty(c.services.masked), defaultTarget: def.defaultTarget)
     }
 
     /// The pipelines that turn the disk (or the tree) into the requested file.
     static func formatPipelines(_ request: ImageRequest, _ disk: DiskLayout) -> [Pipeline] {
         let type = request.imageType
-        let output = JSONValue.string(type.outputFile)
-        let rawImage = Input(type: "org.osbuild.files", origin: Input.pipelineOrigin, references: ["name:image"],
-                             referenceOptions: ["name:image": ["file": .string(rawFile)]])
-        func convert(_ filename: String, _ format: JSONValue) -> ManifestStage {
-            ManifestStage(type: "org.osbuild.qemu", options: ["filename": .string(filename), "format": format],
-                          inputs: ["image": rawImage])
+        let output = type.outputFile
+        let rawImage = Input.pipelineFile(rawFile, of: "image")
+        func convert(_ filename: String, _ format: QemuOptions.Format) -> ManifestStage {
+            ManifestStage(QemuOptions(filename: filename, format: format), inputs: ["image": rawImage])
         }
-        func archive(of pipeline: String, _ options: [String: JSONValue]) -> Pipeline {
+        func archive(of pipeline: String, format: String? = nil, paths: [String]? = nil, sparse: Bool? = nil) -> Pipeline {
             Pipeline(name: "archive", stages: [
-                ManifestStage(type: "org.osbuild.tar", options: options.merging(["filename": output]) { $1 },
-                              inputs: ["tree": .tree(pipeline)]),
+                ManifestStage(TarOptions(filename: output, format: format, paths: paths, sparse: sparse), inputs: ["tree": .tree(pipeline)]),
             ])
         }
         switch type {
         case .raw, .ami:
             return []
         case .qcow2:
-            return [Pipeline(name: "qcow2", stages: [convert(type.outputFile, ["type": "qcow2", "compat": "1.1"])])]
+            return [Pipeline(name: "qcow2", stages: [convert(type.outputFile, .init(type: "qcow2", compat: "1.1"))])]
         case .vmdk:
             return [Pipeline(name: "vmdk", stages: [
-                convert(type.outputFile, ["type": "vmdk", "subformat": "streamOptimized"]),
+                convert(type.outputFile, .init(type: "vmdk", subformat: "streamOptimized")),
             ])]
         case .vhd:
             // Azure takes fixed VHDs whose virtual size is a whole number of MiB (force_size keeps it exact).
             return [Pipeline(name: "vpc", stages: [
-                convert(type.outputFile, ["type": "vpc", "subformat": "fixed", "force_size": true]),
+                convert(type.outputFile, .init(type: "vpc", subformat: "fixed", force_size: true)),
             ])]
         case .minimalRaw, .minimalRawZstd:
-            let stage = type == .minimalRaw ? "org.osbuild.xz" : "org.osbuild.zstd"
-            return [Pipeline(name: type.exportPipeline, stages: [
-                ManifestStage(type: stage, options: ["filename": output], inputs: ["file": rawImage]),
-            ])]
+            let stage = type == .minimalRaw ? ManifestStage(XZOptions(filename: output), inputs: ["file": rawImage])
+                : ManifestStage(ZstdOptions(filename: output), inputs: ["file": rawImage])
+            return [Pipeline(name: type.exportPipeline, stages: [stage])]
         case .ova:
             // The descriptor must come first in the archive, the manifest second (OVF 1.x).
             return [
                 Pipeline(name: "ovf", stages: [
-                    convert("image.vmdk", ["type": "vmdk", "subformat": "streamOptimized", "adapter_type": "lsilogic"]),
-                    ManifestStage(type: "org.osbuild.ovf", options: [
-                        "vmdk": "image.vmdk", "vmware": ["os_type": .string(request.distro.vmwareGuestOS)],
-                    ]),
+                    convert("image.vmdk", .init(type: "vmdk", adapter_type: "lsilogic", subformat: "streamOptimized")),
+                    ManifestStage(OVFOptions(vmdk: "image.vmdk", vmware: .init(os_type: request.distro.vmwareGuestOS))),
                 ]),
-                archive(of: "ovf", ["format": "ustar", "paths": strings(["image.ovf", "image.mf", "image.vmdk"])]),
+                archive(of: "ovf", format: "ustar", paths: ["image.ovf", "image.mf", "image.vmdk"]),
             ]
         case .gce:
             // GCE imports a gzip'd GNU tar holding exactly `disk.raw`.
-            return [archive(of: "image", ["format": "oldgnu", "sparse": true, "paths": strings([rawFile])])]
+            return [archive(of: "image", format: "oldgnu", paths: [rawFile], sparse: true)]
         case .tar:
-            return [archive(of: "os", [:])]
+            return [archive(of: "os")]
         case .container:
             return [Pipeline(name: "container", stages: [
-                ManifestStage(type: "org.osbuild.oci-archive", options: [
-                    "filename": output, "architecture": .string(request.architecture.debian),
-                    "config": ["Cmd": ["/bin/bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]],
-                ], inputs: ["base": .tree("os")]),
+                ManifestStage(OCIArchiveOptions(filename: output, architecture: request.architecture.debian, config: .init(
+                    Cmd: ["/bin/bash"], Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])),
+                              inputs: ["base": .tree("os")]),
             ])]
         }
     }
@@ -353,4 +319,7 @@ package struct ManifestGenerator: Sendable {
     }
 
     static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }
+
+    /// nil for an empty list: an option the stage's options leave out rather than write empty.
+    static func nonEmpty<T>(_ a: [T]) -> [T]? { a.isEmpty ? nil : a }
 }

@@ -139,6 +139,15 @@ public struct Input: Sendable, Hashable {
         Input(type: "org.osbuild.tree", origin: pipelineOrigin, references: ["name:\(pipeline)"])
     }
 
+    /// The reference option that names a file of a pipeline's tree.
+    public static let fileOption = "file"
+
+    /// One file of another pipeline's tree (`org.osbuild.files` of origin `org.osbuild.pipeline`).
+    public static func pipelineFile(_ file: String, of pipeline: String) -> Input {
+        Input(type: "org.osbuild.files", origin: pipelineOrigin, references: ["name:\(pipeline)"],
+              referenceOptions: ["name:\(pipeline)": [fileOption: .string(file)]])
+    }
+
     /// Names of the pipelines this input references.
     public var pipelineNames: [String] {
         guard origin == Input.pipelineOrigin else { return [] }
@@ -162,6 +171,23 @@ public struct Input: Sendable, Hashable {
 
 /// A device a stage works on (osbuild's `org.osbuild.loopback`: a region of a file).
 public struct Device: Sendable, Hashable {
+    /// The one device type Kiln has: a region of a file of the tree, in sectors.
+    public static let loopbackType = "org.osbuild.loopback"
+
+    /// The options of a loopback device: the file, and the region's first sector, length and sector size.
+    public enum LoopbackOption {
+        public static let filename = "filename"
+        public static let start = "start"
+        public static let size = "size"
+        public static let sectorSize = "sector-size"
+    }
+
+    /// A loopback device over `size` sectors of `filename` from sector `start`.
+    public static func loopback(filename: String, start: Int64, size: Int64) -> Device {
+        Device(type: loopbackType, options: [LoopbackOption.filename: .string(filename), LoopbackOption.start: .int(start),
+                                             LoopbackOption.size: .int(size)])
+    }
+
     public var type: String
     public var parent: String?
     public var options: [String: JSONValue]

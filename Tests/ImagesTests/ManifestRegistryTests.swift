@@ -74,8 +74,10 @@ import Testing
         }
     }
 
-    /// `kiln stages` names each type's file: that file exists and is where the type is declared.
+    /// `kiln stages` names each type's file: that file exists and is where the stage of that type is
+    /// declared (its type name is its options' `stageType`, Sources/StageOptions).
     @Test func everyStageNamesTheFileThatDeclaresIt() throws {
+        let stages = StageRegistry.treeStages + StageRegistry.assemblyStages
         for (type, entry) in StageRegistry.standard.entries.sorted(by: { $0.key < $1.key }) {
             #expect(entry.sourceFile.hasPrefix("Sources/Stages/"), "\(type): \(entry.sourceFile)")
             let url = Fixtures.repository.appendingPathComponent(entry.sourceFile)
@@ -83,7 +85,12 @@ import Testing
                 Issue.record("\(type): \(entry.sourceFile) does not exist")
                 continue
             }
-            #expect(text.contains("static let type = \"\(type)\""), "\(type) is not declared in \(entry.sourceFile)")
+            let names = stages.filter { $0.type == type }.map { String(describing: $0) }
+            #expect(names.count == 1, "\(type): \(names)")
+            for name in names {
+                #expect(text.contains("struct \(name): Stage {") && text.contains("static let type = Options.stageType"),
+                        "\(type) (\(name)) is not declared in \(entry.sourceFile)")
+            }
         }
     }
 

@@ -1,7 +1,5 @@
 /// An assembly stage cannot lay out the bytes it was asked for.
 package enum AssemblyError: Error, Sendable, CustomStringConvertible {
-    /// A size option is not a byte count.
-    case badSize(field: String, value: String)
     /// An identifier option (UUID, volume ID, label) is malformed.
     case badIdentifier(field: String, value: String, expected: String)
     /// A device region does not lie inside its file.
@@ -19,8 +17,6 @@ package enum AssemblyError: Error, Sendable, CustomStringConvertible {
 
     package var description: String {
         switch self {
-        case .badSize(let field, let value):
-            "\(field): \"\(value)\" is not a size; use bytes as an integer or a string such as \"3221225472\", \"512 MiB\" or \"3 GiB\""
         case .badIdentifier(let field, let value, let expected):
             "\(field): \"\(value)\" is not \(expected)"
         case .regionOutsideFile(let path, let offset, let size, let fileSize):

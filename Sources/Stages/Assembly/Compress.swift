@@ -1,19 +1,11 @@
 import Manifest
-
-/// `org.osbuild.xz` and `org.osbuild.zstd`: compress one input file (input
-/// `file`) into the output tree, on every core. `level` is Kiln's addition
-/// (osbuild's stages take the tool's default).
-package struct CompressOptions: Codable, Sendable {
-    /// The compressed file in the output tree.
-    let filename: String
-    /// Compression level (xz 0–9, default 0 as osbuild's stage; zstd 1–19, default 3).
-    let level: Int?
-}
+import StageOptions
 
 extension StageContext {
     /// Runs `tool` over the single file of input `file` into `options.filename`.
-    func compress(_ options: CompressOptions, tool: String, levels: ClosedRange<Int>, defaultLevel: Int,
-                  extra: [String] = []) async throws {
+    /// (`org.osbuild.xz` and `org.osbuild.zstd` take the same options, `CompressOptions`.)
+    func compress<C>(_ options: CompressOptions<C>, tool: String, levels: ClosedRange<Int>, defaultLevel: Int,
+                     extra: [String] = []) async throws {
         let files = try inputFiles("file")
         guard files.count == 1, let source = files.values.first else {
             throw StageError.invalidOptions(reason: "\(stageType): input \"file\" must name exactly one file, it has \(files.count)")
@@ -28,11 +20,11 @@ extension StageContext {
 }
 
 package struct XZ: Stage {
-    package static let type = "org.osbuild.xz"
+    package typealias Options = XZOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["file": .pipelineFiles]
-    package typealias Options = CompressOptions
     package init() {}
 
     package func run(_ options: Options, in context: StageContext) async throws {
@@ -42,11 +34,11 @@ package struct XZ: Stage {
 }
 
 package struct Zstd: Stage {
-    package static let type = "org.osbuild.zstd"
+    package typealias Options = ZstdOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["file": .pipelineFiles]
-    package typealias Options = CompressOptions
     package init() {}
 
     package func run(_ options: Options, in context: StageContext) async throws {

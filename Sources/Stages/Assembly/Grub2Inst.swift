@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,69 +10,13 @@ import Glibc
 /// `location` (the BIOS boot partition), and puts GRUB's boot sector into
 /// the MBR, patched to load it.
 package struct Grub2Inst: Stage {
-    package static let type = "org.osbuild.grub2.inst"
+    package typealias Options = Grub2InstOptions
+    package typealias Core = Grub2InstOptions.Core
+    package typealias Prefix = Grub2InstOptions.Prefix
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
-
-    package struct Options: Codable, Sendable {
-        /// Disk image in the output tree.
-        let filename: String
-        /// Only `i386-pc`.
-        let platform: String
-        /// Sector where the core image goes (the BIOS boot partition's first sector).
-        let location: UInt64?
-        let core: Core
-        let prefix: Prefix
-        /// Only 512.
-        let sectorSize: UInt64?
-
-        enum CodingKeys: String, CodingKey {
-            case filename, platform, location, core, prefix
-            case sectorSize = "sector-size"
-        }
-    }
-
-    package struct Core: Codable, Sendable {
-        /// Only `mkimage`.
-        let type: String
-        /// `gpt` or `dos`: which partition-table module goes into the core image.
-        let partlabel: String
-        /// `ext4`, `xfs`, `btrfs` or `iso9660`: the filesystem module for the prefix.
-        let filesystem: String
-        /// osbuild's name of the grub-mkimage program: only `grub-mkimage` or
-        /// Fedora's `grub2-mkimage` is accepted, and either way the host's
-        /// `grub-mkimage` runs. The manifest never chooses a program.
-        let binary: String?
-
-        static let binaries: Set<String> = ["grub-mkimage", "grub2-mkimage"]
-
-        enum CodingKeys: String, CodingKey { case type, partlabel, filesystem, binary }
-
-        /// Refuses any other `binary` while the manifest is validated, before anything runs.
-        package init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            type = try c.decode(String.self, forKey: .type)
-            partlabel = try c.decode(String.self, forKey: .partlabel)
-            filesystem = try c.decode(String.self, forKey: .filesystem)
-            binary = try c.decodeIfPresent(String.self, forKey: .binary)
-            if let binary, !Self.binaries.contains(binary) {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .binary, in: c,
-                    debugDescription: "\"\(binary)\" is not a program Kiln runs; a manifest cannot choose one. Remove the option (Kiln runs the host's grub-mkimage) or give \"grub-mkimage\" or \"grub2-mkimage\"")
-            }
-        }
-    }
-
-    package struct Prefix: Codable, Sendable {
-        /// `partition`, or absent for a bare path.
-        let type: String?
-        let partlabel: String?
-        /// Partition index, starting at zero.
-        let number: Int?
-        /// GRUB's directory inside that partition, e.g. `/boot/grub`.
-        let path: String
-    }
 
     /// Offsets GRUB's boot.img and diskboot.img use (grub/include/grub/i386/pc/boot.h).
     enum Layout {

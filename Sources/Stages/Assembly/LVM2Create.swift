@@ -1,4 +1,5 @@
 import Foundation
+import StageOptions
 
 /// `org.kiln.lvm2.create`: makes a region of the disk image an LVM2 physical
 /// volume holding one volume group with linear logical volumes, by writing
@@ -9,29 +10,11 @@ import Foundation
 /// after another from the first extent (1 MiB into the region), in order, so
 /// their filesystems can be written at known offsets by the mkfs stages.
 package struct LVM2Create: Stage {
-    package static let type = "org.kiln.lvm2.create"
+    package typealias Options = LVM2CreateOptions
+    package typealias Volume = LVM2CreateOptions.Volume
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
-
-    package struct Options: Codable, Sendable {
-        /// Volume group name.
-        let vg_name: String
-        /// LVM identifiers: 32 letters and digits, optionally with the dashes LVM prints (6-4-4-4-4-4-6).
-        let vg_uuid: String
-        let pv_uuid: String
-        let volumes: [Volume]
-        /// Recorded in the metadata; default `kiln`.
-        let creation_host: String?
-        /// Seconds since 1970 recorded in the metadata; default SOURCE_DATE_EPOCH, else 0.
-        let creation_time: Int64?
-    }
-
-    package struct Volume: Codable, Sendable {
-        let name: String
-        let uuid: String
-        /// Size in 4 MiB extents.
-        let extents: Int64
-    }
 
     package init() {}
 

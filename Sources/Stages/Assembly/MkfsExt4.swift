@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,22 +11,11 @@ import Glibc
 /// as empty directories (`exclude`). The feature set is pinned in a private mke2fs.conf so a
 /// newer host cannot create a filesystem the image's GRUB cannot read.
 package struct MkfsExt4: Stage {
-    package static let type = "org.kiln.mkfs.ext4"
+    package typealias Options = MkfsExt4Options
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
-
-    package struct Options: Codable, Sendable {
-        let uuid: String
-        /// Volume label, at most 16 bytes.
-        let label: String?
-        /// Directory of the input tree that fills the filesystem (default `/`).
-        let source: String?
-        /// The complete feature list; default `defaultFeatures`.
-        let features: [String]?
-        /// Directories below `source` (absolute tree paths) that stay empty: mountpoints of other filesystems.
-        let exclude: [String]?
-    }
 
     /// What bookworm's mke2fs makes for ext4, written out: GRUB 2.06 reads all
     /// of it (metadata_csum is read-only-compatible), and nothing newer

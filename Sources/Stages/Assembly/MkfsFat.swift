@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,22 +9,11 @@ import Glibc
 /// disk image (`mkfs.fat --offset`) and copies a directory of the input tree
 /// into it with mtools; no loop device, no mount.
 package struct MkfsFat: Stage {
-    package static let type = "org.kiln.mkfs.fat"
+    package typealias Options = MkfsFatOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
-
-    package struct Options: Codable, Sendable {
-        /// Volume ID: 8 hex digits.
-        let volid: String
-        /// Volume label, at most 11 characters.
-        let label: String?
-        /// 12, 16 or 32; default: mkfs.fat's choice for the size.
-        let fat_size: Int?
-        /// Directory of the input tree whose contents fill the filesystem
-        /// (default `/` when there is an input `tree`; empty otherwise).
-        let source: String?
-    }
 
     package init() {}
 

@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 
 /// `org.kiln.mkfs.xfs`: makes an XFS filesystem in a region of the disk image
 /// and fills it from a directory of the input tree. mkfs.xfs has no way to
@@ -9,20 +10,11 @@ import Manifest
 /// whatever happens. The feature set is pinned (Linux 6.1 LTS defaults) so a
 /// newer host cannot make a filesystem the image's kernel or GRUB cannot read.
 package struct MkfsXfs: Stage {
-    package static let type = "org.kiln.mkfs.xfs"
+    package typealias Options = MkfsXfsOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
-
-    package struct Options: Codable, Sendable {
-        let uuid: String
-        /// Volume label, at most 12 bytes.
-        let label: String?
-        /// Directory of the input tree that fills the filesystem (default `/`).
-        let source: String?
-        /// Directories below `source` (absolute tree paths) that stay empty: mountpoints of other filesystems.
-        let exclude: [String]?
-    }
 
     /// mkfs.xfs refuses smaller filesystems.
     static let minimumBytes: UInt64 = 300 << 20

@@ -1,19 +1,15 @@
 import Foundation
+import StageOptions
 
 /// `org.osbuild.mkswap`: makes a swap area in a region of the disk image.
 /// mkswap writes its one-page header into a sparse scratch file of the
 /// region's size, and that page is copied to the region's start; the rest
 /// of the region reads as zeros. No loop device.
 package struct Mkswap: Stage {
-    package static let type = "org.osbuild.mkswap"
+    package typealias Options = MkswapOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
-
-    package struct Options: Codable, Sendable {
-        let uuid: String
-        /// At most 16 bytes.
-        let label: String?
-    }
 
     /// The header page: 4 KiB, the page size of every architecture Kiln builds for.
     static let pageSize: UInt64 = 4096

@@ -1,37 +1,18 @@
 import Foundation
 import Manifest
+import StageOptions
 
 /// `org.osbuild.oci-archive`: an OCI image archive (a tar of an OCI image
 /// layout: `oci-layout`, `index.json`, `blobs/sha256/…`) with the input tree
 /// `base` as its one gzip'd layer, for `podman load`, `skopeo copy
 /// oci-archive:…` and registries. Nothing in it depends on the clock.
 package struct OCIArchive: Stage {
-    package static let type = "org.osbuild.oci-archive"
+    package typealias Options = OCIArchiveOptions
+    package typealias Config = OCIArchiveOptions.Config
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["base": .pipelineTree]
-
-    package struct Options: Codable, Sendable {
-        /// The archive in the output tree.
-        let filename: String
-        /// The image's architecture in OCI (Go) terms: `amd64`, `arm64`.
-        let architecture: String
-        let config: Config?
-    }
-
-    /// The execution parameters of the OCI image configuration; map-valued
-    /// fields of the specification (ports, volumes) are lists here, as in osbuild.
-    package struct Config: Codable, Sendable {
-        let Cmd: [String]?
-        let Entrypoint: [String]?
-        let Env: [String]?
-        let ExposedPorts: [String]?
-        let User: String?
-        let Labels: [String: String]?
-        let StopSignal: String?
-        let Volumes: [String]?
-        let WorkingDir: String?
-    }
 
     package init() {}
 

@@ -1,24 +1,16 @@
 import Foundation
+import StageOptions
 
 /// `org.osbuild.ovf`: writes an OVF 1.x descriptor (`NAME.ovf`) and its
 /// manifest (`NAME.mf`, SHA256 lines) next to a streamOptimized VMDK in the
 /// pipeline's tree, describing a small VM (2 vCPUs, 2 GiB, LSI Logic SCSI
 /// disk, one E1000 NIC on "VM Network") that VMware and VirtualBox import.
 package struct OVF: Stage {
-    package static let type = "org.osbuild.ovf"
+    package typealias Options = OVFOptions
+    package typealias VMware = OVFOptions.VMware
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
-
-    package struct Options: Codable, Sendable {
-        /// The VMDK in the root of the tree.
-        let vmdk: String
-        let vmware: VMware?
-    }
-
-    package struct VMware: Codable, Sendable {
-        /// VMware's guest OS identifier (default `otherLinux64Guest`).
-        let os_type: String?
-    }
 
     package init() {}
 

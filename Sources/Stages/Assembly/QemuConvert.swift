@@ -1,36 +1,15 @@
 import Manifest
+import StageOptions
 
 /// `org.osbuild.qemu`: converts a raw disk image (input `image`) into
 /// another format with qemu-img.
 package struct QemuConvert: Stage {
-    package static let type = "org.osbuild.qemu"
+    package typealias Options = QemuOptions
+    package typealias Format = QemuOptions.Format
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["image": .pipelineFiles]
-
-    package struct Options: Codable, Sendable {
-        /// Output file in the output tree.
-        let filename: String
-        let format: Format
-    }
-
-    /// osbuild's per-format options, flattened; each is checked against `type`.
-    package struct Format: Codable, Sendable {
-        /// `qcow2`, `vmdk`, `vpc`, `vhdx`, `vdi` or `raw`.
-        let type: String
-        /// qcow2: compatibility level (default "1.1").
-        let compat: String?
-        /// qcow2, vmdk: compress (default true, as osbuild).
-        let compression: Bool?
-        /// vmdk: `ide`, `lsilogic`, `buslogic`, `legacyESX`.
-        let adapter_type: String?
-        /// vmdk: version 6.
-        let compat6: Bool?
-        /// vmdk: `streamOptimized`, `monolithicSparse`, …; vpc: `fixed` (default) or `dynamic`.
-        let subformat: String?
-        /// vpc: use the exact size, not a CHS approximation (default true).
-        let force_size: Bool?
-    }
 
     package init() {}
 

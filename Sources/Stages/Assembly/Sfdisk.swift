@@ -1,38 +1,14 @@
 import Foundation
+import StageOptions
 
 /// `org.osbuild.sfdisk`: writes a GPT or DOS partition table into a disk
 /// image file with sfdisk(8).
 package struct Sfdisk: Stage {
-    package static let type = "org.osbuild.sfdisk"
+    package typealias Options = SfdiskOptions
+    package typealias Partition = SfdiskOptions.Partition
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
-
-    package struct Options: Codable, Sendable {
-        /// `gpt`, `dos` (or its alias `mbr`).
-        let label: String
-        /// Disk identifier: a UUID for GPT, 8 hex digits (optionally `0x…`) for DOS.
-        let uuid: String
-        let partitions: [Partition]?
-    }
-
-    package struct Partition: Codable, Sendable {
-        /// First sector.
-        let start: UInt64?
-        /// Size in sectors; absent means up to the end of the disk.
-        let size: UInt64?
-        /// GPT type GUID or DOS type code (`83`, `ef`, …).
-        let type: String?
-        /// Partition UUID (GPT).
-        let uuid: String?
-        /// Partition name (GPT).
-        let name: String?
-        /// Active flag (DOS).
-        let bootable: Bool?
-        /// GPT attribute bits (0–63).
-        let attrs: [Int]?
-        /// Partition number (1-based); default: the next free one.
-        let partnum: Int?
-    }
 
     package init() {}
 

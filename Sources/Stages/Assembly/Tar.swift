@@ -1,34 +1,15 @@
 import Foundation
 import Manifest
+import StageOptions
 
 /// `org.osbuild.tar`: archives the input tree with GNU tar, keeping numeric
 /// owners, modes, hard links and (in pax format) xattrs, ACLs and SELinux labels.
 package struct Tar: Stage {
-    package static let type = "org.osbuild.tar"
+    package typealias Options = TarOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
     package static let inputs: [String: InputKind] = ["tree": .pipelineTree]
-
-    package struct Options: Codable, Sendable {
-        /// Archive in the output tree; a compression suffix (`.zst`, `.xz`, `.gz`) compresses it.
-        let filename: String
-        /// `pax` (default; GNU tar's `posix`), `gnu`, `oldgnu`, `posix`, `ustar`, `v7`.
-        let format: String?
-        let acls: Bool?
-        let selinux: Bool?
-        let xattrs: Bool?
-        /// `include` (entries under `./`, the default) or `omit` (top-level entries only).
-        let rootNode: String?
-        /// Only these paths of the tree, in this order, archived under their relative names.
-        let paths: [String]?
-        /// Store holes of sparse files.
-        let sparse: Bool?
-
-        enum CodingKeys: String, CodingKey {
-            case filename, format, acls, selinux, xattrs, paths, sparse
-            case rootNode = "root-node"
-        }
-    }
 
     package init() {}
 

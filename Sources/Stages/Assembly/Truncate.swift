@@ -1,20 +1,15 @@
 import Foundation
+import StageOptions
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// `org.osbuild.truncate`: creates (or resizes) a sparse file.
 package struct Truncate: Stage {
-    package static let type = "org.osbuild.truncate"
+    package typealias Options = TruncateOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.assembly
-
-    package struct Options: Codable, Sendable {
-        /// File in the output tree.
-        let filename: String
-        /// New size in bytes (integer, or a string such as "3 GiB").
-        let size: ByteSize
-    }
 
     package init() {}
 

@@ -10,7 +10,9 @@ package enum Placement: String, Sendable {
 
 /// One step of a pipeline. Adding a stage is adding one file and one registry line.
 package protocol Stage: Sendable {
-    /// Options as the manifest carries them; mirrors the stage's JSON schema.
+    /// Options as the manifest carries them; mirrors the stage's JSON schema. Kiln's stages
+    /// take a `StageOptionsType` of `Sources/StageOptions`, shared with the manifest generator,
+    /// whose `stageType` is the stage's `type`.
     associatedtype Options: Codable & Sendable
     /// The manifest type name (`org.osbuild.hostname`, `org.kiln.debian.install`, …).
     static var type: String { get }

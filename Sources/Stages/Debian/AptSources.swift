@@ -1,44 +1,14 @@
 import Foundation
+import StageOptions
 
 /// `/etc/apt/sources.list.d/debian.sources` in deb822 format.
 package struct AptSources: Stage {
-    package static let type = "org.kiln.apt.sources"
+    package typealias Options = AptSourcesOptions
+    package typealias Source = AptSourcesOptions.Source
+    package typealias Extra = AptSourcesOptions.Extra
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Source: Codable, Sendable {
-        package var uris: [String]
-        package var suites: [String]
-        package var components: [String]
-        package var signedBy: String?
-
-        enum CodingKeys: String, CodingKey {
-            case uris, suites, components
-            case signedBy = "signed_by"
-        }
-    }
-
-    /// A repository of its own: `/etc/apt/sources.list.d/<id>.sources`, its
-    /// key at `/etc/apt/keyrings/<id>.asc`, its pin in `/etc/apt/preferences.d/<id>.pref`.
-    package struct Extra: Codable, Sendable {
-        package var id: String
-        package var uris: [String]
-        package var suites: [String]
-        package var components: [String]?
-        /// ASCII-armored OpenPGP keys.
-        package var key: String?
-        /// `Trusted: yes` instead of a key.
-        package var trusted: Bool?
-        /// false: written with `Enabled: no`.
-        package var enabled: Bool?
-        /// apt preferences stanzas (`Package:`, `Pin:`, `Pin-Priority:` lines) for the repository.
-        package var preferences: String?
-    }
-
-    package struct Options: Codable, Sendable {
-        package var sources: [Source]
-        package var extra: [Extra]?
-    }
 
     package init() {}
 

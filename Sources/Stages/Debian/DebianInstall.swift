@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Logging
 import Manifest
+import StageOptions
 
 /// Installs pinned Debian packages into an empty tree.
 ///
@@ -14,31 +15,12 @@ import Manifest
 /// `defer_initramfs`, `update-initramfs` is diverted to a no-op during the
 /// installation so that `org.kiln.initramfs` builds the initramfs once.
 package struct DebianInstall: Stage {
-    package static let type = "org.kiln.debian.install"
+    package typealias Options = DebianInstallOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
     package static let inputs: [String: InputKind] = ["packages": .sourceFiles]
     package static let checkpoint = true
-
-    package struct Options: Codable, Sendable {
-        package var architecture: String
-        package var release: String
-        package var mergedUsr: Bool?
-        package var deferInitramfs: Bool?
-
-        enum CodingKeys: String, CodingKey {
-            case architecture, release
-            case mergedUsr = "merged_usr"
-            case deferInitramfs = "defer_initramfs"
-        }
-
-        package init(architecture: String, release: String, mergedUsr: Bool? = nil, deferInitramfs: Bool? = nil) {
-            self.architecture = architecture
-            self.release = release
-            self.mergedUsr = mergedUsr
-            self.deferInitramfs = deferInitramfs
-        }
-    }
 
     package init() {}
 

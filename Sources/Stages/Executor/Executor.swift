@@ -227,7 +227,7 @@ package struct Executor: Sendable {
                 for ref in input.references {
                     let p = ref.hasPrefix("name:") ? String(ref.dropFirst(5)) : ref
                     guard let pid = ids.pipelines[p] else { throw StageError.missingInput(stage: stage.type, name: name) }
-                    guard let file = input.referenceOptions[ref]?["file"]?.stringValue else {
+                    guard let file = input.referenceOptions[ref]?[Input.fileOption]?.stringValue else {
                         throw StageError.invalidOptions(reason: "\(stage.type): input \(name): reference \(ref) needs options.file")
                     }
                     // A file of that pipeline's tree, found without following any link out of it.
@@ -247,12 +247,13 @@ package struct Executor: Sendable {
     private func resolveDevices(_ stage: ManifestStage, tree: String) throws -> [String: DeviceRegion] {
         var out: [String: DeviceRegion] = [:]
         for (name, device) in stage.devices {
-            guard device.type == "org.osbuild.loopback", let file = device.options["filename"]?.stringValue else {
+            typealias Option = Device.LoopbackOption
+            guard device.type == Device.loopbackType, let file = device.options[Option.filename]?.stringValue else {
                 throw StageError.missingDevice(stage: stage.type, name: name)
             }
-            let sector = UInt64(device.options["sector-size"]?.int64Value ?? 512)
-            let start = UInt64(device.options["start"]?.int64Value ?? 0) * sector
-            let size = device.options["size"]?.int64Value.map { UInt64($0) * sector }
+            let sector = UInt64(device.options[Option.sectorSize]?.int64Value ?? 512)
+            let start = UInt64(device.options[Option.start]?.int64Value ?? 0) * sector
+            let size = device.options[Option.size]?.int64Value.map { UInt64($0) * sector }
             out[name] = DeviceRegion(path: try TreePath.resolve("/" + file, in: tree), offset: start, size: size)
         }
         return out

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import StageOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,19 +9,8 @@ import Glibc
 /// in the tree, equivalent to what the tree's initramfs-tools would make,
 /// without running any program of the tree (fast for any architecture).
 package struct InitramfsStage: Stage {
-    package struct Options: Codable, Sendable, Equatable {
-        /// Extra module names (with their dependencies) beyond `MODULES=most`.
-        package var modules: [String]?
-        /// `zstd`, `gzip`, `xz`, `lz4` or `none`; absent: the tree's `COMPRESS`, else `zstd`.
-        package var compression: String?
-
-        package init(modules: [String]? = nil, compression: String? = nil) {
-            self.modules = modules
-            self.compression = compression
-        }
-    }
-
-    package static let type = "org.kiln.initramfs"
+    package typealias Options = InitramfsOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
     package static let compressions = ["zstd", "gzip", "xz", "lz4", "none"]

@@ -1,5 +1,6 @@
 import Foundation
 import Manifest
+import StageOptions
 
 /// Adds PEM certificates to the system trust store: every certificate, also
 /// each one of a bundle, becomes `/usr/local/share/ca-certificates/kiln/kiln-<n>.crt`
@@ -7,13 +8,10 @@ import Manifest
 /// rebuilds `/etc/ssl/certs`. One certificate per file because its
 /// `openssl rehash` makes no hash link for a file holding several.
 package struct CACerts: Stage {
-    package static let type = "org.kiln.cacerts"
+    package typealias Options = CACertsOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var certs: [String]
-    }
 
     static let directory = "/usr/local/share/ca-certificates/kiln"
 

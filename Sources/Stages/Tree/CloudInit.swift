@@ -1,4 +1,5 @@
 import Manifest
+import StageOptions
 
 /// `org.osbuild.cloud-init`: one drop-in under `/etc/cloud/cloud.cfg.d/`.
 /// Each top-level key is a line of its own, as YAML's block style has it;
@@ -10,15 +11,10 @@ import Manifest
 /// everything outside printable ASCII escaped (PyYAML refuses some control
 /// characters, and folds U+0085/U+2028/U+2029 as line breaks).
 package struct CloudInit: Stage {
-    package static let type = "org.osbuild.cloud-init"
+    package typealias Options = CloudInitOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        /// The drop-in's name, `NAME.cfg`.
-        package var filename: String
-        package var config: [String: JSONValue]
-    }
 
     /// Top-level keys this stage writes; anything else is most likely a typo.
     static let keys: Set<String> = [

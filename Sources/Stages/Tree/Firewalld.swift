@@ -1,32 +1,14 @@
 import Foundation
+import StageOptions
 
 /// firewalld's permanent configuration, written with the tree's
 /// `firewall-offline-cmd` (osbuild's `org.osbuild.firewall` options).
 package struct Firewalld: Stage {
-    package static let type = "org.osbuild.firewall"
+    package typealias Options = FirewallOptions
+    package typealias Zone = FirewallOptions.Zone
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Zone: Codable, Sendable {
-        package var name: String
-        package var sources: [String]?
-    }
-
-    package struct Options: Codable, Sendable {
-        /// `PORT:PROTO` or `FROM-TO:PROTO`.
-        package var ports: [String]?
-        package var enabledServices: [String]?
-        package var disabledServices: [String]?
-        package var defaultZone: String?
-        package var zones: [Zone]?
-
-        enum CodingKeys: String, CodingKey {
-            case ports, zones
-            case enabledServices = "enabled_services"
-            case disabledServices = "disabled_services"
-            case defaultZone = "default_zone"
-        }
-    }
 
     package init() {}
 

@@ -1,28 +1,16 @@
 import Foundation
+import StageOptions
 
 /// Scripts that run once, on the image's first boot, after the network is
 /// up: `/usr/local/lib/kiln/first-boot/NN-name` and a oneshot
 /// `kiln-first-boot.service` that runs them in order, logs to the journal and
 /// leaves `/var/lib/kiln/first-boot.done` behind so they never run again.
 package struct FirstBoot: Stage {
-    package static let type = "org.kiln.first-boot"
+    package typealias Options = FirstBootOptions
+    package typealias Script = FirstBootOptions.Script
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Script: Codable, Sendable {
-        package var name: String
-        package var contents: String
-        package var ignoreFailure: Bool?
-
-        enum CodingKeys: String, CodingKey {
-            case name, contents
-            case ignoreFailure = "ignore_failure"
-        }
-    }
-
-    package struct Options: Codable, Sendable {
-        package var scripts: [Script]
-    }
 
     package init() {}
 

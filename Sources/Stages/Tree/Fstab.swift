@@ -1,4 +1,5 @@
 import Foundation
+import StageOptions
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,30 +8,11 @@ import Glibc
 /// the tree lacks are created (root-owned, 0755), so that each one exists as
 /// an empty directory in the filesystem above it.
 package struct Fstab: Stage {
-    package static let type = "org.osbuild.fstab"
+    package typealias Options = FstabOptions
+    package typealias Filesystem = FstabOptions.Filesystem
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Filesystem: Codable, Sendable {
-        package var uuid: String?
-        package var label: String?
-        package var partuuid: String?
-        package var device: String?
-        package var vfsType: String
-        package var path: String
-        package var options: String?
-        package var freq: Int?
-        package var passno: Int?
-
-        enum CodingKeys: String, CodingKey {
-            case uuid, label, partuuid, device, path, options, freq, passno
-            case vfsType = "vfs_type"
-        }
-    }
-
-    package struct Options: Codable, Sendable {
-        package var filesystems: [Filesystem]
-    }
 
     package init() {}
 

@@ -1,16 +1,12 @@
+import StageOptions
+
 /// Adds groups to `/etc/group` and `/etc/gshadow` (osbuild's schema).
 package struct Groups: Stage {
-    package static let type = "org.osbuild.groups"
+    package typealias Options = GroupsOptions
+    package typealias Group = GroupsOptions.Group
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Group: Codable, Sendable {
-        package var gid: Int?
-    }
-
-    package struct Options: Codable, Sendable {
-        package var groups: [String: Group]
-    }
 
     package init() {}
 

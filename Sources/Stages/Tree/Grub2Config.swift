@@ -1,4 +1,5 @@
 import Foundation
+import StageOptions
 
 /// `/boot/grub/grub.cfg` in the layout Debian's `grub-mkconfig` produces,
 /// with one entry for the newest kernel, a consistent `/etc/default/grub`,
@@ -6,48 +7,10 @@ import Foundation
 /// `/boot` is a filesystem of its own (`boot_fs_uuid`), GRUB finds it by
 /// UUID and its paths are relative to it (`/vmlinuz-…`).
 package struct Grub2Config: Stage {
-    package static let type = "org.kiln.grub2.config"
+    package typealias Options = Grub2ConfigOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var rootFsUUID: String
-        package var kernelOpts: String?
-        package var timeout: Int?
-        /// A GRUB `serial` command, e.g. `serial --unit=0 --speed=115200`.
-        package var serial: String?
-        package var terminal: [String]?
-        package var biosTarget: String?
-        package var uefiTarget: String?
-        /// UUID of a separate `/boot` filesystem; absent: `/boot` is on the root filesystem.
-        package var bootFsUUID: String?
-        /// `ext4` (default) or `xfs`: the filesystem GRUB reads `/boot` from.
-        package var bootFsType: String?
-
-        enum CodingKeys: String, CodingKey {
-            case rootFsUUID = "root_fs_uuid"
-            case kernelOpts = "kernel_opts"
-            case timeout, serial, terminal
-            case biosTarget = "bios_target"
-            case uefiTarget = "uefi_target"
-            case bootFsUUID = "boot_fs_uuid"
-            case bootFsType = "boot_fs_type"
-        }
-
-        package init(rootFsUUID: String, kernelOpts: String? = nil, timeout: Int? = nil, serial: String? = nil,
-                     terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil,
-                     bootFsUUID: String? = nil, bootFsType: String? = nil) {
-            self.bootFsUUID = bootFsUUID
-            self.bootFsType = bootFsType
-            self.rootFsUUID = rootFsUUID
-            self.kernelOpts = kernelOpts
-            self.timeout = timeout
-            self.serial = serial
-            self.terminal = terminal
-            self.biosTarget = biosTarget
-            self.uefiTarget = uefiTarget
-        }
-    }
 
     static let targets: Set<String> = ["i386-pc", "x86_64-efi", "arm64-efi"]
 

@@ -1,38 +1,15 @@
 import Foundation
+import StageOptions
 
 /// The removable-path EFI binary, built with the host's `grub-mkimage` from
 /// the tree's own module directory, with an early config that finds the
 /// filesystem holding `/boot` by UUID (root, or `boot_fs_uuid` when `/boot`
 /// is separate) and loads GRUB's `grub.cfg` from it.
 package struct Grub2EFI: Stage {
-    package static let type = "org.kiln.grub2.efi"
+    package typealias Options = Grub2EFIOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var target: String
-        package var rootFsUUID: String
-        package var filename: String?
-        /// UUID of a separate `/boot` filesystem; absent: `/boot` is on the root filesystem.
-        package var bootFsUUID: String?
-        /// `ext4` (default) or `xfs`: its module goes into the image.
-        package var bootFsType: String?
-
-        enum CodingKeys: String, CodingKey {
-            case target, filename
-            case rootFsUUID = "root_fs_uuid"
-            case bootFsUUID = "boot_fs_uuid"
-            case bootFsType = "boot_fs_type"
-        }
-
-        package init(target: String, rootFsUUID: String, filename: String? = nil, bootFsUUID: String? = nil, bootFsType: String? = nil) {
-            self.bootFsUUID = bootFsUUID
-            self.bootFsType = bootFsType
-            self.target = target
-            self.rootFsUUID = rootFsUUID
-            self.filename = filename
-        }
-    }
 
     static let defaultFilenames = ["x86_64-efi": "/boot/efi/EFI/BOOT/BOOTX64.EFI", "arm64-efi": "/boot/efi/EFI/BOOT/BOOTAA64.EFI"]
     static let packages = ["x86_64-efi": "grub-efi-amd64-bin", "arm64-efi": "grub-efi-arm64-bin"]

@@ -1,14 +1,12 @@
 import Manifest
+import StageOptions
 
 /// `/etc/hostname`.
 package struct Hostname: Stage {
-    package static let type = "org.osbuild.hostname"
+    package typealias Options = HostnameOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var hostname: String
-    }
 
     package init() {}
 

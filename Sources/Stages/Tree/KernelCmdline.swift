@@ -1,18 +1,11 @@
+import StageOptions
+
 /// `/etc/kernel/cmdline`: the root filesystem and extra kernel options.
 package struct KernelCmdline: Stage {
-    package static let type = "org.osbuild.kernel-cmdline"
+    package typealias Options = KernelCmdlineOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var rootFsUUID: String?
-        package var kernelOpts: String?
-
-        enum CodingKeys: String, CodingKey {
-            case rootFsUUID = "root_fs_uuid"
-            case kernelOpts = "kernel_opts"
-        }
-    }
 
     package init() {}
 

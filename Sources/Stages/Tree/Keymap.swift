@@ -1,16 +1,13 @@
 import Foundation
+import StageOptions
 
 /// The console and X11 keyboard layout: `/etc/default/keyboard` (read by
 /// console-setup, localectl and X) and `/etc/vconsole.conf`.
 package struct Keymap: Stage {
-    package static let type = "org.osbuild.keymap"
+    package typealias Options = KeymapOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        /// A layout name such as `us`, `de`, `fr-latin9` (`-` separates the variant).
-        package var keymap: String
-    }
 
     package init() {}
 

@@ -1,4 +1,5 @@
 import Foundation
+import StageOptions
 
 /// `/etc/machine-id`, with osbuild's semantics: `yes` writes `uninitialized`
 /// (a new ID is generated at boot and `ConditionFirstBoot=` holds), `no`
@@ -6,17 +7,11 @@ import Foundation
 /// file the tree has. A file copy at `/var/lib/dbus/machine-id` is removed
 /// so that D-Bus follows the regenerated ID.
 package struct MachineID: Stage {
-    package static let type = "org.osbuild.machine-id"
+    package typealias Options = MachineIDOptions
+    package typealias FirstBoot = MachineIDOptions.FirstBoot
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package enum FirstBoot: String, Codable, Sendable { case yes, no, preserve }
-
-    package struct Options: Codable, Sendable {
-        package var firstBoot: FirstBoot
-
-        enum CodingKeys: String, CodingKey { case firstBoot = "first-boot" }
-    }
 
     package init() {}
 

@@ -1,4 +1,5 @@
 import Foundation
+import StageOptions
 
 /// A host firewall without firewalld: `/etc/nftables.conf`, loaded at boot by
 /// Debian's `nftables.service`. Incoming traffic is dropped unless it belongs
@@ -7,25 +8,11 @@ import Foundation
 /// before anything else. Outgoing traffic is not filtered (firewalld's
 /// default zone behaves the same way).
 package struct Nftables: Stage {
-    package static let type = "org.kiln.nftables"
+    package typealias Options = NftablesOptions
+    package typealias Port = NftablesOptions.Port
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Port: Codable, Sendable, Equatable {
-        /// `tcp` or `udp`.
-        package var `protocol`: String
-        package var from: Int
-        /// Equal to `from` for a single port.
-        package var to: Int
-    }
-
-    package struct Options: Codable, Sendable {
-        package var ports: [Port]
-        /// Addresses or networks (IPv4 or IPv6) whose traffic is accepted on every port.
-        package var trusted: [String]?
-        /// Addresses or networks whose traffic is dropped.
-        package var blocked: [String]?
-    }
 
     package init() {}
 

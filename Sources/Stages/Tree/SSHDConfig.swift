@@ -1,21 +1,15 @@
 import Foundation
+import StageOptions
 
 /// sshd settings in a drop-in, `/etc/ssh/sshd_config.d/50-kiln.conf`. Debian's
 /// sshd_config includes the drop-ins before its own settings and sshd keeps
 /// the first value it reads, so these win.
 package struct SSHDConfig: Stage {
-    package static let type = "org.kiln.sshd.config"
+    package typealias Options = SSHDConfigOptions
+    package typealias Setting = SSHDConfigOptions.Setting
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Setting: Codable, Sendable {
-        package var keyword: String
-        package var value: String
-    }
-
-    package struct Options: Codable, Sendable {
-        package var settings: [Setting]
-    }
 
     package init() {}
 

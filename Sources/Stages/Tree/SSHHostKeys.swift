@@ -1,15 +1,15 @@
 import Foundation
+import StageOptions
 
 /// Removes the SSH host keys openssh-server's postinst made while the tree
 /// was built (every machine from one image would share them) and installs
 /// `kiln-ssh-keygen.service`, which makes new ones with `ssh-keygen -A` on
 /// the first boot, before sshd starts.
 package struct SSHHostKeys: Stage {
-    package static let type = "org.kiln.ssh.hostkeys"
+    package typealias Options = SSHHostKeysOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {}
 
     package init() {}
 

@@ -1,17 +1,13 @@
 import Foundation
+import StageOptions
 
 /// `/etc/locale.conf` and `/etc/default/locale`; a locale other than C/POSIX is enabled in
 /// `/etc/locale.gen` and generated with the tree's `locale-gen`.
 package struct SystemLocale: Stage {
-    package static let type = "org.osbuild.locale"
+    package typealias Options = LocaleOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var language: String
-        /// More locales to generate besides `language` (Kiln's addition).
-        package var generate: [String]?
-    }
 
     package init() {}
 

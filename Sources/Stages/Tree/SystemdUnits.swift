@@ -1,35 +1,15 @@
 import Foundation
+import StageOptions
 
 /// Enables, disables and masks systemd units and sets the default target,
 /// creating the symlinks `systemctl enable/disable/mask` would. Reads the
 /// units' `[Install]` sections from the tree; runs nothing, so it works for
 /// any architecture.
 package struct SystemdUnits: Stage {
-    package static let type = "org.osbuild.systemd"
+    package typealias Options = SystemdOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var enabledServices: [String]?
-        package var disabledServices: [String]?
-        package var maskedServices: [String]?
-        package var defaultTarget: String?
-
-        enum CodingKeys: String, CodingKey {
-            case enabledServices = "enabled_services"
-            case disabledServices = "disabled_services"
-            case maskedServices = "masked_services"
-            case defaultTarget = "default_target"
-        }
-
-        package init(enabledServices: [String]? = nil, disabledServices: [String]? = nil,
-                     maskedServices: [String]? = nil, defaultTarget: String? = nil) {
-            self.enabledServices = enabledServices
-            self.disabledServices = disabledServices
-            self.maskedServices = maskedServices
-            self.defaultTarget = defaultTarget
-        }
-    }
 
     /// Where systemd looks for system units, most specific first.
     static let unitDirectories = ["/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"]

@@ -1,14 +1,12 @@
 import Foundation
+import StageOptions
 
 /// NTP servers for systemd-timesyncd: a drop-in under `/etc/systemd/timesyncd.conf.d`.
 package struct Timesyncd: Stage {
-    package static let type = "org.kiln.timesyncd"
+    package typealias Options = TimesyncdOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var servers: [String]
-    }
 
     package init() {}
 

@@ -1,14 +1,12 @@
 import Foundation
+import StageOptions
 
 /// `/etc/localtime` → `/usr/share/zoneinfo/<zone>` and `/etc/timezone`.
 package struct Timezone: Stage {
-    package static let type = "org.osbuild.timezone"
+    package typealias Options = TimezoneOptions
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Options: Codable, Sendable {
-        package var zone: String
-    }
 
     package init() {}
 

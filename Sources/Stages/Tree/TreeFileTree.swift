@@ -1,4 +1,5 @@
 import Foundation
+import StageOptions
 
 /// Directories and files of a blueprint (`org.kiln.files`): created with
 /// their mode and owner, owners looked up by name in the tree's own
@@ -6,34 +7,12 @@ import Foundation
 /// No path may go through a symlink: a link such as `/var/run` → `/run`
 /// would otherwise point outside the tree while it is being built.
 package struct TreeFileTree: Stage {
-    package static let type = "org.kiln.files"
+    package typealias Options = FilesOptions
+    package typealias Directory = FilesOptions.Directory
+    package typealias File = FilesOptions.File
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct Directory: Codable, Sendable {
-        package var path: String
-        /// Octal string, e.g. `"0750"`; default 0755.
-        package var mode: String?
-        /// Name or numeric id; default root.
-        package var user: String?
-        package var group: String?
-        /// Create missing parents (root-owned, 0755).
-        package var parents: Bool?
-    }
-
-    package struct File: Codable, Sendable {
-        package var path: String
-        package var mode: String?
-        package var user: String?
-        package var group: String?
-        /// The contents, base64.
-        package var data: String
-    }
-
-    package struct Options: Codable, Sendable {
-        package var directories: [Directory]?
-        package var files: [File]?
-    }
 
     package init() {}
 

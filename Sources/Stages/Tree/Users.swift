@@ -1,53 +1,15 @@
 import Foundation
+import StageOptions
 
 /// Adds or updates users: `/etc/passwd` and `/etc/shadow`, a per-user group
 /// (Debian's USERGROUPS), supplementary groups, the home directory from
 /// `/etc/skel`, and `~/.ssh/authorized_keys` (osbuild's schema).
 package struct Users: Stage {
-    package static let type = "org.osbuild.users"
+    package typealias Options = UsersOptions
+    package typealias User = UsersOptions.User
+    package static let type = Options.stageType
     package static let sourceFile = StageSource.path()
     package static let placement = Placement.tree
-
-    package struct User: Codable, Sendable {
-        package var uid: Int?
-        package var gid: Int?
-        package var groups: [String]?
-        package var description: String?
-        package var home: String?
-        package var shell: String?
-        /// A crypt(3) hash; `!`/`*` lock the account.
-        package var password: String?
-        /// SSH public keys, one per line.
-        package var key: String?
-        /// Account expiry in days since 1970-01-01 (shadow's expire field).
-        package var expiredate: Int?
-        /// Force a password change at the next login (shadow's last change 0).
-        package var forcePasswordReset: Bool?
-
-        enum CodingKeys: String, CodingKey {
-            case uid, gid, groups, description, home, shell, password, key, expiredate
-            case forcePasswordReset = "force_password_reset"
-        }
-
-        package init(uid: Int? = nil, gid: Int? = nil, groups: [String]? = nil, description: String? = nil, home: String? = nil,
-                     shell: String? = nil, password: String? = nil, key: String? = nil, expiredate: Int? = nil,
-                     forcePasswordReset: Bool? = nil) {
-            self.uid = uid
-            self.gid = gid
-            self.groups = groups
-            self.description = description
-            self.home = home
-            self.shell = shell
-            self.password = password
-            self.key = key
-            self.expiredate = expiredate
-            self.forcePasswordReset = forcePasswordReset
-        }
-    }
-
-    package struct Options: Codable, Sendable {
-        package var users: [String: User]
-    }
 
     package init() {}
 
