@@ -107,7 +107,10 @@ let package = Package(
             "Protocol", "HTTPServing", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The scheduler in-process: no sockets, no processes, no sleeps.
-        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Protocol"]),
+        .testTarget(name: "SchedulerTests", dependencies: [
+            "Scheduler", "Protocol", "Stages", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "FarmTests", dependencies: [
             "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",
         ], exclude: ["Fixtures"]),
