@@ -30,89 +30,114 @@ let package = Package(
         // Threads of Kiln's own: blocking work, download lanes, eventfd wake-ups.
         .systemLibrary(name: "CEventFD"),
         .target(name: "Threads", dependencies: ["CEventFD"]),
-        .target(name: "Manifest", dependencies: [
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Manifest",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto")
+            ]),
         // Every stage's options: the one place its option keys are spelled, shared by the stages and the generator.
         .target(name: "StageOptions", dependencies: ["Manifest"]),
-        .target(name: "Stages", dependencies: [
-            "Manifest", "StageOptions", "CArchive", "CZstd", "Threads",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Subprocess", package: "swift-subprocess"),
-            .product(name: "SystemPackage", package: "swift-system"),
-        ]),
-        .target(name: "Images", dependencies: [
-            "Manifest", "StageOptions",
-            .product(name: "TOMLKit", package: "TOMLKit"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Subprocess", package: "swift-subprocess"),
-            .product(name: "SystemPackage", package: "swift-system"),
-        ]),
-        .target(name: "Protocol", dependencies: [
-            "CZeroMQ", "Manifest", "Threads",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "Stages",
+            dependencies: [
+                "Manifest", "StageOptions", "CArchive", "CZstd", "Threads",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+        .target(
+            name: "Images",
+            dependencies: [
+                "Manifest", "StageOptions",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+        .target(
+            name: "Protocol",
+            dependencies: [
+                "CZeroMQ", "Manifest", "Threads",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The daemons' HTTP port (dashboard, /metrics, /api/*) and their Prometheus recorder.
-        .target(name: "HTTPServing", dependencies: [
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdCore", package: "hummingbird"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
-        .target(name: "Scheduler", dependencies: [
-            "Protocol", "Stages", "Threads", "HTTPServing",
-            .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
-        .target(name: "Agent", dependencies: [
-            "Protocol", "Stages", "HTTPServing",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ]),
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "Scheduler",
+            dependencies: [
+                "Protocol", "Stages", "Threads", "HTTPServing",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Protocol", "Stages", "HTTPServing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         // The commands: arguments, output, config files and daemon wiring.
-        .target(name: "KilnCLI", dependencies: [
-            "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent", "HTTPServing",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
-        ]),
+        .target(
+            name: "KilnCLI",
+            dependencies: [
+                "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent", "HTTPServing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]),
         // `kiln`: only the entry point over KilnCLI.
         .executableTarget(name: "kiln", dependencies: ["KilnCLI"]),
         // `kiln-bench`: the benchmarks' simulators (ops/bench/dispatch, ops/bench/stream).
-        .executableTarget(name: "kiln-bench", dependencies: [
-            "KilnCLI", "Protocol", "Scheduler", "Agent", "Stages",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .executableTarget(
+            name: "kiln-bench",
+            dependencies: [
+                "KilnCLI", "Protocol", "Scheduler", "Agent", "Stages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "Stages"], resources: [.copy("Fixtures")]),
         // Fixtures shared by test targets (trees made and compared with Python).
         .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Manifest", "KilnTestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Manifest", "Stages", "KilnTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest", "KilnTestSupport"],
-                    exclude: ["Fixtures"]),
-        .testTarget(name: "ProtocolTests", dependencies: [
-            "Protocol", "HTTPServing", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .testTarget(
+            name: "SystemTests", dependencies: ["Scheduler", "Images", "Stages", "Manifest", "KilnTestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: [
+                "Protocol", "HTTPServing", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The scheduler in-process: no sockets, no processes, no sleeps.
-        .testTarget(name: "SchedulerTests", dependencies: [
-            "Scheduler", "Protocol", "Stages", .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "FarmTests", dependencies: [
-            "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",
-        ], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "SchedulerTests",
+            dependencies: [
+                "Scheduler", "Protocol", "Stages", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+        .testTarget(
+            name: "FarmTests",
+            dependencies: [
+                "Scheduler", "Agent", "Protocol", "Stages", "Manifest", "Images", "KilnTestSupport",
+            ], exclude: ["Fixtures"]),
     ]
 )

@@ -18,9 +18,10 @@ package final class AgentMetrics: Sendable {
     }
 
     func stageFinished(type: String, arch: String, emulated: Bool, seconds: Double) {
-        recorder.time("kiln_agent_stage_duration_seconds",
-                      [("stage", stageTypes.contains(type) ? type : "other")] + Self.dimensions(arch: arch, emulated: emulated),
-                      ms: Int64(seconds * 1000))
+        recorder.time(
+            "kiln_agent_stage_duration_seconds",
+            [("stage", stageTypes.contains(type) ? type : "other")] + Self.dimensions(arch: arch, emulated: emulated),
+            ms: Int64(seconds * 1000))
     }
 
     /// outcome: succeeded, failed (a stage failed), infrastructure, cancelled.

@@ -34,8 +34,9 @@ struct JobRunner: Sendable, ExecutionObserver {
         // executor leases it only while it runs).
         let lease = agent.store.pin([assign.pipelineID])
         defer { lease.release() }
-        var executor = Executor(registry: agent.registry, store: agent.store, sources: agent.sources,
-                                logger: agent.logger, observer: self, logDirectory: logDirectory)
+        var executor = Executor(
+            registry: agent.registry, store: agent.store, sources: agent.sources,
+            logger: agent.logger, observer: self, logDirectory: logDirectory)
         // From the scheduler, so bounded: a week at most.
         if assign.stageTimeoutMs > 0 { executor.stageTimeout = .milliseconds(Int64(min(assign.stageTimeoutMs, 7 * 86_400_000))) }
         do throws(any Error) {
@@ -61,22 +62,26 @@ struct JobRunner: Sendable, ExecutionObserver {
                 return await agent.complete(attemptID, with: .streamEnd(attemptID: attemptID, totalLength: 0, sha256: [], format: "store"))
             }
             let a = agent
-            let upload = TreeUpload(attemptID: attemptID, tree: tree, spoolDirectory: config.spoolDirectory,
-                                    maxChunkBytes: Int(assign.maxChunkBytes == 0 ? 1 << 20 : assign.maxChunkBytes)) { m in
+            let upload = TreeUpload(
+                attemptID: attemptID, tree: tree, spoolDirectory: config.spoolDirectory,
+                maxChunkBytes: Int(assign.maxChunkBytes == 0 ? 1 << 20 : assign.maxChunkBytes)
+            ) { m in
                 await a.post(m)
             }
             guard await agent.attach(attemptID, upload) else { return }
             let stats = try await upload.run()
             count("succeeded", bytes: stats.bytes)
-            agent.logger.info("tree of \(assign.pipelineName) acknowledged (\(stats.bytes) bytes)",
-                              metadata: ["attempt.id": "\(attemptID)"])
+            agent.logger.info(
+                "tree of \(assign.pipelineName) acknowledged (\(stats.bytes) bytes)",
+                metadata: ["attempt.id": "\(attemptID)"])
         } catch is CancellationError {
             return count("cancelled")
         } catch let ExecutorError.stageFailed(pipeline, index, count, type, reason, log) {
             if Task.isCancelled { return }
             agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: "failed", ms: 0, streamedBytes: 0)
-            await agent.fail(attemptID, reason: "\(pipeline) stage \(index + 1)/\(count): \(reason)", infrastructure: false,
-                             stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
+            await agent.fail(
+                attemptID, reason: "\(pipeline) stage \(index + 1)/\(count): \(reason)", infrastructure: false,
+                stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
         } catch let error as ExecutorError {
             guard case .stageTimedOut(_, let index, _, let type, _, let log) = error else {
                 count("failed")
@@ -84,8 +89,9 @@ struct JobRunner: Sendable, ExecutionObserver {
             }
             if Task.isCancelled { return }
             agent.metrics.jobFinished(arch: assign.arch, emulated: emulated, outcome: "failed", ms: 0, streamedBytes: 0)
-            await agent.fail(attemptID, reason: error.timeoutReason, infrastructure: false,
-                             stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
+            await agent.fail(
+                attemptID, reason: error.timeoutReason, infrastructure: false,
+                stageType: type, stageIndex: index, logTail: Self.tail(log, lines: 30))
         } catch let error as ManifestError {
             count("failed")
             await agent.fail(attemptID, reason: "\(error)", infrastructure: false)

@@ -89,8 +89,10 @@ package final class StatusServer: Sendable {
     }
 
     /// Binds and starts serving; throws when the address cannot be bound.
-    package static func start(endpoint: HTTPEndpoint, routes: [String: Handler], logger: Logger,
-                              requestTimeout: Duration = .seconds(10), maxConnections: Int = 256) async throws -> StatusServer {
+    package static func start(
+        endpoint: HTTPEndpoint, routes: [String: Handler], logger: Logger,
+        requestTimeout: Duration = .seconds(10), maxConnections: Int = 256
+    ) async throws -> StatusServer {
         let router = Router()
         for (path, handler) in routes {
             router.get(RouterPath(path)) { request, _ -> Response in
@@ -100,8 +102,9 @@ package final class StatusServer: Sendable {
                 var headers = HTTPFields()
                 headers[.contentType] = r.contentType
                 headers[.cacheControl] = "no-store"
-                return Response(status: .init(code: r.status), headers: headers,
-                                body: .init(byteBuffer: ByteBuffer(bytes: r.body)))
+                return Response(
+                    status: .init(code: r.status), headers: headers,
+                    body: .init(byteBuffer: ByteBuffer(bytes: r.body)))
             }
         }
         var quiet = logger
@@ -113,13 +116,15 @@ package final class StatusServer: Sendable {
         // HTTPConnectionStateHandler's idle timer runs from the connection's
         // start (and from each answer) until a request head has been decoded,
         // so it is the header deadline as well as the idle one.
-        let timeout = TimeAmount.nanoseconds(Int64(requestTimeout.components.seconds) * 1_000_000_000
-            + requestTimeout.components.attoseconds / 1_000_000_000)
+        let timeout = TimeAmount.nanoseconds(
+            Int64(requestTimeout.components.seconds) * 1_000_000_000
+                + requestTimeout.components.attoseconds / 1_000_000_000)
         let app = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: timeout)),
-            configuration: .init(address: .hostname(endpoint.host, port: endpoint.port), serverName: "kiln",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(max(1, maxConnections), logger: quiet)),
+            configuration: .init(
+                address: .hostname(endpoint.host, port: endpoint.port), serverName: "kiln",
+                availableConnectionsDelegate: MaximumAvailableConnections(max(1, maxConnections), logger: quiet)),
             onServerRunning: { channel in sink.yield(.success(channel.localAddress?.port ?? endpoint.port)) },
             logger: quiet)
         let task = Task {

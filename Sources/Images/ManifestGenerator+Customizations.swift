@@ -32,9 +32,10 @@ extension ManifestGenerator {
     /// or with `all` every one (what the image gets).
     static func extraSources(_ request: ImageRequest, all: Bool = false) -> [Distro.ExtraSource] {
         request.blueprint.customizations.repositories.filter { all || $0.installFrom }.map { r in
-            Distro.ExtraSource(id: r.id, uris: r.baseURLs, suites: r.suites.isEmpty ? [request.distro.codename] : r.suites,
-                               components: r.components, key: r.gpgKeys.isEmpty ? nil : r.gpgKeys.joined(separator: "\n"),
-                               trusted: !r.gpgCheck, priority: r.priority)
+            Distro.ExtraSource(
+                id: r.id, uris: r.baseURLs, suites: r.suites.isEmpty ? [request.distro.codename] : r.suites,
+                components: r.components, key: r.gpgKeys.isEmpty ? nil : r.gpgKeys.joined(separator: "\n"),
+                trusted: !r.gpgCheck, priority: r.priority)
         }
     }
 
@@ -62,17 +63,29 @@ extension ManifestGenerator {
         }
         if usesFirewalld(request) {
             for (i, zone) in fw.zones.enumerated() where zone.name.count > 17 {
-                throw bp.origin.error("\(path).zones[\(i)].name", .invalid(reason: "firewalld zone names have at most 17 characters; \"\(zone.name)\" has \(zone.name.count)"))
+                throw bp.origin.error(
+                    "\(path).zones[\(i)].name",
+                    .invalid(reason: "firewalld zone names have at most 17 characters; \"\(zone.name)\" has \(zone.name.count)"))
             }
             return
         }
         for (i, name) in (fw.enabledServices + fw.disabledServices).enumerated() where FirewallServices.ports[name] == nil {
             let list = i < fw.enabledServices.count ? "enabled" : "disabled"
             let index = i < fw.enabledServices.count ? i : i - fw.enabledServices.count
-            throw bp.origin.error("\(path).services.\(list)[\(index)]", .invalid(reason: "unknown service \"\(name)\"; Kiln's nftables firewall knows \(FirewallServices.ports.keys.sorted().joined(separator: ", ")); give the port instead (e.g. \"8080:tcp\") or install firewalld"))
+            throw bp.origin.error(
+                "\(path).services.\(list)[\(index)]",
+                .invalid(
+                    reason:
+                        "unknown service \"\(name)\"; Kiln's nftables firewall knows \(FirewallServices.ports.keys.sorted().joined(separator: ", ")); give the port instead (e.g. \"8080:tcp\") or install firewalld"
+                ))
         }
         for (i, zone) in fw.zones.enumerated() where !["trusted", "drop", "block", "public"].contains(zone.name) {
-            throw bp.origin.error("\(path).zones[\(i)].name", .invalid(reason: "zone \"\(zone.name)\" needs firewalld; without it Kiln's nftables firewall has the zones trusted (accept), drop and block (drop) and public (the default rules); add firewalld to [[packages]] or use one of those"))
+            throw bp.origin.error(
+                "\(path).zones[\(i)].name",
+                .invalid(
+                    reason:
+                        "zone \"\(zone.name)\" needs firewalld; without it Kiln's nftables firewall has the zones trusted (accept), drop and block (drop) and public (the default rules); add firewalld to [[packages]] or use one of those"
+                ))
         }
     }
 
@@ -89,18 +102,25 @@ extension ManifestGenerator {
         if let fw = c.firewall { stages.append(firewallStage(request, fw)) }
         if !c.directories.isEmpty || !c.files.isEmpty {
             func mode(_ m: UInt32?) -> String? { m.map { String(format: "%04o", $0) } }
-            stages.append(ManifestStage(FilesOptions(
-                directories: nonEmpty(c.directories.map { d in
-                    .init(path: d.path, mode: mode(d.mode), user: d.user, group: d.group, parents: d.ensureParents ? true : nil)
-                }),
-                files: nonEmpty(c.files.map { f in
-                    .init(path: f.path, mode: mode(f.mode), user: f.user, group: f.group, data: Data(f.data.utf8).base64EncodedString())
-                }))))
+            stages.append(
+                ManifestStage(
+                    FilesOptions(
+                        directories: nonEmpty(
+                            c.directories.map { d in
+                                .init(path: d.path, mode: mode(d.mode), user: d.user, group: d.group, parents: d.ensureParents ? true : nil)
+                            }),
+                        files: nonEmpty(
+                            c.files.map { f in
+                                .init(path: f.path, mode: mode(f.mode), user: f.user, group: f.group, data: Data(f.data.utf8).base64EncodedString())
+                            }))))
         }
         if !c.firstBoot.isEmpty {
-            stages.append(ManifestStage(FirstBootOptions(scripts: c.firstBoot.map { s in
-                .init(name: s.name, contents: s.contents, ignoreFailure: s.ignoreFailure)
-            })))
+            stages.append(
+                ManifestStage(
+                    FirstBootOptions(
+                        scripts: c.firstBoot.map { s in
+                            .init(name: s.name, contents: s.contents, ignoreFailure: s.ignoreFailure)
+                        })))
         }
         return stages
     }
@@ -112,9 +132,10 @@ extension ManifestGenerator {
                 guard case .success(let port) = FirewallServices.parse(p) else { return nil }
                 return (port.from == port.to ? "\(port.from)" : "\(port.from)-\(port.to)") + ":" + port.proto
             }
-            return ManifestStage(FirewallOptions(
-                ports: nonEmpty(ports), enabledServices: nonEmpty(fw.enabledServices), disabledServices: nonEmpty(fw.disabledServices),
-                zones: nonEmpty(fw.zones.map { .init(name: $0.name, sources: $0.sources) })))
+            return ManifestStage(
+                FirewallOptions(
+                    ports: nonEmpty(ports), enabledServices: nonEmpty(fw.enabledServices), disabledServices: nonEmpty(fw.disabledServices),
+                    zones: nonEmpty(fw.zones.map { .init(name: $0.name, sources: $0.sources) })))
         }
         // firewalld's default zone lets ssh and dhcpv6-client in; so does Kiln's ruleset unless disabled.
         let services = (FirewallServices.defaults + fw.enabledServices).filter { !fw.disabledServices.contains($0) }
@@ -124,8 +145,10 @@ extension ManifestGenerator {
         ports = ports.filter { seen.insert("\($0.proto)/\($0.from)-\($0.to)").inserted }
         let trusted = fw.zones.filter { $0.name == "trusted" }.flatMap(\.sources)
         let blocked = fw.zones.filter { $0.name == "drop" || $0.name == "block" }.flatMap(\.sources)
-        return ManifestStage(NftablesOptions(ports: ports.map { .init(protocol: $0.proto, from: $0.from, to: $0.to) },
-                                             trusted: nonEmpty(trusted), blocked: nonEmpty(blocked)))
+        return ManifestStage(
+            NftablesOptions(
+                ports: ports.map { .init(protocol: $0.proto, from: $0.from, to: $0.to) },
+                trusted: nonEmpty(trusted), blocked: nonEmpty(blocked)))
     }
 }
 
@@ -178,8 +201,10 @@ enum FirewallServices {
         let range = parts[0].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         func number(_ s: String) -> Int? { Int(s) ?? portNames[s] }
         guard (1...2).contains(range.count), let from = number(range[0]), let to = number(range.last!),
-              (1...65535).contains(from), (from...65535).contains(to) else {
-            return .failure(.init("\"\(entry)\" is not a port; ports are 1 to 65535 (names: \(portNames.keys.sorted().joined(separator: ", "))); \(fix)"))
+            (1...65535).contains(from), (from...65535).contains(to)
+        else {
+            return .failure(
+                .init("\"\(entry)\" is not a port; ports are 1 to 65535 (names: \(portNames.keys.sorted().joined(separator: ", "))); \(fix)"))
         }
         return .success(Port(proto: parts[1], from: from, to: to))
     }

@@ -6,8 +6,10 @@ import StageOptions
 // pipeline that writes them, and the stages a disk boots with.
 extension ManifestGenerator {
     /// The disk of the request's image type, with the blueprint's customizations.
-    static func diskLayout(_ request: ImageRequest, _ def: ImageDefinition,
-                           _ ids: DeterministicIDs) throws(BlueprintError) -> DiskLayout {
+    static func diskLayout(
+        _ request: ImageRequest, _ def: ImageDefinition,
+        _ ids: DeterministicIDs
+    ) throws(BlueprintError) -> DiskLayout {
         try def.diskLayout(ids: ids, blueprint: request.blueprint)
     }
 
@@ -17,8 +19,10 @@ extension ManifestGenerator {
     static func validateDisk(_ request: ImageRequest) throws(BlueprintError) {
         let c = request.blueprint.customizations
         guard c.disk != nil || !c.filesystems.isEmpty, request.imageType.isDisk,
-              let def = try? ImageDefinition(distro: request.distro, architecture: request.architecture,
-                                             imageType: request.imageType) else { return }
+            let def = try? ImageDefinition(
+                distro: request.distro, architecture: request.architecture,
+                imageType: request.imageType)
+        else { return }
         _ = try def.diskLayout(ids: DeterministicIDs(seed: request.seed), blueprint: request.blueprint)
     }
 
@@ -27,8 +31,8 @@ extension ManifestGenerator {
     static func diskPackages(_ request: ImageRequest) -> [String] {
         let c = request.blueprint.customizations
         guard request.imageType.isDisk, c.disk != nil || !c.filesystems.isEmpty,
-              let def = try? ImageDefinition(distro: request.distro, architecture: request.architecture, imageType: request.imageType),
-              let disk = try? def.diskLayout(ids: DeterministicIDs(seed: request.seed), blueprint: request.blueprint)
+            let def = try? ImageDefinition(distro: request.distro, architecture: request.architecture, imageType: request.imageType),
+            let disk = try? def.diskLayout(ids: DeterministicIDs(seed: request.seed), blueprint: request.blueprint)
         else { return [] }
         var packages: [String] = []
         if disk.usesLVM { packages.append("lvm2") }
@@ -46,13 +50,17 @@ extension ManifestGenerator {
         stages.append(ManifestStage(InitramfsOptions()))
         let bootFsUUID = disk.hasSeparateBoot ? disk.boot.filesystem.fsUUID : nil
         let bootFsType = disk.boot.filesystem.type != .ext4 ? disk.boot.filesystem.type.rawValue : nil
-        stages.append(ManifestStage(Grub2ConfigOptions(
-            rootFsUUID: rootUUID, kernelOpts: kernelOptions(request, def), timeout: def.grubTimeout, serial: def.grubSerial,
-            terminal: def.grubTerminal, biosTarget: def.biosTarget, uefiTarget: arch.grubEFITarget,
-            bootFsUUID: bootFsUUID, bootFsType: bootFsType)))
-        stages.append(ManifestStage(Grub2EFIOptions(
-            target: arch.grubEFITarget, rootFsUUID: rootUUID, filename: "/boot/efi/EFI/BOOT/\(arch.efiBinary)",
-            bootFsUUID: bootFsUUID, bootFsType: bootFsType)))
+        stages.append(
+            ManifestStage(
+                Grub2ConfigOptions(
+                    rootFsUUID: rootUUID, kernelOpts: kernelOptions(request, def), timeout: def.grubTimeout, serial: def.grubSerial,
+                    terminal: def.grubTerminal, biosTarget: def.biosTarget, uefiTarget: arch.grubEFITarget,
+                    bootFsUUID: bootFsUUID, bootFsType: bootFsType)))
+        stages.append(
+            ManifestStage(
+                Grub2EFIOptions(
+                    target: arch.grubEFITarget, rootFsUUID: rootUUID, filename: "/boot/efi/EFI/BOOT/\(arch.efiBinary)",
+                    bootFsUUID: bootFsUUID, bootFsType: bootFsType)))
         return stages
     }
 
@@ -68,15 +76,17 @@ extension ManifestGenerator {
             }
         }
         return filesystems.map { fs in
-            let (options, passno): (String, Int) = switch (fs.type, fs.mountpoint) {
-            case (.swap, _): ("sw", 0)
-            case (.ext4, "/"): ("errors=remount-ro", 1)
-            case (.vfat, "/boot/efi"): ("umask=0077", 2)
-            case (.xfs, _): ("defaults", 0)  // fsck.xfs does nothing; XFS checks itself when mounted
-            default: ("defaults", 2)
-            }
-            return FstabOptions.Filesystem(uuid: fs.fsUUID, vfsType: fs.type.rawValue, path: fs.mountpoint ?? "none",
-                                           options: options, freq: 0, passno: passno)
+            let (options, passno): (String, Int) =
+                switch (fs.type, fs.mountpoint) {
+                case (.swap, _): ("sw", 0)
+                case (.ext4, "/"): ("errors=remount-ro", 1)
+                case (.vfat, "/boot/efi"): ("umask=0077", 2)
+                case (.xfs, _): ("defaults", 0)  // fsck.xfs does nothing; XFS checks itself when mounted
+                default: ("defaults", 2)
+                }
+            return FstabOptions.Filesystem(
+                uuid: fs.fsUUID, vfsType: fs.type.rawValue, path: fs.mountpoint ?? "none",
+                options: options, freq: 0, passno: passno)
         }
     }
 
@@ -89,18 +99,24 @@ extension ManifestGenerator {
         let gpt = disk.label == .gpt
         var stages: [ManifestStage] = [
             ManifestStage(TruncateOptions(filename: rawFile, size: ByteSize(bytes: UInt64(disk.sizeBytes)))),
-            ManifestStage(SfdiskOptions(label: disk.label.rawValue, uuid: disk.uuid, partitions: disk.partitions.map { p in
-                .init(start: UInt64(p.start), size: UInt64(p.size), type: p.type, uuid: gpt ? p.uuid : nil, name: gpt ? p.name : nil,
-                      bootable: p.bootable ? true : nil)
-            }), devices: device(start: 0, size: disk.sectors)),
+            ManifestStage(
+                SfdiskOptions(
+                    label: disk.label.rawValue, uuid: disk.uuid,
+                    partitions: disk.partitions.map { p in
+                        .init(
+                            start: UInt64(p.start), size: UInt64(p.size), type: p.type, uuid: gpt ? p.uuid : nil, name: gpt ? p.name : nil,
+                            bootable: p.bootable ? true : nil)
+                    }), devices: device(start: 0, size: disk.sectors)),
         ]
         let volumes = disk.volumes
         for (index, partition) in disk.partitions.enumerated() {
             if let vg = partition.volumeGroup {
-                stages.append(ManifestStage(LVM2CreateOptions(
-                    vg_name: vg.name, vg_uuid: vg.uuid, pv_uuid: vg.pvUUID,
-                    volumes: vg.logicalVolumes.map { .init(name: $0.name, uuid: $0.uuid, extents: $0.extents) }),
-                    devices: device(start: partition.start, size: partition.size)))
+                stages.append(
+                    ManifestStage(
+                        LVM2CreateOptions(
+                            vg_name: vg.name, vg_uuid: vg.uuid, pv_uuid: vg.pvUUID,
+                            volumes: vg.logicalVolumes.map { .init(name: $0.name, uuid: $0.uuid, extents: $0.extents) }),
+                        devices: device(start: partition.start, size: partition.size)))
             }
             for volume in volumes where volume.partitionIndex == index {
                 stages.append(mkfs(volume, among: volumes, device: device(start: volume.start, size: volume.size)))
@@ -111,12 +127,15 @@ extension ManifestGenerator {
             // GPT: the core image goes into the BIOS boot partition; DOS: into the gap before the first partition.
             let location = disk.label == .gpt ? disk.partition(.biosBoot)?.start : 1
             if let location {
-                stages.append(ManifestStage(Grub2InstOptions(
-                    filename: rawFile, platform: platform, location: UInt64(location),
-                    core: .init(type: "mkimage", partlabel: disk.label.rawValue, filesystem: boot.filesystem.type.rawValue),
-                    prefix: .init(type: "partition", partlabel: disk.label.rawValue, number: boot.partitionIndex,
-                                  path: disk.hasSeparateBoot ? "/grub" : "/boot/grub")),
-                    inputs: ["tree": .tree("os")]))
+                stages.append(
+                    ManifestStage(
+                        Grub2InstOptions(
+                            filename: rawFile, platform: platform, location: UInt64(location),
+                            core: .init(type: "mkimage", partlabel: disk.label.rawValue, filesystem: boot.filesystem.type.rawValue),
+                            prefix: .init(
+                                type: "partition", partlabel: disk.label.rawValue, number: boot.partitionIndex,
+                                path: disk.hasSeparateBoot ? "/grub" : "/boot/grub")),
+                        inputs: ["tree": .tree("os")]))
             }
         }
         return Pipeline(name: "image", stages: stages)
@@ -136,14 +155,17 @@ extension ManifestGenerator {
         switch fs.type {
         case .vfat:
             let fatSize = mountpoint == "/boot/efi" ? 32 : nil
-            return ManifestStage(MkfsFatOptions(volid: fs.uuid, label: fs.label, fat_size: fatSize, source: mountpoint),
-                                 inputs: tree, devices: device)
+            return ManifestStage(
+                MkfsFatOptions(volid: fs.uuid, label: fs.label, fat_size: fatSize, source: mountpoint),
+                inputs: tree, devices: device)
         case .xfs:
-            return ManifestStage(MkfsXfsOptions(uuid: fs.uuid, label: fs.label, source: mountpoint, exclude: exclude(below: mountpoint)),
-                                 inputs: tree, devices: device)
+            return ManifestStage(
+                MkfsXfsOptions(uuid: fs.uuid, label: fs.label, source: mountpoint, exclude: exclude(below: mountpoint)),
+                inputs: tree, devices: device)
         default:
-            return ManifestStage(MkfsExt4Options(uuid: fs.uuid, label: fs.label, source: mountpoint, exclude: exclude(below: mountpoint)),
-                                 inputs: tree, devices: device)
+            return ManifestStage(
+                MkfsExt4Options(uuid: fs.uuid, label: fs.label, source: mountpoint, exclude: exclude(below: mountpoint)),
+                inputs: tree, devices: device)
         }
     }
 

@@ -29,25 +29,31 @@ package struct ManifestGenerator: Sendable {
 
     /// Depsolves (the blueprint's packages beat the image type's extras) and generates.
     package func generate(for request: ImageRequest) async throws -> Generated {
-        let definition = try ImageDefinition(distro: request.distro, architecture: request.architecture,
-                                             imageType: request.imageType)
+        let definition = try ImageDefinition(
+            distro: request.distro, architecture: request.architecture,
+            imageType: request.imageType)
         try Self.validate(request)
         var distro = request.distro
         distro.extraSources = Self.extraSources(request)
         let selection = Self.packageSelection(request, definition)
-        let result = try await selection.resolve(with: resolver, distro: distro, architecture: request.architecture,
-                                                 blueprint: request.blueprint)
+        let result = try await selection.resolve(
+            with: resolver, distro: distro, architecture: request.architecture,
+            blueprint: request.blueprint)
         let manifest = try Self.manifest(for: request, packages: result.packages)
-        return Generated(manifest: manifest, dropped: result.dropped,
-                         notes: result.dropped.map { Self.note($0, request) })
+        return Generated(
+            manifest: manifest, dropped: result.dropped,
+            notes: result.dropped.map { Self.note($0, request) })
     }
 
     /// "cloud-init left out: …" for a dropped extra.
     static func note(_ d: PackageSelection.Dropped, _ request: ImageRequest) -> String {
-        let who = d.conflictsWith.isEmpty ? "the blueprint's packages"
+        let who =
+            d.conflictsWith.isEmpty
+            ? "the blueprint's packages"
             : d.conflictsWith.joined(separator: ", ") + ", which the blueprint asks for"
         let apt = d.apt.isEmpty ? "" : " (apt: \(d.apt.prefix(4).joined(separator: "; ")))"
-        let note = "\(d.extra.name) left out: the \(request.imageType.rawValue) image type adds it for \(d.extra.why), "
+        let note =
+            "\(d.extra.name) left out: the \(request.imageType.rawValue) image type adds it for \(d.extra.why), "
             + "but in \(request.distro.name) it cannot be installed beside \(who)\(apt); what the blueprint asks for comes first"
         // The scheduler takes notes of at most 2048 bytes.
         var cut = note
@@ -103,10 +109,14 @@ package struct ManifestGenerator: Sendable {
         for (i, g) in c.groups.enumerated() {
             let p = "customizations.group[\(i)]"
             if base[g.name] != nil {
-                throw bp.origin.error("\(p).name", .invalid(reason: "group \"\(g.name)\" already exists in \(distro.name); remove it from [[customizations.group]] and use it directly"))
+                throw bp.origin.error(
+                    "\(p).name",
+                    .invalid(
+                        reason: "group \"\(g.name)\" already exists in \(distro.name); remove it from [[customizations.group]] and use it directly"))
             }
             if let gid = g.gid, let owner = baseGIDs[gid] {
-                throw bp.origin.error("\(p).gid", .invalid(reason: "gid \(gid) belongs to group \"\(owner)\" in \(distro.name); choose a gid from 1000 to 59999"))
+                throw bp.origin.error(
+                    "\(p).gid", .invalid(reason: "gid \(gid) belongs to group \"\(owner)\" in \(distro.name); choose a gid from 1000 to 59999"))
             }
         }
         let defined = Set(c.groups.map(\.name))
@@ -114,15 +124,24 @@ package struct ManifestGenerator: Sendable {
         for (i, u) in c.users.enumerated() {
             for (gi, group) in u.groups.enumerated() where base[group] == nil && !defined.contains(group) {
                 let hint = group == "wheel" ? " or use \"sudo\"" : ""
-                throw bp.origin.error("customizations.user[\(i)].groups[\(gi)]", .invalid(reason: "group \"\(group)\" does not exist in \(distro.name); add it under [[customizations.group]]\(hint)"))
+                throw bp.origin.error(
+                    "customizations.user[\(i)].groups[\(gi)]",
+                    .invalid(reason: "group \"\(group)\" does not exist in \(distro.name); add it under [[customizations.group]]\(hint)"))
             }
             if let gid = u.gid, !definedGIDs.contains(gid), baseGIDs[gid] == nil {
-                throw bp.origin.error("customizations.user[\(i)].gid", .invalid(reason: "no group has gid \(gid); add a [[customizations.group]] with gid = \(gid), or remove gid to give the user its own group"))
+                throw bp.origin.error(
+                    "customizations.user[\(i)].gid",
+                    .invalid(
+                        reason:
+                            "no group has gid \(gid); add a [[customizations.group]] with gid = \(gid), or remove gid to give the user its own group")
+                )
             }
         }
         let users = Set(c.users.map(\.name))
         for (i, k) in c.sshKeys.enumerated() where k.user != "root" && !users.contains(k.user) {
-            throw bp.origin.error("customizations.sshkey[\(i)].user", .invalid(reason: "user \"\(k.user)\" is not defined; add it under [[customizations.user]] (or use \"root\")"))
+            throw bp.origin.error(
+                "customizations.sshkey[\(i)].user",
+                .invalid(reason: "user \"\(k.user)\" is not defined; add it under [[customizations.user]] (or use \"root\")"))
         }
         try validateDisk(request)
         try validateCustomizations(request)
@@ -130,8 +149,9 @@ package struct ManifestGenerator: Sendable {
 
     /// The manifest for `request` with an already resolved package set.
     package static func manifest(for request: ImageRequest, packages: [ResolvedPackage]) throws -> BuildManifest {
-        let definition = try ImageDefinition(distro: request.distro, architecture: request.architecture,
-                                             imageType: request.imageType)
+        let definition = try ImageDefinition(
+            distro: request.distro, architecture: request.architecture,
+            imageType: request.imageType)
         try validate(request)
         let ids = DeterministicIDs(seed: request.seed)
         let disk = try diskLayout(request, definition, ids)
@@ -147,30 +167,40 @@ package struct ManifestGenerator: Sendable {
 
     static let rawFile = ImageType.raw.outputFile
 
-    static func osPipeline(_ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout,
-                           _ packages: [ResolvedPackage]) -> Pipeline {
+    static func osPipeline(
+        _ request: ImageRequest, _ def: ImageDefinition, _ disk: DiskLayout,
+        _ packages: [ResolvedPackage]
+    ) -> Pipeline {
         let bp = request.blueprint
         let c = bp.customizations
         let arch = request.architecture
         var stages: [ManifestStage] = []
 
-        stages.append(ManifestStage(
-            DebianInstallOptions(architecture: arch.debian, release: request.distro.codename, mergedUsr: true, deferInitramfs: true),
-            inputs: ["packages": .files(packages.map(\.checksum))]))
+        stages.append(
+            ManifestStage(
+                DebianInstallOptions(architecture: arch.debian, release: request.distro.codename, mergedUsr: true, deferInitramfs: true),
+                inputs: ["packages": .files(packages.map(\.checksum))]))
         let extra = extraSources(request, all: true)
         let enabled = Set(c.repositories.filter(\.enabled).map(\.id))
-        stages.append(ManifestStage(AptSourcesOptions(
-            sources: request.distro.repositories.map { r in
-                .init(uris: [r.uri], suites: r.suites, components: r.components, signedBy: r.signedBy)
-            },
-            extra: nonEmpty(extra.map { e in
-                .init(id: e.id, uris: e.uris, suites: e.suites, components: e.components, key: e.key, trusted: e.trusted ? true : nil,
-                      enabled: enabled.contains(e.id) ? nil : false, preferences: e.preferences(sharedHosts: request.distro.mirrorHosts))
-            }))))
+        stages.append(
+            ManifestStage(
+                AptSourcesOptions(
+                    sources: request.distro.repositories.map { r in
+                        .init(uris: [r.uri], suites: r.suites, components: r.components, signedBy: r.signedBy)
+                    },
+                    extra: nonEmpty(
+                        extra.map { e in
+                            .init(
+                                id: e.id, uris: e.uris, suites: e.suites, components: e.components, key: e.key, trusted: e.trusted ? true : nil,
+                                enabled: enabled.contains(e.id) ? nil : false, preferences: e.preferences(sharedHosts: request.distro.mirrorHosts))
+                        }))))
         stages.append(ManifestStage(HostnameOptions(hostname: c.hostname ?? def.defaultHostname)))
         let languages = c.locale?.languages ?? []
-        stages.append(ManifestStage(LocaleOptions(language: languages.first ?? def.defaultLanguage,
-                                                  generate: nonEmpty(Array(languages.dropFirst())))))
+        stages.append(
+            ManifestStage(
+                LocaleOptions(
+                    language: languages.first ?? def.defaultLanguage,
+                    generate: nonEmpty(Array(languages.dropFirst())))))
         if let keyboard = c.locale?.keyboard {
             stages.append(ManifestStage(KeymapOptions(keymap: keyboard)))
         }
@@ -192,18 +222,24 @@ package struct ManifestGenerator: Sendable {
         if let sources = request.imageType.cloudInitDataSources, packages.contains(where: { $0.name == "cloud-init" }) {
             // Kiln's images configure the network themselves (ip=dhcp, systemd-networkd), and
             // cloud-init keeps the image's locale instead of resetting it to its own default.
-            stages.append(ManifestStage(CloudInitOptions(filename: "91-kiln-datasources.cfg", config: [
-                "datasource_list": strings(sources), "network": ["config": "disabled"],
-                "locale": .string(languages.first ?? def.defaultLanguage),
-            ])))
+            stages.append(
+                ManifestStage(
+                    CloudInitOptions(
+                        filename: "91-kiln-datasources.cfg",
+                        config: [
+                            "datasource_list": strings(sources), "network": ["config": "disabled"],
+                            "locale": .string(languages.first ?? def.defaultLanguage),
+                        ])))
             // ds-identify turns cloud-init off for a boot that finds no data source only where
             // the machine has DMI (x86); elsewhere (aarch64) its default runs cloud-init anyway,
             // which then fails the first boot. One policy for every architecture; a blueprint's
             // own /etc/cloud/ds-identify.cfg wins.
             if !c.files.contains(where: { $0.path == Self.dsIdentifyPath }) {
-                stages.append(ManifestStage(FilesOptions(files: [
-                    .init(path: Self.dsIdentifyPath, mode: "0644", data: Data(Self.dsIdentifyPolicy.utf8).base64EncodedString()),
-                ])))
+                stages.append(
+                    ManifestStage(
+                        FilesOptions(files: [
+                            .init(path: Self.dsIdentifyPath, mode: "0644", data: Data(Self.dsIdentifyPolicy.utf8).base64EncodedString())
+                        ])))
             }
         }
         if request.imageType.isDisk { stages += bootStages(request, def, disk) }
@@ -241,8 +277,10 @@ package struct ManifestGenerator: Sendable {
             .filter { !$0.isEmpty }.joined(separator: "\n")
     }
 
-    static func systemdOptions(_ request: ImageRequest, _ def: ImageDefinition,
-                               _ packages: [ResolvedPackage]) -> SystemdOptions {
+    static func systemdOptions(
+        _ request: ImageRequest, _ def: ImageDefinition,
+        _ packages: [ResolvedPackage]
+    ) -> SystemdOptions {
         let c = request.blueprint.customizations
         let off = Set(c.services.disabled + c.services.masked)
         var enabled = def.baseServices
@@ -250,8 +288,9 @@ package struct ManifestGenerator: Sendable {
         enabled += customizationServices(request) + c.services.enabled
         var seen = Set<String>()
         enabled = enabled.filter { !off.contains($0) && seen.insert($0).inserted }
-        return SystemdOptions(enabledServices: enabled, disabledServices: nonEmpty(c.services.disabled),
-                              maskedServices: nonEmpty(c.services.masked), defaultTarget: def.defaultTarget)
+        return SystemdOptions(
+            enabledServices: enabled, disabledServices: nonEmpty(c.services.disabled),
+            maskedServices: nonEmpty(c.services.masked), defaultTarget: def.defaultTarget)
     }
 
     /// The pipelines that turn the disk (or the tree) into the requested file.
@@ -263,9 +302,11 @@ package struct ManifestGenerator: Sendable {
             ManifestStage(QemuOptions(filename: filename, format: format), inputs: ["image": rawImage])
         }
         func archive(of pipeline: String, format: String? = nil, paths: [String]? = nil, sparse: Bool? = nil) -> Pipeline {
-            Pipeline(name: "archive", stages: [
-                ManifestStage(TarOptions(filename: output, format: format, paths: paths, sparse: sparse), inputs: ["tree": .tree(pipeline)]),
-            ])
+            Pipeline(
+                name: "archive",
+                stages: [
+                    ManifestStage(TarOptions(filename: output, format: format, paths: paths, sparse: sparse), inputs: ["tree": .tree(pipeline)])
+                ])
         }
         switch type {
         case .raw, .ami:
@@ -273,25 +314,37 @@ package struct ManifestGenerator: Sendable {
         case .qcow2:
             return [Pipeline(name: "qcow2", stages: [convert(type.outputFile, .init(type: "qcow2", compat: "1.1"))])]
         case .vmdk:
-            return [Pipeline(name: "vmdk", stages: [
-                convert(type.outputFile, .init(type: "vmdk", subformat: "streamOptimized")),
-            ])]
+            return [
+                Pipeline(
+                    name: "vmdk",
+                    stages: [
+                        convert(type.outputFile, .init(type: "vmdk", subformat: "streamOptimized"))
+                    ])
+            ]
         case .vhd:
             // Azure takes fixed VHDs whose virtual size is a whole number of MiB (force_size keeps it exact).
-            return [Pipeline(name: "vpc", stages: [
-                convert(type.outputFile, .init(type: "vpc", subformat: "fixed", force_size: true)),
-            ])]
+            return [
+                Pipeline(
+                    name: "vpc",
+                    stages: [
+                        convert(type.outputFile, .init(type: "vpc", subformat: "fixed", force_size: true))
+                    ])
+            ]
         case .minimalRaw, .minimalRawZstd:
-            let stage = type == .minimalRaw ? ManifestStage(XZOptions(filename: output), inputs: ["file": rawImage])
+            let stage =
+                type == .minimalRaw
+                ? ManifestStage(XZOptions(filename: output), inputs: ["file": rawImage])
                 : ManifestStage(ZstdOptions(filename: output), inputs: ["file": rawImage])
             return [Pipeline(name: type.exportPipeline, stages: [stage])]
         case .ova:
             // The descriptor must come first in the archive, the manifest second (OVF 1.x).
             return [
-                Pipeline(name: "ovf", stages: [
-                    convert("image.vmdk", .init(type: "vmdk", adapter_type: "lsilogic", subformat: "streamOptimized")),
-                    ManifestStage(OVFOptions(vmdk: "image.vmdk", vmware: .init(os_type: request.distro.vmwareGuestOS))),
-                ]),
+                Pipeline(
+                    name: "ovf",
+                    stages: [
+                        convert("image.vmdk", .init(type: "vmdk", adapter_type: "lsilogic", subformat: "streamOptimized")),
+                        ManifestStage(OVFOptions(vmdk: "image.vmdk", vmware: .init(os_type: request.distro.vmwareGuestOS))),
+                    ]),
                 archive(of: "ovf", format: "ustar", paths: ["image.ovf", "image.mf", "image.vmdk"]),
             ]
         case .gce:
@@ -300,11 +353,18 @@ package struct ManifestGenerator: Sendable {
         case .tar:
             return [archive(of: "os")]
         case .container:
-            return [Pipeline(name: "container", stages: [
-                ManifestStage(OCIArchiveOptions(filename: output, architecture: request.architecture.debian, config: .init(
-                    Cmd: ["/bin/bash"], Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])),
-                              inputs: ["base": .tree("os")]),
-            ])]
+            return [
+                Pipeline(
+                    name: "container",
+                    stages: [
+                        ManifestStage(
+                            OCIArchiveOptions(
+                                filename: output, architecture: request.architecture.debian,
+                                config: .init(
+                                    Cmd: ["/bin/bash"], Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])),
+                            inputs: ["base": .tree("os")])
+                    ])
+            ]
         }
     }
 

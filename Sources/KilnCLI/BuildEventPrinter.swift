@@ -54,7 +54,8 @@ extension SchedulerClient {
         if intoDir { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) }
         for name in names {
             guard TerminalText.isPlainFileName(name) else {
-                throw ClientError.unexpected("the scheduler named an artifact \"\(TerminalText.safe(name))\", which is not a plain file name; nothing was written")
+                throw ClientError.unexpected(
+                    "the scheduler named an artifact \"\(TerminalText.safe(name))\", which is not a plain file name; nothing was written")
             }
             let dest = intoDir ? "\(output)/\(name)" : output
             let parent = (dest as NSString).deletingLastPathComponent
@@ -63,8 +64,12 @@ extension SchedulerClient {
             try await fetch(status.buildID, artifact: name, to: dest) { done, total in
                 if CLI.isTerminal, Date().timeIntervalSince(last) > 0.2 || done == total {
                     last = Date()
-                    FileHandle.standardError.write(Data(String(format: "\r\u{1B}[Kfetching %@: %.0f / %.0f MB", name,
-                                                               Double(done) / 1e6, Double(total) / 1e6).utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            String(
+                                format: "\r\u{1B}[Kfetching %@: %.0f / %.0f MB", name,
+                                Double(done) / 1e6, Double(total) / 1e6
+                            ).utf8))
                 }
             }
             if CLI.isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
-import Logging
 import Images
-import Scheduler
+import Logging
 import Manifest
+import Scheduler
 import Stages
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,9 @@ import Glibc
 package enum CLIError: Error, CustomStringConvertible {
     case badInput(String)
     package var description: String {
-        switch self { case .badInput(let s): s }
+        switch self {
+        case .badInput(let s): s
+        }
     }
 }
 
@@ -124,7 +127,10 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Directory for stage logs (default: a new directory under /var/lib/kiln/logs).")
     var logs: String?
 
-    @Option(help: "Size cap of the tree store in GiB (0: none); least recently used trees are removed: by kiln build and kiln run after the build, by the scheduler and agents whenever a tree is stored and every minute.")
+    @Option(
+        help:
+            "Size cap of the tree store in GiB (0: none); least recently used trees are removed: by kiln build and kiln run after the build, by the scheduler and agents whenever a tree is stored and every minute."
+    )
     var storeCap: Double = 40
 
     @Flag(name: .shortAndLong, help: "Show more detail (phases and their timings).")
@@ -137,9 +143,10 @@ struct StoreOptions: ParsableArguments {
         let logDir = logs ?? "/var/lib/kiln/logs/\(Self.timestamp())"
         let capBytes = try Retention.gib(storeCap, option: "--store-cap")
         let cap = capBytes > 0 ? capBytes : nil
-        let executor = Executor(store: try TreeStore(root: store, capBytes: cap),
-                                sources: try SourceCache(root: sourceCache, logger: logger),
-                                logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
+        let executor = Executor(
+            store: try TreeStore(root: store, capBytes: cap),
+            sources: try SourceCache(root: sourceCache, logger: logger),
+            logger: logger, observer: ProgressPrinter(), logDirectory: logDir)
         await executor.store.sweep(commands: CommandRunner(logPath: "/dev/null", logger: logger))
         return executor
     }

@@ -15,15 +15,19 @@ enum ConfigFile {
     enum Kind { case text, number, integer, texts, path, duration, keep, gib }
 
     static let keys: [String: [String: Kind]] = [
-        "scheduler": ["bind": .text, "state": .path, "key": .path, "allow": .path, "metrics": .text, "lease": .number,
-                      "max-attempts": .integer, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
-                      "store-cap": .gib, "stream-max-compressed-gib": .number, "stream-max-extracted-gib": .number,
-                      "stream-max-entries": .integer, "stream-window-log-max": .integer, "store-free-reserve-gib": .number,
-                      "max-slots": .integer, "attempt-deadline": .duration, "stage-timeout": .duration,
-                      "keep-artifacts": .keep, "keep-history": .keep, "min-free-gib": .gib],
-        "agent": ["scheduler": .text, "arch": .texts, "state": .path, "key": .path, "scheduler-key": .path, "slots": .integer,
-                  "name": .text, "metrics": .text, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
-                  "store-cap": .gib, "min-free-gib": .gib],
+        "scheduler": [
+            "bind": .text, "state": .path, "key": .path, "allow": .path, "metrics": .text, "lease": .number,
+            "max-attempts": .integer, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
+            "store-cap": .gib, "stream-max-compressed-gib": .number, "stream-max-extracted-gib": .number,
+            "stream-max-entries": .integer, "stream-window-log-max": .integer, "store-free-reserve-gib": .number,
+            "max-slots": .integer, "attempt-deadline": .duration, "stage-timeout": .duration,
+            "keep-artifacts": .keep, "keep-history": .keep, "min-free-gib": .gib,
+        ],
+        "agent": [
+            "scheduler": .text, "arch": .texts, "state": .path, "key": .path, "scheduler-key": .path, "slots": .integer,
+            "name": .text, "metrics": .text, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
+            "store-cap": .gib, "min-free-gib": .gib,
+        ],
     ]
 
     /// The arguments with the config file's entries put in; argv[0] excluded.
@@ -47,10 +51,11 @@ enum ConfigFile {
             file = "/etc/kiln/\(command).toml"
         }
         guard let file else { return [command] + rest }
-        let given = Set(rest.compactMap { a -> String? in
-            guard a.hasPrefix("--") else { return nil }
-            return String(a.dropFirst(2).split(separator: "=", maxSplits: 1).first ?? "")
-        })
+        let given = Set(
+            rest.compactMap { a -> String? in
+                guard a.hasPrefix("--") else { return nil }
+                return String(a.dropFirst(2).split(separator: "=", maxSplits: 1).first ?? "")
+            })
         return [command] + (try entries(file, command: command, known: known).filter { !given.contains($0.key) }.flatMap(\.args)) + rest
     }
 
@@ -81,8 +86,10 @@ enum ConfigFile {
         for (key, value) in table.sorted(by: { $0.0 < $1.0 }) {
             let line = lines[key]
             guard let kind = known[key] else {
-                throw ConfigFileError(file: file, line: line, problem: "unknown key \"\(key)\" for kiln \(command); "
-                                      + "known keys: \(known.keys.sorted().joined(separator: ", "))")
+                throw ConfigFileError(
+                    file: file, line: line,
+                    problem: "unknown key \"\(key)\" for kiln \(command); "
+                        + "known keys: \(known.keys.sorted().joined(separator: ", "))")
             }
             func bad(_ wanted: String) -> ConfigFileError {
                 ConfigFileError(file: file, line: line, problem: "\(key) must be \(wanted)")

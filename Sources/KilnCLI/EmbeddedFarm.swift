@@ -32,22 +32,27 @@ struct EmbeddedFarm {
         let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
         let server = try await SchedulerServer.start(
             scheduler: scheduler,
-            endpoints: .init(agents: try SchedulerEndpoint.agents(endpoint), clients: try SchedulerEndpoint.clients(endpoint),
-                             security: nil),
+            endpoints: .init(
+                agents: try SchedulerEndpoint.agents(endpoint), clients: try SchedulerEndpoint.clients(endpoint),
+                security: nil),
             context: context, logger: logger)
         var tasks: [Task<Void, Never>] = []
         for (id, native, emulated) in agents {
-            var ac = AgentConfiguration(agentID: id, schedulerEndpoint: try SchedulerEndpoint.agents(endpoint), arches: native,
-                                        emulatedArches: emulated, stateDirectory: "\(state)/\(id)")
+            var ac = AgentConfiguration(
+                agentID: id, schedulerEndpoint: try SchedulerEndpoint.agents(endpoint), arches: native,
+                emulatedArches: emulated, stateDirectory: "\(state)/\(id)")
             ac.sharesStoreWithScheduler = true
-            let agent = try BuildAgent(config: ac, context: context, store: executor.store, sources: executor.sources,
-                                       logger: logger)
+            let agent = try BuildAgent(
+                config: ac, context: context, store: executor.store, sources: executor.sources,
+                logger: logger)
             tasks.append(Task { await agent.run() })
         }
-        let client = try await SchedulerClient.connect(context: context, endpoint: try SchedulerEndpoint.clients(endpoint),
-                                                       keys: nil, schedulerPublicKey: nil)
-        return EmbeddedFarm(server: server, client: client, agentTasks: tasks, stateDirectory: state,
-                            agentIDs: agents.map(\.0))
+        let client = try await SchedulerClient.connect(
+            context: context, endpoint: try SchedulerEndpoint.clients(endpoint),
+            keys: nil, schedulerPublicKey: nil)
+        return EmbeddedFarm(
+            server: server, client: client, agentTasks: tasks, stateDirectory: state,
+            agentIDs: agents.map(\.0))
     }
 
     /// Stops everything and removes the embedded scheduler's state.

@@ -9,10 +9,12 @@ package struct Kiln: AsyncParsableCommand {
         commandName: "kiln",
         abstract: "Build bootable Debian images from blueprints, reproducibly.",
         version: "0.1.0",
-        subcommands: [BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
-                      DistrosCommand.self, ImageTypesCommand.self,
-                      SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, DeleteCommand.self, FetchCommand.self,
-                      AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self])
+        subcommands: [
+            BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
+            DistrosCommand.self, ImageTypesCommand.self,
+            SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, DeleteCommand.self, FetchCommand.self,
+            AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
+        ])
 
     /// Puts the scheduler's or agent's config file into the arguments first.
     package static func main() async {

@@ -24,11 +24,13 @@ final class ProgressPrinter: ExecutionObserver, @unchecked Sendable {
                     line("sources \(done)/\(total) (\(mb))")
                 }
             case .stageStarted(let pipeline, let index, let count, let type):
-                if terminal { status("\(pipeline) [\(index + 1)/\(count)] \(type) …") }
-                else { line("\(pipeline) [\(index + 1)/\(count)] \(type)") }
+                if terminal { status("\(pipeline) [\(index + 1)/\(count)] \(type) …") } else { line("\(pipeline) [\(index + 1)/\(count)] \(type)") }
             case .stageFinished(let pipeline, let index, let count, let type, let seconds):
-                if terminal { line("\(pipeline) [\(index + 1)/\(count)] \(type) \(String(format: "%.1f s", seconds))") }
-                else if seconds >= 1 { line("  done in \(String(format: "%.1f s", seconds))") }
+                if terminal {
+                    line("\(pipeline) [\(index + 1)/\(count)] \(type) \(String(format: "%.1f s", seconds))")
+                } else if seconds >= 1 {
+                    line("  done in \(String(format: "%.1f s", seconds))")
+                }
             case .checkpointStored(let pipeline, let index):
                 line("\(pipeline): checkpoint stored after stage \(index + 1)")
             case .pipelineFinished(let name, let seconds):

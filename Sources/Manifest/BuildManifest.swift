@@ -84,8 +84,10 @@ public struct ManifestStage: Sendable, Hashable {
     public var devices: [String: Device]
     public var mounts: [Mount]
 
-    public init(type: String, options: [String: JSONValue] = [:], inputs: [String: Input] = [:],
-                devices: [String: Device] = [:], mounts: [Mount] = []) {
+    public init(
+        type: String, options: [String: JSONValue] = [:], inputs: [String: Input] = [:],
+        devices: [String: Device] = [:], mounts: [Mount] = []
+    ) {
         self.type = type
         self.options = options
         self.inputs = inputs
@@ -94,8 +96,10 @@ public struct ManifestStage: Sendable, Hashable {
     }
 
     /// A stage whose options are built from an `Encodable` value.
-    public init<O: Encodable>(type: String, encoding options: O, inputs: [String: Input] = [:],
-                              devices: [String: Device] = [:], mounts: [Mount] = []) {
+    public init<O: Encodable>(
+        type: String, encoding options: O, inputs: [String: Input] = [:],
+        devices: [String: Device] = [:], mounts: [Mount] = []
+    ) {
         let json = (try? JSONValue(encoding: options))?.objectValue ?? [:]
         self.init(type: type, options: json, inputs: inputs, devices: devices, mounts: mounts)
     }
@@ -144,8 +148,9 @@ public struct Input: Sendable, Hashable {
 
     /// One file of another pipeline's tree (`org.osbuild.files` of origin `org.osbuild.pipeline`).
     public static func pipelineFile(_ file: String, of pipeline: String) -> Input {
-        Input(type: "org.osbuild.files", origin: pipelineOrigin, references: ["name:\(pipeline)"],
-              referenceOptions: ["name:\(pipeline)": [fileOption: .string(file)]])
+        Input(
+            type: "org.osbuild.files", origin: pipelineOrigin, references: ["name:\(pipeline)"],
+            referenceOptions: ["name:\(pipeline)": [fileOption: .string(file)]])
     }
 
     /// Names of the pipelines this input references.
@@ -159,11 +164,12 @@ public struct Input: Sendable, Hashable {
         if referenceOptions.isEmpty {
             refs = .array(references.map { .string($0) })
         } else {
-            refs = .array(references.map { r in
-                var o: [String: JSONValue] = ["id": .string(r)]
-                if let opts = referenceOptions[r] { o["options"] = opts }
-                return .object(o)
-            })
+            refs = .array(
+                references.map { r in
+                    var o: [String: JSONValue] = ["id": .string(r)]
+                    if let opts = referenceOptions[r] { o["options"] = opts }
+                    return .object(o)
+                })
         }
         return .object(["type": .string(type), "origin": .string(origin), "references": refs])
     }
@@ -184,8 +190,12 @@ public struct Device: Sendable, Hashable {
 
     /// A loopback device over `size` sectors of `filename` from sector `start`.
     public static func loopback(filename: String, start: Int64, size: Int64) -> Device {
-        Device(type: loopbackType, options: [LoopbackOption.filename: .string(filename), LoopbackOption.start: .int(start),
-                                             LoopbackOption.size: .int(size)])
+        Device(
+            type: loopbackType,
+            options: [
+                LoopbackOption.filename: .string(filename), LoopbackOption.start: .int(start),
+                LoopbackOption.size: .int(size),
+            ])
     }
 
     public var type: String
@@ -223,8 +233,10 @@ public struct Mount: Sendable, Hashable {
     }
 
     public func json() -> JSONValue {
-        var o: [String: JSONValue] = ["name": .string(name), "type": .string(type),
-                                      "source": .string(source), "target": .string(target)]
+        var o: [String: JSONValue] = [
+            "name": .string(name), "type": .string(type),
+            "source": .string(source), "target": .string(target),
+        ]
         if !options.isEmpty { o["options"] = .object(options) }
         return .object(o)
     }

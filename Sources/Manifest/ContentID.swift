@@ -56,8 +56,9 @@ public struct ContentIDs: Sendable {
                 refs.append(.string(id))
             }
         }
-        return CanonicalJSON.sha256Hex(.object([
-            "type": .string(input.type), "origin": .string(input.origin), "references": .array(refs),
-        ]))
+        return CanonicalJSON.sha256Hex(
+            .object([
+                "type": .string(input.type), "origin": .string(input.origin), "references": .array(refs),
+            ]))
     }
 }

@@ -10,7 +10,8 @@ package enum HostName {
             return "\"\(name)\" is not a valid host name (1 to 253 characters); \(fix)"
         }
         for label in name.split(separator: ".", omittingEmptySubsequences: false) {
-            let ok = !label.isEmpty && label.utf8.count <= 63 && label.first != "-" && label.last != "-"
+            let ok =
+                !label.isEmpty && label.utf8.count <= 63 && label.first != "-" && label.last != "-"
                 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
             guard ok else { return "\"\(name)\" is not a valid host name; \(fix)" }
         }

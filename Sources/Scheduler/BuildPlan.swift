@@ -22,8 +22,10 @@ package struct BuildPlan: Sendable {
     /// were found there until the build ends (`TreeStore.pin`).
     package var lease: TreeLease?
 
-    package static func make(_ manifest: BuildManifest, exports: [String], registry: StageRegistry,
-                             store: TreeStore) throws -> BuildPlan {
+    package static func make(
+        _ manifest: BuildManifest, exports: [String], registry: StageRegistry,
+        store: TreeStore
+    ) throws -> BuildPlan {
         try manifest.validate(stages: registry)
         for e in exports where manifest.pipeline(named: e) == nil {
             throw ExecutorError.unknownExport(name: e, available: manifest.pipelines.map(\.name))

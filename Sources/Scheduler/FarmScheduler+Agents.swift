@@ -29,7 +29,8 @@ extension FarmScheduler {
         // The session is the connection and the key that said Hello: anything
         // else (another connection, another key, a session that ended) is not heard.
         guard let agentID = agentSessions[identity], let agent = agents[agentID], agent.online,
-              agent.identity == identity, agent.publicKey == key ?? "" else {
+            agent.identity == identity, agent.publicKey == key ?? ""
+        else {
             var d = Kiln_V1_Disconnect()
             d.reason = "no session on this connection: send Hello first"
             outbox?.agent(identity, WireMessage(.disconnect(d)))
@@ -59,8 +60,11 @@ extension FarmScheduler {
                 if store.contains(job.pipelineID) {
                     attemptSucceeded(e.attemptID, message: "\(job.pipelineName): tree built by \(agentID) in the shared store")
                 } else {
-                    attemptFailed(e.attemptID, AttemptFailure(reason: "agent reported a stored tree that is not in the store",
-                                                              infrastructure: true))
+                    attemptFailed(
+                        e.attemptID,
+                        AttemptFailure(
+                            reason: "agent reported a stored tree that is not in the store",
+                            infrastructure: true))
                 }
             } else {
                 a.download?.deliver(message)
@@ -69,8 +73,11 @@ extension FarmScheduler {
             guard current(f.attemptID, agentID, identity) != nil else { return }
             var reason = AgentText.reason(f.reason)
             if !f.stageType.isEmpty { reason = "stage \(f.stageIndex + 1) \(AgentText.field(f.stageType)) failed: \(reason)" }
-            attemptFailed(f.attemptID, AttemptFailure(reason: reason, infrastructure: f.infrastructure,
-                                                      logTail: AgentText.lines(f.logTail, config.logLimits)))
+            attemptFailed(
+                f.attemptID,
+                AttemptFailure(
+                    reason: reason, infrastructure: f.infrastructure,
+                    logTail: AgentText.lines(f.logTail, config.logLimits)))
         case .disconnect(let d):
             // A stopping agent hands its attempts back: they are requeued now,
             // not when their leases run out. The answer ends its session.
@@ -142,7 +149,8 @@ extension FarmScheduler {
         droppedMessages += 1
         metrics?.dropped()
         var d = Kiln_V1_Disconnect()
-        d.reason = "agent id \(agentID) belongs to another key; use another --name, or ask the operator to run "
+        d.reason =
+            "agent id \(agentID) belongs to another key; use another --name, or ask the operator to run "
             + "`kiln agents release \(agentID)` on the scheduler"
         outbox?.agent(identity, WireMessage(.disconnect(d)))
         let t = now
@@ -154,7 +162,8 @@ extension FarmScheduler {
         if refusedHellos.count >= 1000 { refusedHellos.removeAll() }
         refusedHellos[agentID] = (t, 0)
         let more = last.map { $0.unlogged > 0 ? " (\($0.unlogged) more refused since the last warning)" : "" } ?? ""
-        let text = "refused Hello: agent id \(agentID) is bound to key \(stored ?? "") and was claimed by another key\(more); "
+        let text =
+            "refused Hello: agent id \(agentID) is bound to key \(stored ?? "") and was claimed by another key\(more); "
             + "`kiln agents release \(agentID)` frees the id"
         logger.warning("\(text)", metadata: ["agent.id": "\(agentID)", "peer.key": "\(key)"])
     }
@@ -162,19 +171,22 @@ extension FarmScheduler {
     func admit(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
         // The agent id was checked when the Hello arrived (handleAgent).
         guard !(hello.arches + hello.emulatedArches).isEmpty,
-              (hello.arches + hello.emulatedArches).allSatisfy(Self.validArches.contains) else {
+            (hello.arches + hello.emulatedArches).allSatisfy(Self.validArches.contains)
+        else {
             return badHello(identity)
         }
         let t = now
         let previous = agents[agentID]
         let slots = min(max(1, Int(hello.slots)), config.maxSlotsPerAgent)
         if Int(hello.slots) > config.maxSlotsPerAgent, previous?.online != true {
-            logger.warning("agent offers \(hello.slots) slots; it is given \(slots) (the scheduler's --max-slots)",
-                           metadata: ["agent.id": "\(agentID)"])
+            logger.warning(
+                "agent offers \(hello.slots) slots; it is given \(slots) (the scheduler's --max-slots)",
+                metadata: ["agent.id": "\(agentID)"])
         }
-        var agent = FarmAgent(id: agentID, identity: identity, publicKey: key, arches: hello.arches,
-                              emulated: hello.emulatedArches, slots: slots, freeDisk: hello.freeDisk,
-                              version: AgentText.field(hello.version, bytes: 64), lastSeenMS: t, online: true)
+        var agent = FarmAgent(
+            id: agentID, identity: identity, publicKey: key, arches: hello.arches,
+            emulated: hello.emulatedArches, slots: slots, freeDisk: hello.freeDisk,
+            version: AgentText.field(hello.version, bytes: 64), lastSeenMS: t, online: true)
         agent.attempts = previous?.attempts ?? []
         agent.drained = previous?.drained ?? false
         // One connection per agent: its earlier one (if any) is heard no more.
@@ -198,8 +210,9 @@ extension FarmScheduler {
         for id in agents[agentID]?.attempts ?? [] where !running.contains(id) {
             attemptFailed(id, AttemptFailure(reason: "agent \(agentID) reconnected without it", infrastructure: true))
         }
-        records.recordAgent(id: agentID, publicKey: key, arches: hello.arches, emulated: hello.emulatedArches, slots: slots,
-                            freeDisk: hello.freeDisk, version: agent.version, lastSeenMS: t)
+        records.recordAgent(
+            id: agentID, publicKey: key, arches: hello.arches, emulated: hello.emulatedArches, slots: slots,
+            freeDisk: hello.freeDisk, version: agent.version, lastSeenMS: t)
         var w = Kiln_V1_Welcome()
         w.epoch = epoch
         w.heartbeatMs = config.heartbeatMS
@@ -207,8 +220,12 @@ extension FarmScheduler {
         w.version = Self.version
         outbox?.agent(identity, WireMessage(.welcome(w)))
         if previous?.online != true {
-            logger.info("agent online", metadata: ["agent.id": "\(agentID)", "agent.arches": "\(hello.arches.joined(separator: ","))",
-                                                    "agent.emulated": "\(hello.emulatedArches.joined(separator: ","))", "agent.slots": "\(slots)"])
+            logger.info(
+                "agent online",
+                metadata: [
+                    "agent.id": "\(agentID)", "agent.arches": "\(hello.arches.joined(separator: ","))",
+                    "agent.emulated": "\(hello.emulatedArches.joined(separator: ","))", "agent.slots": "\(slots)",
+                ])
         }
         scheduleDispatch()
     }
@@ -231,19 +248,23 @@ extension FarmScheduler {
         switch p.state {
         case .started:
             attempts[a.id]?.stageStartedMS = now
-            event(job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
-                  logLines: p.logLines, fromAgent: true)
+            event(
+                job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
+                logLines: p.logLines, fromAgent: true)
         case .finished:
             if a.stageStartedMS > 0 {
                 attempts[a.id]?.stageStartedMS = 0
-                stageRun(buildID: job.buildID, jobID: job.id, attemptID: a.id, index: p.stageIndex, type: p.stageType,
-                         mode: a.emulated ? "emulated" : "native", ms: now - a.stageStartedMS)
+                stageRun(
+                    buildID: job.buildID, jobID: job.id, attemptID: a.id, index: p.stageIndex, type: p.stageType,
+                    mode: a.emulated ? "emulated" : "native", ms: now - a.stageStartedMS)
             }
-            event(job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) finished",
-                  logLines: p.logLines, fromAgent: true)
+            event(
+                job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) finished",
+                logLines: p.logLines, fromAgent: true)
         case .cached:
-            event(job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) cached",
-                  logLines: p.logLines, fromAgent: true)
+            event(
+                job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) cached",
+                logLines: p.logLines, fromAgent: true)
         default:
             if !p.logLines.isEmpty {
                 event(job.buildID, .log, job: job.id, attempt: a.id, agent: a.agentID, logLines: p.logLines, fromAgent: true)
@@ -295,12 +316,16 @@ extension FarmScheduler {
             agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
         }
         for a in attempts.values where a.leaseUntilMS < t {
-            expire(a, reason: "lease expired: no progress from agent \(a.agentID) on it for "
-                   + "\(Self.decimal(Double(config.leaseMS) / 1000)) s")
+            expire(
+                a,
+                reason: "lease expired: no progress from agent \(a.agentID) on it for "
+                    + "\(Self.decimal(Double(config.leaseMS) / 1000)) s")
         }
         for (id, a) in attempts where a.startedMS > 0 && t - a.startedMS > config.attemptDeadlineMS && attempts[id] != nil {
-            expire(a, reason: "attempt deadline: still not done \(Self.decimal(Double(config.attemptDeadlineMS) / 1000)) s "
-                   + "after it was assigned to agent \(a.agentID)")
+            expire(
+                a,
+                reason: "attempt deadline: still not done \(Self.decimal(Double(config.attemptDeadlineMS) / 1000)) s "
+                    + "after it was assigned to agent \(a.agentID)")
         }
     }
 
@@ -317,8 +342,9 @@ extension FarmScheduler {
         reply.wasDrained = agent.drained
         agents[id]?.drained = drained
         if agent.drained != drained {
-            logger.notice("\(drained ? "agent drained: it is assigned no new job" : "agent undrained: it is assigned jobs again")",
-                          metadata: ["agent.id": "\(id)"])
+            logger.notice(
+                "\(drained ? "agent drained: it is assigned no new job" : "agent undrained: it is assigned jobs again")",
+                metadata: ["agent.id": "\(id)"])
             if !drained { scheduleDispatch() }
         }
         try await records.setDrained(id, drained)
@@ -342,7 +368,8 @@ extension FarmScheduler {
     /// A Hello whose agent id or architectures are not valid: refused, and counted.
     func badHello(_ identity: [UInt8]) {
         var d = Kiln_V1_Disconnect()
-        d.reason = "bad Hello: agent_id must be 1 to 64 letters, digits, '.', '_' or '-', "
+        d.reason =
+            "bad Hello: agent_id must be 1 to 64 letters, digits, '.', '_' or '-', "
             + "and arches must be among \(Self.validArches.sorted())"
         outbox?.agent(identity, WireMessage(.disconnect(d)))
         droppedMessages += 1

@@ -1,6 +1,6 @@
 import Crypto
-import Logging
 import Foundation
+import Logging
 import Manifest
 import Protocol
 import Stages
@@ -17,8 +17,9 @@ extension FarmScheduler {
             if !missing.isEmpty {
                 for m in missing {
                     updateJob(m.id) { $0.state = .queued }
-                    event(build.id, .requeued, job: m.id,
-                          message: "\(m.pipelineName): tree \(m.pipelineID.prefix(12)) is no longer in the store; building it again")
+                    event(
+                        build.id, .requeued, job: m.id,
+                        message: "\(m.pipelineName): tree \(m.pipelineID.prefix(12)) is no longer in the store; building it again")
                     enqueue(m.id)
                 }
                 updateJob(jobID) { $0.state = .waiting }
@@ -28,11 +29,12 @@ extension FarmScheduler {
             assembliesRunning += 1
             updateJob(jobID) { $0.state = .running }
             event(build.id, .stageStarted, job: jobID, message: "assembling \(build.exports.joined(separator: ", ")) on the scheduler")
-            let runner = AssemblyRunner(scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest, ids: build.ids,
-                                        exports: build.exports, store: store, sources: sources, registry: registry,
-                                        logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
-                                        artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)",
-                                        hiding: config.hiddenFromAssembly)
+            let runner = AssemblyRunner(
+                scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest, ids: build.ids,
+                exports: build.exports, store: store, sources: sources, registry: registry,
+                logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
+                artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)",
+                hiding: config.hiddenFromAssembly)
             Task { await runner.run() }
         }
     }
@@ -40,11 +42,16 @@ extension FarmScheduler {
     func assemblyProgress(_ buildID: String, _ jobID: String, _ e: ExecutionEvent) {
         switch e {
         case .stageStarted(let p, let i, let n, let type):
-            updateJob(jobID) { $0.stageIndex = UInt32(i); $0.stageCount = UInt32(n); $0.stageType = type }
+            updateJob(jobID) {
+                $0.stageIndex = UInt32(i)
+                $0.stageCount = UInt32(n)
+                $0.stageType = type
+            }
             event(buildID, .stageStarted, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) started")
         case .stageFinished(let p, let i, let n, let type, let secs):
-            stageRun(buildID: buildID, jobID: jobID, attemptID: 0, index: UInt32(i), type: type, mode: "scheduler",
-                     ms: Int64(secs * 1000))
+            stageRun(
+                buildID: buildID, jobID: jobID, attemptID: 0, index: UInt32(i), type: type, mode: "scheduler",
+                ms: Int64(secs * 1000))
             event(buildID, .stageFinished, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) finished in \(Self.decimal(secs)) s")
         default:
             break
@@ -71,7 +78,10 @@ extension FarmScheduler {
         defer { startAssemblies() }
         guard builds[buildID] != nil else { return }
         let text = "assembly: \(reason)" + (logTail.isEmpty ? "" : "\n" + logTail.joined(separator: "\n"))
-        updateJob(jobID) { $0.state = .failed; $0.failure = text }
+        updateJob(jobID) {
+            $0.state = .failed
+            $0.failure = text
+        }
         event(buildID, .failed, job: jobID, message: text, logLines: logTail)
         advance(buildID)
     }
@@ -111,16 +121,18 @@ struct AssemblyRunner: Sendable, ExecutionObserver {
 
     func run() async {
         let t0 = ContinuousClock.now
-        let executor = Executor(registry: registry, store: store, sources: sources, logger: logger, observer: self,
-                                logDirectory: logDirectory, hiding: hiding)
+        let executor = Executor(
+            registry: registry, store: store, sources: sources, logger: logger, observer: self,
+            logDirectory: logDirectory, hiding: hiding)
         do {
             let result = try await executor.run(validated: manifest, ids: ids, exports: exports)
             let artifacts = try await collect(result.exports)
             await scheduler.assemblyFinished(buildID, jobID, artifacts: artifacts, seconds: (ContinuousClock.now - t0).seconds)
         } catch let ExecutorError.stageFailed(pipeline, index, count, type, reason, log) {
             let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(20).map(String.init) ?? []
-            await scheduler.assemblyFailed(buildID, jobID, reason: "\(pipeline) stage \(index + 1)/\(count) \(type) failed: \(reason)",
-                                           logTail: tail)
+            await scheduler.assemblyFailed(
+                buildID, jobID, reason: "\(pipeline) stage \(index + 1)/\(count) \(type) failed: \(reason)",
+                logTail: tail)
         } catch {
             await scheduler.assemblyFailed(buildID, jobID, reason: "\(error)", logTail: [])
         }

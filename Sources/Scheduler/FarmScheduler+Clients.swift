@@ -20,16 +20,20 @@ extension FarmScheduler {
             let owner = buildOwner(key)
             switch message.envelope.body {
             case .submit(let s):
-                let r = try await submit(manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
-                                         label: s.label, distro: s.distro, imageType: s.imageType, notes: s.notes,
-                                         stageTimeoutMS: s.stageTimeoutMs, clientKey: key ?? "")
+                let r = try await submit(
+                    manifestJSON: [UInt8](s.manifestJson), exports: s.exports, arch: s.arch,
+                    label: s.label, distro: s.distro, imageType: s.imageType, notes: s.notes,
+                    stageTimeoutMS: s.stageTimeoutMs, clientKey: key ?? "")
                 reply(.submitReply(r))
             case .status(let s):
                 reply(.statusReply(try await status(buildID: s.buildID, owner: owner, limit: Int(s.limit == 0 ? 20 : min(s.limit, 500)))))
             case .logs(let l):
                 try await checkOwner(l.buildID, owner)
-                reply(.logsReply(try await logs(buildID: l.buildID, after: l.afterSequence,
-                                                limit: Int(l.limit == 0 ? 500 : min(l.limit, 5000)))))
+                reply(
+                    .logsReply(
+                        try await logs(
+                            buildID: l.buildID, after: l.afterSequence,
+                            limit: Int(l.limit == 0 ? 500 : min(l.limit, 5000)))))
             case .cancelBuild(let c):
                 try await checkOwner(c.buildID, owner)
                 reply(.cancelBuildReply(try await cancel(buildID: c.buildID)))
@@ -63,11 +67,21 @@ extension FarmScheduler {
         } catch {
             var e = Kiln_V1_ErrorReply()
             switch error {
-            case SchedulerError.badRequest(let m): e.code = .badRequest; e.message = m
-            case SchedulerError.notFound(let m): e.code = .notFound; e.message = m
-            case SchedulerError.unavailable(let m): e.code = .unavailable; e.message = m
-            case let f as ReadOnlyDatabase: e.code = .unavailable; e.message = f.description
-            default: e.code = .internal; e.message = "\(error)"
+            case SchedulerError.badRequest(let m):
+                e.code = .badRequest
+                e.message = m
+            case SchedulerError.notFound(let m):
+                e.code = .notFound
+                e.message = m
+            case SchedulerError.unavailable(let m):
+                e.code = .unavailable
+                e.message = m
+            case let f as ReadOnlyDatabase:
+                e.code = .unavailable
+                e.message = f.description
+            default:
+                e.code = .internal
+                e.message = "\(error)"
             }
             reply(.error(e))
         }
@@ -167,11 +181,13 @@ extension FarmScheduler {
         guard let row else {
             let expired = try await records.artifactsExpiredMS(buildID)
             if let expired, expired > 0 {
-                throw SchedulerError.notFound("build \(buildID)'s artifacts were removed \(Self.utc(expired)) (the scheduler's "
-                                              + "--keep-artifacts); submit the build again for new ones")
+                throw SchedulerError.notFound(
+                    "build \(buildID)'s artifacts were removed \(Self.utc(expired)) (the scheduler's "
+                        + "--keep-artifacts); submit the build again for new ones")
             }
-            throw SchedulerError.notFound("build \(buildID) has no artifact \"\(AgentText.field(name, bytes: 256))\"; "
-                                          + "`kiln status \(buildID)` lists its artifacts")
+            throw SchedulerError.notFound(
+                "build \(buildID) has no artifact \"\(AgentText.field(name, bytes: 256))\"; "
+                    + "`kiln status \(buildID)` lists its artifacts")
         }
         let path = row.path
         let size = UInt64(row.size)

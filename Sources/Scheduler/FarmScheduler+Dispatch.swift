@@ -54,7 +54,10 @@ extension FarmScheduler {
             var taken = 0
             while taken < queue.count {
                 let jobID = queue[taken]
-                guard let job = jobs[jobID], job.state == .queued else { taken += 1; continue }
+                guard let job = jobs[jobID], job.state == .queued else {
+                    taken += 1
+                    continue
+                }
                 if store.contains(job.pipelineID) {
                     taken += 1
                     stored.append(jobID)
@@ -75,9 +78,10 @@ extension FarmScheduler {
                 nextAttemptID += 1
                 agents[agentID]?.attempts.insert(attemptID)
                 let t = now
-                attempts[attemptID] = FarmAttempt(id: attemptID, jobID: jobID, pipelineID: job.pipelineID, agentID: agentID,
-                                                  leaseUntilMS: t + Int64(config.leaseMS), startedMS: t,
-                                                  emulated: agents[agentID]?.arches.contains(arch) == false)
+                attempts[attemptID] = FarmAttempt(
+                    id: attemptID, jobID: jobID, pipelineID: job.pipelineID, agentID: agentID,
+                    leaseUntilMS: t + Int64(config.leaseMS), startedMS: t,
+                    emulated: agents[agentID]?.arches.contains(arch) == false)
                 updateJob(jobID) {
                     $0.state = .assigned
                     $0.attempts += 1
@@ -85,8 +89,10 @@ extension FarmScheduler {
                     $0.agentID = agentID
                     $0.triedAgents.insert(agentID)
                 }
-                assigned.append(Assignment(attempt: attemptID, job: jobs[jobID]!, agent: agents[agentID]!,
-                                           emulated: attempts[attemptID]!.emulated))
+                assigned.append(
+                    Assignment(
+                        attempt: attemptID, job: jobs[jobID]!, agent: agents[agentID]!,
+                        emulated: attempts[attemptID]!.emulated))
             }
             // Nothing above touches the queues, so the taken prefix is exactly what was handled.
             queues[arch]?.removeFirst(taken)
@@ -116,8 +122,9 @@ extension FarmScheduler {
             m.stageTimeoutMs = UInt64(b.stageTimeoutMS > 0 ? b.stageTimeoutMS : config.stageTimeoutMS)
             outbox?.agent(a.agent.identity, WireMessage(.assign(m)))
             let emulated = !a.agent.arches.contains(b.arch) ? " (emulated)" : ""
-            event(b.id, .assigned, job: a.job.id, attempt: a.attempt, agent: a.agent.id,
-                  message: "\(a.job.pipelineName): attempt \(a.attempt) on agent \(a.agent.id)\(emulated)")
+            event(
+                b.id, .assigned, job: a.job.id, attempt: a.attempt, agent: a.agent.id,
+                message: "\(a.job.pipelineName): attempt \(a.attempt) on agent \(a.agent.id)\(emulated)")
             startDownload(a.attempt, restart: false)
         }
     }
@@ -129,8 +136,10 @@ extension FarmScheduler {
         for jobID in waiting {
             guard let job = jobs[jobID], job.state == .queued, !job.toldNoAgent else { continue }
             jobs[jobID]?.toldNoAgent = true
-            event(job.buildID, .queued, job: jobID, message: "\(job.pipelineName): waiting: no online agent runs \(arch) "
-                  + "(start one with `kiln agent --arch \(arch)`; `kiln agents` lists them)")
+            event(
+                job.buildID, .queued, job: jobID,
+                message: "\(job.pipelineName): waiting: no online agent runs \(arch) "
+                    + "(start one with `kiln agent --arch \(arch)`; `kiln agents` lists them)")
         }
     }
 
@@ -167,7 +176,8 @@ extension FarmScheduler {
     /// Starts receiving the attempt's tree (not for agents that share the store).
     func startDownload(_ attemptID: UInt64, restart: Bool) {
         guard let a = attempts[attemptID], let job = jobs[a.jobID], let agent = agents[a.agentID],
-              !config.sharedStoreAgents.contains(a.agentID), let outbox else { return }
+            !config.sharedStoreAgents.contains(a.agentID), let outbox
+        else { return }
         attempts[attemptID]?.download?.cancel()
         let identity = agent.identity
         // Below --min-free-gib a stream waits for credit instead of failing.
@@ -175,8 +185,9 @@ extension FarmScheduler {
         limits.holdCreditBelowFree = config.minFreeBytes
         let download: TreeDownload
         do {
-            download = try TreeDownload(attemptID: attemptID, pipelineID: job.pipelineID, store: store,
-                                        window: config.streamWindow, limits: limits, post: { message in outbox.agent(identity, message) })
+            download = try TreeDownload(
+                attemptID: attemptID, pipelineID: job.pipelineID, store: store,
+                window: config.streamWindow, limits: limits, post: { message in outbox.agent(identity, message) })
         } catch {
             attemptFailed(attemptID, AttemptFailure(reason: "cannot receive the tree: \(error)", infrastructure: true))
             return
@@ -217,8 +228,10 @@ extension FarmScheduler {
         let mb = Double(stats.compressedBytes) / 1e6
         let secs = max(stats.seconds, 0.001)
         let resent = stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""
-        attemptSucceeded(attemptID, message: "\(job.pipelineName): streamed \(Self.decimal(mb)) MB from \(a.agentID) in "
-            + "\(Self.decimal(secs)) s (\(Int(mb / secs)) MB/s)\(resent)")
+        attemptSucceeded(
+            attemptID,
+            message: "\(job.pipelineName): streamed \(Self.decimal(mb)) MB from \(a.agentID) in "
+                + "\(Self.decimal(secs)) s (\(Int(mb / secs)) MB/s)\(resent)")
     }
 
     /// One decimal, without `String(format:)` (it showed in the dispatch profile).
@@ -237,7 +250,10 @@ extension FarmScheduler {
         guard let a = endAttempt(attemptID, state: .succeeded, reason: "") else { return }
         guard let job = jobs[a.jobID] else { return }
         recordProvenance(job, a)
-        updateJob(job.id) { $0.state = .succeeded; $0.streamBytes = a.streamBytes }
+        updateJob(job.id) {
+            $0.state = .succeeded
+            $0.streamBytes = a.streamBytes
+        }
         event(job.buildID, .streamed, job: job.id, attempt: attemptID, agent: a.agentID, message: message)
         let pid = job.pipelineID
         let saved = (bytes: a.streamBytes, ms: now - a.startedMS)
@@ -246,8 +262,9 @@ extension FarmScheduler {
             builtTrees[pid] = saved
         }
         for other in parked.removeValue(forKey: pid) ?? [] {
-            treeStored(other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)",
-                       saved: saved)
+            treeStored(
+                other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)",
+                saved: saved)
         }
         advance(job.buildID)
         scheduleDispatch()
@@ -255,9 +272,10 @@ extension FarmScheduler {
 
     /// Records who stored the job's tree (`kiln store list`, `kiln store forget --agent KEY`).
     func recordProvenance(_ job: FarmJob, _ a: FarmAttempt) {
-        records.recordTreeStored(pipelineID: job.pipelineID, agentID: a.agentID, agentKey: agents[a.agentID]?.publicKey ?? "",
-                                 storedMS: now, streamSHA256: a.streamSHA256, streamBytes: a.streamBytes, buildID: job.buildID,
-                                 jobID: job.id, attemptID: a.id)
+        records.recordTreeStored(
+            pipelineID: job.pipelineID, agentID: a.agentID, agentKey: agents[a.agentID]?.publicKey ?? "",
+            storedMS: now, streamSHA256: a.streamSHA256, streamBytes: a.streamBytes, buildID: job.buildID,
+            jobID: job.id, attemptID: a.id)
     }
 
     /// A job whose tree another job (or an earlier build) stored.
@@ -281,8 +299,9 @@ extension FarmScheduler {
             // Attempts recovered after a restart have no start time here: counted, not timed.
             metrics.attemptFinished(arch: arch, emulated: a.emulated, outcome: outcome, ms: a.startedMS > 0 ? t - a.startedMS : nil)
         }
-        records.recordAttemptEnd(attemptID, state: state, finishedMS: t, reason: reason, infrastructure: infrastructure,
-                                 streamBytes: a.streamBytes)
+        records.recordAttemptEnd(
+            attemptID, state: state, finishedMS: t, reason: reason, infrastructure: infrastructure,
+            streamBytes: a.streamBytes)
         scheduleDispatch()
         return a
     }
@@ -298,27 +317,39 @@ extension FarmScheduler {
     /// An attempt failed: infrastructure failures are retried on another
     /// agent up to `maxAttempts`; build failures are not retried.
     func attemptFailed(_ attemptID: UInt64, _ failure: AttemptFailure) {
-        guard let a = endAttempt(attemptID, state: .failed, reason: failure.reason,
-                                 infrastructure: failure.infrastructure),
-              let job = jobs[a.jobID] else { return }
+        guard
+            let a = endAttempt(
+                attemptID, state: .failed, reason: failure.reason,
+                infrastructure: failure.infrastructure),
+            let job = jobs[a.jobID]
+        else { return }
         let line = "attempt \(attemptID) on agent \(a.agentID): \(failure.reason)"
         updateJob(job.id) { $0.history.append(line) }
         if failure.infrastructure && job.attempts < config.maxAttempts {
-            updateJob(job.id) { $0.state = .queued; $0.agentID = "" }
-            event(job.buildID, .requeued, job: job.id, attempt: attemptID, agent: a.agentID,
-                  message: "\(job.pipelineName): \(line); requeued (attempt \(job.attempts + 1) of at most \(config.maxAttempts))")
+            updateJob(job.id) {
+                $0.state = .queued
+                $0.agentID = ""
+            }
+            event(
+                job.buildID, .requeued, job: job.id, attempt: attemptID, agent: a.agentID,
+                message: "\(job.pipelineName): \(line); requeued (attempt \(job.attempts + 1) of at most \(config.maxAttempts))")
             queues[builds[job.buildID]?.arch ?? "", default: []].insert(job.id, at: 0)
             scheduleDispatch()
             return
         }
         let history = jobs[job.id]?.history ?? [line]
-        let text = failure.infrastructure
+        let text =
+            failure.infrastructure
             ? "\(job.pipelineName) failed on all \(history.count) attempts:\n  " + history.joined(separator: "\n  ")
             : "\(job.pipelineName): \(failure.reason)"
-            + (failure.logTail.isEmpty ? "" : "\n" + failure.logTail.joined(separator: "\n"))
-        updateJob(job.id) { $0.state = .failed; $0.failure = text }
-        event(job.buildID, .failed, job: job.id, attempt: attemptID, agent: a.agentID, message: text,
-              logLines: failure.logTail)
+                + (failure.logTail.isEmpty ? "" : "\n" + failure.logTail.joined(separator: "\n"))
+        updateJob(job.id) {
+            $0.state = .failed
+            $0.failure = text
+        }
+        event(
+            job.buildID, .failed, job: job.id, attempt: attemptID, agent: a.agentID, message: text,
+            logLines: failure.logTail)
         failParked(job.pipelineID, text)
         advance(job.buildID)
     }

@@ -38,8 +38,9 @@ extension FarmScheduler {
         case .succeeded, .cached, .failed, .cancelled:
             j.finishedMS = t
             guard let metrics, let b = builds[j.buildID] else { return }
-            metrics.jobFinished(arch: b.arch, imageType: b.imageType, kind: j.onAgent ? "tree" : "assembly",
-                                outcome: Self.outcome(j.state))
+            metrics.jobFinished(
+                arch: b.arch, imageType: b.imageType, kind: j.onAgent ? "tree" : "assembly",
+                outcome: Self.outcome(j.state))
             if j.onAgent && j.state == .succeeded { metrics.treeCache(hit: false, arch: b.arch) }
             if !j.onAgent && before == .running {
                 metrics.assemblyFinished(imageType: b.imageType, outcome: Self.outcome(j.state), ms: t - j.startedMS)
@@ -72,7 +73,8 @@ extension FarmScheduler {
         guard let metrics, let b = builds[buildID] else { return }
         let stage = metrics.stage(type)
         metrics.stageFinished(type: stage, arch: b.arch, mode: mode, ms: ms)
-        records.recordStageRun(buildID: buildID, jobID: jobID, attemptID: attemptID, index: index, type: stage, arch: b.arch,
-                               mode: mode, finishedMS: now, ms: ms)
+        records.recordStageRun(
+            buildID: buildID, jobID: jobID, attemptID: attemptID, index: index, type: stage, arch: b.arch,
+            mode: mode, finishedMS: now, ms: ms)
     }
 }

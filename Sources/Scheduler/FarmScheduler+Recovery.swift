@@ -30,9 +30,10 @@ extension FarmScheduler {
                     enqueue(job.id)
                 case .assigned, .running, .streaming:
                     // Waits for its agent to say Hello with it; requeued when the lease runs out.
-                    attempts[job.attemptID] = FarmAttempt(id: job.attemptID, jobID: job.id, pipelineID: job.pipelineID, agentID: job.agentID,
-                                                          leaseUntilMS: lease,
-                                                          startedMS: loaded.attemptStarts[Int64(job.attemptID)] ?? 0)
+                    attempts[job.attemptID] = FarmAttempt(
+                        id: job.attemptID, jobID: job.id, pipelineID: job.pipelineID, agentID: job.agentID,
+                        leaseUntilMS: lease,
+                        startedMS: loaded.attemptStarts[Int64(job.attemptID)] ?? 0)
                     agents[job.agentID]?.attempts.insert(job.attemptID)
                     interrupted += 1
                 default:
@@ -46,8 +47,9 @@ extension FarmScheduler {
             try await records.failBuild(id, reason: reason)
         }
         if !builds.isEmpty {
-            logger.info("recovered \(builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
-                        metadata: ["scheduler.epoch": "\(epoch)"])
+            logger.info(
+                "recovered \(builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
+                metadata: ["scheduler.epoch": "\(epoch)"])
         }
         for id in builds.keys.sorted() {
             event(id, .queued, message: "scheduler restarted (epoch \(epoch)): build resumed")

@@ -25,8 +25,9 @@ extension FarmScheduler {
     /// below `minFreeBytes` submits are refused and nothing new starts,
     /// above it again work resumes by itself.
     func checkDisk() {
-        let low = LowDisk.check([("state directory", config.stateDirectory), ("tree store", store.root)],
-                                threshold: config.minFreeBytes)
+        let low = LowDisk.check(
+            [("state directory", config.stateDirectory), ("tree store", store.root)],
+            threshold: config.minFreeBytes)
         let was = lowDisk
         lowDisk = low
         switch (was, low) {
@@ -81,7 +82,8 @@ extension FarmScheduler {
     /// `kiln status`) and gets an event saying why.
     func expireArtifacts(keep: Int64) async throws {
         let cutoff = now - keep
-        let text = "artifacts removed: kept for \(Since.format(keep)) after the build finished (--keep-artifacts); "
+        let text =
+            "artifacts removed: kept for \(Since.format(keep)) after the build finished (--keep-artifacts); "
             + "submit the build again for new ones"
         while db.readOnly == nil {
             let ids = try await records.buildsWithArtifacts(finishedBefore: cutoff, limit: Self.retentionBatch)
@@ -131,13 +133,15 @@ extension FarmScheduler {
     /// records. The caller has checked that the key may see the build.
     func delete(buildID: String) async throws -> Kiln_V1_DeleteReply {
         guard Self.isBuildID(buildID) else {
-            throw SchedulerError.badRequest("build_id: \"\(AgentText.field(buildID, bytes: 80))\" is not a build ID; "
-                                            + "`kiln status` lists your builds")
+            throw SchedulerError.badRequest(
+                "build_id: \"\(AgentText.field(buildID, bytes: 80))\" is not a build ID; "
+                    + "`kiln status` lists your builds")
         }
         if let live = builds[buildID] {
             let state = live.state == .running ? "running" : "queued"
-            throw SchedulerError.badRequest("build \(buildID) is \(state): only a finished build can be deleted; "
-                                            + "`kiln cancel \(buildID)` first, then `kiln delete \(buildID)`")
+            throw SchedulerError.badRequest(
+                "build \(buildID) is \(state): only a finished build can be deleted; "
+                    + "`kiln cancel \(buildID)` first, then `kiln delete \(buildID)`")
         }
         try db.checkWritable()
         let found = try await records.contents(of: buildID)

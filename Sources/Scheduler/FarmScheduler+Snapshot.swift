@@ -16,8 +16,9 @@ extension FarmScheduler {
         // but may not be in those rows yet: the history lags by a few ms.
         return FarmSnapshot(
             generatedUnixMs: t,
-            scheduler: .init(version: Self.version, epoch: epoch, startedUnixMs: startedMS, assembliesRunning: assembliesRunning,
-                             assembliesQueued: assemblyQueue.count, droppedMessages: droppedMessages),
+            scheduler: .init(
+                version: Self.version, epoch: epoch, startedUnixMs: startedMS, assembliesRunning: assembliesRunning,
+                assembliesQueued: assemblyQueue.count, droppedMessages: droppedMessages),
             agents: snapshotAgents(t),
             queues: snapshotQueues(t),
             running: snapshotRunning(t),
@@ -49,12 +50,14 @@ extension FarmScheduler {
         agents.values.sorted { $0.id < $1.id }.map { a in
             let running = a.attempts.sorted().compactMap { id -> FarmSnapshot.AgentJob? in
                 guard let at = attempts[id], let j = jobs[at.jobID] else { return nil }
-                return .init(buildId: j.buildID, jobId: j.id, pipeline: j.pipelineName, state: Self.name(j.state),
-                             stageIndex: Int(j.stageIndex), stageCount: Int(j.stageCount), stageType: j.stageType, emulated: at.emulated)
+                return .init(
+                    buildId: j.buildID, jobId: j.id, pipeline: j.pipelineName, state: Self.name(j.state),
+                    stageIndex: Int(j.stageIndex), stageCount: Int(j.stageCount), stageType: j.stageType, emulated: at.emulated)
             }
-            return .init(id: a.id, arches: a.arches, emulatedArches: a.emulated, state: a.online ? (a.drained ? "drained" : "online") : "offline",
-                         slots: a.slots, slotsInUse: a.attempts.count, heartbeatAgeS: Double(max(0, t - a.lastSeenMS)) / 1000,
-                         freeDiskBytes: a.freeDisk, version: a.version, jobs: running)
+            return .init(
+                id: a.id, arches: a.arches, emulatedArches: a.emulated, state: a.online ? (a.drained ? "drained" : "online") : "offline",
+                slots: a.slots, slotsInUse: a.attempts.count, heartbeatAgeS: Double(max(0, t - a.lastSeenMS)) / 1000,
+                freeDiskBytes: a.freeDisk, version: a.version, jobs: running)
         }
     }
 
@@ -64,9 +67,10 @@ extension FarmScheduler {
             let waiting = (queues[arch] ?? []).compactMap { jobs[$0] }.filter { $0.state == .queued }
             let oldest = waiting.map(\.queuedMS).filter { $0 > 0 }.min()
             let serving = agents.values.filter { $0.online && $0.runs(arch) }
-            return .init(arch: arch, depth: waiting.count, oldestAgeS: oldest.map { Double(max(0, t - $0)) / 1000 } ?? 0,
-                         agentsOnline: serving.count, slotsTotal: serving.reduce(0) { $0 + $1.slots },
-                         slotsBusy: serving.reduce(0) { $0 + $1.attempts.count })
+            return .init(
+                arch: arch, depth: waiting.count, oldestAgeS: oldest.map { Double(max(0, t - $0)) / 1000 } ?? 0,
+                agentsOnline: serving.count, slotsTotal: serving.reduce(0) { $0 + $1.slots },
+                slotsBusy: serving.reduce(0) { $0 + $1.attempts.count })
         }
     }
 
@@ -84,10 +88,11 @@ extension FarmScheduler {
                 doing.append(what + (j.state == .streaming ? "" : stage) + where_)
             }
             if doing.isEmpty { doing = [js.contains { $0.state == .queued } ? "waiting for an agent" : "waiting"] }
-            return .init(buildId: b.id, label: b.label, arch: b.arch, distro: b.distro, imageType: b.imageType,
-                         state: Self.name(b.state), ageS: Double(max(0, t - b.createdMS)) / 1000, jobsTotal: js.count,
-                         jobsDone: done, progress: js.isEmpty ? 0 : min(1, progress / Double(js.count)),
-                         current: doing.joined(separator: "; "))
+            return .init(
+                buildId: b.id, label: b.label, arch: b.arch, distro: b.distro, imageType: b.imageType,
+                state: Self.name(b.state), ageS: Double(max(0, t - b.createdMS)) / 1000, jobsTotal: js.count,
+                jobsDone: done, progress: js.isEmpty ? 0 : min(1, progress / Double(js.count)),
+                current: doing.joined(separator: "; "))
         }
     }
 
@@ -98,25 +103,30 @@ extension FarmScheduler {
         let hits = js.filter(\.hit).count, misses = js.filter(\.miss).count
         let streamed = js.reduce(UInt64(0)) { $0 + $1.streamBytes }
         var byType: [String: [Double]] = [:]
-        for b in bs where b.succeeded { byType[b.imageType.isEmpty ? "none" : b.imageType, default: []].append(Double(b.finishedMS - b.createdMS) / 1000) }
+        for b in bs where b.succeeded {
+            byType[b.imageType.isEmpty ? "none" : b.imageType, default: []].append(Double(b.finishedMS - b.createdMS) / 1000)
+        }
         let seconds = Double(minutes * 60)
-        return .init(minutes: minutes, buildsFinished: bs.count, buildsSucceeded: bs.filter(\.succeeded).count,
-                     buildsFailed: bs.filter(\.failed).count, buildsPerHour: Double(bs.count) * 60 / Double(minutes),
-                     jobsFinished: js.count, jobsPerMinute: Double(js.count) / Double(minutes), streamedBytes: streamed,
-                     streamedMbPerS: Double(streamed) / 1e6 / seconds, treeCacheHits: hits, treeCacheMisses: misses,
-                     cacheHitRate: hits + misses == 0 ? nil : Double(hits) / Double(hits + misses),
-                     imageTypes: byType.keys.sorted().map { k in
-                         .init(imageType: k, builds: byType[k]!.count, medianS: TelemetryJSON.percentile(byType[k]!, 0.5) ?? 0,
-                               p95S: TelemetryJSON.percentile(byType[k]!, 0.95) ?? 0)
-                     })
+        return .init(
+            minutes: minutes, buildsFinished: bs.count, buildsSucceeded: bs.filter(\.succeeded).count,
+            buildsFailed: bs.filter(\.failed).count, buildsPerHour: Double(bs.count) * 60 / Double(minutes),
+            jobsFinished: js.count, jobsPerMinute: Double(js.count) / Double(minutes), streamedBytes: streamed,
+            streamedMbPerS: Double(streamed) / 1e6 / seconds, treeCacheHits: hits, treeCacheMisses: misses,
+            cacheHitRate: hits + misses == 0 ? nil : Double(hits) / Double(hits + misses),
+            imageTypes: byType.keys.sorted().map { k in
+                .init(
+                    imageType: k, builds: byType[k]!.count, medianS: TelemetryJSON.percentile(byType[k]!, 0.5) ?? 0,
+                    p95S: TelemetryJSON.percentile(byType[k]!, 0.95) ?? 0)
+            })
     }
 
     static func series(now t: Int64, builds: [FinishedBuild], jobs: [FinishedJob]) -> [FarmSnapshot.Minute] {
         // Whole minutes: the last entry is the minute in progress.
         let current = t / 60_000 * 60_000
         var minutes = (0..<60).map { i in
-            FarmSnapshot.Minute(startUnixMs: current - Int64(59 - i) * 60_000, buildsSucceeded: 0, buildsFailed: 0,
-                                jobsFinished: 0, streamedBytes: 0, treeCacheHits: 0, treeCacheMisses: 0)
+            FarmSnapshot.Minute(
+                startUnixMs: current - Int64(59 - i) * 60_000, buildsSucceeded: 0, buildsFailed: 0,
+                jobsFinished: 0, streamedBytes: 0, treeCacheHits: 0, treeCacheMisses: 0)
         }
         func slot(_ ms: Int64) -> Int? {
             let i = 59 - Int((current - ms / 60_000 * 60_000) / 60_000)

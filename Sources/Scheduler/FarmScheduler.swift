@@ -13,8 +13,10 @@ package actor FarmScheduler {
     package struct Outbox: Sendable {
         package var agent: @Sendable ([UInt8], WireMessage) -> Void
         package var client: @Sendable ([UInt8], WireMessage) -> Void
-        package init(agent: @escaping @Sendable ([UInt8], WireMessage) -> Void,
-                     client: @escaping @Sendable ([UInt8], WireMessage) -> Void) {
+        package init(
+            agent: @escaping @Sendable ([UInt8], WireMessage) -> Void,
+            client: @escaping @Sendable ([UInt8], WireMessage) -> Void
+        ) {
             self.agent = agent
             self.client = client
         }
@@ -73,8 +75,10 @@ package actor FarmScheduler {
     var diskPolledMS: Int64 = 0
     var retention = RetentionClock()
 
-    package init(config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
-                 registry: StageRegistry = .standard, logger: Logger) throws {
+    package init(
+        config: SchedulerConfiguration, store: TreeStore, sources: SourceCache,
+        registry: StageRegistry = .standard, logger: Logger
+    ) throws {
         try PrivateDirectory.prepare(config.stateDirectory, what: "the scheduler's state directory")
         for dir in [config.artifactsDirectory, config.logsDirectory] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -117,9 +121,11 @@ package actor FarmScheduler {
     /// validation and content IDs run off the actor (they are most of a
     /// submit's CPU), only the bookkeeping on it.
     @concurrent
-    package nonisolated func submit(manifestJSON: [UInt8], exports: [String], arch: String, label: String,
-                                    distro: String = "", imageType: String = "", notes: [String] = [],
-                                    stageTimeoutMS: UInt64 = 0, clientKey: String = "") async throws -> Kiln_V1_SubmitReply {
+    package nonisolated func submit(
+        manifestJSON: [UInt8], exports: [String], arch: String, label: String,
+        distro: String = "", imageType: String = "", notes: [String] = [],
+        stageTimeoutMS: UInt64 = 0, clientKey: String = ""
+    ) async throws -> Kiln_V1_SubmitReply {
         guard notes.count <= 32, notes.allSatisfy({ $0.utf8.count <= 2048 }) else {
             throw SchedulerError.badRequest("notes: at most 32 notes of at most 2048 bytes each")
         }
@@ -128,8 +134,9 @@ package actor FarmScheduler {
         }
         guard !exports.isEmpty else { throw SchedulerError.badRequest("exports: name at least one pipeline to export") }
         guard stageTimeoutMS <= UInt64(config.attemptDeadlineMS) else {
-            throw SchedulerError.badRequest("stage_timeout_ms: \(stageTimeoutMS) ms is more than this scheduler's --attempt-deadline "
-                                            + "(\(config.attemptDeadlineMS) ms), which bounds every stage; ask for at most that")
+            throw SchedulerError.badRequest(
+                "stage_timeout_ms: \(stageTimeoutMS) ms is more than this scheduler's --attempt-deadline "
+                    + "(\(config.attemptDeadlineMS) ms), which bounds every stage; ask for at most that")
         }
         guard label.utf8.count <= AgentText.labelBytes else {
             throw SchedulerError.badRequest("label: \(label.utf8.count) bytes; a label has at most \(AgentText.labelBytes) bytes")
@@ -142,22 +149,26 @@ package actor FarmScheduler {
         } catch {
             throw SchedulerError.badRequest("\(error)")
         }
-        return try await commitSubmission(manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
-                                          arch: arch, label: AgentText.printable(label), distro: AgentText.field(distro, bytes: 64),
-                                          imageType: AgentText.field(imageType, bytes: 64),
-                                          notes: notes.map(AgentText.printable), stageTimeoutMS: Int64(stageTimeoutMS),
-                                          clientKey: clientKey)
+        return try await commitSubmission(
+            manifestJSON: manifestJSON, manifest: manifest, plan: plan, exports: exports,
+            arch: arch, label: AgentText.printable(label), distro: AgentText.field(distro, bytes: 64),
+            imageType: AgentText.field(imageType, bytes: 64),
+            notes: notes.map(AgentText.printable), stageTimeoutMS: Int64(stageTimeoutMS),
+            clientKey: clientKey)
     }
 
-    private func commitSubmission(manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
-                                  arch: String, label: String, distro: String, imageType: String, notes: [String],
-                                  stageTimeoutMS: Int64, clientKey: String) async throws -> Kiln_V1_SubmitReply {
+    private func commitSubmission(
+        manifestJSON: [UInt8], manifest: BuildManifest, plan: BuildPlan, exports: [String],
+        arch: String, label: String, distro: String, imageType: String, notes: [String],
+        stageTimeoutMS: Int64, clientKey: String
+    ) async throws -> Kiln_V1_SubmitReply {
         try db.checkWritable()
         if let lowDisk { throw SchedulerError.unavailable("refused: \(Self.lowDiskText(lowDisk))") }
         let buildID = Self.newID()
         let created = now
-        var build = FarmBuild(id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
-                              exports: exports, state: .queued, createdMS: created, jobIDs: [])
+        var build = FarmBuild(
+            id: buildID, label: label, arch: arch, manifestJSON: manifestJSON, manifest: manifest, ids: plan.ids,
+            exports: exports, state: .queued, createdMS: created, jobIDs: [])
         // Stored as sent (reports show them); metrics file unknown values under "other".
         build.distro = distro
         build.imageType = imageType
@@ -165,17 +176,20 @@ package actor FarmScheduler {
         build.lease = plan.lease
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
-            var j = FarmJob(id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
-                            pipelineID: t.pipelineID, onAgent: true, state: t.cached ? .cached : .queued)
+            var j = FarmJob(
+                id: "\(buildID)-\(i + 1)", buildID: buildID, ordinal: i, pipelineName: t.pipelineName,
+                pipelineID: t.pipelineID, onAgent: true, state: t.cached ? .cached : .queued)
             j.queuedMS = created
             if t.cached { j.finishedMS = created }
             newJobs.append(j)
         }
         let assemblyID = plan.treeJobs.isEmpty && !plan.needsAssembly ? nil : "\(buildID)-assemble"
         if let assemblyID {
-            newJobs.append(FarmJob(id: assemblyID, buildID: buildID, ordinal: newJobs.count, pipelineName: exports.joined(separator: ","),
-                                   pipelineID: exports.compactMap { plan.ids.pipelines[$0] }.joined(separator: ","),
-                                   onAgent: false, state: .waiting))
+            newJobs.append(
+                FarmJob(
+                    id: assemblyID, buildID: buildID, ordinal: newJobs.count, pipelineName: exports.joined(separator: ","),
+                    pipelineID: exports.compactMap { plan.ids.pipelines[$0] }.joined(separator: ","),
+                    onAgent: false, state: .waiting))
         }
         build.jobIDs = newJobs.map(\.id)
         builds[buildID] = build
@@ -234,8 +248,10 @@ package actor FarmScheduler {
     /// Records a build event (durably, in order, without waiting). Events
     /// that carry an agent's words (`fromAgent`) count against the build's
     /// log budget; past it they are dropped after one "log truncated" event.
-    func event(_ buildID: String, _ kind: EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
-               message: String = "", logLines: [String] = [], fromAgent: Bool = false) {
+    func event(
+        _ buildID: String, _ kind: EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
+        message: String = "", logLines: [String] = [], fromAgent: Bool = false
+    ) {
         guard var b = builds[buildID] else { return }
         var message = message, logLines = logLines
         if fromAgent {
@@ -245,15 +261,18 @@ package actor FarmScheduler {
             let size = message.utf8.count + logLines.reduce(0) { $0 + $1.utf8.count + 1 }
             b.logBytes += size
             if b.logBytes >= limits.buildBytes {
-                (message, logLines) = ("log truncated: this build's log reached \(limits.buildBytes >> 20) MiB; "
-                                       + "later log lines and stage events from agents are not kept", [])
+                (message, logLines) = (
+                    "log truncated: this build's log reached \(limits.buildBytes >> 20) MiB; "
+                        + "later log lines and stage events from agents are not kept", []
+                )
             }
         }
         let seq = b.nextSequence
         b.nextSequence += 1
         builds[buildID] = b
-        records.recordEvent(buildID: buildID, sequence: seq, unixMS: now, kind: kind, jobID: job, attemptID: attempt, agentID: agent,
-                            message: message, logLines: logLines.joined(separator: "\n"))
+        records.recordEvent(
+            buildID: buildID, sequence: seq, unixMS: now, kind: kind, jobID: job, attemptID: attempt, agentID: agent,
+            message: message, logLines: logLines.joined(separator: "\n"))
         // A build's course at info; each job's steps (thousands an hour on a busy farm) at debug.
         switch kind {
         case .log: break
@@ -328,8 +347,11 @@ package actor FarmScheduler {
         // The last event before the state: a client that sees the build finished has seen every event.
         let kind: EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
         let secs = Double(finished - b.createdMS) / 1000
-        event(buildID, kind, message: state == .succeeded ? "build succeeded in \(Self.decimal(secs)) s"
-              : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
+        event(
+            buildID, kind,
+            message: state == .succeeded
+                ? "build succeeded in \(Self.decimal(secs)) s"
+                : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
         records.recordBuildFinished(buildID, state, finishedMS: finished, failure: failure)
         // Finished builds leave memory; SQLite answers status and logs.
         // Queue entries of the build are skipped (and dropped) by the next dispatch.

@@ -83,7 +83,9 @@ package struct SchedulerConfiguration: Sendable {
         // The key file itself always (bound over with /dev/null); its
         // directory too, for keys kept beside it, unless that directory holds
         // the store or the source cache (the executor drops such an entry).
-        return [key.path, key.deletingLastPathComponent().path, allowDirectory,
-                databasePath, databasePath + "-wal", databasePath + "-shm", artifactsDirectory]
+        return [
+            key.path, key.deletingLastPathComponent().path, allowDirectory,
+            databasePath, databasePath + "-wal", databasePath + "-shm", artifactsDirectory,
+        ]
     }
 }

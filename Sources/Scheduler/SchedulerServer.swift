@@ -55,8 +55,10 @@ package final class SchedulerServer: Sendable {
     /// Keeps the tree store under its cap (`SchedulerConfiguration.storePruneInterval`).
     let pruner: StorePruner?
 
-    private init(scheduler: FarmScheduler, context: ZMQContext, agentSocket: ZMQSocketThread, clientSocket: ZMQSocketThread,
-                 zap: ZAPHandler?, tasks: [Task<Void, Never>], http: StatusServer?, pruner: StorePruner?) {
+    private init(
+        scheduler: FarmScheduler, context: ZMQContext, agentSocket: ZMQSocketThread, clientSocket: ZMQSocketThread,
+        zap: ZAPHandler?, tasks: [Task<Void, Never>], http: StatusServer?, pruner: StorePruner?
+    ) {
         self.scheduler = scheduler
         self.context = context
         self.agentSocket = agentSocket
@@ -68,8 +70,10 @@ package final class SchedulerServer: Sendable {
     }
 
     /// Binds both sockets, recovers state and starts serving.
-    package static func start(scheduler: FarmScheduler, endpoints: Endpoints, context: ZMQContext,
-                              logger: Logger) async throws -> SchedulerServer {
+    package static func start(
+        scheduler: FarmScheduler, endpoints: Endpoints, context: ZMQContext,
+        logger: Logger
+    ) async throws -> SchedulerServer {
         var zap: ZAPHandler?
         var curve: ZMQSocketConfiguration.Curve?
         if let security = endpoints.security {
@@ -97,68 +101,74 @@ package final class SchedulerServer: Sendable {
         var tasks: [Task<Void, Never>] = []
         let warnings = RateLimitedWarnings(logger: logger)
         let inbox = Inbox<AgentMessage>()
-        tasks.append(Task {
-            for await m in agentSocket.inbound {
-                do {
-                    let (identity, message) = try Framing.decode(m.frames, routed: true)
-                    if inbox.append(.init(identity: identity ?? [], key: m.userID, message: message)) {
-                        Task { await scheduler.drain(inbox) }
-                    }
-                } catch {
-                    await scheduler.countDropped()
-                    warnings.warn(peer: m.userID ?? "unknown", on: "agent", "dropped an undecodable agent message: \(error)")
-                    if let identity = m.frames.first {
-                        var d = Kiln_V1_Disconnect()
-                        d.reason = "unreadable message: \(error)"
-                        if let frames = try? Framing.encode(WireMessage(.disconnect(d)), identity: identity) {
-                            agentSocket.post(frames)
-                        }
-                    }
-                }
-            }
-        })
-        tasks.append(Task {
-            // At most `clientConcurrency` requests are handled at once; the
-            // rest wait in the socket's bounded queue (InboundLimits).
-            await withTaskGroup(of: Void.self) { group in
-                var running = 0
-                for await m in clientSocket.inbound {
+        tasks.append(
+            Task {
+                for await m in agentSocket.inbound {
                     do {
                         let (identity, message) = try Framing.decode(m.frames, routed: true)
-                        while running >= Self.clientConcurrency {
-                            await group.next()
-                            running -= 1
+                        if inbox.append(.init(identity: identity ?? [], key: m.userID, message: message)) {
+                            Task { await scheduler.drain(inbox) }
                         }
-                        running += 1
-                        group.addTask { await scheduler.handleClient(identity: identity ?? [], key: m.userID, message: message) }
                     } catch {
                         await scheduler.countDropped()
-                        warnings.warn(peer: m.userID ?? "unknown", on: "client", "dropped an undecodable client message: \(error)")
+                        warnings.warn(peer: m.userID ?? "unknown", on: "agent", "dropped an undecodable agent message: \(error)")
+                        if let identity = m.frames.first {
+                            var d = Kiln_V1_Disconnect()
+                            d.reason = "unreadable message: \(error)"
+                            if let frames = try? Framing.encode(WireMessage(.disconnect(d)), identity: identity) {
+                                agentSocket.post(frames)
+                            }
+                        }
                     }
                 }
-            }
-        })
+            })
+        tasks.append(
+            Task {
+                // At most `clientConcurrency` requests are handled at once; the
+                // rest wait in the socket's bounded queue (InboundLimits).
+                await withTaskGroup(of: Void.self) { group in
+                    var running = 0
+                    for await m in clientSocket.inbound {
+                        do {
+                            let (identity, message) = try Framing.decode(m.frames, routed: true)
+                            while running >= Self.clientConcurrency {
+                                await group.next()
+                                running -= 1
+                            }
+                            running += 1
+                            group.addTask { await scheduler.handleClient(identity: identity ?? [], key: m.userID, message: message) }
+                        } catch {
+                            await scheduler.countDropped()
+                            warnings.warn(peer: m.userID ?? "unknown", on: "client", "dropped an undecodable client message: \(error)")
+                        }
+                    }
+                }
+            })
         for (socket, side) in [(agentSocket, "agent"), (clientSocket, "client")] {
-            tasks.append(Task {
-                for await d in socket.drops {
-                    await scheduler.countDropped()
-                    warnings.warn(peer: d.peer, on: side, "dropped an \(side) message of \(d.frames) frame(s), \(d.bytes) bytes: \(d.reason)")
-                }
-            })
+            tasks.append(
+                Task {
+                    for await d in socket.drops {
+                        await scheduler.countDropped()
+                        warnings.warn(peer: d.peer, on: side, "dropped an \(side) message of \(d.frames) frame(s), \(d.bytes) bytes: \(d.reason)")
+                    }
+                })
         }
-        tasks.append(Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(250))
-                await scheduler.tick()
-            }
-        })
-        if let zap {
-            tasks.append(Task {
-                for await r in zap.refusals {
-                    warnings.warn(peer: r.publicKey.isEmpty ? "none" : r.publicKey, on: "handshake",
-                                  r.description)
+        tasks.append(
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(250))
+                    await scheduler.tick()
                 }
             })
+        if let zap {
+            tasks.append(
+                Task {
+                    for await r in zap.refusals {
+                        warnings.warn(
+                            peer: r.publicKey.isEmpty ? "none" : r.publicKey, on: "handshake",
+                            r.description)
+                    }
+                })
             if let security = endpoints.security, let allow = security.allow {
                 tasks.append(Task { await Self.watch(allow, from: security.roles, zap: zap, scheduler: scheduler, logger: logger) })
             }
@@ -177,8 +187,9 @@ package final class SchedulerServer: Sendable {
         }
         let pruner = scheduler.config.storePruneInterval.map { StorePruner(store: scheduler.store, interval: $0, logger: logger) }
         pruner?.start()
-        return SchedulerServer(scheduler: scheduler, context: context, agentSocket: agentSocket,
-                               clientSocket: clientSocket, zap: zap, tasks: tasks, http: http, pruner: pruner)
+        return SchedulerServer(
+            scheduler: scheduler, context: context, agentSocket: agentSocket,
+            clientSocket: clientSocket, zap: zap, tasks: tasks, http: http, pruner: pruner)
     }
 
     /// Looks at the allow directory every `allowPollInterval` and applies
@@ -187,8 +198,10 @@ package final class SchedulerServer: Sendable {
     /// folders (`AllowDirectory.listing`); the keys are opened and parsed
     /// again when that listing changed. A directory that cannot be read keeps the
     /// last good keys, with a warning.
-    static func watch(_ allow: AllowDirectory, from initial: [String: KeyRole], zap: ZAPHandler,
-                      scheduler: FarmScheduler, logger: Logger) async {
+    static func watch(
+        _ allow: AllowDirectory, from initial: [String: KeyRole], zap: ZAPHandler,
+        scheduler: FarmScheduler, logger: Logger
+    ) async {
         var current = initial
         var lastWarnings: [String] = []
         // The listing when the keys were last read (nil: read them on the first look).
@@ -230,8 +243,9 @@ package final class SchedulerServer: Sendable {
     static func routes(_ scheduler: FarmScheduler) -> [String: StatusServer.Handler] {
         func json(_ body: @escaping @Sendable () async throws -> [UInt8]) -> StatusServer.Handler {
             { _ in
-                do { return StatusResponse(contentType: "application/json", body: try await body()) }
-                catch { return .text("\(error)\n", status: 500) }
+                do { return StatusResponse(contentType: "application/json", body: try await body()) } catch {
+                    return .text("\(error)\n", status: 500)
+                }
             }
         }
         return [
@@ -244,17 +258,18 @@ package final class SchedulerServer: Sendable {
                 }
                 do {
                     let now = Int64(Date().timeIntervalSince1970 * 1000)
-                    return StatusResponse(contentType: "application/json",
-                                          body: try await scheduler.reportJSON(sinceMS: now - since))
+                    return StatusResponse(
+                        contentType: "application/json",
+                        body: try await scheduler.reportJSON(sinceMS: now - since))
                 } catch {
                     return .text("\(error)\n", status: 500)
                 }
             },
             "/api/log": { query in
                 guard let id = query["build"], !id.isEmpty else { return .text("name a build: /api/log?build=ID\n", status: 400) }
-                do { return .text(try await scheduler.logText(buildID: id)) }
-                catch SchedulerError.notFound(let m) { return .text(m + "\n", status: 404) }
-                catch { return .text("\(error)\n", status: 500) }
+                do { return .text(try await scheduler.logText(buildID: id)) } catch SchedulerError.notFound(let m) {
+                    return .text(m + "\n", status: 404)
+                } catch { return .text("\(error)\n", status: 500) }
             },
         ]
     }

@@ -82,12 +82,14 @@ package final class TreeDownload: Sendable {
     /// `pipelineID` (`TreeStore.commitMoving`) only after the whole stream is
     /// verified. window: credit ahead of the verified prefix (e.g. 8 MiB).
     /// post: hands a message to the agent without blocking, in order.
-    package init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
-                 maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
-                 limits: StreamLimits = .default, sync: TreeSync = .system,
-                 commands: CommandRunner? = nil,
-                 post: @escaping @Sendable (WireMessage) -> Void,
-                 closeOutbox: @escaping @Sendable () -> Void = {}) throws {
+    package init(
+        attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
+        maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+        limits: StreamLimits = .default, sync: TreeSync = .system,
+        commands: CommandRunner? = nil,
+        post: @escaping @Sendable (WireMessage) -> Void,
+        closeOutbox: @escaping @Sendable () -> Void = {}
+    ) throws {
         self.attemptID = attemptID
         self.pipelineID = pipelineID
         self.store = store
@@ -102,25 +104,29 @@ package final class TreeDownload: Sendable {
         let storeRoot = store.root, reserve = limits.freeSpaceReserve, hold = limits.holdCreditBelowFree
         var holdCredit: (@Sendable () -> Bool)?
         if hold > 0 { holdCredit = { StreamLimits.holdsCredit(storeRoot, below: hold) } }
-        receiver = StreamReceiver(attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
-                                  window: window, maxChunkBytes: maxChunkBytes, maxBytes: limits.maxCompressedBytes,
-                                  admitCredit: { StreamLimits.checkFreeSpace(storeRoot, reserve: reserve, wanted: $0) },
-                                  holdCredit: holdCredit)
+        receiver = StreamReceiver(
+            attemptID: attemptID, spool: try SpoolFile(path: spoolPath, create: true, memoryLimit: 256 << 10),
+            window: window, maxChunkBytes: maxChunkBytes, maxBytes: limits.maxCompressedBytes,
+            admitCredit: { StreamLimits.checkFreeSpace(storeRoot, reserve: reserve, wanted: $0) },
+            holdCredit: holdCredit)
         queueLimit = Int(clamping: 2 * window) + 2 * maxChunkBytes
         lane = WorkLane.forDownload(attemptID)
     }
 
     /// The same with a sender that may wait (a socket's `send`): messages
     /// go out in order from a task of the download's own.
-    package convenience init(attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
-                             maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
-                             limits: StreamLimits = .default, sync: TreeSync = .system,
-                             commands: CommandRunner? = nil,
-                             send: @escaping @Sendable (WireMessage) async throws -> Void) throws {
+    package convenience init(
+        attemptID: UInt64, pipelineID: String, store: TreeStore, window: UInt64,
+        maxChunkBytes: Int = Framing.Limits.default.maxDataBytes, stallInterval: Duration = .seconds(10),
+        limits: StreamLimits = .default, sync: TreeSync = .system,
+        commands: CommandRunner? = nil,
+        send: @escaping @Sendable (WireMessage) async throws -> Void
+    ) throws {
         let (outgoing, outbox) = AsyncStream<WireMessage>.makeStream()
-        try self.init(attemptID: attemptID, pipelineID: pipelineID, store: store, window: window, maxChunkBytes: maxChunkBytes,
-                      stallInterval: stallInterval, limits: limits, sync: sync, commands: commands,
-                      post: { outbox.yield($0) }, closeOutbox: { outbox.finish() })
+        try self.init(
+            attemptID: attemptID, pipelineID: pipelineID, store: store, window: window, maxChunkBytes: maxChunkBytes,
+            stallInterval: stallInterval, limits: limits, sync: sync, commands: commands,
+            post: { outbox.yield($0) }, closeOutbox: { outbox.finish() })
         Task {
             for await message in outgoing { try? await send(message) }
         }
@@ -239,9 +245,10 @@ package final class TreeDownload: Sendable {
         Task { [self] in
             let extracted: Result<TreeArchive.ExtractStats, any Error>
             do {
-                extracted = .success(try await TreeArchive.extract(into: work, creating: true, limits: limits) {
-                    try receiver.read(into: $0)
-                })
+                extracted = .success(
+                    try await TreeArchive.extract(into: work, creating: true, limits: limits) {
+                        try receiver.read(into: $0)
+                    })
             } catch {
                 extracted = .failure(error)
             }
@@ -303,8 +310,9 @@ package final class TreeDownload: Sendable {
         receiver.spool.remove()
         post(.ack(attemptID: attemptID))
         let started = state.withLock { $0.started } ?? .now
-        let outcome = DownloadStats(compressedBytes: length, treeBytes: stats.treeBytes, entries: stats.entries,
-                                    seconds: (ContinuousClock.now - started).seconds, resends: receiver.counters.resends)
+        let outcome = DownloadStats(
+            compressedBytes: length, treeBytes: stats.treeBytes, entries: stats.entries,
+            seconds: (ContinuousClock.now - started).seconds, resends: receiver.counters.resends)
         if kept {
             finish(.success(outcome))
         } else {
@@ -394,7 +402,10 @@ private final class StallWatch: Sendable {
         while true {
             try? await Task.sleep(for: .seconds(1))
             let downloads = watched.withLock { w -> [TreeDownload]? in
-                if w.downloads.isEmpty { w.running = false; return nil }
+                if w.downloads.isEmpty {
+                    w.running = false
+                    return nil
+                }
                 return Array(w.downloads.values)
             }
             guard let downloads else { return }

@@ -42,9 +42,11 @@ package struct UsersOptions: StageOptionsType {
             case forcePasswordReset = "force_password_reset"
         }
 
-        package init(uid: Int? = nil, gid: Int? = nil, groups: [String]? = nil, description: String? = nil, home: String? = nil,
-                     shell: String? = nil, password: String? = nil, key: String? = nil, expiredate: Int? = nil,
-                     forcePasswordReset: Bool? = nil) {
+        package init(
+            uid: Int? = nil, gid: Int? = nil, groups: [String]? = nil, description: String? = nil, home: String? = nil,
+            shell: String? = nil, password: String? = nil, key: String? = nil, expiredate: Int? = nil,
+            forcePasswordReset: Bool? = nil
+        ) {
             self.uid = uid
             self.gid = gid
             self.groups = groups

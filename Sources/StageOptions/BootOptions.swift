@@ -21,8 +21,10 @@ package struct FstabOptions: StageOptionsType {
             case vfsType = "vfs_type"
         }
 
-        package init(uuid: String? = nil, label: String? = nil, partuuid: String? = nil, device: String? = nil, vfsType: String,
-                     path: String, options: String? = nil, freq: Int? = nil, passno: Int? = nil) {
+        package init(
+            uuid: String? = nil, label: String? = nil, partuuid: String? = nil, device: String? = nil, vfsType: String,
+            path: String, options: String? = nil, freq: Int? = nil, passno: Int? = nil
+        ) {
             self.uuid = uuid
             self.label = label
             self.partuuid = partuuid
@@ -102,9 +104,11 @@ package struct Grub2ConfigOptions: StageOptionsType {
         case bootFsType = "boot_fs_type"
     }
 
-    package init(rootFsUUID: String, kernelOpts: String? = nil, timeout: Int? = nil, serial: String? = nil,
-                 terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil,
-                 bootFsUUID: String? = nil, bootFsType: String? = nil) {
+    package init(
+        rootFsUUID: String, kernelOpts: String? = nil, timeout: Int? = nil, serial: String? = nil,
+        terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil,
+        bootFsUUID: String? = nil, bootFsType: String? = nil
+    ) {
         self.bootFsUUID = bootFsUUID
         self.bootFsType = bootFsType
         self.rootFsUUID = rootFsUUID

@@ -60,8 +60,10 @@ package struct AptSourcesOptions: StageOptionsType {
         /// apt preferences stanzas (`Package:`, `Pin:`, `Pin-Priority:` lines) for the repository.
         package var preferences: String?
 
-        package init(id: String, uris: [String], suites: [String], components: [String]? = nil, key: String? = nil,
-                     trusted: Bool? = nil, enabled: Bool? = nil, preferences: String? = nil) {
+        package init(
+            id: String, uris: [String], suites: [String], components: [String]? = nil, key: String? = nil,
+            trusted: Bool? = nil, enabled: Bool? = nil, preferences: String? = nil
+        ) {
             self.id = id
             self.uris = uris
             self.suites = suites

@@ -101,8 +101,10 @@ package struct SfdiskOptions: StageOptionsType {
         /// Partition number (1-based); default: the next free one.
         package let partnum: Int?
 
-        package init(start: UInt64? = nil, size: UInt64? = nil, type: String? = nil, uuid: String? = nil, name: String? = nil,
-                     bootable: Bool? = nil, attrs: [Int]? = nil, partnum: Int? = nil) {
+        package init(
+            start: UInt64? = nil, size: UInt64? = nil, type: String? = nil, uuid: String? = nil, name: String? = nil,
+            bootable: Bool? = nil, attrs: [Int]? = nil, partnum: Int? = nil
+        ) {
             self.start = start
             self.size = size
             self.type = type
@@ -234,8 +236,10 @@ package struct LVM2CreateOptions: StageOptionsType {
     /// Seconds since 1970 recorded in the metadata; default SOURCE_DATE_EPOCH, else 0.
     package let creation_time: Int64?
 
-    package init(vg_name: String, vg_uuid: String, pv_uuid: String, volumes: [Volume], creation_host: String? = nil,
-                 creation_time: Int64? = nil) {
+    package init(
+        vg_name: String, vg_uuid: String, pv_uuid: String, volumes: [Volume], creation_host: String? = nil,
+        creation_time: Int64? = nil
+    ) {
         self.vg_name = vg_name
         self.vg_uuid = vg_uuid
         self.pv_uuid = pv_uuid
@@ -282,7 +286,9 @@ package struct Grub2InstOptions: StageOptionsType {
             if let binary, !Self.binaries.contains(binary) {
                 throw DecodingError.dataCorruptedError(
                     forKey: .binary, in: c,
-                    debugDescription: "\"\(binary)\" is not a program Kiln runs; a manifest cannot choose one. Remove the option (Kiln runs the host's grub-mkimage) or give \"grub-mkimage\" or \"grub2-mkimage\"")
+                    debugDescription:
+                        "\"\(binary)\" is not a program Kiln runs; a manifest cannot choose one. Remove the option (Kiln runs the host's grub-mkimage) or give \"grub-mkimage\" or \"grub2-mkimage\""
+                )
             }
         }
     }

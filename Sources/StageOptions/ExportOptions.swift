@@ -22,8 +22,10 @@ package struct QemuOptions: StageOptionsType {
         /// vpc: use the exact size, not a CHS approximation (default true).
         package let force_size: Bool?
 
-        package init(type: String, compat: String? = nil, compression: Bool? = nil, adapter_type: String? = nil,
-                     compat6: Bool? = nil, subformat: String? = nil, force_size: Bool? = nil) {
+        package init(
+            type: String, compat: String? = nil, compression: Bool? = nil, adapter_type: String? = nil,
+            compat6: Bool? = nil, subformat: String? = nil, force_size: Bool? = nil
+        ) {
             self.type = type
             self.compat = compat
             self.compression = compression
@@ -67,8 +69,10 @@ package struct TarOptions: StageOptionsType {
         case rootNode = "root-node"
     }
 
-    package init(filename: String, format: String? = nil, acls: Bool? = nil, selinux: Bool? = nil, xattrs: Bool? = nil,
-                 rootNode: String? = nil, paths: [String]? = nil, sparse: Bool? = nil) {
+    package init(
+        filename: String, format: String? = nil, acls: Bool? = nil, selinux: Bool? = nil, xattrs: Bool? = nil,
+        rootNode: String? = nil, paths: [String]? = nil, sparse: Bool? = nil
+    ) {
         self.filename = filename
         self.format = format
         self.acls = acls
@@ -155,9 +159,11 @@ package struct OCIArchiveOptions: StageOptionsType {
         package let Volumes: [String]?
         package let WorkingDir: String?
 
-        package init(Cmd: [String]? = nil, Entrypoint: [String]? = nil, Env: [String]? = nil, ExposedPorts: [String]? = nil,
-                     User: String? = nil, Labels: [String: String]? = nil, StopSignal: String? = nil, Volumes: [String]? = nil,
-                     WorkingDir: String? = nil) {
+        package init(
+            Cmd: [String]? = nil, Entrypoint: [String]? = nil, Env: [String]? = nil, ExposedPorts: [String]? = nil,
+            User: String? = nil, Labels: [String: String]? = nil, StopSignal: String? = nil, Volumes: [String]? = nil,
+            WorkingDir: String? = nil
+        ) {
             self.Cmd = Cmd
             self.Entrypoint = Entrypoint
             self.Env = Env

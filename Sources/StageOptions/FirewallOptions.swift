@@ -57,8 +57,10 @@ package struct FirewallOptions: StageOptionsType {
         case defaultZone = "default_zone"
     }
 
-    package init(ports: [String]? = nil, enabledServices: [String]? = nil, disabledServices: [String]? = nil,
-                 defaultZone: String? = nil, zones: [Zone]? = nil) {
+    package init(
+        ports: [String]? = nil, enabledServices: [String]? = nil, disabledServices: [String]? = nil,
+        defaultZone: String? = nil, zones: [Zone]? = nil
+    ) {
         self.ports = ports
         self.enabledServices = enabledServices
         self.disabledServices = disabledServices

@@ -12,8 +12,10 @@ package protocol StageOptionsType: Codable, Sendable {
 extension ManifestStage {
     /// A stage of `O.stageType` whose options are `options` encoded as JSON:
     /// nil optionals are left out, everything else is written.
-    package init<O: StageOptionsType>(_ options: O, inputs: [String: Input] = [:], devices: [String: Device] = [:],
-                                      mounts: [Mount] = []) {
+    package init<O: StageOptionsType>(
+        _ options: O, inputs: [String: Input] = [:], devices: [String: Device] = [:],
+        mounts: [Mount] = []
+    ) {
         self.init(type: O.stageType, encoding: options, inputs: inputs, devices: devices, mounts: mounts)
     }
 }

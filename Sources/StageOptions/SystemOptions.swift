@@ -93,8 +93,10 @@ package struct SystemdOptions: StageOptionsType {
         case defaultTarget = "default_target"
     }
 
-    package init(enabledServices: [String]? = nil, disabledServices: [String]? = nil,
-                 maskedServices: [String]? = nil, defaultTarget: String? = nil) {
+    package init(
+        enabledServices: [String]? = nil, disabledServices: [String]? = nil,
+        maskedServices: [String]? = nil, defaultTarget: String? = nil
+    ) {
         self.enabledServices = enabledServices
         self.disabledServices = disabledServices
         self.maskedServices = maskedServices

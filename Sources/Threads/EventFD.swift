@@ -1,4 +1,5 @@
 import CEventFD
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -37,7 +37,9 @@ struct DispatchSimCommand: AsyncParsableCommand {
                 _ = try CurveKeyPair.generate().write(prefix: "\(keys)/\(name)")
                 // The measuring client sees the whole farm: an admin.
                 let folder = name == "client" ? "admins" : "agents"
-                if name != "scheduler" { try FileManager.default.copyItem(atPath: "\(keys)/\(name).pub", toPath: "\(keys)/allow/\(folder)/\(name).pub") }
+                if name != "scheduler" {
+                    try FileManager.default.copyItem(atPath: "\(keys)/\(name).pub", toPath: "\(keys)/allow/\(folder)/\(name).pub")
+                }
             }
             return
         }
@@ -47,13 +49,16 @@ struct DispatchSimCommand: AsyncParsableCommand {
         let stats = SimStats()
         var sims: [SimAgent] = []
         for i in 0..<agents {
-            sims.append(try await SimAgent.start(context: context, endpoint: try SchedulerEndpoint.agents(scheduler),
-                                                 name: "sim-\(i)", keys: try CurveKeyPair.load(secretKeyFile: "\(keys)/sim-\(i).key"),
-                                                 serverKey: serverKey, tree: tree, slots: slots, stats: stats))
+            sims.append(
+                try await SimAgent.start(
+                    context: context, endpoint: try SchedulerEndpoint.agents(scheduler),
+                    name: "sim-\(i)", keys: try CurveKeyPair.load(secretKeyFile: "\(keys)/sim-\(i).key"),
+                    serverKey: serverKey, tree: tree, slots: slots, stats: stats))
         }
-        let client = try await SchedulerClient.connect(context: context, endpoint: try SchedulerEndpoint.clients(scheduler),
-                                                       keys: try CurveKeyPair.load(secretKeyFile: "\(keys)/client.key"),
-                                                       schedulerPublicKey: serverKey)
+        let client = try await SchedulerClient.connect(
+            context: context, endpoint: try SchedulerEndpoint.clients(scheduler),
+            keys: try CurveKeyPair.load(secretKeyFile: "\(keys)/client.key"),
+            schedulerPublicKey: serverKey)
         while try await client.agents().filter({ $0.state == .online }).count < agents {
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -72,8 +77,9 @@ struct DispatchSimCommand: AsyncParsableCommand {
         for _ in 0..<latencyBuilds {
             serial += 1
             let t = ContinuousClock.now
-            let reply = try await client.submit(manifestJSON: Self.manifest(serial, jobs: latencyJobs), exports: Self.exports(latencyJobs),
-                                                arch: "x86_64", label: "latency \(serial)")
+            let reply = try await client.submit(
+                manifestJSON: Self.manifest(serial, jobs: latencyJobs), exports: Self.exports(latencyJobs),
+                arch: "x86_64", label: "latency \(serial)")
             stats.submitted(reply.buildID, at: t)
             try await Task.sleep(for: .milliseconds(latencyIntervalMs))
         }
@@ -92,8 +98,9 @@ struct DispatchSimCommand: AsyncParsableCommand {
                 let n = serial + 1 + b
                 group.addTask {
                     let t = ContinuousClock.now
-                    let reply = try await client.submit(manifestJSON: Self.manifest(n, jobs: jobsPerBuild),
-                                                        exports: Self.exports(jobsPerBuild), arch: "x86_64", label: "throughput \(n)")
+                    let reply = try await client.submit(
+                        manifestJSON: Self.manifest(n, jobs: jobsPerBuild),
+                        exports: Self.exports(jobsPerBuild), arch: "x86_64", label: "throughput \(n)")
                     stats.submitted(reply.buildID, at: t)
                 }
             }
@@ -143,7 +150,8 @@ struct DispatchSimCommand: AsyncParsableCommand {
 
     static func cpuSeconds(_ pid: Int32) -> Double {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = s.lastIndex(of: ")") else { return 0 }
+            let close = s.lastIndex(of: ")")
+        else { return 0 }
         let f = s[s.index(after: close)...].split(separator: " ")
         // Fields after the command: state is 0; utime 11, stime 12.
         let ticks = (Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)
@@ -158,8 +166,12 @@ struct DispatchSimCommand: AsyncParsableCommand {
 
 /// What the simulated agents saw.
 final class SimStats: Sendable {
-    private let state = Mutex<(submitted: [String: ContinuousClock.Instant], assigned: [(String, ContinuousClock.Instant)],
-                               acks: Int, lastAck: ContinuousClock.Instant, service: [Double], gaps: [Double])>(([:], [], 0, .now, [], []))
+    private let state = Mutex<
+        (
+            submitted: [String: ContinuousClock.Instant], assigned: [(String, ContinuousClock.Instant)],
+            acks: Int, lastAck: ContinuousClock.Instant, service: [Double], gaps: [Double]
+        )
+    >(([:], [], 0, .now, [], []))
 
     func reset() { state.withLock { $0 = ([:], [], 0, .now, [], []) } }
     /// Assign → Ack on one agent, and Ack → next Assign, in ms.
@@ -175,8 +187,17 @@ final class SimStats: Sendable {
         }
     }
     func submitted(_ build: String, at t: ContinuousClock.Instant) { state.withLock { $0.submitted[build] = t } }
-    func assigned(_ build: String) { let t = ContinuousClock.now; state.withLock { $0.assigned.append((build, t)) } }
-    func acked() { let t = ContinuousClock.now; state.withLock { $0.acks += 1; $0.lastAck = t } }
+    func assigned(_ build: String) {
+        let t = ContinuousClock.now
+        state.withLock { $0.assigned.append((build, t)) }
+    }
+    func acked() {
+        let t = ContinuousClock.now
+        state.withLock {
+            $0.acks += 1
+            $0.lastAck = t
+        }
+    }
     func lastAck() -> ContinuousClock.Instant { state.withLock { $0.lastAck } }
 
     /// Submit (request sent) → Assign received, per job, in ms.
@@ -209,8 +230,10 @@ final class SimAgent: Sendable {
         self.tasks = tasks
     }
 
-    static func start(context: ZMQContext, endpoint: String, name: String, keys: CurveKeyPair, serverKey: String,
-                      tree: [UInt8], slots: Int, stats: SimStats) async throws -> SimAgent {
+    static func start(
+        context: ZMQContext, endpoint: String, name: String, keys: CurveKeyPair, serverKey: String,
+        tree: [UInt8], slots: Int, stats: SimStats
+    ) async throws -> SimAgent {
         var config = ZMQSocketConfiguration(.dealer, .connect(endpoint), curve: .client(keys: keys, serverPublicKey: serverKey))
         // As a real agent: the scheduler picks the routing id.
         config.sendTimeout = nil
@@ -257,8 +280,9 @@ final class SimAgent: Sendable {
                         sent.remove(a.attemptID)
                         stats.acked()
                         lastAck = .now
-                        stats.agentTimes(service: assignedAt.removeValue(forKey: a.attemptID).map { (ContinuousClock.now - $0).seconds * 1000 },
-                                         gap: nil)
+                        stats.agentTimes(
+                            service: assignedAt.removeValue(forKey: a.attemptID).map { (ContinuousClock.now - $0).seconds * 1000 },
+                            gap: nil)
                     }
                 case .cancel(let c):
                     builds[c.attemptID] = nil

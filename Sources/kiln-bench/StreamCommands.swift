@@ -1,9 +1,9 @@
 import Agent
 import ArgumentParser
 import Foundation
+import KilnCLI
 import Protocol
 import Scheduler
-import KilnCLI
 import Stages
 
 /// `kiln-bench` commands for measuring tree streaming between two processes
@@ -56,8 +56,10 @@ struct TreeReceiveCommand: AsyncParsableCommand {
             guard let hello = await inbound.next(), let identity = try? Framing.decode(hello.frames, routed: true).identity else {
                 throw CLIError.badInput("no sender connected")
             }
-            let download = try TreeDownload(attemptID: attempt, pipelineID: pipelineID, store: try TreeStore(root: store),
-                                            window: windowMiB << 20) { message in
+            let download = try TreeDownload(
+                attemptID: attempt, pipelineID: pipelineID, store: try TreeStore(root: store),
+                window: windowMiB << 20
+            ) { message in
                 try await router.send(try Framing.encode(message, identity: identity))
             }
             let routing = Task {
@@ -103,8 +105,9 @@ struct TreeSendCommand: AsyncParsableCommand {
                 context: try ZMQContext(),
                 configuration: ZMQSocketConfiguration(.dealer, .connect(connect), curve: .client(keys: keys, serverPublicKey: serverKey)))
             let send: @Sendable (WireMessage) async throws -> Void = { try await dealer.send(try Framing.encode($0)) }
-            let upload = TreeUpload(attemptID: attempt, tree: tree, spoolDirectory: spool, maxChunkBytes: chunkBytes,
-                                    compression: .init(level: level, threads: threads), send: send)
+            let upload = TreeUpload(
+                attemptID: attempt, tree: tree, spoolDirectory: spool, maxChunkBytes: chunkBytes,
+                compression: .init(level: level, threads: threads), send: send)
             let routing = Task {
                 for await raw in dealer.inbound {
                     if let message = try? Framing.decode(raw.frames, routed: false).message { upload.deliver(message) }
@@ -114,8 +117,10 @@ struct TreeSendCommand: AsyncParsableCommand {
             let stats = try await upload.run()
             routing.cancel()
             await dealer.close()
-            printJSON(["bytes": Double(stats.bytes), "seconds": stats.seconds, "chunks": Double(stats.chunks),
-                       "resend_requests": Double(stats.resendRequests), "vm_hwm_kib": Double(peakResidentKiB() ?? 0)])
+            printJSON([
+                "bytes": Double(stats.bytes), "seconds": stats.seconds, "chunks": Double(stats.chunks),
+                "resend_requests": Double(stats.resendRequests), "vm_hwm_kib": Double(peakResidentKiB() ?? 0),
+            ])
         }
     }
 }
@@ -123,7 +128,8 @@ struct TreeSendCommand: AsyncParsableCommand {
 /// This process's peak resident set (VmHWM in /proc/self/status), KiB.
 private func peakResidentKiB() -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return nil }
     return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
 }
 

@@ -7,10 +7,14 @@ import Testing
 /// on loopback TCP with CURVE, killed, restarted and fed bad input.
 @Suite(.serialized, .tags(.farm), .tier(.quick, .farm))
 struct FaultTests {
-    func submit(_ c: SchedulerClient, hostname: String, extraStages: [[String: Any]] = [],
-                sources: [String: Any] = [:]) async throws -> String {
-        try await c.submit(manifestJSON: FarmHarness.manifest(hostname: hostname, extraStages: extraStages, sources: sources),
-                           exports: ["archive"], arch: "x86_64", label: "farm test \(hostname)").buildID
+    func submit(
+        _ c: SchedulerClient, hostname: String, extraStages: [[String: Any]] = [],
+        sources: [String: Any] = [:]
+    ) async throws -> String {
+        try await c.submit(
+            manifestJSON: FarmHarness.manifest(hostname: hostname, extraStages: extraStages, sources: sources),
+            exports: ["archive"], arch: "x86_64", label: "farm test \(hostname)"
+        ).buildID
     }
 
     /// The archived tree's /etc/hostname, fetched from the scheduler.
@@ -35,8 +39,9 @@ struct FaultTests {
         let events = try await farm.events(c, build)
         #expect(events.contains { $0.kind == .streamed })
 
-        let again = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-one"), exports: ["archive"],
-                                       arch: "x86_64", label: "rebuild")
+        let again = try await c.submit(
+            manifestJSON: FarmHarness.manifest(hostname: "farm-one"), exports: ["archive"],
+            arch: "x86_64", label: "rebuild")
         #expect(again.cachedJobs == 1)
         let second = try #require(try await farm.finished(c, again.buildID))
         #expect(second.state == .succeeded)
@@ -58,7 +63,8 @@ struct FaultTests {
             let s = try #require(try await farm.finished(c, b))
             #expect(s.state == .succeeded, "\(s.failure)")
         }
-        let assigned = try await farm.events(c, first).filter { $0.kind == .assigned }.count
+        let assigned =
+            try await farm.events(c, first).filter { $0.kind == .assigned }.count
             + farm.events(c, second).filter { $0.kind == .assigned }.count
         #expect(assigned == 1, "one attempt for both builds")
         await c.close()
@@ -84,20 +90,26 @@ struct FaultTests {
             "version": "2",
             "pipelines": [
                 tree("first", "farm-first"), tree("second", "farm-second"),
-                ["name": "archive", "stages": [
-                    ["type": "org.osbuild.tar", "options": ["filename": "first.tar"], "inputs": input("first")],
-                    ["type": "org.osbuild.tar", "options": ["filename": "second.tar"], "inputs": input("second")],
-                ]],
+                [
+                    "name": "archive",
+                    "stages": [
+                        ["type": "org.osbuild.tar", "options": ["filename": "first.tar"], "inputs": input("first")],
+                        ["type": "org.osbuild.tar", "options": ["filename": "second.tar"], "inputs": input("second")],
+                    ],
+                ],
             ],
             "sources": [String: Any](),
         ]
-        let build = try await c.submit(manifestJSON: [UInt8](try JSONSerialization.data(withJSONObject: manifest)),
-                                       exports: ["archive"], arch: "x86_64", label: "farm test missing tree").buildID
+        let build = try await c.submit(
+            manifestJSON: [UInt8](try JSONSerialization.data(withJSONObject: manifest)),
+            exports: ["archive"], arch: "x86_64", label: "farm test missing tree"
+        ).buildID
         var stored: Kiln_V1_JobStatus?
-        #expect(try await farm.eventually(.seconds(60)) {
-            stored = try await c.status(build).first?.jobs.first { $0.onAgent && $0.state == .succeeded }
-            return stored != nil
-        }, "one tree is stored while the other waits")
+        #expect(
+            try await farm.eventually(.seconds(60)) {
+                stored = try await c.status(build).first?.jobs.first { $0.onAgent && $0.state == .succeeded }
+                return stored != nil
+            }, "one tree is stored while the other waits")
         let first = try #require(stored)
         let forget = try await farm.kiln(["store", "forget", first.pipelineID] + farm.stateOptions)
         #expect(forget.status == 0, "\(forget.output)")
@@ -105,8 +117,9 @@ struct FaultTests {
         let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
         #expect(status.state == .succeeded, "\(status.failure)")
         let events = try await farm.events(c, build)
-        #expect(events.contains { $0.kind == .requeued && $0.jobID == first.jobID && $0.message.contains("no longer in the store") },
-                "\(events.map(\.message))")
+        #expect(
+            events.contains { $0.kind == .requeued && $0.jobID == first.jobID && $0.message.contains("no longer in the store") },
+            "\(events.map(\.message))")
         let rebuilt = try #require(status.jobs.first { $0.jobID == first.jobID })
         #expect(rebuilt.attempts == 2, "the forgotten tree was built a second time")
         let out = "\(farm.dir)/fetched-\(build)-first.tar"
@@ -122,8 +135,9 @@ struct FaultTests {
         try await farm.startScheduler(lease: 4)
         let c = try await farm.client()
         try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "60000"], seenBy: c)
-        let build = try await farm.submitRunning(c, FarmHarness.manifest(hostname: "farm-kill"), label: "farm test farm-kill",
-                                                 on: "agent-a")
+        let build = try await farm.submitRunning(
+            c, FarmHarness.manifest(hostname: "farm-kill"), label: "farm test farm-kill",
+            on: "agent-a")
         try await farm.startAgents(["agent-b"], seenBy: c)
         await farm.killAgent("agent-a")
         let status = try #require(try await farm.finished(c, build, timeout: .seconds(90)))
@@ -159,8 +173,9 @@ struct FaultTests {
         try await farm.startAgents(["agent-a"], env: ["KILN_TEST_JOB_DELAY_MS": "4000"], seenBy: c)
         // Killed once the agent holds the job (not between the attempt's commit and its Assign),
         // with another build queued behind it.
-        let build = try await farm.submitRunning(c, FarmHarness.manifest(hostname: "farm-restart"), label: "farm test farm-restart",
-                                                 on: "agent-a", timeout: .seconds(30))
+        let build = try await farm.submitRunning(
+            c, FarmHarness.manifest(hostname: "farm-restart"), label: "farm test farm-restart",
+            on: "agent-a", timeout: .seconds(30))
         let queuedOnly = try await submit(c, hostname: "farm-restart-2")
         await farm.killScheduler()
         await c.close()
@@ -202,11 +217,15 @@ struct FaultTests {
         let c = try await farm.client()
         try await farm.startAgents(["agent-a", "agent-b"], seenBy: c)
         let missing = "sha256:" + String(repeating: "ab", count: 32)
-        let build = try await submit(c, hostname: "farm-infra", extraStages: [[
-            "type": "org.kiln.debian.install",
-            "options": ["architecture": "amd64", "release": "bookworm", "merged_usr": true],
-            "inputs": ["packages": ["type": "org.osbuild.files", "origin": "org.osbuild.source", "references": [missing]]],
-        ]], sources: ["org.osbuild.curl": ["items": [missing: ["url": "http://127.0.0.1:9/missing.deb"]]]])
+        let build = try await submit(
+            c, hostname: "farm-infra",
+            extraStages: [
+                [
+                    "type": "org.kiln.debian.install",
+                    "options": ["architecture": "amd64", "release": "bookworm", "merged_usr": true],
+                    "inputs": ["packages": ["type": "org.osbuild.files", "origin": "org.osbuild.source", "references": [missing]]],
+                ]
+            ], sources: ["org.osbuild.curl": ["items": [missing: ["url": "http://127.0.0.1:9/missing.deb"]]]])
         let status = try #require(try await farm.finished(c, build, timeout: .seconds(120)))
         #expect(status.state == .failed)
         let job = try #require(status.jobs.first { $0.onAgent })
@@ -223,11 +242,14 @@ struct FaultTests {
         try await farm.startScheduler()
         try farm.startAgent("agent-a")
         let c = try await farm.client()
-        let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "farm-arm"), exports: ["archive"],
-                                       arch: "aarch64", label: "no arm agent").buildID
-        #expect(try await farm.eventually(.seconds(20)) {
-            try await farm.events(c, build).contains { $0.message.contains("no online agent runs aarch64") }
-        })
+        let build = try await c.submit(
+            manifestJSON: FarmHarness.manifest(hostname: "farm-arm"), exports: ["archive"],
+            arch: "aarch64", label: "no arm agent"
+        ).buildID
+        #expect(
+            try await farm.eventually(.seconds(20)) {
+                try await farm.events(c, build).contains { $0.message.contains("no online agent runs aarch64") }
+            })
         #expect(try await c.status(build).first?.state == .queued)
         #expect(try await c.cancel(build) == .cancelled)
         await c.close()
@@ -240,9 +262,11 @@ struct FaultTests {
         try await farm.startScheduler()
         try farm.startAgent("agent-a")
         let c = try await farm.client()
-        let build = try await submit(c, hostname: "farm-fail", extraStages: [
-            ["type": "org.osbuild.timezone", "options": ["zone": "Mars/Olympus"]],
-        ])
+        let build = try await submit(
+            c, hostname: "farm-fail",
+            extraStages: [
+                ["type": "org.osbuild.timezone", "options": ["zone": "Mars/Olympus"]]
+            ])
         let status = try #require(try await farm.finished(c, build))
         #expect(status.state == .failed)
         #expect(status.jobs.first { $0.onAgent }?.attempts == 1)

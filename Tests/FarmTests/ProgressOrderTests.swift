@@ -28,7 +28,9 @@ struct ProgressOrderTests {
         }
         await poster.finish()
         let order = seen.withLock { $0 }
-        #expect(order == Array(0..<2000).map(UInt32.init), "out of order at \(zip(order, 0...).first { $0.0 != UInt32($0.1) }.map { "\($0)" } ?? "the end")")
+        #expect(
+            order == Array(0..<2000).map(UInt32.init),
+            "out of order at \(zip(order, 0...).first { $0.0 != UInt32($0.1) }.map { "\($0)" } ?? "the end")")
     }
 
     /// Over the wire: a tree pipeline of 60 quick stages on a real agent; the
@@ -42,8 +44,10 @@ struct ProgressOrderTests {
         let stages: [[String: Any]] = (0..<60).map { i in
             ["type": "org.kiln.files", "options": ["directories": [["path": "/srv/order/d\(i)", "parents": true] as [String: Any]]]]
         }
-        let build = try await c.submit(manifestJSON: FarmHarness.manifest(hostname: "progress-order", extraStages: stages),
-                                       exports: ["archive"], arch: "x86_64", label: "progress order").buildID
+        let build = try await c.submit(
+            manifestJSON: FarmHarness.manifest(hostname: "progress-order", extraStages: stages),
+            exports: ["archive"], arch: "x86_64", label: "progress order"
+        ).buildID
         let end = try #require(try await farm.finished(c, build))
         #expect(end.state == .succeeded, "\(farm.log("agent-a"))")
         let lines = try await farm.events(c, build).map(\.message).filter {
@@ -53,7 +57,9 @@ struct ProgressOrderTests {
             let type = i <= 60 ? "org.kiln.files" : i == 61 ? "org.osbuild.hostname" : "org.osbuild.locale"
             return ["tree stage \(i)/62 \(type) started", "tree stage \(i)/62 \(type) finished"]
         }
-        #expect(lines == expected, "first difference: \(zip(lines, expected).first { $0 != $1 }.map { "\($0)" } ?? "lengths \(lines.count), \(expected.count)")")
+        #expect(
+            lines == expected,
+            "first difference: \(zip(lines, expected).first { $0 != $1 }.map { "\($0)" } ?? "lengths \(lines.count), \(expected.count)")")
         await c.close()
     }
 }

@@ -3,6 +3,7 @@ import KilnTestSupport
 import Manifest
 import Stages
 import Testing
+
 @testable import Images
 
 /// Every manifest Kiln generates is one its own executor takes (issue 16):
@@ -88,8 +89,9 @@ import Testing
             let names = stages.filter { $0.type == type }.map { String(describing: $0) }
             #expect(names.count == 1, "\(type): \(names)")
             for name in names {
-                #expect(text.contains("struct \(name): Stage {") && text.contains("static let type = Options.stageType"),
-                        "\(type) (\(name)) is not declared in \(entry.sourceFile)")
+                #expect(
+                    text.contains("struct \(name): Stage {") && text.contains("static let type = Options.stageType"),
+                    "\(type) (\(name)) is not declared in \(entry.sourceFile)")
             }
         }
     }

@@ -14,10 +14,11 @@ import Testing
 
     @Test func pinnedStageAndPipelineIDs() throws {
         let ids = try ContentIDs(Self.fixture())
-        #expect(ids.stages["os"] == [
-            "cdbad87690ac7d441d8bcf8d29593a7de9af0d4cd2f0a66b4c8c87072036a54f",
-            "3d3eeaf2ef1850da3900f28e83f2975d07ca2c7c93fb2ba3b289637a150c68a4",
-        ])
+        #expect(
+            ids.stages["os"] == [
+                "cdbad87690ac7d441d8bcf8d29593a7de9af0d4cd2f0a66b4c8c87072036a54f",
+                "3d3eeaf2ef1850da3900f28e83f2975d07ca2c7c93fb2ba3b289637a150c68a4",
+            ])
         #expect(ids.pipelines["os"] == "3d3eeaf2ef1850da3900f28e83f2975d07ca2c7c93fb2ba3b289637a150c68a4")
         #expect(ids.pipelines["image"] == "2534f094d963c8e045a988d1607f773374535aa843853938d0f896104db072fc")
     }

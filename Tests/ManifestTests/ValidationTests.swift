@@ -26,7 +26,11 @@ private struct TestDisk: Stage {
     static let sourceFile = StageSource.path()
     static let placement = Placement.assembly
     static let inputs: [String: InputKind] = ["tree": .pipelineTree]
-    struct Options: Codable { let size: UInt64; let label: String?; let partitions: [Part]? }
+    struct Options: Codable {
+        let size: UInt64
+        let label: String?
+        let partitions: [Part]?
+    }
     struct Part: Codable { let start: Int }
     func run(_ options: Options, in context: StageContext) async throws {}
 }
@@ -75,7 +79,16 @@ private struct TestDisk: Stage {
     }
 
     @Test func undeclaredInputIsRejected() {
-        let e = error { j in j.set(["pipelines", 0, "stages", 1, "inputs"], ["files": ["type": "org.osbuild.files", "origin": "org.osbuild.source", "references": [.string("sha256:" + String(repeating: "0", count: 63) + "1")]]]) }
+        let e = error { j in
+            j.set(
+                ["pipelines", 0, "stages", 1, "inputs"],
+                [
+                    "files": [
+                        "type": "org.osbuild.files", "origin": "org.osbuild.source",
+                        "references": [.string("sha256:" + String(repeating: "0", count: 63) + "1")],
+                    ]
+                ])
+        }
         #expect(e == "pipelines[0].stages[1].inputs.files: org.test.hostname takes no inputs; remove this one")
     }
 
@@ -96,15 +109,19 @@ private struct TestDisk: Stage {
 
     @Test func cycleIsReported() {
         let e = error { j in
-            j.set(["pipelines", 0, "stages", 0, "inputs", "other"],
-                  ["type": "org.osbuild.tree", "origin": "org.osbuild.pipeline", "references": ["name:image"]])
+            j.set(
+                ["pipelines", 0, "stages", 0, "inputs", "other"],
+                ["type": "org.osbuild.tree", "origin": "org.osbuild.pipeline", "references": ["name:image"]])
         }
         #expect(e == "pipelines: reference cycle os → image → os")
     }
 
     @Test func undeclaredSource() {
         let e = error { j in j.set(["sources"], [:]) }
-        #expect(e == "pipelines[0].stages[0].inputs.packages.references: sha256:0000000000000000000000000000000000000000000000000000000000000001 is not declared in any source under \"sources\"; add it to org.osbuild.curl items")
+        #expect(
+            e
+                == "pipelines[0].stages[0].inputs.packages.references: sha256:0000000000000000000000000000000000000000000000000000000000000001 is not declared in any source under \"sources\"; add it to org.osbuild.curl items"
+        )
     }
 
     @Test func wrongVersionAndShape() {
@@ -126,7 +143,10 @@ private struct TestDisk: Stage {
 extension JSONValue {
     /// Sets the value at a path of keys (String) and indexes (Int), for tests.
     mutating func set(_ path: [Any], _ value: JSONValue) {
-        guard let head = path.first else { self = value; return }
+        guard let head = path.first else {
+            self = value
+            return
+        }
         let rest = Array(path.dropFirst())
         switch (self, head) {
         case (.object(var o), let k as String):

@@ -4,6 +4,7 @@ import KilnTestSupport
 import Logging
 import Protocol
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,7 +27,10 @@ import Glibc
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+            guard connected == 0 else {
+                close(fd)
+                throw POSIXError(.ECONNREFUSED)
+            }
             var timeout = timeval(tv_sec: 1, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Protocol
 import Testing
+
 @testable import Scheduler
 
 /// The scheduler's decisions, driven in-process (InProcessFarm): who gets a
@@ -128,8 +129,9 @@ import Testing
         let after = try await InProcessFarm(reopening: before)
         let welcome = try await after.hello("agent-a", on: a, running: [assign.attemptID])
         #expect(welcome.epoch == 2, "the second start of this state")
-        #expect(after.mailbox.all(for: a) { if case .cancel = $0 { true } else { false } }.isEmpty,
-                "the running attempt is adopted, not cancelled")
+        #expect(
+            after.mailbox.all(for: a) { if case .cancel = $0 { true } else { false } }.isEmpty,
+            "the running attempt is adopted, not cancelled")
         try await after.streamTree(from: a, attempt: assign.attemptID)
         _ = try await after.until(build.buildID, is: .succeeded)
         // The build that was queued before the restart is assigned after it.

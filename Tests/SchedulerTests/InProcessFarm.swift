@@ -4,6 +4,7 @@ import Logging
 import Protocol
 import Stages
 import Synchronization
+
 @testable import Scheduler
 
 /// A `FarmScheduler` driven in-process: no sockets, no processes. Agents
@@ -111,8 +112,9 @@ final class InProcessFarm: Sendable {
             "pipelines": [["name": "tree", "stages": [["type": "org.osbuild.hostname", "options": ["hostname": hostname]]]]],
             "sources": [String: Any](),
         ]
-        return try await scheduler.submit(manifestJSON: [UInt8](try JSONSerialization.data(withJSONObject: manifest)),
-                                          exports: ["tree"], arch: "x86_64", label: "in-process \(hostname)")
+        return try await scheduler.submit(
+            manifestJSON: [UInt8](try JSONSerialization.data(withJSONObject: manifest)),
+            exports: ["tree"], arch: "x86_64", label: "in-process \(hostname)")
     }
 
     func status(_ buildID: String) async throws -> Kiln_V1_BuildStatus {

@@ -1,5 +1,6 @@
 import Protocol
 import Testing
+
 @testable import Scheduler
 
 /// The scheduler's own states (memory and scheduler.sqlite) and the wire's:
@@ -17,7 +18,8 @@ import Testing
             .queued: 1, .assigned: 2, .stageStarted: 3, .stageFinished: 4, .log: 5, .streamed: 6, .assembled: 7, .requeued: 8,
             .failed: 9, .succeeded: 10, .cancelled: 11, .cached: 12, .note: 13, .expired: 14,
         ]
-        #expect(BuildState.allCases.count == builds.count && JobState.allCases.count == jobs.count
+        #expect(
+            BuildState.allCases.count == builds.count && JobState.allCases.count == jobs.count
                 && EventKind.allCases.count == events.count, "a new state takes a new code (never a used one), and this table gains it")
         for s in BuildState.allCases { #expect(s.stored == builds[s] && BuildState(stored: s.stored) == s) }
         for s in JobState.allCases { #expect(s.stored == jobs[s] && JobState(stored: s.stored) == s) }

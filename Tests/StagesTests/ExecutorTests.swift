@@ -2,8 +2,9 @@ import Foundation
 import KilnTestSupport
 import Logging
 import Manifest
-@testable import Stages
 import Testing
+
+@testable import Stages
 
 /// Stages for exercising the executor's caching with real files and a real store.
 private struct SlowInstall: Stage {
@@ -78,9 +79,10 @@ private struct ConcatFiles: Stage {
 
     func executor() throws -> Executor {
         let logger = Logger(label: "test")
-        return Executor(registry: registry, store: try TreeStore(root: root + "/store"),
-                        sources: try SourceCache(root: root + "/sources", logger: logger),
-                        logger: logger, logDirectory: root + "/logs")
+        return Executor(
+            registry: registry, store: try TreeStore(root: root + "/store"),
+            sources: try SourceCache(root: root + "/sources", logger: logger),
+            logger: logger, logDirectory: root + "/logs")
     }
 
     /// A source file served over HTTP and its checksum.
@@ -97,16 +99,22 @@ private struct ConcatFiles: Stage {
     }
 
     func manifest(hostname: String, source: (String, String)) -> BuildManifest {
-        BuildManifest(pipelines: [
-            Pipeline(name: "os", stages: [
-                ManifestStage(type: "org.test.install", options: ["content": "pkgs"], inputs: ["packages": .files([source.0])]),
-                ManifestStage(type: "org.test.hostname", options: ["hostname": .string(hostname)]),
-            ]),
-            Pipeline(name: "image", stages: [
-                ManifestStage(type: "org.test.concat", options: ["filename": "disk.img"],
-                              inputs: ["tree": .tree("os"), "files": .files([source.0])]),
-            ]),
-        ], sources: ["org.osbuild.curl": SourceGroup(items: [source.0: SourceItem(url: source.1)])])
+        BuildManifest(
+            pipelines: [
+                Pipeline(
+                    name: "os",
+                    stages: [
+                        ManifestStage(type: "org.test.install", options: ["content": "pkgs"], inputs: ["packages": .files([source.0])]),
+                        ManifestStage(type: "org.test.hostname", options: ["hostname": .string(hostname)]),
+                    ]),
+                Pipeline(
+                    name: "image",
+                    stages: [
+                        ManifestStage(
+                            type: "org.test.concat", options: ["filename": "disk.img"],
+                            inputs: ["tree": .tree("os"), "files": .files([source.0])])
+                    ]),
+            ], sources: ["org.osbuild.curl": SourceGroup(items: [source.0: SourceItem(url: source.1)])])
     }
 
     func installRuns(_ tree: String) -> Int {
@@ -199,8 +207,9 @@ private struct ConcatFiles: Stage {
             try await store.commit(work, as: id, move: true, commands: commands)
         }
         // The least recently used of all, but leased (by a copy of the store value, as another executor holds it).
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)],
-                                              ofItemAtPath: root + "/objects/in-use")
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -3600)],
+            ofItemAtPath: root + "/objects/in-use")
         let copy = store
         let lease = copy.pin(["in-use", "not-built-yet"])
         let report = try await store.prune(commands: commands)

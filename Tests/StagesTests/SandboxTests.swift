@@ -1,7 +1,8 @@
 import Foundation
 import KilnTestSupport
-@testable import Stages
 import Testing
+
+@testable import Stages
 
 /// Issue 15, sandboxed stages: a maintainer script is hostile code running as
 /// root. Before the sandbox, `chroot` ran it with the host's `/proc`, `/dev`
@@ -42,8 +43,10 @@ import Testing
     /// the host with the libraries they load, and an empty dpkg database.
     static func miniTree(at tree: String) async throws {
         let fm = FileManager.default
-        for d in ["usr/bin", "usr/lib", "usr/lib64", "etc", "tmp", "var/lib/dpkg/info", "var/lib/dpkg/updates",
-                  "var/lib/dpkg/triggers", "var/log"] {
+        for d in [
+            "usr/bin", "usr/lib", "usr/lib64", "etc", "tmp", "var/lib/dpkg/info", "var/lib/dpkg/updates",
+            "var/lib/dpkg/triggers", "var/log",
+        ] {
             try fm.createDirectory(atPath: "\(tree)/\(d)", withIntermediateDirectories: true)
         }
         for (link, target) in ["bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/bin"] {
@@ -128,8 +131,9 @@ import Testing
     @Test func aFailureInTheSandboxNamesTheProgramAndTheSandbox() async throws {
         let s = try await Self.setUp()
         defer { s.remove() }
-        try s.fixture.write("/postinst.sh", "#!/bin/sh\ngrep -v '^ *lo:' /proc/net/dev | grep -q ':' || { echo 'no network' >&2; exit 3; }\n",
-                            mode: 0o755)
+        try s.fixture.write(
+            "/postinst.sh", "#!/bin/sh\ngrep -v '^ *lo:' /proc/net/dev | grep -q ':' || { echo 'no network' >&2; exit 3; }\n",
+            mode: 0o755)
         do {
             try await s.sandbox.run(["/postinst.sh", "configure"])
             Issue.record("a script without a network device succeeded")
@@ -162,9 +166,12 @@ import Testing
         let tree = s.fixture.tree
         setenv("KILN_SANDBOX_TEST", "1", 1)
         defer { unsetenv("KILN_SANDBOX_TEST") }
-        try await s.fixture.context.run(s.sandbox.hostCommandLine(
-            ["dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-depends",
-             "--unpack", debs + "/hostile.deb"], readOnly: [debs]))
+        try await s.fixture.context.run(
+            s.sandbox.hostCommandLine(
+                [
+                    "dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-depends",
+                    "--unpack", debs + "/hostile.deb",
+                ], readOnly: [debs]))
         #expect(s.fixture.read("/usr/share/hostile/file") == "x\n", "dpkg did not unpack the package")
         try expectConfined(s.probe, "preinst under the host's dpkg")
     }

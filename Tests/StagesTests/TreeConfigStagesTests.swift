@@ -1,6 +1,7 @@
 import Foundation
 import Manifest
 import Testing
+
 @testable import Stages
 
 /// systemd units, hostname, time zone, locale, fstab, kernel command line,
@@ -12,7 +13,9 @@ struct TreeConfigStagesTests {
 
     func unitTree() throws -> TreeStageFixture {
         let f = try TreeStageFixture(stageType: SystemdUnits.type)
-        try f.write("/lib/systemd/system/ssh.service", "[Unit]\nDescription=ssh\n[Service]\nExecStart=/usr/sbin/sshd\n[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n")
+        try f.write(
+            "/lib/systemd/system/ssh.service",
+            "[Unit]\nDescription=ssh\n[Service]\nExecStart=/usr/sbin/sshd\n[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n")
         try f.write("/lib/systemd/system/getty@.service", "[Service]\nExecStart=agetty\n[Install]\nWantedBy=getty.target\nDefaultInstance=tty1\n")
         try f.write("/usr/lib/systemd/system/multi-user.target", "[Unit]\nDescription=Multi-User\n")
         try f.write("/usr/lib/systemd/system/graphical.target", "[Unit]\nDescription=Graphical\n")
@@ -24,10 +27,13 @@ struct TreeConfigStagesTests {
     @Test func systemdEnableMaskDefaultTarget() async throws {
         let f = try unitTree()
         defer { f.remove() }
-        try await SystemdUnits().run(.init(enabledServices: ["ssh.service", "getty@ttyS0.service", "getty@.service"],
-                                           maskedServices: ["fstrim.timer"], defaultTarget: "multi-user.target"), in: f.context)
-        #expect(link(f, "/etc/systemd/system/multi-user.target.wants/ssh.service") == "/usr/lib/systemd/system/ssh.service"
-            || link(f, "/etc/systemd/system/multi-user.target.wants/ssh.service") == "/lib/systemd/system/ssh.service")
+        try await SystemdUnits().run(
+            .init(
+                enabledServices: ["ssh.service", "getty@ttyS0.service", "getty@.service"],
+                maskedServices: ["fstrim.timer"], defaultTarget: "multi-user.target"), in: f.context)
+        #expect(
+            link(f, "/etc/systemd/system/multi-user.target.wants/ssh.service") == "/usr/lib/systemd/system/ssh.service"
+                || link(f, "/etc/systemd/system/multi-user.target.wants/ssh.service") == "/lib/systemd/system/ssh.service")
         #expect(link(f, "/etc/systemd/system/sshd.service") != nil, "Alias= link")
         #expect(link(f, "/etc/systemd/system/getty.target.wants/getty@ttyS0.service")?.hasSuffix("getty@.service") == true)
         #expect(link(f, "/etc/systemd/system/getty.target.wants/getty@tty1.service") != nil, "DefaultInstance=")
@@ -69,18 +75,22 @@ struct TreeConfigStagesTests {
         try f.write("/usr/share/zoneinfo/Europe/Berlin", "TZif2")
         try await Hostname().run(.init(hostname: "kiln-vm"), in: f.context)
         try await Timezone().run(.init(zone: "Europe/Berlin"), in: f.context)
-        try await Fstab().run(.init(filesystems: [
-            .init(uuid: "6e4ff95f-f662-45ee-a82a-bdf44a2d0b75", vfsType: "ext4", path: "/", options: "rw,discard,errors=remount-ro", passno: 1),
-            .init(label: "ESP", vfsType: "vfat", path: "/boot/efi", options: "umask=0077", passno: 2),
-        ]), in: f.context)
+        try await Fstab().run(
+            .init(filesystems: [
+                .init(uuid: "6e4ff95f-f662-45ee-a82a-bdf44a2d0b75", vfsType: "ext4", path: "/", options: "rw,discard,errors=remount-ro", passno: 1),
+                .init(label: "ESP", vfsType: "vfat", path: "/boot/efi", options: "umask=0077", passno: 2),
+            ]), in: f.context)
         try await KernelCmdline().run(.init(rootFsUUID: "6e4ff95f-f662-45ee-a82a-bdf44a2d0b75", kernelOpts: "console=ttyS0"), in: f.context)
 
         #expect(f.read("/etc/hostname") == "kiln-vm\n")
         #expect(link(f, "/etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin")
         #expect(f.read("/etc/timezone") == "Europe/Berlin\n")
         let fstab = f.read("/etc/fstab")!.split(separator: "\n").filter { !$0.hasPrefix("#") }
-        #expect(fstab == ["UUID=6e4ff95f-f662-45ee-a82a-bdf44a2d0b75 / ext4 rw,discard,errors=remount-ro 0 1",
-                          "LABEL=ESP /boot/efi vfat umask=0077 0 2"])
+        #expect(
+            fstab == [
+                "UUID=6e4ff95f-f662-45ee-a82a-bdf44a2d0b75 / ext4 rw,discard,errors=remount-ro 0 1",
+                "LABEL=ESP /boot/efi vfat umask=0077 0 2",
+            ])
         #expect(f.read("/etc/kernel/cmdline") == "root=UUID=6e4ff95f-f662-45ee-a82a-bdf44a2d0b75 console=ttyS0\n")
 
         await #expect { try await Timezone().run(.init(zone: "Mars/Olympus"), in: f.context) } throws: { "\($0)".contains("Mars/Olympus") }
@@ -118,8 +128,9 @@ struct TreeConfigStagesTests {
         await #expect { try await SystemLocale().run(.init(language: "de_DE.UTF-8"), in: f.context) } throws: {
             "\($0)".contains("\"locales\"")
         }
-        #expect(SystemLocale.enable("de_DE.UTF-8 UTF-8", in: "# en_US.UTF-8 UTF-8\n# de_DE.UTF-8 UTF-8\n")
-            == "# en_US.UTF-8 UTF-8\nde_DE.UTF-8 UTF-8\n")
+        #expect(
+            SystemLocale.enable("de_DE.UTF-8 UTF-8", in: "# en_US.UTF-8 UTF-8\n# de_DE.UTF-8 UTF-8\n")
+                == "# en_US.UTF-8 UTF-8\nde_DE.UTF-8 UTF-8\n")
     }
 
     /// `locale -a` lists `de_DE.utf8`, and a blueprint may spell it so; SUPPORTED,
@@ -151,24 +162,27 @@ struct TreeConfigStagesTests {
         try await MachineID().run(.init(firstBoot: .no), in: f.context)
         #expect(f.read("/etc/machine-id") == "")
 
-        try await AptSources().run(.init(sources: [
-            .init(uris: ["http://deb.debian.org/debian"], suites: ["bookworm", "bookworm-updates"], components: ["main"],
-                  signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"),
-            .init(uris: ["http://security.debian.org/debian-security"], suites: ["bookworm-security"], components: ["main"]),
-        ]), in: f.context)
-        #expect(f.read("/etc/apt/sources.list.d/debian.sources") == """
-        Types: deb
-        URIs: http://deb.debian.org/debian
-        Suites: bookworm bookworm-updates
-        Components: main
-        Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+        try await AptSources().run(
+            .init(sources: [
+                .init(
+                    uris: ["http://deb.debian.org/debian"], suites: ["bookworm", "bookworm-updates"], components: ["main"],
+                    signedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"),
+                .init(uris: ["http://security.debian.org/debian-security"], suites: ["bookworm-security"], components: ["main"]),
+            ]), in: f.context)
+        #expect(
+            f.read("/etc/apt/sources.list.d/debian.sources") == """
+                Types: deb
+                URIs: http://deb.debian.org/debian
+                Suites: bookworm bookworm-updates
+                Components: main
+                Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
-        Types: deb
-        URIs: http://security.debian.org/debian-security
-        Suites: bookworm-security
-        Components: main
+                Types: deb
+                URIs: http://security.debian.org/debian-security
+                Suites: bookworm-security
+                Components: main
 
-        """)
+                """)
         #expect(!TreeFiles.exists("/etc/apt/sources.list", in: f.tree))
     }
 
@@ -182,9 +196,11 @@ struct TreeConfigStagesTests {
         try f.write("/usr/lib/grub/x86_64-efi/normal.mod", "mod")
         try f.write("/usr/lib/grub/x86_64-efi/linux.mod", "mod")
         let uuid = "6e4ff95f-f662-45ee-a82a-bdf44a2d0b75"
-        try await Grub2Config().run(.init(rootFsUUID: uuid, kernelOpts: "console=ttyS0,115200", timeout: 0,
-                                          serial: "serial --unit=0 --speed=115200", terminal: ["console", "serial"],
-                                          uefiTarget: "x86_64-efi"), in: f.context)
+        try await Grub2Config().run(
+            .init(
+                rootFsUUID: uuid, kernelOpts: "console=ttyS0,115200", timeout: 0,
+                serial: "serial --unit=0 --speed=115200", terminal: ["console", "serial"],
+                uefiTarget: "x86_64-efi"), in: f.context)
         let cfg = try #require(f.read("/boot/grub/grub.cfg"))
         #expect(cfg.contains("\tlinux\t/boot/vmlinuz-6.1.0-10-amd64 root=UUID=\(uuid) ro console=ttyS0,115200\n"))
         #expect(cfg.contains("\tinitrd\t/boot/initrd.img-6.1.0-10-amd64\n"))

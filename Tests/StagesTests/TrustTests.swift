@@ -135,7 +135,10 @@ import Testing
                 #expect(HostPrograms.stages.names.contains(program), "\(file): \(program) is not in HostPrograms.stages")
             }
             for m in variable.matches(in: text, range: range) {
-                let argument = String(text[Range(m.range(at: 3), in: text)!]).trimmingCharacters(in: .whitespaces)
+                // One line however the call is wrapped (swift format breaks long ones).
+                let argument = String(text[Range(m.range(at: 3), in: text)!])
+                    .replacingOccurrences(of: #"\s+"#, with: " ", options: .regularExpression)
+                    .replacingOccurrences(of: "( ", with: "(").trimmingCharacters(in: .whitespaces)
                 let name = (file as NSString).lastPathComponent
                 #expect(reviewed.contains("\(name):\(argument)"), "\(name): a command whose program is \(argument): review it and list it here")
             }

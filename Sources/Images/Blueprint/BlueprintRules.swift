@@ -21,9 +21,11 @@ package enum BlueprintRules {
     /// tz database names: `UTC`, `Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`.
     package static func timezoneProblem(_ z: String) -> String? {
         let parts = z.split(separator: "/", omittingEmptySubsequences: false)
-        let ok = !z.isEmpty && parts.count <= 3 && parts.allSatisfy { p in
-            !p.isEmpty && p.first!.isASCII && p.first!.isLetter && all(p, { isAlnum($0) || "_+-".contains($0) })
-        }
+        let ok =
+            !z.isEmpty && parts.count <= 3
+            && parts.allSatisfy { p in
+                !p.isEmpty && p.first!.isASCII && p.first!.isLetter && all(p, { isAlnum($0) || "_+-".contains($0) })
+            }
         return ok ? nil : "\"\(z)\" is not a time zone name; use a tz database name such as \"UTC\" or \"Europe/Berlin\""
     }
 
@@ -32,16 +34,20 @@ package enum BlueprintRules {
     package static func accountNameProblem(_ name: String, kind: String) -> String? {
         var body = Substring(name)
         if body.hasSuffix("$") { body = body.dropLast() }
-        let ok = !body.isEmpty && name.count <= 32 && (body.first!.isLowercase || body.first! == "_")
+        let ok =
+            !body.isEmpty && name.count <= 32 && (body.first!.isLowercase || body.first! == "_")
             && all(body, { isLowerAlnum($0) || $0 == "_" || $0 == "-" })
-        return ok ? nil : "\"\(name)\" is not a valid Debian \(kind) name; use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"
+        return ok
+            ? nil
+            : "\"\(name)\" is not a valid Debian \(kind) name; use lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32 characters"
     }
 
     /// A crypt(3) hash or a plain-text password (the manifest generator hashes
     /// it). Either goes into /etc/shadow, whose fields are split at ':' and lines.
     package static func passwordProblem(_ pw: String) -> String? {
         if pw.contains(":") || pw.contains("\n") || pw.contains("\r") || pw.contains("\0") {
-            return "must not contain ':', a line break or a NUL character (it ends up in /etc/shadow); give a crypt(3) hash such as the output of `openssl passwd -6`, or a plain-text password without them"
+            return
+                "must not contain ':', a line break or a NUL character (it ends up in /etc/shadow); give a crypt(3) hash such as the output of `openssl passwd -6`, or a plain-text password without them"
         }
         return nil
     }
@@ -63,14 +69,16 @@ package enum BlueprintRules {
         for line in lines {
             let tokens = line.split(whereSeparator: \.isWhitespace).map(String.init)
             guard let i = tokens.firstIndex(where: { sshKeyTypes.contains($0) }), i + 1 < tokens.count else {
-                return "\"\(line.prefix(40))\" is not an SSH public key; give a line such as \"ssh-ed25519 AAAAC3… me@host\" (the contents of ~/.ssh/id_ed25519.pub)"
+                return
+                    "\"\(line.prefix(40))\" is not an SSH public key; give a line such as \"ssh-ed25519 AAAAC3… me@host\" (the contents of ~/.ssh/id_ed25519.pub)"
             }
         }
         return nil
     }
 
     package static func absolutePathProblem(_ path: String) -> String? {
-        let ok = path.hasPrefix("/") && !path.contains(":") && !path.contains("\n")
+        let ok =
+            path.hasPrefix("/") && !path.contains(":") && !path.contains("\n")
             && !path.split(separator: "/").contains("..")
         return ok ? nil : "\"\(path)\" must be an absolute path such as \"/home/kiln\" or \"/bin/bash\" (no '..' or ':')"
     }
@@ -82,12 +90,15 @@ package enum BlueprintRules {
         return "\(kind) \(id) is outside the range Debian allows for local accounts; use a value from 1000 to 59999"
     }
 
-    static let unitSuffixes = [".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount",
-                               ".swap", ".slice", ".scope", ".device"]
+    static let unitSuffixes = [
+        ".service", ".socket", ".timer", ".target", ".path", ".mount", ".automount",
+        ".swap", ".slice", ".scope", ".device",
+    ]
 
     /// systemd unit names: letters, digits and `:-_.\@`, at most 255 characters.
     package static func unitNameProblem(_ name: String) -> String? {
-        let ok = !name.isEmpty && name.count <= 255 && name.first != "." && name.first != "-"
+        let ok =
+            !name.isEmpty && name.count <= 255 && name.first != "." && name.first != "-"
             && name.allSatisfy { isAlnum($0) || ":-_.\\@".contains($0) }
         return ok ? nil : "\"\(name)\" is not a systemd unit name; use a name such as \"ssh\" or \"ssh.service\""
     }

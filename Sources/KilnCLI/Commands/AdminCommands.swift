@@ -45,10 +45,14 @@ struct StoreCommand: AsyncParsableCommand {
             try await CLI.main {
                 let key = try agent.map(StoreCommand.agentKey)
                 let trees = try await where_.admin().trees(agentKey: key)
-                Listing.table(["TREE", "AGENT", "KEY", "STORED", "STREAM SHA256", "BUILD"], trees.map { t in
-                    [t.pipelineID, t.agentID.isEmpty ? "(no record)" : t.agentID, t.agentKey, Listing.time(t.storedMS),
-                     String(t.streamSHA256.prefix(16)), t.buildID]
-                })
+                Listing.table(
+                    ["TREE", "AGENT", "KEY", "STORED", "STREAM SHA256", "BUILD"],
+                    trees.map { t in
+                        [
+                            t.pipelineID, t.agentID.isEmpty ? "(no record)" : t.agentID, t.agentKey, Listing.time(t.storedMS),
+                            String(t.streamSHA256.prefix(16)), t.buildID,
+                        ]
+                    })
             }
         }
     }
@@ -72,10 +76,11 @@ struct StoreCommand: AsyncParsableCommand {
                     throw CLIError.badInput("kiln store forget: give tree IDs or --agent KEY (one of the two)")
                 }
                 let admin = try where_.admin()
-                let gone = if let agent { try await admin.forget(agentKey: try StoreCommand.agentKey(agent)) }
-                    else { try await admin.forget(ids) }
+                let gone = if let agent { try await admin.forget(agentKey: try StoreCommand.agentKey(agent)) } else { try await admin.forget(ids) }
                 for t in gone {
-                    let by = !t.derivedFrom.isEmpty ? " (made on the scheduler from \(t.derivedFrom))"
+                    let by =
+                        !t.derivedFrom.isEmpty
+                        ? " (made on the scheduler from \(t.derivedFrom))"
                         : t.agentID.isEmpty ? "" : " (stored by agent \(t.agentID))"
                     let used = t.usedBy.isEmpty ? "" : "; builds that used it: \(t.usedBy.joined(separator: ", "))"
                     print("forgot \(t.pipelineID)\(by)\(used)")

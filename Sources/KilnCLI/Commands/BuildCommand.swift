@@ -62,7 +62,8 @@ struct BuildCommand: AsyncParsableCommand {
             let executor = try await stores.executor()
             let generated = try await ManifestGenerator(resolver: image.resolver()).generate(for: request)
             let manifest = generated.manifest
-            let label = "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
+            let label =
+                "\((image.blueprint as NSString).lastPathComponent) \(request.distro.name) \(request.architecture.rawValue) \(request.imageType.rawValue)"
             var farm: EmbeddedFarm?
             let remote: SchedulerClient
             var context: ZMQContext?
@@ -73,19 +74,21 @@ struct BuildCommand: AsyncParsableCommand {
                 remote = farm!.client
             }
             do {
-                let submitted = try await remote.submit(manifestJSON: [UInt8](manifest.encoded(pretty: false)),
-                                                        exports: [request.imageType.exportPipeline],
-                                                        arch: request.architecture.rawValue, label: label,
-                                                        distro: request.distro.name, imageType: request.imageType.rawValue,
-                                                        notes: generated.notes, stageTimeoutMS: UInt64(stageMS))
+                let submitted = try await remote.submit(
+                    manifestJSON: [UInt8](manifest.encoded(pretty: false)),
+                    exports: [request.imageType.exportPipeline],
+                    arch: request.architecture.rawValue, label: label,
+                    distro: request.distro.name, imageType: request.imageType.rawValue,
+                    notes: generated.notes, stageTimeoutMS: UInt64(stageMS))
                 let status = try await remote.wait(submitted.buildID, printer: BuildEventPrinter(verbose: stores.verbose))
                 guard status.state == .succeeded else {
                     throw BuildOutcomeError(buildID: submitted.buildID, state: status.state, failure: status.failure)
                 }
                 if let farm {
                     // Same machine: copy the artifact out of the scheduler's state (sparse, reflinked).
-                    try await Export.copyFile("\(farm.stateDirectory)/scheduler/artifacts/\(status.buildID)/\(request.imageType.outputFile)",
-                                              to: output)
+                    try await Export.copyFile(
+                        "\(farm.stateDirectory)/scheduler/artifacts/\(status.buildID)/\(request.imageType.outputFile)",
+                        to: output)
                 } else {
                     _ = try await remote.fetchAll(status, to: output)
                 }

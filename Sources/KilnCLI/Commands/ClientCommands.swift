@@ -2,9 +2,9 @@ import ArgumentParser
 import Foundation
 import Images
 import Manifest
-import Stages
 import Protocol
 import Scheduler
+import Stages
 import SwiftProtobuf
 
 struct SubmitCommand: AsyncParsableCommand {
@@ -24,10 +24,14 @@ struct SubmitCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Show log lines while waiting.")
     var verbose = false
 
-    @Flag(help: "The file is a manifest (from `kiln manifest`, reviewed or edited), not a blueprint; --type names the pipeline to export and --arch is required.")
+    @Flag(
+        help:
+            "The file is a manifest (from `kiln manifest`, reviewed or edited), not a blueprint; --type names the pipeline to export and --arch is required."
+    )
     var manifest = false
 
-    @Option(help: "How long one stage of this build may run (90s, 30m, 2h); default: the scheduler's --stage-timeout, at most its --attempt-deadline.")
+    @Option(
+        help: "How long one stage of this build may run (90s, 30m, 2h); default: the scheduler's --stage-timeout, at most its --attempt-deadline.")
     var stageTimeout: String?
 
     func run() async throws {
@@ -37,9 +41,10 @@ struct SubmitCommand: AsyncParsableCommand {
             let (json, arch, distro, type, notes) = try await prepare()
             try await client.with { c in
                 let label = "\((image.blueprint as NSString).lastPathComponent) \(distro) \(arch) \(type.rawValue)"
-                let r = try await c.submit(manifestJSON: json, exports: [type.exportPipeline], arch: arch,
-                                           label: label, distro: distro, imageType: type.rawValue, notes: notes,
-                                           stageTimeoutMS: UInt64(stageMS))
+                let r = try await c.submit(
+                    manifestJSON: json, exports: [type.exportPipeline], arch: arch,
+                    label: label, distro: distro, imageType: type.rawValue, notes: notes,
+                    stageTimeoutMS: UInt64(stageMS))
                 CLI.say("submitted \(label): \(r.jobs) job(s), \(r.cachedJobs) cached")
                 guard wait else {
                     print(r.buildID)
@@ -78,8 +83,9 @@ extension SubmitCommand {
         let m = try BuildManifest.decode(data, file: image.blueprint)
         try m.validate(stages: StageRegistry.standard)
         guard m.pipeline(named: type.exportPipeline) != nil else {
-            throw CLIError.badInput("\(image.blueprint): no pipeline \"\(type.exportPipeline)\" to export for --type \(type.rawValue); "
-                                    + "its pipelines are \(m.pipelines.map(\.name).joined(separator: ", "))")
+            throw CLIError.badInput(
+                "\(image.blueprint): no pipeline \"\(type.exportPipeline)\" to export for --type \(type.rawValue); "
+                    + "its pipelines are \(m.pipelines.map(\.name).joined(separator: ", "))")
         }
         let distro = try image.distro.map { try Distro.named($0).name } ?? ""
         return ([UInt8](data), arch.rawValue, distro, type, [])
@@ -103,18 +109,24 @@ struct StatusCommand: AsyncParsableCommand {
                 let builds = try await c.status(build ?? "")
                 if json { return try Listing.printJSON(builds) }
                 if build == nil {
-                    Listing.table(["BUILD", "STATE", "ARCH", "CREATED", "LABEL"], builds.map {
-                        [$0.buildID, Listing.name($0.state), $0.arch, Listing.time($0.createdUnixMs), $0.label]
-                    })
+                    Listing.table(
+                        ["BUILD", "STATE", "ARCH", "CREATED", "LABEL"],
+                        builds.map {
+                            [$0.buildID, Listing.name($0.state), $0.arch, Listing.time($0.createdUnixMs), $0.label]
+                        })
                     return
                 }
                 for b in builds {
                     print("build \(b.buildID): \(Listing.name(b.state))  \(b.label)")
                     print("created \(Listing.time(b.createdUnixMs))" + (b.finishedUnixMs > 0 ? ", finished \(Listing.time(b.finishedUnixMs))" : ""))
-                    Listing.table(["JOB", "PIPELINE", "WHERE", "STATE", "ATTEMPTS", "AGENT", "STAGE"], b.jobs.map { j in
-                        [j.jobID, j.pipelineName, j.onAgent ? "agent" : "scheduler", Listing.name(j.state), "\(j.attempts)", j.agentID,
-                         j.stageCount > 0 ? "\(j.stageIndex + 1)/\(j.stageCount) \(j.stageType)" : ""]
-                    })
+                    Listing.table(
+                        ["JOB", "PIPELINE", "WHERE", "STATE", "ATTEMPTS", "AGENT", "STAGE"],
+                        b.jobs.map { j in
+                            [
+                                j.jobID, j.pipelineName, j.onAgent ? "agent" : "scheduler", Listing.name(j.state), "\(j.attempts)", j.agentID,
+                                j.stageCount > 0 ? "\(j.stageIndex + 1)/\(j.stageCount) \(j.stageType)" : "",
+                            ]
+                        })
                     if !b.artifacts.isEmpty { print("artifacts: \(b.artifacts.joined(separator: ", "))") }
                     if b.artifactsExpiredUnixMs > 0 {
                         print("artifacts: removed \(Listing.time(b.artifactsExpiredUnixMs)) (the scheduler's --keep-artifacts)")
@@ -193,8 +205,9 @@ struct DeleteCommand: AsyncParsableCommand {
             try await client.with { c in
                 let r = try await c.delete(build)
                 if json { return try Listing.printJSON([r]) }
-                print("\(r.buildID): deleted (\(r.artifacts) artifact(s), \(String(format: "%.1f MB", Double(r.artifactBytes) / 1e6)), "
-                      + "\(r.events) event(s))")
+                print(
+                    "\(r.buildID): deleted (\(r.artifacts) artifact(s), \(String(format: "%.1f MB", Double(r.artifactBytes) / 1e6)), "
+                        + "\(r.events) event(s))")
             }
         }
     }
@@ -222,8 +235,9 @@ struct FetchCommand: AsyncParsableCommand {
                     throw CLIError.badInput("build \(build) is \(Listing.name(status.state)); only a succeeded build has images to fetch")
                 }
                 if status.artifactsExpiredUnixMs > 0 {
-                    throw CLIError.badInput("build \(build)'s artifacts were removed \(Listing.time(status.artifactsExpiredUnixMs)) "
-                                            + "(the scheduler keeps them for its --keep-artifacts); submit the build again for new ones")
+                    throw CLIError.badInput(
+                        "build \(build)'s artifacts were removed \(Listing.time(status.artifactsExpiredUnixMs)) "
+                            + "(the scheduler keeps them for its --keep-artifacts); submit the build again for new ones")
                 }
                 for p in try await c.fetchAll(status, to: output, only: artifact) { CLI.say("wrote \(p)") }
             }
@@ -232,10 +246,13 @@ struct FetchCommand: AsyncParsableCommand {
 }
 
 struct AgentsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agents", abstract: "The scheduler's agents.",
-                                                    subcommands: [AgentsListCommand.self, AgentsReleaseCommand.self,
-                                                                   AgentsDrainCommand<Drain>.self, AgentsDrainCommand<Undrain>.self],
-                                                    defaultSubcommand: AgentsListCommand.self)
+    static let configuration = CommandConfiguration(
+        commandName: "agents", abstract: "The scheduler's agents.",
+        subcommands: [
+            AgentsListCommand.self, AgentsReleaseCommand.self,
+            AgentsDrainCommand<Drain>.self, AgentsDrainCommand<Undrain>.self,
+        ],
+        defaultSubcommand: AgentsListCommand.self)
 }
 
 struct AgentsListCommand: AsyncParsableCommand {
@@ -251,13 +268,17 @@ struct AgentsListCommand: AsyncParsableCommand {
             try await client.with { c in
                 let agents = try await c.agents()
                 if json { return try Listing.printJSON(agents) }
-                Listing.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"], agents.map { a in
-                    let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
-                    let state = Listing.name(a.state) + (a.drained ? ", drained" : "") + (a.notTakingJobs.isEmpty ? "" : ", low on disk")
-                    return [a.agentID, arches.joined(separator: ", "), state, "\(a.slotsInUse)/\(a.slots)",
+                Listing.table(
+                    ["AGENT", "ARCHES", "STATE", "SLOTS", "JOBS", "LAST HEARTBEAT", "FREE DISK"],
+                    agents.map { a in
+                        let arches = a.arches + a.emulatedArches.map { "\($0) (emulated)" }
+                        let state = Listing.name(a.state) + (a.drained ? ", drained" : "") + (a.notTakingJobs.isEmpty ? "" : ", low on disk")
+                        return [
+                            a.agentID, arches.joined(separator: ", "), state, "\(a.slotsInUse)/\(a.slots)",
                             a.jobs.map { "\($0.jobID) \($0.pipelineName)" }.joined(separator: "; "),
-                            Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9)]
-                })
+                            Listing.age(a.lastHeartbeatUnixMs), String(format: "%.1f GB", Double(a.freeDisk) / 1e9),
+                        ]
+                    })
             }
         }
     }
@@ -268,9 +289,11 @@ struct AgentsListCommand: AsyncParsableCommand {
 struct AgentsDrainCommand<Direction: DrainDirection>: AsyncParsableCommand {
     static var configuration: CommandConfiguration {
         Direction.drained
-            ? CommandConfiguration(commandName: "drain", abstract: """
-                Assign no new job to an agent; the jobs it runs finish there. Kept across restarts. Needs an admin key.
-                """)
+            ? CommandConfiguration(
+                commandName: "drain",
+                abstract: """
+                    Assign no new job to an agent; the jobs it runs finish there. Kept across restarts. Needs an admin key.
+                    """)
             : CommandConfiguration(commandName: "undrain", abstract: "Give a drained agent new jobs again. Needs an admin key.")
     }
 
@@ -287,7 +310,8 @@ struct AgentsDrainCommand<Direction: DrainDirection>: AsyncParsableCommand {
                 let id = TerminalText.safe(r.agent.agentID), agent = "agent \(id)"
                 if Direction.drained {
                     let running = r.agent.slotsInUse == 0 ? "" : "; the \(r.agent.slotsInUse) job(s) it runs finish there"
-                    CLI.say("\(name): \(agent) \(r.wasDrained ? "was already drained" : "is drained"): it is assigned no new job"
+                    CLI.say(
+                        "\(name): \(agent) \(r.wasDrained ? "was already drained" : "is drained"): it is assigned no new job"
                             + "\(running); `kiln agents undrain \(id)` gives it work again")
                 } else {
                     CLI.say("\(name): \(agent) \(r.wasDrained ? "is undrained: it is assigned jobs again" : "was not drained")")
@@ -316,8 +340,9 @@ enum Listing {
         let all = ([header] + rows).map { $0.map(TerminalText.safe) }
         let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
         for r in all {
-            print(r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                .joined(separator: "  "))
+            print(
+                r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  "))
         }
     }
 

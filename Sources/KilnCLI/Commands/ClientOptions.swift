@@ -1,7 +1,7 @@
+import Agent
 import ArgumentParser
 import Foundation
 import HTTPServing
-import Agent
 import Protocol
 
 /// How a client command reaches the scheduler.
@@ -34,7 +34,8 @@ struct ClientOptions: ParsableArguments {
         var server: String?
         if endpoint.hasPrefix("tcp://") {
             guard let keyFile = key ?? env["KILN_KEY"] else {
-                throw CLIError.badInput("--key: a TCP scheduler needs this client's secret key file (`kiln keys new NAME` makes one; the scheduler must allow NAME.pub)")
+                throw CLIError.badInput(
+                    "--key: a TCP scheduler needs this client's secret key file (`kiln keys new NAME` makes one; the scheduler must allow NAME.pub)")
             }
             guard let serverFile = schedulerKey ?? env["KILN_SCHEDULER_KEY"] else {
                 throw CLIError.badInput("--scheduler-key: a TCP scheduler needs its public key file (the scheduler's NAME.pub)")
@@ -43,8 +44,9 @@ struct ClientOptions: ParsableArguments {
             server = try CurveKeyPair.loadPublicKey(serverFile)
         }
         let context = try ZMQContext()
-        let client = try await SchedulerClient.connect(context: context, endpoint: try SchedulerEndpoint.clients(endpoint),
-                                                       keys: keys, schedulerPublicKey: server)
+        let client = try await SchedulerClient.connect(
+            context: context, endpoint: try SchedulerEndpoint.clients(endpoint),
+            keys: keys, schedulerPublicKey: server)
         return (context, client)
     }
 }

@@ -12,13 +12,17 @@ struct DistrosCommand: AsyncParsableCommand {
 
     func run() async throws {
         let rows = Distro.all.map { d in
-            ["name": d.name, "aliases": d.aliases.joined(separator: ","), "codename": d.codename,
-             "architectures": d.architectures.map(\.rawValue).joined(separator: ",")]
+            [
+                "name": d.name, "aliases": d.aliases.joined(separator: ","), "codename": d.codename,
+                "architectures": d.architectures.map(\.rawValue).joined(separator: ","),
+            ]
         }
         if json {
             let items: [JSONValue] = Distro.all.map { d in
-                .object(["name": .string(d.name), "aliases": .array(d.aliases.map { .string($0) }),
-                         "codename": .string(d.codename), "architectures": .array(d.architectures.map { .string($0.rawValue) })])
+                .object([
+                    "name": .string(d.name), "aliases": .array(d.aliases.map { .string($0) }),
+                    "codename": .string(d.codename), "architectures": .array(d.architectures.map { .string($0.rawValue) }),
+                ])
             }
             print(CanonicalJSON.encode(.array(items)))
             return
@@ -49,18 +53,24 @@ struct ImageTypesCommand: AsyncParsableCommand {
             let types = ImageType.allCases.filter { t in t.architectures.contains { arches.contains($0) } }
             let aliases = Dictionary(grouping: ImageType.aliases.keys.sorted()) { ImageType.aliases[$0]! }
             if json {
-                print(CanonicalJSON.encode(.array(types.map { t in
-                    .object(["name": .string(t.rawValue), "aliases": .array((aliases[t] ?? []).map { .string($0) }),
-                             "architectures": .array(t.architectures.filter(arches.contains).map { .string($0.rawValue) }),
-                             "file": .string(t.outputFile), "description": .string(t.summary)])
-                })))
+                print(
+                    CanonicalJSON.encode(
+                        .array(
+                            types.map { t in
+                                .object([
+                                    "name": .string(t.rawValue), "aliases": .array((aliases[t] ?? []).map { .string($0) }),
+                                    "architectures": .array(t.architectures.filter(arches.contains).map { .string($0.rawValue) }),
+                                    "file": .string(t.outputFile), "description": .string(t.summary),
+                                ])
+                            })))
                 return
             }
-            Listing.table(["TYPE", "ARCHITECTURES", "FILE", "DESCRIPTION"], types.map { t in
-                let names = ([t.rawValue] + (aliases[t] ?? [])).joined(separator: ", ")
-                return [names, t.architectures.filter(arches.contains).map(\.rawValue).joined(separator: ","), t.outputFile, t.summary]
-            })
+            Listing.table(
+                ["TYPE", "ARCHITECTURES", "FILE", "DESCRIPTION"],
+                types.map { t in
+                    let names = ([t.rawValue] + (aliases[t] ?? [])).joined(separator: ", ")
+                    return [names, t.architectures.filter(arches.contains).map(\.rawValue).joined(separator: ","), t.outputFile, t.summary]
+                })
         }
     }
 }
-

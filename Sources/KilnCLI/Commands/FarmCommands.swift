@@ -14,7 +14,10 @@ struct SchedulerCommand: AsyncParsableCommand {
         commandName: "scheduler",
         abstract: "Run the scheduler daemon: agents connect to the endpoint's port, clients to the next one.")
 
-    @Option(help: "TOML file of these options (keys: bind, state, key, …; docs/operating.md); default /etc/kiln/scheduler.toml when it exists. Flags win over the file.")
+    @Option(
+        help:
+            "TOML file of these options (keys: bind, state, key, …; docs/operating.md); default /etc/kiln/scheduler.toml when it exists. Flags win over the file."
+    )
     var config: String?
 
     @Option(help: "Endpoint to listen on, tcp://HOST:PORT (agents on PORT, clients on PORT+1).")
@@ -43,7 +46,10 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "How long one attempt may run from its assignment before it is stopped and requeued: a number and s, m, h or d.")
     var attemptDeadline: String = "3h"
 
-    @Option(help: "How long one stage may run on an agent before it is stopped (its processes killed) and its build fails, unless the build asks for another limit (`kiln submit --stage-timeout`); at most --attempt-deadline. Default 1h (or --attempt-deadline when shorter).")
+    @Option(
+        help:
+            "How long one stage may run on an agent before it is stopped (its processes killed) and its build fails, unless the build asks for another limit (`kiln submit --stage-timeout`); at most --attempt-deadline. Default 1h (or --attempt-deadline when shorter)."
+    )
     var stageTimeout: String?
 
     @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
@@ -67,13 +73,17 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Flag(help: "Keep no metrics and no stage history (kiln top, kiln report and the dashboard then have less to show); for measuring their cost.")
     var noTelemetry = false
 
-    @Option(help: "Remove the artifacts of builds finished longer ago than this (90m, 36h, 7d; default: forever); the build's record stays and says so.")
+    @Option(
+        help: "Remove the artifacts of builds finished longer ago than this (90m, 36h, 7d; default: forever); the build's record stays and says so.")
     var keepArtifacts: String = "forever"
 
     @Option(help: "Delete builds finished longer ago than this, with their events, logs and artifacts (default: forever).")
     var keepHistory: String = "forever"
 
-    @Option(help: "GiB that must stay free under the state directory and the tree store: below it submits are refused and no job starts, until space returns (0: no check).")
+    @Option(
+        help:
+            "GiB that must stay free under the state directory and the tree store: below it submits are refused and no job starts, until space returns (0: no check)."
+    )
     var minFreeGib: Double = 2
 
     @Option(help: .hidden) var retentionInterval: Double = 60
@@ -108,9 +118,11 @@ struct SchedulerCommand: AsyncParsableCommand {
                 throw CLIError.badInput("--attempt-deadline \(attemptDeadline): use a duration such as 90m, 3h or 1d")
             }
             config.attemptDeadlineMS = deadline
-            config.stageTimeoutMS = try stageTimeout.map {
-                try CLI.durationMS($0, option: "--stage-timeout", max: (deadline, "--attempt-deadline \(attemptDeadline), which bounds every stage"))
-            } ?? min(3600 * 1000, deadline)
+            config.stageTimeoutMS =
+                try stageTimeout.map {
+                    try CLI.durationMS(
+                        $0, option: "--stage-timeout", max: (deadline, "--attempt-deadline \(attemptDeadline), which bounds every stage"))
+                } ?? min(3600 * 1000, deadline)
             config.telemetry = !noTelemetry
             config.streamLimits = try streamLimits()
             config.keepArtifactsMS = try Retention.keep(keepArtifacts, option: "--keep-artifacts")
@@ -124,7 +136,8 @@ struct SchedulerCommand: AsyncParsableCommand {
             let executor = try await stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
             if let http, !http.isLoopback {
-                logger.warning("""
+                logger.warning(
+                    """
                     --metrics \(http.host): the dashboard and /metrics have no authentication; anyone who reaches \
                     this address sees build labels, agents and failure logs
                     """)
@@ -132,9 +145,11 @@ struct SchedulerCommand: AsyncParsableCommand {
             let endpoints = SchedulerServer.Endpoints(
                 agents: try SchedulerEndpoint.agents(bind), clients: try SchedulerEndpoint.clients(bind),
                 security: .init(keys: keys, roles: allowed.roles, allow: allowDirectory), http: http)
-            let server = try await SchedulerServer.start(scheduler: scheduler, endpoints: endpoints, context: try ZMQContext(),
-                                                         logger: logger)
-            CLI.say("kiln scheduler: agents on \(server.agentEndpoint), clients on \(server.clientEndpoint), "
+            let server = try await SchedulerServer.start(
+                scheduler: scheduler, endpoints: endpoints, context: try ZMQContext(),
+                logger: logger)
+            CLI.say(
+                "kiln scheduler: agents on \(server.agentEndpoint), clients on \(server.clientEndpoint), "
                     + "\(allowed.count(.agent)) agent, \(allowed.count(.client)) client and \(allowed.count(.admin)) admin key(s), "
                     + "public key \(keys.publicKey)")
             if let h = server.http {
@@ -175,7 +190,10 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run a build agent for one or more architectures.")
 
-    @Option(help: "TOML file of these options (keys: scheduler, arch, key, …; docs/operating.md); default /etc/kiln/agent.toml when it exists. Flags win over the file.")
+    @Option(
+        help:
+            "TOML file of these options (keys: scheduler, arch, key, …; docs/operating.md); default /etc/kiln/agent.toml when it exists. Flags win over the file."
+    )
     var config: String?
 
     @Option(help: "Scheduler endpoint, tcp://HOST:PORT.")
@@ -207,7 +225,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Serve this agent's /metrics (Prometheus) over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
 
-    @Option(help: "GiB that must stay free under the tree store and the state directory: below it the agent takes no new job, until space returns (0: no check).")
+    @Option(
+        help:
+            "GiB that must stay free under the tree store and the state directory: below it the agent takes no new job, until space returns (0: no check)."
+    )
     var minFreeGib: Double = 2
 
     @Option(help: .hidden) var pruneInterval: Double = 60
@@ -234,23 +255,28 @@ struct AgentCommand: AsyncParsableCommand {
             guard FarmScheduler.isAgentID(id) else {
                 throw CLIError.badInput("--name \(id): an agent id is 1 to 64 letters, digits, '.', '_' or '-'")
             }
-            var config = AgentConfiguration(agentID: id, schedulerEndpoint: try SchedulerEndpoint.agents(scheduler),
-                                            arches: native, emulatedArches: emulated, stateDirectory: state)
+            var config = AgentConfiguration(
+                agentID: id, schedulerEndpoint: try SchedulerEndpoint.agents(scheduler),
+                arches: native, emulatedArches: emulated, stateDirectory: state)
             config.keys = try CurveKeyPair.load(secretKeyFile: key)
             config.schedulerPublicKey = try CurveKeyPair.loadPublicKey(schedulerKey)
             config.slots = slots
             config.minFreeBytes = minFree
             config.storePruneInterval = .milliseconds(prune)
             let executor = try await stores.executor()
-            let agent = try BuildAgent(config: config, context: try ZMQContext(), store: executor.store,
-                                       sources: executor.sources, logger: logger)
-            CLI.say("kiln agent \(id): \((native + emulated.map { "\($0) (emulated)" }).joined(separator: ", ")), "
+            let agent = try BuildAgent(
+                config: config, context: try ZMQContext(), store: executor.store,
+                sources: executor.sources, logger: logger)
+            CLI.say(
+                "kiln agent \(id): \((native + emulated.map { "\($0) (emulated)" }).joined(separator: ", ")), "
                     + "\(slots) slot(s), scheduler \(scheduler)")
             var server: StatusServer?
             if let http {
-                server = try await StatusServer.start(endpoint: http, routes: [
-                    "/metrics": { _ in .prometheus(await agent.metricsText()) },
-                ], logger: logger)
+                server = try await StatusServer.start(
+                    endpoint: http,
+                    routes: [
+                        "/metrics": { _ in .prometheus(await agent.metricsText()) }
+                    ], logger: logger)
                 CLI.say("kiln agent \(id): metrics on http://\(http.host):\(server!.port)/metrics")
             }
             await agent.run()
@@ -288,7 +314,9 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             try await CLI.main {
                 let (secret, pub) = try CurveKeyPair.generate().write(prefix: name)
-                CLI.say("wrote \(secret) (secret) and \(pub) (public: on the scheduler host it goes into allow/agents/, allow/clients/ or allow/admins/; a scheduler's goes to agents and clients as --scheduler-key)")
+                CLI.say(
+                    "wrote \(secret) (secret) and \(pub) (public: on the scheduler host it goes into allow/agents/, allow/clients/ or allow/admins/; a scheduler's goes to agents and clients as --scheduler-key)"
+                )
             }
         }
     }

@@ -54,9 +54,12 @@ struct StagesCommand: AsyncParsableCommand {
         let registry = StageRegistry.standard
         let entries = registry.knownStageTypes.map { registry.entries[$0]! }
         if json {
-            print(CanonicalJSON.encode(.array(entries.map { e in
-                .object(["type": .string(e.type), "placement": .string(e.placement.rawValue), "source": .string(e.sourceFile)])
-            })))
+            print(
+                CanonicalJSON.encode(
+                    .array(
+                        entries.map { e in
+                            .object(["type": .string(e.type), "placement": .string(e.placement.rawValue), "source": .string(e.sourceFile)])
+                        })))
             return
         }
         for e in entries {

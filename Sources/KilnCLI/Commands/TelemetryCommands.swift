@@ -33,8 +33,9 @@ struct TopCommand: AsyncParsableCommand {
                         let snapshot = try TelemetryJSON.decode(FarmSnapshot.self, from: bytes)
                         let lines = TopView.render(snapshot)
                         // Home, draw, clear what is left of the previous frame.
-                        print((inPlace ? "\u{1B}[H" : "") + lines.joined(separator: inPlace ? "\u{1B}[K\n" : "\n")
-                              + (inPlace ? "\u{1B}[K\n\u{1B}[J" : "\n"), terminator: "")
+                        print(
+                            (inPlace ? "\u{1B}[H" : "") + lines.joined(separator: inPlace ? "\u{1B}[K\n" : "\n")
+                                + (inPlace ? "\u{1B}[K\n\u{1B}[J" : "\n"), terminator: "")
                     }
                     fflush(nil)
                     if once { return }
@@ -78,58 +79,79 @@ enum TopView {
     static func render(_ s: FarmSnapshot) -> [String] {
         var out: [String] = []
         let up = Double(s.generatedUnixMs - s.scheduler.startedUnixMs) / 1000
-        out.append("kiln top · scheduler \(s.scheduler.version), epoch \(s.scheduler.epoch), up \(Fmt.duration(up)) · "
-                   + Listing.time(s.generatedUnixMs))
+        out.append(
+            "kiln top · scheduler \(s.scheduler.version), epoch \(s.scheduler.epoch), up \(Fmt.duration(up)) · "
+                + Listing.time(s.generatedUnixMs))
         out.append("")
         out.append("AGENTS (\(s.agents.filter { $0.state == "online" }.count) online of \(s.agents.count))")
-        out += Fmt.table(["AGENT", "ARCHES", "STATE", "SLOTS", "JOB", "STAGE", "HEARTBEAT", "FREE DISK"], s.agents.map { a in
-            let arches = (a.arches + a.emulatedArches.map { "\($0) (emulated)" }).joined(separator: ", ")
-            let job = a.jobs.map { "\($0.jobId) \($0.pipeline)" }.joined(separator: "; ")
-            let stage = a.jobs.map { $0.stageCount > 0 ? "\($0.stageIndex + 1)/\($0.stageCount) \($0.stageType)" : $0.state }
-                .joined(separator: "; ")
-            return [a.id, arches, a.state, "\(a.slotsInUse)/\(a.slots)", job, stage, Fmt.duration(a.heartbeatAgeS) + " ago",
-                    Fmt.bytes(a.freeDiskBytes)]
-        })
+        out += Fmt.table(
+            ["AGENT", "ARCHES", "STATE", "SLOTS", "JOB", "STAGE", "HEARTBEAT", "FREE DISK"],
+            s.agents.map { a in
+                let arches = (a.arches + a.emulatedArches.map { "\($0) (emulated)" }).joined(separator: ", ")
+                let job = a.jobs.map { "\($0.jobId) \($0.pipeline)" }.joined(separator: "; ")
+                let stage = a.jobs.map { $0.stageCount > 0 ? "\($0.stageIndex + 1)/\($0.stageCount) \($0.stageType)" : $0.state }
+                    .joined(separator: "; ")
+                return [
+                    a.id, arches, a.state, "\(a.slotsInUse)/\(a.slots)", job, stage, Fmt.duration(a.heartbeatAgeS) + " ago",
+                    Fmt.bytes(a.freeDiskBytes),
+                ]
+            })
         out.append("")
         out.append("QUEUES")
-        out += Fmt.table(["ARCH", "WAITING", "OLDEST", "AGENTS", "SLOTS BUSY", ""], s.queues.map { q in
-            [q.arch, "\(q.depth)", q.depth > 0 ? Fmt.duration(q.oldestAgeS) : "-", "\(q.agentsOnline)", "\(q.slotsBusy)/\(q.slotsTotal)",
-             q.depth > 0 && q.agentsOnline == 0 ? "no agent runs \(q.arch)" : q.depth > 0 && q.slotsBusy == q.slotsTotal ? "all slots busy" : ""]
-        })
+        out += Fmt.table(
+            ["ARCH", "WAITING", "OLDEST", "AGENTS", "SLOTS BUSY", ""],
+            s.queues.map { q in
+                [
+                    q.arch, "\(q.depth)", q.depth > 0 ? Fmt.duration(q.oldestAgeS) : "-", "\(q.agentsOnline)", "\(q.slotsBusy)/\(q.slotsTotal)",
+                    q.depth > 0 && q.agentsOnline == 0
+                        ? "no agent runs \(q.arch)" : q.depth > 0 && q.slotsBusy == q.slotsTotal ? "all slots busy" : "",
+                ]
+            })
         out.append("")
         out.append("RUNNING BUILDS (\(s.running.count))")
-        out += Fmt.table(["BUILD", "STATE", "AGE", "PROGRESS", "JOBS", "LABEL", "NOW"], s.running.map { b in
-            [b.buildId, b.state, Fmt.duration(b.ageS), Fmt.bar(b.progress), "\(b.jobsDone)/\(b.jobsTotal)", b.label, b.current]
-        })
+        out += Fmt.table(
+            ["BUILD", "STATE", "AGE", "PROGRESS", "JOBS", "LABEL", "NOW"],
+            s.running.map { b in
+                [b.buildId, b.state, Fmt.duration(b.ageS), Fmt.bar(b.progress), "\(b.jobsDone)/\(b.jobsTotal)", b.label, b.current]
+            })
         out.append("")
         out.append("THROUGHPUT")
         let w = s.windows
-        out += Fmt.table(["", ] + w.map { "last \($0.minutes) min" }, [
-            ["builds/hour"] + w.map { Fmt.number($0.buildsPerHour) },
-            ["builds ok/failed"] + w.map { "\($0.buildsSucceeded)/\($0.buildsFailed)" },
-            ["jobs/minute"] + w.map { Fmt.number($0.jobsPerMinute) },
-            ["MB/s streamed"] + w.map { Fmt.number($0.streamedMbPerS) },
-            ["tree cache hit rate"] + w.map { $0.cacheHitRate.map { Fmt.percent($0) } ?? "-" },
-        ])
+        out += Fmt.table(
+            [""] + w.map { "last \($0.minutes) min" },
+            [
+                ["builds/hour"] + w.map { Fmt.number($0.buildsPerHour) },
+                ["builds ok/failed"] + w.map { "\($0.buildsSucceeded)/\($0.buildsFailed)" },
+                ["jobs/minute"] + w.map { Fmt.number($0.jobsPerMinute) },
+                ["MB/s streamed"] + w.map { Fmt.number($0.streamedMbPerS) },
+                ["tree cache hit rate"] + w.map { $0.cacheHitRate.map { Fmt.percent($0) } ?? "-" },
+            ])
         let types = Set(w.flatMap { $0.imageTypes.map(\.imageType) }).sorted()
         if !types.isEmpty {
             out.append("")
             out.append("BUILD TIME (median / p95 of succeeded builds)")
-            out += Fmt.table(["IMAGE TYPE"] + w.map { "last \($0.minutes) min" }, types.map { t in
-                [t] + w.map { win in
-                    win.imageTypes.first { $0.imageType == t }.map {
-                        "\(Fmt.duration($0.medianS)) / \(Fmt.duration($0.p95S)) (\($0.builds))"
-                    } ?? "-"
-                }
-            })
+            out += Fmt.table(
+                ["IMAGE TYPE"] + w.map { "last \($0.minutes) min" },
+                types.map { t in
+                    [t]
+                        + w.map { win in
+                            win.imageTypes.first { $0.imageType == t }.map {
+                                "\(Fmt.duration($0.medianS)) / \(Fmt.duration($0.p95S)) (\($0.builds))"
+                            } ?? "-"
+                        }
+                })
         }
         if !s.failures.isEmpty {
             out.append("")
             out.append("RECENT FAILURES")
-            out += Fmt.table(["BUILD", "FINISHED", "LABEL", "FAILURE"], s.failures.prefix(5).map { f in
-                [f.buildId, Listing.time(f.finishedUnixMs), f.label,
-                 String((f.failure.split(separator: "\n").first ?? "").prefix(100))]
-            })
+            out += Fmt.table(
+                ["BUILD", "FINISHED", "LABEL", "FAILURE"],
+                s.failures.prefix(5).map { f in
+                    [
+                        f.buildId, Listing.time(f.finishedUnixMs), f.label,
+                        String((f.failure.split(separator: "\n").first ?? "").prefix(100)),
+                    ]
+                })
         }
         return out
     }
@@ -140,30 +162,41 @@ enum ReportView {
         var out = ["kiln report: \(Listing.time(r.sinceUnixMs)) to \(Listing.time(r.untilUnixMs)) (last \(since))", ""]
         out.append("BUILDS")
         let rows = r.groups + (r.groups.count > 1 ? [r.totals] : [])
-        out += Fmt.table(["ARCH", "IMAGE TYPE", "BUILDS", "OK", "FAILED", "CANCELLED", "SUCCESS", "MEDIAN", "P95"], rows.map { g in
-            [g.arch, g.imageType, "\(g.builds)", "\(g.succeeded)", "\(g.failed)", "\(g.cancelled)",
-             g.successRate.map { Fmt.percent($0) } ?? "-", g.medianS.map { Fmt.duration($0) } ?? "-", g.p95S.map { Fmt.duration($0) } ?? "-"]
-        })
+        out += Fmt.table(
+            ["ARCH", "IMAGE TYPE", "BUILDS", "OK", "FAILED", "CANCELLED", "SUCCESS", "MEDIAN", "P95"],
+            rows.map { g in
+                [
+                    g.arch, g.imageType, "\(g.builds)", "\(g.succeeded)", "\(g.failed)", "\(g.cancelled)",
+                    g.successRate.map { Fmt.percent($0) } ?? "-", g.medianS.map { Fmt.duration($0) } ?? "-", g.p95S.map { Fmt.duration($0) } ?? "-",
+                ]
+            })
         if r.groups.isEmpty { out.append("(no build finished in this window)") }
         out.append("")
         let c = r.cache
-        out.append("TREE CACHE: \(c.treeCacheHits) of \(c.treeJobs) tree job(s) served from the store"
-                   + (c.hitRate.map { " (\(Fmt.percent($0)))" } ?? "") + "; saved \(Fmt.duration(c.savedSeconds)) of agent time and "
-                   + "\(Fmt.bytes(c.savedBytes)) of streaming; \(Fmt.bytes(c.streamedBytes)) streamed")
+        out.append(
+            "TREE CACHE: \(c.treeCacheHits) of \(c.treeJobs) tree job(s) served from the store"
+                + (c.hitRate.map { " (\(Fmt.percent($0)))" } ?? "") + "; saved \(Fmt.duration(c.savedSeconds)) of agent time and "
+                + "\(Fmt.bytes(c.savedBytes)) of streaming; \(Fmt.bytes(c.streamedBytes)) streamed")
         if !r.queueWait.isEmpty {
             out.append("")
             out.append("QUEUE WAIT (submit or requeue → assignment)")
-            out += Fmt.table(["ARCH", "ATTEMPTS", "MEDIAN", "P95"], r.queueWait.map {
-                [$0.arch, "\($0.attempts)", Fmt.duration($0.medianS), Fmt.duration($0.p95S)]
-            })
+            out += Fmt.table(
+                ["ARCH", "ATTEMPTS", "MEDIAN", "P95"],
+                r.queueWait.map {
+                    [$0.arch, "\($0.attempts)", Fmt.duration($0.medianS), Fmt.duration($0.p95S)]
+                })
         }
         if !r.slowestStages.isEmpty {
             out.append("")
             out.append("SLOWEST STAGES (by total time)")
-            out += Fmt.table(["STAGE", "WHERE", "RUNS", "TOTAL", "MEDIAN", "P95", "MAX"], r.slowestStages.map {
-                [$0.stage, $0.mode, "\($0.runs)", Fmt.duration($0.totalS), Fmt.duration($0.medianS), Fmt.duration($0.p95S),
-                 Fmt.duration($0.maxS)]
-            })
+            out += Fmt.table(
+                ["STAGE", "WHERE", "RUNS", "TOTAL", "MEDIAN", "P95", "MAX"],
+                r.slowestStages.map {
+                    [
+                        $0.stage, $0.mode, "\($0.runs)", Fmt.duration($0.totalS), Fmt.duration($0.medianS), Fmt.duration($0.p95S),
+                        Fmt.duration($0.maxS),
+                    ]
+                })
         }
         return out
     }

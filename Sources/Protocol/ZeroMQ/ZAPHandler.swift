@@ -145,7 +145,8 @@ package final class ZAPHandler: Sendable {
         } else if key.isEmpty {
             reason = "malformed CURVE credentials"
         } else if !allowed.withLock({ $0.contains(key) }) {
-            reason = "public key is not on the allow list; its .pub belongs in the scheduler's allow/agents/, "
+            reason =
+                "public key is not on the allow list; its .pub belongs in the scheduler's allow/agents/, "
                 + "allow/clients/ or allow/admins/"
         } else {
             return (reply("200", "OK", user: key), nil)

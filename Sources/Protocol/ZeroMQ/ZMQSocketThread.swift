@@ -133,14 +133,16 @@ package final class ZMQSocketThread: Sendable {
         let (drops, dropped) = AsyncStream<InboundDrop>.makeStream(bufferingPolicy: .bufferingNewest(256))
         let budget = InboundBudget(limits: configuration.inbound, perPeer: configuration.kind == .router)
         let started = await withCheckedContinuation { (ready: CheckedContinuation<Result<String, ZMQError>, Never>) in
-            let loop = Loop(context: context, configuration: configuration, shared: shared, inbound: continuation,
-                            budget: budget, dropped: dropped)
+            let loop = Loop(
+                context: context, configuration: configuration, shared: shared, inbound: continuation,
+                budget: budget, dropped: dropped)
             let thread = Thread { loop.run(ready: ready) }
             thread.name = name
             thread.start()
         }
-        return ZMQSocketThread(inbound: Inbound(stream: stream, budget: budget), drops: drops, endpoint: try started.get(),
-                               shared: shared)
+        return ZMQSocketThread(
+            inbound: Inbound(stream: stream, budget: budget), drops: drops, endpoint: try started.get(),
+            shared: shared)
     }
 
     /// Queues one multipart message and returns when libzmq has taken it.
@@ -224,9 +226,11 @@ extension ZMQSocketThread {
         /// Messages dropped so far (this thread's alone).
         private var dropTotal = 0
 
-        init(context: ZMQContext, configuration: ZMQSocketConfiguration, shared: Shared,
-             inbound: AsyncStream<ZMQMessage>.Continuation, budget: InboundBudget,
-             dropped: AsyncStream<InboundDrop>.Continuation) {
+        init(
+            context: ZMQContext, configuration: ZMQSocketConfiguration, shared: Shared,
+            inbound: AsyncStream<ZMQMessage>.Continuation, budget: InboundBudget,
+            dropped: AsyncStream<InboundDrop>.Continuation
+        ) {
             self.context = context
             self.configuration = configuration
             self.shared = shared
@@ -266,8 +270,9 @@ extension ZMQSocketThread {
             var waitingForOut = false
             while true {
                 var items = [
-                    zmq_pollitem_t(socket: socket.handle, fd: 0,
-                                   events: Int16(ZMQ_POLLIN | (waitingForOut ? ZMQ_POLLOUT : 0)), revents: 0),
+                    zmq_pollitem_t(
+                        socket: socket.handle, fd: 0,
+                        events: Int16(ZMQ_POLLIN | (waitingForOut ? ZMQ_POLLOUT : 0)), revents: 0),
                     zmq_pollitem_t(socket: nil, fd: shared.wake.fd, events: Int16(ZMQ_POLLIN), revents: 0),
                 ]
                 if zmq_poll(&items, 2, pollTimeout(waitingForOut ? pending.first?.queued : nil)) == -1 {
@@ -304,8 +309,10 @@ extension ZMQSocketThread {
             let now = ContinuousClock.now
             while let first = pending.first, first.queued + limit <= now {
                 pending.removeFirst()
-                first.done?.resume(returning: .failure(ZMQError(
-                    operation: "zmq_send: no peer took the message within \(limit)", code: EAGAIN)))
+                first.done?.resume(
+                    returning: .failure(
+                        ZMQError(
+                            operation: "zmq_send: no peer took the message within \(limit)", code: EAGAIN)))
             }
         }
 
@@ -339,15 +346,19 @@ extension ZMQSocketThread {
                         return
                     case .refused(let first, let userID, let frames, let bytes, let reason)?:
                         dropTotal += 1
-                        dropped.yield(InboundDrop(peer: InboundBudget.peer(userID, first, routed: routed),
-                                                  frames: frames, bytes: bytes, reason: reason, total: dropTotal))
+                        dropped.yield(
+                            InboundDrop(
+                                peer: InboundBudget.peer(userID, first, routed: routed),
+                                frames: frames, bytes: bytes, reason: reason, total: dropTotal))
                     case .message(let message)?:
                         let peer = InboundBudget.peer(message.userID, message.frames.first, routed: routed)
                         if let reason = budget.admit(message, peer: peer) {
                             dropTotal += 1
-                            dropped.yield(InboundDrop(peer: peer, frames: message.frames.count,
-                                                      bytes: message.frames.reduce(0) { $0 + $1.count }, reason: reason,
-                                                      total: dropTotal))
+                            dropped.yield(
+                                InboundDrop(
+                                    peer: peer, frames: message.frames.count,
+                                    bytes: message.frames.reduce(0) { $0 + $1.count }, reason: reason,
+                                    total: dropTotal))
                         } else {
                             inbound.yield(message)
                         }
@@ -363,7 +374,10 @@ extension ZMQSocketThread {
             let (commands, waiters) = shared.state.withLock { state in
                 state.closing = true
                 state.finished = true
-                defer { state.commands.removeAll(); state.closeWaiters.removeAll() }
+                defer {
+                    state.commands.removeAll()
+                    state.closeWaiters.removeAll()
+                }
                 return (state.commands, state.closeWaiters)
             }
             for item in pending + commands {

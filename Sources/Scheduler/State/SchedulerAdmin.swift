@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Manifest
 import Stages
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -122,7 +123,11 @@ package struct SchedulerAdmin: Sendable {
                 found.insert(other)
             }
         }
-        return found.sorted().map { var t = StoredTree(pipelineID: $0); t.derivedFrom = id; return t }
+        return found.sorted().map {
+            var t = StoredTree(pipelineID: $0)
+            t.derivedFrom = id
+            return t
+        }
     }
 
     /// Forgets every tree stored by agents with `key`.

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -123,89 +124,94 @@ package final class SchedulerDatabase: Sendable {
         // `state` and `kind` columns hold the stored codes of BuildState,
         // JobState and EventKind (SchedulerStates.swift), which never change.
         m.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE builds (
-                    id TEXT PRIMARY KEY, label TEXT NOT NULL, arch TEXT NOT NULL, manifest BLOB NOT NULL,
-                    exports TEXT NOT NULL, state INTEGER NOT NULL, created_ms INTEGER NOT NULL,
-                    finished_ms INTEGER NOT NULL DEFAULT 0, failure TEXT NOT NULL DEFAULT '',
-                    client_key TEXT NOT NULL DEFAULT '');
-                CREATE INDEX builds_created ON builds(created_ms);
-                CREATE TABLE jobs (
-                    id TEXT PRIMARY KEY, build_id TEXT NOT NULL REFERENCES builds(id), ordinal INTEGER NOT NULL,
-                    pipeline_name TEXT NOT NULL, pipeline_id TEXT NOT NULL, on_agent INTEGER NOT NULL,
-                    state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, attempt_id INTEGER NOT NULL DEFAULT 0,
-                    agent_id TEXT NOT NULL DEFAULT '', stage_index INTEGER NOT NULL DEFAULT 0,
-                    stage_count INTEGER NOT NULL DEFAULT 0, stage_type TEXT NOT NULL DEFAULT '',
-                    failure TEXT NOT NULL DEFAULT '');
-                CREATE INDEX jobs_build ON jobs(build_id);
-                CREATE TABLE attempts (
-                    id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, agent_id TEXT NOT NULL, state INTEGER NOT NULL,
-                    started_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL DEFAULT 0,
-                    reason TEXT NOT NULL DEFAULT '', infrastructure INTEGER NOT NULL DEFAULT 0);
-                CREATE INDEX attempts_job ON attempts(job_id);
-                CREATE TABLE agents (
-                    id TEXT PRIMARY KEY, public_key TEXT NOT NULL, arches TEXT NOT NULL, emulated TEXT NOT NULL,
-                    slots INTEGER NOT NULL, free_disk INTEGER NOT NULL, version TEXT NOT NULL,
-                    last_seen_ms INTEGER NOT NULL);
-                CREATE TABLE artifacts (
-                    build_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
-                    sha256 BLOB NOT NULL, PRIMARY KEY (build_id, name));
-                CREATE TABLE events (
-                    build_id TEXT NOT NULL, sequence INTEGER NOT NULL, unix_ms INTEGER NOT NULL, kind INTEGER NOT NULL,
-                    job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL, agent_id TEXT NOT NULL, message TEXT NOT NULL,
-                    log_lines TEXT NOT NULL, PRIMARY KEY (build_id, sequence));
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    CREATE TABLE builds (
+                        id TEXT PRIMARY KEY, label TEXT NOT NULL, arch TEXT NOT NULL, manifest BLOB NOT NULL,
+                        exports TEXT NOT NULL, state INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+                        finished_ms INTEGER NOT NULL DEFAULT 0, failure TEXT NOT NULL DEFAULT '',
+                        client_key TEXT NOT NULL DEFAULT '');
+                    CREATE INDEX builds_created ON builds(created_ms);
+                    CREATE TABLE jobs (
+                        id TEXT PRIMARY KEY, build_id TEXT NOT NULL REFERENCES builds(id), ordinal INTEGER NOT NULL,
+                        pipeline_name TEXT NOT NULL, pipeline_id TEXT NOT NULL, on_agent INTEGER NOT NULL,
+                        state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, attempt_id INTEGER NOT NULL DEFAULT 0,
+                        agent_id TEXT NOT NULL DEFAULT '', stage_index INTEGER NOT NULL DEFAULT 0,
+                        stage_count INTEGER NOT NULL DEFAULT 0, stage_type TEXT NOT NULL DEFAULT '',
+                        failure TEXT NOT NULL DEFAULT '');
+                    CREATE INDEX jobs_build ON jobs(build_id);
+                    CREATE TABLE attempts (
+                        id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, agent_id TEXT NOT NULL, state INTEGER NOT NULL,
+                        started_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL DEFAULT 0,
+                        reason TEXT NOT NULL DEFAULT '', infrastructure INTEGER NOT NULL DEFAULT 0);
+                    CREATE INDEX attempts_job ON attempts(job_id);
+                    CREATE TABLE agents (
+                        id TEXT PRIMARY KEY, public_key TEXT NOT NULL, arches TEXT NOT NULL, emulated TEXT NOT NULL,
+                        slots INTEGER NOT NULL, free_disk INTEGER NOT NULL, version TEXT NOT NULL,
+                        last_seen_ms INTEGER NOT NULL);
+                    CREATE TABLE artifacts (
+                        build_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+                        sha256 BLOB NOT NULL, PRIMARY KEY (build_id, name));
+                    CREATE TABLE events (
+                        build_id TEXT NOT NULL, sequence INTEGER NOT NULL, unix_ms INTEGER NOT NULL, kind INTEGER NOT NULL,
+                        job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL, agent_id TEXT NOT NULL, message TEXT NOT NULL,
+                        log_lines TEXT NOT NULL, PRIMARY KEY (build_id, sequence));
+                    """)
         }
         // History for metrics, `kiln top` and `kiln report` (docs/operating.md).
         m.registerMigration("v2-history") { db in
-            try db.execute(sql: """
-                ALTER TABLE builds ADD COLUMN distro TEXT NOT NULL DEFAULT '';
-                ALTER TABLE builds ADD COLUMN image_type TEXT NOT NULL DEFAULT '';
-                CREATE INDEX builds_finished ON builds(finished_ms);
-                ALTER TABLE jobs ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE jobs ADD COLUMN started_ms INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE jobs ADD COLUMN finished_ms INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE jobs ADD COLUMN stream_bytes INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE jobs ADD COLUMN saved_ms INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE jobs ADD COLUMN saved_bytes INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX jobs_finished ON jobs(finished_ms);
-                CREATE INDEX jobs_pipeline ON jobs(pipeline_id);
-                ALTER TABLE attempts ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE attempts ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE attempts ADD COLUMN stream_bytes INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX attempts_finished ON attempts(finished_ms);
-                CREATE TABLE stage_runs (
-                    build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL, stage_index INTEGER NOT NULL,
-                    stage_type TEXT NOT NULL, arch TEXT NOT NULL, mode TEXT NOT NULL, finished_ms INTEGER NOT NULL,
-                    duration_ms INTEGER NOT NULL);
-                CREATE INDEX stage_runs_finished ON stage_runs(finished_ms);
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE builds ADD COLUMN distro TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE builds ADD COLUMN image_type TEXT NOT NULL DEFAULT '';
+                    CREATE INDEX builds_finished ON builds(finished_ms);
+                    ALTER TABLE jobs ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN started_ms INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN finished_ms INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN stream_bytes INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN saved_ms INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN saved_bytes INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX jobs_finished ON jobs(finished_ms);
+                    CREATE INDEX jobs_pipeline ON jobs(pipeline_id);
+                    ALTER TABLE attempts ADD COLUMN queued_ms INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE attempts ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE attempts ADD COLUMN stream_bytes INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX attempts_finished ON attempts(finished_ms);
+                    CREATE TABLE stage_runs (
+                        build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL, stage_index INTEGER NOT NULL,
+                        stage_type TEXT NOT NULL, arch TEXT NOT NULL, mode TEXT NOT NULL, finished_ms INTEGER NOT NULL,
+                        duration_ms INTEGER NOT NULL);
+                    CREATE INDEX stage_runs_finished ON stage_runs(finished_ms);
+                    """)
         }
         // Who stored each tree (`kiln store list/forget`, docs/operating.md).
         m.registerMigration("v3-provenance") { db in
-            try db.execute(sql: """
-                CREATE TABLE trees (
-                    pipeline_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, agent_key TEXT NOT NULL,
-                    stored_ms INTEGER NOT NULL, stream_sha256 BLOB NOT NULL, stream_bytes INTEGER NOT NULL,
-                    build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL);
-                CREATE INDEX trees_key ON trees(agent_key);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE trees (
+                        pipeline_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, agent_key TEXT NOT NULL,
+                        stored_ms INTEGER NOT NULL, stream_sha256 BLOB NOT NULL, stream_bytes INTEGER NOT NULL,
+                        build_id TEXT NOT NULL, job_id TEXT NOT NULL, attempt_id INTEGER NOT NULL);
+                    CREATE INDEX trees_key ON trees(agent_key);
+                    """)
         }
         // Drained agents (`kiln agents drain`) and per-build stage timeouts.
         m.registerMigration("v4-drain-deadlines") { db in
-            try db.execute(sql: """
-                ALTER TABLE agents ADD COLUMN drained INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE builds ADD COLUMN stage_timeout_ms INTEGER NOT NULL DEFAULT 0;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE agents ADD COLUMN drained INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE builds ADD COLUMN stage_timeout_ms INTEGER NOT NULL DEFAULT 0;
+                    """)
         }
         // Retention: when a build's artifacts were removed (--keep-artifacts);
         // deleting a build's stage history by build.
         m.registerMigration("v5-retention") { db in
-            try db.execute(sql: """
-                ALTER TABLE builds ADD COLUMN artifacts_expired_ms INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX stage_runs_build ON stage_runs(build_id);
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE builds ADD COLUMN artifacts_expired_ms INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX stage_runs_build ON stage_runs(build_id);
+                    """)
         }
         return m
     }
@@ -228,8 +234,10 @@ package final class SchedulerDatabase: Sendable {
     /// the caller and does not make the database read-only.
     package func compact(minFreeBytes: Int64) async throws -> (before: Int64, after: Int64)? {
         let (mode, free, pages, pageSize) = try await pool.read { db in
-            (try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0, try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0,
-             try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096)
+            (
+                try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0, try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0,
+                try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+            )
         }
         guard free * pageSize >= minFreeBytes, free * 10 >= pages else { return nil }
         let before = fileBytes

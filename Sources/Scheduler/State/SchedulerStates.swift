@@ -61,7 +61,7 @@ enum JobState: Int, Sendable, CaseIterable {
 /// What a build event says happened.
 enum EventKind: Int, Sendable, CaseIterable {
     case queued = 1, assigned = 2, stageStarted = 3, stageFinished = 4, log = 5, streamed = 6, assembled = 7,
-         requeued = 8, failed = 9, succeeded = 10, cancelled = 11, cached = 12
+        requeued = 8, failed = 9, succeeded = 10, cancelled = 11, cached = 12
     /// A note given at submit.
     case note = 13
     /// The build's artifacts were removed (--keep-artifacts).

@@ -17,8 +17,9 @@ extension SchedulerStore {
                 t.streamSHA256 = (r["stream_sha256"] as Data).map { String(format: "%02x", $0) }.joined()
                 t.streamBytes = r["stream_bytes"]
                 t.buildID = r["build_id"]
-                t.usedBy = try String.fetchAll(db, sql: "SELECT DISTINCT build_id FROM jobs WHERE pipeline_id = ? ORDER BY build_id",
-                                               arguments: [t.pipelineID])
+                t.usedBy = try String.fetchAll(
+                    db, sql: "SELECT DISTINCT build_id FROM jobs WHERE pipeline_id = ? ORDER BY build_id",
+                    arguments: [t.pipelineID])
                 return t
             }
         }
@@ -34,9 +35,11 @@ extension SchedulerStore {
     /// The manifests of the builds with a job whose content ID is `pipelineID`.
     func manifests(usingTree pipelineID: String) async throws -> [Data] {
         try await database.pool.read { db in
-            try Data.fetchAll(db, sql: """
-                SELECT manifest FROM builds WHERE id IN (SELECT DISTINCT build_id FROM jobs WHERE pipeline_id = ?)
-                """, arguments: [pipelineID])
+            try Data.fetchAll(
+                db,
+                sql: """
+                    SELECT manifest FROM builds WHERE id IN (SELECT DISTINCT build_id FROM jobs WHERE pipeline_id = ?)
+                    """, arguments: [pipelineID])
         }
     }
 

@@ -12,17 +12,19 @@ extension SchedulerStore {
     /// recent), only `owner`'s when given (nil: every build, for an admin).
     func status(buildID: String, owner: String?, limit: Int) async throws -> Kiln_V1_StatusReply {
         try await database.read { db -> Kiln_V1_StatusReply in
-            let builds: [Row] = switch (buildID.isEmpty, owner) {
-            case (true, nil):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
-            case (true, let owner?):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE client_key = ? ORDER BY created_ms DESC LIMIT ?",
-                                 arguments: [owner, limit])
-            case (false, nil):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ?", arguments: [buildID])
-            case (false, let owner?):
-                try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ? AND client_key = ?", arguments: [buildID, owner])
-            }
+            let builds: [Row] =
+                switch (buildID.isEmpty, owner) {
+                case (true, nil):
+                    try Row.fetchAll(db, sql: "SELECT * FROM builds ORDER BY created_ms DESC LIMIT ?", arguments: [limit])
+                case (true, let owner?):
+                    try Row.fetchAll(
+                        db, sql: "SELECT * FROM builds WHERE client_key = ? ORDER BY created_ms DESC LIMIT ?",
+                        arguments: [owner, limit])
+                case (false, nil):
+                    try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ?", arguments: [buildID])
+                case (false, let owner?):
+                    try Row.fetchAll(db, sql: "SELECT * FROM builds WHERE id = ? AND client_key = ?", arguments: [buildID, owner])
+                }
             var reply = Kiln_V1_StatusReply()
             for b in builds {
                 var s = Kiln_V1_BuildStatus()
@@ -34,8 +36,9 @@ extension SchedulerStore {
                 s.finishedUnixMs = b["finished_ms"]
                 s.failure = b["failure"]
                 s.artifactsExpiredUnixMs = b["artifacts_expired_ms"]
-                s.artifacts = try String.fetchAll(db, sql: "SELECT name FROM artifacts WHERE build_id = ? ORDER BY name",
-                                                  arguments: [s.buildID])
+                s.artifacts = try String.fetchAll(
+                    db, sql: "SELECT name FROM artifacts WHERE build_id = ? ORDER BY name",
+                    arguments: [s.buildID])
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM jobs WHERE build_id = ? ORDER BY ordinal", arguments: [s.buildID]) {
                     var j = Kiln_V1_JobStatus()
                     j.jobID = r["id"]
@@ -74,9 +77,11 @@ extension SchedulerStore {
             let state = try Int.fetchOne(db, sql: "SELECT state FROM builds WHERE id = ?", arguments: [buildID])
             // A reply stays well under the framing limit (16 MiB): events up to 4 MiB of text.
             var bytes = 0
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT * FROM events WHERE build_id = ? AND sequence > ? ORDER BY sequence LIMIT ?
-                """, arguments: [buildID, Int64(after), limit])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM events WHERE build_id = ? AND sequence > ? ORDER BY sequence LIMIT ?
+                    """, arguments: [buildID, Int64(after), limit])
             let kept = rows.prefix { r in
                 let size = (r["message"] as String).utf8.count + (r["log_lines"] as String).utf8.count
                 defer { bytes += size }
@@ -95,8 +100,9 @@ extension SchedulerStore {
                 e.logLines = lines.isEmpty ? [] : lines.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 return e
             }
-            return EventPage(state: state.flatMap { BuildState(stored: $0) }, exists: state != nil, events: events,
-                             cut: kept.count < rows.count)
+            return EventPage(
+                state: state.flatMap { BuildState(stored: $0) }, exists: state != nil, events: events,
+                cut: kept.count < rows.count)
         }
     }
 
@@ -133,36 +139,60 @@ extension SchedulerStore {
     /// What the last job that built tree `pipelineID` cost: stream bytes and ms.
     func lastTreeCost(pipelineID: String) async throws -> (bytes: UInt64, ms: Int64)? {
         try await database.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT stream_bytes, finished_ms - started_ms AS ms FROM jobs
-                WHERE pipeline_id = ? AND on_agent = 1 AND state = ? AND started_ms > 0
-                ORDER BY finished_ms DESC LIMIT 1
-                """, arguments: [pipelineID, JobState.succeeded.stored])
-                .map { (UInt64(max(0, $0["stream_bytes"] as Int64)), $0["ms"] as Int64) }
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT stream_bytes, finished_ms - started_ms AS ms FROM jobs
+                    WHERE pipeline_id = ? AND on_agent = 1 AND state = ? AND started_ms > 0
+                    ORDER BY finished_ms DESC LIMIT 1
+                    """, arguments: [pipelineID, JobState.succeeded.stored]
+            )
+            .map { (UInt64(max(0, $0["stream_bytes"] as Int64)), $0["ms"] as Int64) }
         }
     }
 
     // MARK: - The dashboard's history and `kiln report`
 
     /// Builds and jobs that finished since `sinceMS`, and the last ten failures.
-    func recentHistory(sinceMS: Int64) async throws
-        -> (builds: [FarmScheduler.FinishedBuild], jobs: [FarmScheduler.FinishedJob], failures: [FarmSnapshot.Failure]) {
+    func recentHistory(
+        sinceMS: Int64
+    ) async throws
+        -> (builds: [FarmScheduler.FinishedBuild], jobs: [FarmScheduler.FinishedJob], failures: [FarmSnapshot.Failure])
+    {
         try await database.read { db in
-            (try Row.fetchAll(db, sql: """
-                SELECT image_type, state, created_ms, finished_ms FROM builds WHERE finished_ms >= ?
-                """, arguments: [sinceMS]).map { FarmScheduler.FinishedBuild(imageType: $0["image_type"], state: $0["state"],
-                                                                              createdMS: $0["created_ms"], finishedMS: $0["finished_ms"]) },
-             try Row.fetchAll(db, sql: """
-                SELECT on_agent, state, finished_ms, stream_bytes FROM jobs WHERE finished_ms >= ?
-                """, arguments: [sinceMS]).map { FarmScheduler.FinishedJob(onAgent: $0["on_agent"], state: $0["state"],
-                                                                            finishedMS: $0["finished_ms"],
-                                                                            streamBytes: UInt64(max(0, $0["stream_bytes"] as Int64))) },
-             try Row.fetchAll(db, sql: """
-                SELECT id, label, arch, image_type, finished_ms, failure FROM builds WHERE state = ? ORDER BY finished_ms DESC LIMIT 10
-                """, arguments: [BuildState.failed.stored]).map {
-                    FarmSnapshot.Failure(buildId: $0["id"], label: $0["label"], arch: $0["arch"], imageType: $0["image_type"],
-                                         finishedUnixMs: $0["finished_ms"], failure: String(($0["failure"] as String).prefix(2000)))
-                })
+            (
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT image_type, state, created_ms, finished_ms FROM builds WHERE finished_ms >= ?
+                        """, arguments: [sinceMS]
+                ).map {
+                    FarmScheduler.FinishedBuild(
+                        imageType: $0["image_type"], state: $0["state"],
+                        createdMS: $0["created_ms"], finishedMS: $0["finished_ms"])
+                },
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT on_agent, state, finished_ms, stream_bytes FROM jobs WHERE finished_ms >= ?
+                        """, arguments: [sinceMS]
+                ).map {
+                    FarmScheduler.FinishedJob(
+                        onAgent: $0["on_agent"], state: $0["state"],
+                        finishedMS: $0["finished_ms"],
+                        streamBytes: UInt64(max(0, $0["stream_bytes"] as Int64)))
+                },
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, label, arch, image_type, finished_ms, failure FROM builds WHERE state = ? ORDER BY finished_ms DESC LIMIT 10
+                        """, arguments: [BuildState.failed.stored]
+                ).map {
+                    FarmSnapshot.Failure(
+                        buildId: $0["id"], label: $0["label"], arch: $0["arch"], imageType: $0["image_type"],
+                        finishedUnixMs: $0["finished_ms"], failure: String(($0["failure"] as String).prefix(2000)))
+                }
+            )
         }
     }
 
@@ -171,9 +201,12 @@ extension SchedulerStore {
     func report(sinceMS: Int64, untilMS: Int64) async throws -> FarmReport {
         try await database.read { db in
             var groups: [String: (arch: String, type: String, states: [Int], secs: [Double])] = [:]
-            for r in try Row.fetchAll(db, sql: """
-                SELECT arch, image_type, state, created_ms, finished_ms FROM builds WHERE finished_ms >= ? AND finished_ms > 0
-                """, arguments: [sinceMS]) {
+            for r in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT arch, image_type, state, created_ms, finished_ms FROM builds WHERE finished_ms >= ? AND finished_ms > 0
+                    """, arguments: [sinceMS])
+            {
                 let (arch, type): (String, String) = (r["arch"], r["image_type"])
                 let key = "\(arch)\u{0}\(type)"
                 var g = groups[key] ?? (arch, type.isEmpty ? "none" : type, [], [])
@@ -187,22 +220,28 @@ extension SchedulerStore {
             func group(_ arch: String, _ type: String, _ states: [Int], _ secs: [Double]) -> FarmReport.Group {
                 let ok = states.filter { $0 == BuildState.succeeded.stored }.count
                 let failed = states.filter { $0 == BuildState.failed.stored }.count
-                return .init(arch: arch, imageType: type, builds: states.count, succeeded: ok, failed: failed,
-                             cancelled: states.filter { $0 == BuildState.cancelled.stored }.count,
-                             successRate: ok + failed == 0 ? nil : Double(ok) / Double(ok + failed),
-                             medianS: TelemetryJSON.percentile(secs, 0.5), p95S: TelemetryJSON.percentile(secs, 0.95))
+                return .init(
+                    arch: arch, imageType: type, builds: states.count, succeeded: ok, failed: failed,
+                    cancelled: states.filter { $0 == BuildState.cancelled.stored }.count,
+                    successRate: ok + failed == 0 ? nil : Double(ok) / Double(ok + failed),
+                    medianS: TelemetryJSON.percentile(secs, 0.5), p95S: TelemetryJSON.percentile(secs, 0.95))
             }
             let all = groups.values
             let totals = group("all", "all", all.flatMap(\.states), all.flatMap(\.secs))
             let list = all.map { group($0.arch, $0.type, $0.states, $0.secs) }
                 .sorted { ($0.builds, $1.arch, $1.imageType) > ($1.builds, $0.arch, $0.imageType) }
 
-            let cacheRow = try Row.fetchOne(db, sql: """
-                SELECT COUNT(*) AS tree_jobs, COALESCE(SUM(state = ?), 0) AS hits, COALESCE(SUM(saved_ms), 0) AS saved_ms,
-                COALESCE(SUM(saved_bytes), 0) AS saved_bytes, COALESCE(SUM(stream_bytes), 0) AS streamed
-                FROM jobs WHERE on_agent = 1 AND finished_ms >= ? AND state IN (?, ?)
-                """, arguments: [JobState.cached.stored, sinceMS, JobState.cached.stored,
-                                 JobState.succeeded.stored])
+            let cacheRow = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS tree_jobs, COALESCE(SUM(state = ?), 0) AS hits, COALESCE(SUM(saved_ms), 0) AS saved_ms,
+                    COALESCE(SUM(saved_bytes), 0) AS saved_bytes, COALESCE(SUM(stream_bytes), 0) AS streamed
+                    FROM jobs WHERE on_agent = 1 AND finished_ms >= ? AND state IN (?, ?)
+                    """,
+                arguments: [
+                    JobState.cached.stored, sinceMS, JobState.cached.stored,
+                    JobState.succeeded.stored,
+                ])
             let treeJobs: Int = cacheRow?["tree_jobs"] ?? 0
             let hits: Int = cacheRow?["hits"] ?? 0
             let cache = FarmReport.Cache(
@@ -212,31 +251,39 @@ extension SchedulerStore {
                 streamedBytes: UInt64(max(0, cacheRow?["streamed"] as Int64? ?? 0)))
 
             var waits: [String: [Double]] = [:]
-            for r in try Row.fetchAll(db, sql: """
-                SELECT b.arch AS arch, a.started_ms - a.queued_ms AS wait FROM attempts a JOIN jobs j ON j.id = a.job_id
-                JOIN builds b ON b.id = j.build_id WHERE a.started_ms >= ? AND a.queued_ms > 0
-                """, arguments: [sinceMS]) {
+            for r in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT b.arch AS arch, a.started_ms - a.queued_ms AS wait FROM attempts a JOIN jobs j ON j.id = a.job_id
+                    JOIN builds b ON b.id = j.build_id WHERE a.started_ms >= ? AND a.queued_ms > 0
+                    """, arguments: [sinceMS])
+            {
                 waits[r["arch"], default: []].append(Double(max(0, r["wait"] as Int64)) / 1000)
             }
             let queueWait = waits.keys.sorted().map { k in
-                FarmReport.QueueWait(arch: k, attempts: waits[k]!.count, medianS: TelemetryJSON.percentile(waits[k]!, 0.5)!,
-                                     p95S: TelemetryJSON.percentile(waits[k]!, 0.95)!)
+                FarmReport.QueueWait(
+                    arch: k, attempts: waits[k]!.count, medianS: TelemetryJSON.percentile(waits[k]!, 0.5)!,
+                    p95S: TelemetryJSON.percentile(waits[k]!, 0.95)!)
             }
 
             var stages: [String: (stage: String, mode: String, secs: [Double])] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT stage_type, mode, duration_ms FROM stage_runs WHERE finished_ms >= ?",
-                                      arguments: [sinceMS]) {
+            for r in try Row.fetchAll(
+                db, sql: "SELECT stage_type, mode, duration_ms FROM stage_runs WHERE finished_ms >= ?",
+                arguments: [sinceMS])
+            {
                 let (type, mode): (String, String) = (r["stage_type"], r["mode"])
                 stages["\(type)\u{0}\(mode)", default: (type, mode, [])].secs.append(Double(r["duration_ms"] as Int64) / 1000)
             }
             let slowest = stages.values.map { s in
-                FarmReport.Stage(stage: s.stage, mode: s.mode, runs: s.secs.count, totalS: s.secs.reduce(0, +),
-                                 medianS: TelemetryJSON.percentile(s.secs, 0.5)!, p95S: TelemetryJSON.percentile(s.secs, 0.95)!,
-                                 maxS: s.secs.max()!)
+                FarmReport.Stage(
+                    stage: s.stage, mode: s.mode, runs: s.secs.count, totalS: s.secs.reduce(0, +),
+                    medianS: TelemetryJSON.percentile(s.secs, 0.5)!, p95S: TelemetryJSON.percentile(s.secs, 0.95)!,
+                    maxS: s.secs.max()!)
             }.sorted { ($0.totalS, $1.stage) > ($1.totalS, $0.stage) }.prefix(10)
 
-            return FarmReport(sinceUnixMs: sinceMS, untilUnixMs: untilMS, totals: totals, groups: list, cache: cache,
-                              queueWait: queueWait, slowestStages: Array(slowest))
+            return FarmReport(
+                sinceUnixMs: sinceMS, untilUnixMs: untilMS, totals: totals, groups: list, cache: cache,
+                queueWait: queueWait, slowestStages: Array(slowest))
         }
     }
 }

@@ -23,16 +23,22 @@ struct SchedulerStore: Sendable {
 
     /// A submitted build, its jobs and the attempts its first dispatch made,
     /// in one transaction: one fsync from submit to `Assign` on an idle farm.
-    func insertSubmission(_ b: FarmBuild, clientKey: String, jobs: [FarmJob], attempts: [FarmScheduler.Assignment],
-                          startedMS: Int64) async throws {
+    func insertSubmission(
+        _ b: FarmBuild, clientKey: String, jobs: [FarmJob], attempts: [FarmScheduler.Assignment],
+        startedMS: Int64
+    ) async throws {
         let attempts = attempts.map(AttemptRow.init)
         try await database.commit { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key, distro, image_type,
-                                    stage_timeout_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
-                                         b.state.stored, b.createdMS, clientKey, b.distro, b.imageType, b.stageTimeoutMS])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO builds (id, label, arch, manifest, exports, state, created_ms, client_key, distro, image_type,
+                                        stage_timeout_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                b.id, b.label, b.arch, Data(b.manifestJSON), b.exports.joined(separator: "\n"),
+                b.state.stored, b.createdMS, clientKey, b.distro, b.imageType, b.stageTimeoutMS,
+            ])
             for j in jobs {
                 try Self.insertJob(j, db)
                 if j.state == .assigned { try Self.updateJob(j, db) }
@@ -59,8 +65,9 @@ struct SchedulerStore: Sendable {
     /// A build whose stored manifest no longer loads (after an upgrade): failed, with why.
     func failBuild(_ buildID: String, reason: String) async throws {
         try await database.commit { db in
-            try db.execute(sql: "UPDATE builds SET state = ?, failure = ? WHERE id = ?",
-                           arguments: [BuildState.failed.stored, reason, buildID])
+            try db.execute(
+                sql: "UPDATE builds SET state = ?, failure = ? WHERE id = ?",
+                arguments: [BuildState.failed.stored, reason, buildID])
         }
     }
 
@@ -78,32 +85,46 @@ struct SchedulerStore: Sendable {
     }
 
     /// One build event, after the build's earlier ones.
-    func recordEvent(buildID: String, sequence: UInt64, unixMS: Int64, kind: EventKind, jobID: String, attemptID: UInt64,
-                     agentID: String, message: String, logLines: String) {
+    func recordEvent(
+        buildID: String, sequence: UInt64, unixMS: Int64, kind: EventKind, jobID: String, attemptID: UInt64,
+        agentID: String, message: String, logLines: String
+    ) {
         database.record { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [buildID, Int64(sequence), unixMS, kind.stored, jobID, Int64(attemptID), agentID,
-                                         message, logLines])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO events (build_id, sequence, unix_ms, kind, job_id, attempt_id, agent_id, message, log_lines)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                buildID, Int64(sequence), unixMS, kind.stored, jobID, Int64(attemptID), agentID,
+                message, logLines,
+            ])
         }
     }
 
     private static func insertJob(_ j: FarmJob, _ db: Database) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state, queued_ms, finished_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.stored,
-                                     j.queuedMS, j.finishedMS])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO jobs (id, build_id, ordinal, pipeline_name, pipeline_id, on_agent, state, queued_ms, finished_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            j.id, j.buildID, j.ordinal, j.pipelineName, j.pipelineID, j.onAgent, j.state.stored,
+            j.queuedMS, j.finishedMS,
+        ])
     }
 
     private static func updateJob(_ s: FarmJob, _ db: Database) throws {
-        try db.cachedStatement(sql: """
-            UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
-            stage_type = ?, failure = ?, queued_ms = ?, started_ms = ?, finished_ms = ?, stream_bytes = ? WHERE id = ?
-            """).execute(arguments: [s.state.stored, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
-                                     s.stageType, s.failure, s.queuedMS, s.startedMS, s.finishedMS,
-                                     Int64(clamping: s.streamBytes), s.id])
+        try db.cachedStatement(
+            sql: """
+                UPDATE jobs SET state = ?, attempts = ?, attempt_id = ?, agent_id = ?, stage_index = ?, stage_count = ?,
+                stage_type = ?, failure = ?, queued_ms = ?, started_ms = ?, finished_ms = ?, stream_bytes = ? WHERE id = ?
+                """
+        ).execute(arguments: [
+            s.state.stored, s.attempts, Int64(s.attemptID), s.agentID, s.stageIndex, s.stageCount,
+            s.stageType, s.failure, s.queuedMS, s.startedMS, s.finishedMS,
+            Int64(clamping: s.streamBytes), s.id,
+        ])
     }
 
     // MARK: - Attempts and trees
@@ -129,62 +150,84 @@ struct SchedulerStore: Sendable {
 
     private static func insertAttempts(_ rows: [AttemptRow], startedMS: Int64, _ db: Database) throws {
         for a in rows {
-            try db.cachedStatement(sql: """
-                INSERT INTO attempts (id, job_id, agent_id, state, started_ms, queued_ms, emulated) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [Int64(a.id), a.jobID, a.agentID, JobState.assigned.stored, startedMS, a.queuedMS,
-                                         a.emulated])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO attempts (id, job_id, agent_id, state, started_ms, queued_ms, emulated) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                Int64(a.id), a.jobID, a.agentID, JobState.assigned.stored, startedMS, a.queuedMS,
+                a.emulated,
+            ])
         }
     }
 
     /// An attempt's end.
-    func recordAttemptEnd(_ attemptID: UInt64, state: JobState, finishedMS: Int64, reason: String, infrastructure: Bool,
-                          streamBytes: UInt64) {
+    func recordAttemptEnd(
+        _ attemptID: UInt64, state: JobState, finishedMS: Int64, reason: String, infrastructure: Bool,
+        streamBytes: UInt64
+    ) {
         let bytes = Int64(clamping: streamBytes)
         database.record { db in
-            try db.cachedStatement(sql: """
-                UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ?, stream_bytes = ? WHERE id = ?
-                """).execute(arguments: [state.stored, finishedMS, reason, infrastructure, bytes, Int64(attemptID)])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE attempts SET state = ?, finished_ms = ?, reason = ?, infrastructure = ?, stream_bytes = ? WHERE id = ?
+                    """
+            ).execute(arguments: [state.stored, finishedMS, reason, infrastructure, bytes, Int64(attemptID)])
         }
     }
 
     /// Who stored a tree (`kiln store list`, `kiln store forget --agent KEY`).
-    func recordTreeStored(pipelineID: String, agentID: String, agentKey: String, storedMS: Int64, streamSHA256: Data,
-                          streamBytes: UInt64, buildID: String, jobID: String, attemptID: UInt64) {
+    func recordTreeStored(
+        pipelineID: String, agentID: String, agentKey: String, storedMS: Int64, streamSHA256: Data,
+        streamBytes: UInt64, buildID: String, jobID: String, attemptID: UInt64
+    ) {
         let bytes = Int64(clamping: streamBytes)
         database.record { db in
-            try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO trees (pipeline_id, agent_id, agent_key, stored_ms, stream_sha256, stream_bytes,
-                build_id, job_id, attempt_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [pipelineID, agentID, agentKey, storedMS, streamSHA256, bytes, buildID, jobID,
-                                         Int64(attemptID)])
+            try db.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO trees (pipeline_id, agent_id, agent_key, stored_ms, stream_sha256, stream_bytes,
+                    build_id, job_id, attempt_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                pipelineID, agentID, agentKey, storedMS, streamSHA256, bytes, buildID, jobID,
+                Int64(attemptID),
+            ])
         }
     }
 
     /// One stage's run on an agent (`kiln report`).
-    func recordStageRun(buildID: String, jobID: String, attemptID: UInt64, index: UInt32, type: String, arch: String,
-                        mode: String, finishedMS: Int64, ms: Int64) {
+    func recordStageRun(
+        buildID: String, jobID: String, attemptID: UInt64, index: UInt32, type: String, arch: String,
+        mode: String, finishedMS: Int64, ms: Int64
+    ) {
         database.record { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO stage_runs (build_id, job_id, attempt_id, stage_index, stage_type, arch, mode, finished_ms, duration_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [buildID, jobID, Int64(attemptID), Int64(index), type, arch, mode, finishedMS, max(0, ms)])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO stage_runs (build_id, job_id, attempt_id, stage_index, stage_type, arch, mode, finished_ms, duration_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [buildID, jobID, Int64(attemptID), Int64(index), type, arch, mode, finishedMS, max(0, ms)])
         }
     }
 
     // MARK: - Agents
 
     /// An agent as its last Hello described it.
-    func recordAgent(id: String, publicKey: String, arches: [String], emulated: [String], slots: Int, freeDisk: UInt64,
-                     version: String, lastSeenMS: Int64) {
+    func recordAgent(
+        id: String, publicKey: String, arches: [String], emulated: [String], slots: Int, freeDisk: UInt64,
+        version: String, lastSeenMS: Int64
+    ) {
         let (arches, emulated, disk) = (arches.joined(separator: ","), emulated.joined(separator: ","), Int64(clamping: freeDisk))
         database.record { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO agents (id, public_key, arches, emulated, slots, free_disk, version, last_seen_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key, arches = excluded.arches,
-                emulated = excluded.emulated, slots = excluded.slots, free_disk = excluded.free_disk,
-                version = excluded.version, last_seen_ms = excluded.last_seen_ms
-                """).execute(arguments: [id, publicKey, arches, emulated, slots, disk, version, lastSeenMS])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO agents (id, public_key, arches, emulated, slots, free_disk, version, last_seen_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key, arches = excluded.arches,
+                    emulated = excluded.emulated, slots = excluded.slots, free_disk = excluded.free_disk,
+                    version = excluded.version, last_seen_ms = excluded.last_seen_ms
+                    """
+            ).execute(arguments: [id, publicKey, arches, emulated, slots, disk, version, lastSeenMS])
         }
     }
 
@@ -209,9 +252,11 @@ struct SchedulerStore: Sendable {
         let rows = artifacts.map { ($0.name, $0.path, Int64($0.size), Data($0.sha256)) }
         try await database.commit { db in
             for (name, path, size, sha256) in rows {
-                try db.cachedStatement(sql: """
-                    INSERT OR REPLACE INTO artifacts (build_id, name, path, size, sha256) VALUES (?, ?, ?, ?, ?)
-                    """).execute(arguments: [buildID, name, path, size, sha256])
+                try db.cachedStatement(
+                    sql: """
+                        INSERT OR REPLACE INTO artifacts (build_id, name, path, size, sha256) VALUES (?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [buildID, name, path, size, sha256])
             }
         }
     }

@@ -52,8 +52,12 @@ package final class FarmMetrics: Sendable {
 
     /// A job ended: kind "tree" (on an agent) or "assembly" (on the scheduler).
     func jobFinished(arch: String, imageType: String, kind: String, outcome: String) {
-        count("kiln_jobs_total", [("arch", Self.arch(arch)), ("image_type", imageTypeLabel(imageType)),
-                                  ("kind", kind), ("outcome", outcome)])
+        count(
+            "kiln_jobs_total",
+            [
+                ("arch", Self.arch(arch)), ("image_type", imageTypeLabel(imageType)),
+                ("kind", kind), ("outcome", outcome),
+            ])
     }
 
     /// An attempt of a tree job ended on an agent.

@@ -4,8 +4,10 @@ import StageOptions
 extension StageContext {
     /// Runs `tool` over the single file of input `file` into `options.filename`.
     /// (`org.osbuild.xz` and `org.osbuild.zstd` take the same options, `CompressOptions`.)
-    func compress<C>(_ options: CompressOptions<C>, tool: String, levels: ClosedRange<Int>, defaultLevel: Int,
-                     extra: [String] = []) async throws {
+    func compress<C>(
+        _ options: CompressOptions<C>, tool: String, levels: ClosedRange<Int>, defaultLevel: Int,
+        extra: [String] = []
+    ) async throws {
         let files = try inputFiles("file")
         guard files.count == 1, let source = files.values.first else {
             throw StageError.invalidOptions(reason: "\(stageType): input \"file\" must name exactly one file, it has \(files.count)")

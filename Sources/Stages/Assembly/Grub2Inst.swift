@@ -1,6 +1,7 @@
 import Foundation
 import Manifest
 import StageOptions
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,7 +33,10 @@ package struct Grub2Inst: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         guard options.platform == "i386-pc" else {
-            throw StageError.invalidOptions(reason: "\(Self.type): options.platform: \"\(options.platform)\" is not supported; Kiln installs BIOS GRUB (i386-pc) only, UEFI uses org.kiln.grub2.efi")
+            throw StageError.invalidOptions(
+                reason:
+                    "\(Self.type): options.platform: \"\(options.platform)\" is not supported; Kiln installs BIOS GRUB (i386-pc) only, UEFI uses org.kiln.grub2.efi"
+            )
         }
         guard options.sectorSize ?? 512 == 512 else {
             throw StageError.invalidOptions(reason: "\(Self.type): options.sector-size: only 512-byte sectors are supported")
@@ -48,8 +52,11 @@ package struct Grub2Inst: Stage {
 
         let modules = try moduleDirectory(context)
         let coreImage = context.scratch + "/core.img"
-        try await context.run(["grub-mkimage", "-O", "i386-pc", "-d", modules, "-o", coreImage,
-                               "-p", try Self.prefix(options.prefix)] + (try Self.modules(options.core)))
+        try await context.run(
+            [
+                "grub-mkimage", "-O", "i386-pc", "-d", modules, "-o", coreImage,
+                "-p", try Self.prefix(options.prefix),
+            ] + (try Self.modules(options.core)))
 
         var core = try [UInt8](Data(contentsOf: URL(fileURLWithPath: coreImage)))
         let room = try await room(at: location, disk: disk, context: context)
@@ -61,7 +68,10 @@ package struct Grub2Inst: Stage {
         DiskFile.putLE(location + 1, into: &core, at: Layout.firstBlocklistStart)
         let sectors = DiskFile.getLE(core, at: Layout.firstBlocklistLength, width: 2)
         guard sectors * 512 + 512 >= UInt64(core.count) else {
-            throw StageError.treeInconsistent(reason: "\(coreImage): its blocklist covers \(sectors) sectors, less than the image; grub-mkimage from \(modules) is not what Kiln expects")
+            throw StageError.treeInconsistent(
+                reason:
+                    "\(coreImage): its blocklist covers \(sectors) sectors, less than the image; grub-mkimage from \(modules) is not what Kiln expects"
+            )
         }
         try DiskFile.write(core, to: disk, offset: location * 512)
 
@@ -92,7 +102,9 @@ package struct Grub2Inst: Stage {
                 for name in try FileManager.default.contentsOfDirectory(atPath: directory.host).sorted() {
                     var st = stat()
                     if fstatat(directory.fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFLNK {
-                        throw StageError.badPath(path: "/usr/lib/grub/i386-pc/" + name, reason: "is a symbolic link in the input tree; grub-mkimage would read what it points to: make it a regular file")
+                        throw StageError.badPath(
+                            path: "/usr/lib/grub/i386-pc/" + name,
+                            reason: "is a symbolic link in the input tree; grub-mkimage would read what it points to: make it a regular file")
                     }
                 }
                 return directory.host
@@ -118,11 +130,14 @@ package struct Grub2Inst: Stage {
     }
 
     static func modules(_ core: Core) throws -> [String] {
-        let fs: String = switch core.filesystem {
-        case "ext4": "ext2"
-        case "xfs", "btrfs", "iso9660": core.filesystem
-        default: throw StageError.invalidOptions(reason: "\(type): options.core.filesystem: \"\(core.filesystem)\" is not one of ext4, xfs, btrfs, iso9660")
-        }
+        let fs: String =
+            switch core.filesystem {
+            case "ext4": "ext2"
+            case "xfs", "btrfs", "iso9660": core.filesystem
+            default:
+                throw StageError.invalidOptions(
+                    reason: "\(type): options.core.filesystem: \"\(core.filesystem)\" is not one of ext4, xfs, btrfs, iso9660")
+            }
         return ["biosdisk", try partitionModule(core.partlabel, field: "core.partlabel").module, fs, "search", "search_fs_uuid"]
     }
 

@@ -23,7 +23,8 @@ package struct LVM2Create: Stage {
         guard region.offset % 512 == 0, region.length % 512 == 0 else {
             throw StageError.invalidOptions(reason: "\(Self.type): the device region must be whole 512-byte sectors")
         }
-        let time = options.creation_time
+        let time =
+            options.creation_time
             ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap(Int64.init) ?? 0
         let metadata = try LVM2Metadata(
             vgName: options.vg_name, vgID: options.vg_uuid, pvID: options.pv_uuid,

@@ -1,6 +1,7 @@
 import Foundation
 import Manifest
 import StageOptions
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,14 +49,17 @@ package struct MkfsExt4: Stage {
         let config = context.scratch + "/mke2fs.conf"
         try Self.config(features: features).write(toFile: config, atomically: true, encoding: .utf8)
         try await region.clear(in: context)
-        var argv = ["mkfs.ext4", "-F", "-q", "-t", "ext4", "-b", String(Self.blockSize), "-U", uuid,
-                    "-E", "offset=\(region.offset),root_owner=0:0,nodiscard,hash_seed=\(uuid)",
-                    "-d", source]
+        var argv = [
+            "mkfs.ext4", "-F", "-q", "-t", "ext4", "-b", String(Self.blockSize), "-U", uuid,
+            "-E", "offset=\(region.offset),root_owner=0:0,nodiscard,hash_seed=\(uuid)",
+            "-d", source,
+        ]
         if let label = options.label { argv += ["-L", label] }
         argv += [region.path, String(blocks)]
         // mke2fs copies access times, and reading a fresh tree changes them: read it
         // through a read-only, noatime view so that equal trees give equal filesystems.
-        try await SourceView.with(options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context) { view in
+        try await SourceView.with(options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context) {
+            view in
             argv[argv.firstIndex(of: source)!] = view
             try await context.run(argv, environment: ["MKE2FS_CONFIG": config, "E2FSPROGS_FAKE_TIME": String(try Self.timestamp(source))])
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Manifest
 import StageOptions
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,24 +21,27 @@ package struct MkfsFat: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         let volid = try Identifier.hex(options.volid, digits: 8, field: "\(Self.type): options.volid")
         if let label = options.label, label.count > 11 || !label.allSatisfy(\.isASCII) {
-            throw AssemblyError.badIdentifier(field: "\(Self.type): options.label", value: label, expected: "a FAT label of at most 11 ASCII characters")
+            throw AssemblyError.badIdentifier(
+                field: "\(Self.type): options.label", value: label, expected: "a FAT label of at most 11 ASCII characters")
         }
         if let size = options.fat_size, ![12, 16, 32].contains(size) {
             throw StageError.invalidOptions(reason: "\(Self.type): options.fat_size: \(size) is not 12, 16 or 32")
         }
-        let source: String? = if context.inputs["tree"] != nil || options.source != nil {
-            try context.inputDirectory(options.source ?? "/")
-        } else {
-            nil
-        }
+        let source: String? =
+            if context.inputs["tree"] != nil || options.source != nil {
+                try context.inputDirectory(options.source ?? "/")
+            } else {
+                nil
+            }
         let region = try context.region("device")
         guard region.offset % 512 == 0 else {
             throw StageError.invalidOptions(reason: "\(Self.type): device region must start on a 512-byte sector, not byte \(region.offset)")
         }
         let sector = region.offset / 512
         if options.fat_size == 32, region.length / 512 < Self.fat32MinimumSectors {
-            throw AssemblyError.regionTooSmall(path: region.path, offset: region.offset, size: region.length,
-                                               needed: Self.fat32MinimumSectors * 512)
+            throw AssemblyError.regionTooSmall(
+                path: region.path, offset: region.offset, size: region.length,
+                needed: Self.fat32MinimumSectors * 512)
         }
         let environment = ["MTOOLS_SKIP_CHECK": "1"]
 
@@ -59,9 +63,10 @@ package struct MkfsFat: Stage {
             let entries = try FileManager.default.contentsOfDirectory(atPath: view).sorted()
             guard !entries.isEmpty else { return }
             try Self.refuseLinks(in: view, source: options.source ?? "/")
-            try await context.run(["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
-                                  + entries.map { view + "/" + $0 } + ["::/"],
-                                  environment: copyEnvironment)
+            try await context.run(
+                ["mcopy", "-s", "-p", "-m", "-Q", "-i", "\(region.path)@@\(region.offset)"]
+                    + entries.map { view + "/" + $0 } + ["::/"],
+                environment: copyEnvironment)
         }
     }
 
@@ -74,7 +79,11 @@ package struct MkfsFat: Stage {
             guard lstat(view + "/" + relative, &st) == 0 else { continue }
             if st.st_mode & S_IFMT == S_IFLNK {
                 let inTree = (source == "/" ? "" : source) + "/" + relative
-                throw StageError.badPath(path: inTree, reason: "is a symbolic link; a FAT filesystem cannot hold one and Kiln does not copy what it points to: make it a regular file in the tree")
+                throw StageError.badPath(
+                    path: inTree,
+                    reason:
+                        "is a symbolic link; a FAT filesystem cannot hold one and Kiln does not copy what it points to: make it a regular file in the tree"
+                )
             }
         }
     }

@@ -42,7 +42,8 @@ package struct MkfsXfs: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         let uuid = try Identifier.uuid(options.uuid, field: "\(Self.type): options.uuid")
         if let label = options.label, label.utf8.count > 12 || label.contains(" ") {
-            throw AssemblyError.badIdentifier(field: "\(Self.type): options.label", value: label, expected: "an XFS label of at most 12 bytes without spaces")
+            throw AssemblyError.badIdentifier(
+                field: "\(Self.type): options.label", value: label, expected: "an XFS label of at most 12 bytes without spaces")
         }
         _ = try context.inputDirectory(options.source ?? "/")  // checked before anything is written
         let region = try context.region("device")
@@ -66,7 +67,9 @@ package struct MkfsXfs: Stage {
             let mounts = MountSet(commands: context.commands)
             try await mounts.releasing {
                 mounts.track(mountpoint)  // unmounted if the program is stopped between its mount and its unmount
-                try await SourceView.with(options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context) { view in
+                try await SourceView.with(
+                    options.source ?? "/", inTree: try context.inputTree("tree"), excluding: options.exclude ?? [], context: context
+                ) { view in
                     try await context.run(["sh", "-c", Self.fill, "kiln-mkfs-xfs", device, mountpoint, view])
                 }
             }

@@ -20,7 +20,8 @@ package struct OCIArchive: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         guard Self.architectures.contains(options.architecture) else {
-            throw StageError.invalidOptions(reason: "\(Self.type): options.architecture: \"\(options.architecture)\" is not an OCI architecture; use amd64 or arm64")
+            throw StageError.invalidOptions(
+                reason: "\(Self.type): options.architecture: \"\(options.architecture)\" is not an OCI architecture; use amd64 or arm64")
         }
         let tree = try context.inputTree("base")
         let layout = context.scratch + "/oci-layout"
@@ -30,8 +31,11 @@ package struct OCIArchive: Stage {
         // The layer: the tree's top-level entries without a "./" prefix, then gzip'd.
         let layerTar = context.scratch + "/layer.tar"
         let entries = try FileManager.default.contentsOfDirectory(atPath: tree).sorted()
-        try await context.run(["tar", "--create", "--file", layerTar, "--format=posix", "--numeric-owner", "--sort=name",
-                               "--xattrs", "--xattrs-include=*", "--acls", "--directory", tree, "--"] + entries)
+        try await context.run(
+            [
+                "tar", "--create", "--file", layerTar, "--format=posix", "--numeric-owner", "--sort=name",
+                "--xattrs", "--xattrs-include=*", "--acls", "--directory", tree, "--",
+            ] + entries)
         let diffID = try await context.sha256(file: layerTar)
         let layerGz = context.scratch + "/layer.tar.gz"
         try await context.run(["sh", "-c", "exec gzip -n -6 --stdout -- \"$1\" > \"$0\"", layerGz, layerTar])
@@ -52,33 +56,43 @@ package struct OCIArchive: Stage {
             exec["WorkingDir"] = c.WorkingDir.map { .string($0) }
             exec["Labels"] = c.Labels.map { .object($0.mapValues { .string($0) }) }
         }
-        let config = try Self.store(json: .object([
-            "architecture": .string(options.architecture), "os": "linux", "config": .object(exec),
-            "rootfs": ["type": "layers", "diff_ids": .array([.string("sha256:" + diffID)])],
-            "history": [["created_by": "kiln (org.osbuild.oci-archive)"]],
-        ]), in: blobs)
-        let manifest = try Self.store(json: [
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": .string(config.digest), "size": .int(config.size)],
-            "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": .string(layer.digest), "size": .int(layer.size)]],
-        ], in: blobs)
-        try Self.write(json: [
-            "schemaVersion": 2,
-            "manifests": [[
-                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": .string(manifest.digest),
-                "size": .int(manifest.size), "platform": ["architecture": .string(options.architecture), "os": "linux"],
-                "annotations": ["org.opencontainers.image.ref.name": "latest"],
-            ]],
-        ], to: layout + "/index.json")
+        let config = try Self.store(
+            json: .object([
+                "architecture": .string(options.architecture), "os": "linux", "config": .object(exec),
+                "rootfs": ["type": "layers", "diff_ids": .array([.string("sha256:" + diffID)])],
+                "history": [["created_by": "kiln (org.osbuild.oci-archive)"]],
+            ]), in: blobs)
+        let manifest = try Self.store(
+            json: [
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": .string(config.digest), "size": .int(config.size)],
+                "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": .string(layer.digest), "size": .int(layer.size)]],
+            ], in: blobs)
+        try Self.write(
+            json: [
+                "schemaVersion": 2,
+                "manifests": [
+                    [
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": .string(manifest.digest),
+                        "size": .int(manifest.size), "platform": ["architecture": .string(options.architecture), "os": "linux"],
+                        "annotations": ["org.opencontainers.image.ref.name": "latest"],
+                    ]
+                ],
+            ], to: layout + "/index.json")
         try Self.write(json: ["imageLayoutVersion": "1.0.0"], to: layout + "/oci-layout")
 
         let target = try context.outputFile(options.filename)
-        try await context.run(["tar", "--create", "--file", target, "--format=posix", "--numeric-owner", "--owner=0", "--group=0",
-                               "--sort=name", "--mtime=@0", "--directory", layout, "--", "oci-layout", "index.json", "blobs"])
+        try await context.run([
+            "tar", "--create", "--file", target, "--format=posix", "--numeric-owner", "--owner=0", "--group=0",
+            "--sort=name", "--mtime=@0", "--directory", layout, "--", "oci-layout", "index.json", "blobs",
+        ])
         try? FileManager.default.removeItem(atPath: layout)
     }
 
-    struct Blob { let digest: String; let size: Int64 }
+    struct Blob {
+        let digest: String
+        let size: Int64
+    }
 
     /// Moves `file` into the blob directory under its digest.
     static func store(file: String, in blobs: String, _ context: StageContext) async throws -> Blob {

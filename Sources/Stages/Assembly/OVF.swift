@@ -17,7 +17,8 @@ package struct OVF: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         let name = options.vmdk
         guard name.hasSuffix(".vmdk"), !name.contains("/"), name.count > 5 else {
-            throw StageError.invalidOptions(reason: "\(Self.type): options.vmdk: \"\(name)\" must be a file name ending in .vmdk in the root of the tree")
+            throw StageError.invalidOptions(
+                reason: "\(Self.type): options.vmdk: \"\(name)\" must be a file name ending in .vmdk in the root of the tree")
         }
         let vmdk = try context.outputFile(name)
         guard FileManager.default.fileExists(atPath: vmdk) else {
@@ -25,14 +26,16 @@ package struct OVF: Stage {
         }
         let info = try await context.output(["qemu-img", "info", "--output=json", vmdk])
         guard let json = try JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any],
-              let capacity = (json["virtual-size"] as? NSNumber)?.int64Value,
-              (json["format"] as? String) == "vmdk" else {
+            let capacity = (json["virtual-size"] as? NSNumber)?.int64Value,
+            (json["format"] as? String) == "vmdk"
+        else {
             throw StageError.invalidOptions(reason: "\(Self.type): \(name) is not a VMDK according to qemu-img info")
         }
         let size = ((try FileManager.default.attributesOfItem(atPath: vmdk)[.size]) as? NSNumber)?.int64Value ?? 0
         let base = String(name.dropLast(5))
-        let descriptor = Self.descriptor(vmdk: name, fileSize: size, capacity: capacity, systemName: base,
-                                         osType: options.vmware?.os_type ?? "otherLinux64Guest")
+        let descriptor = Self.descriptor(
+            vmdk: name, fileSize: size, capacity: capacity, systemName: base,
+            osType: options.vmware?.os_type ?? "otherLinux64Guest")
         let ovf = try context.outputFile(base + ".ovf")
         try Data(descriptor.utf8).write(to: URL(fileURLWithPath: ovf))
         var manifest = ""
@@ -56,56 +59,66 @@ package struct OVF: Stage {
             "      <Item>\n" + fields.map { "        <rasd:\($0.0)>\(escaped($0.1))</rasd:\($0.0)>\n" }.joined() + "      </Item>\n"
         }
         return """
-        <?xml version="1.0" encoding="UTF-8"?>
-        <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" \
-        xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" \
-        xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" \
-        xmlns:vmw="http://www.vmware.com/schema/ovf" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-          <References>
-            <File ovf:href="\(escaped(vmdk))" ovf:id="file1" ovf:size="\(fileSize)"/>
-          </References>
-          <DiskSection>
-            <Info>Virtual disk information</Info>
-            <Disk ovf:capacity="\(capacity)" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" ovf:fileRef="file1" \
-        ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
-          </DiskSection>
-          <NetworkSection>
-            <Info>The logical networks</Info>
-            <Network ovf:name="VM Network">
-              <Description>The VM Network network</Description>
-            </Network>
-          </NetworkSection>
-          <VirtualSystem ovf:id="\(name)">
-            <Info>A virtual machine</Info>
-            <Name>\(name)</Name>
-            <OperatingSystemSection ovf:id="\(osType.hasPrefix("debian") ? 96 : 101)" vmw:osType="\(escaped(osType))">
-              <Info>The guest operating system</Info>
-            </OperatingSystemSection>
-            <VirtualHardwareSection>
-              <Info>Virtual hardware requirements</Info>
-              <System>
-                <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
-                <vssd:InstanceID>0</vssd:InstanceID>
-                <vssd:VirtualSystemIdentifier>\(name)</vssd:VirtualSystemIdentifier>
-                <vssd:VirtualSystemType>vmx-13</vssd:VirtualSystemType>
-              </System>
+            <?xml version="1.0" encoding="UTF-8"?>
+            <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" \
+            xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" \
+            xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" \
+            xmlns:vmw="http://www.vmware.com/schema/ovf" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+              <References>
+                <File ovf:href="\(escaped(vmdk))" ovf:id="file1" ovf:size="\(fileSize)"/>
+              </References>
+              <DiskSection>
+                <Info>Virtual disk information</Info>
+                <Disk ovf:capacity="\(capacity)" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" ovf:fileRef="file1" \
+            ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+              </DiskSection>
+              <NetworkSection>
+                <Info>The logical networks</Info>
+                <Network ovf:name="VM Network">
+                  <Description>The VM Network network</Description>
+                </Network>
+              </NetworkSection>
+              <VirtualSystem ovf:id="\(name)">
+                <Info>A virtual machine</Info>
+                <Name>\(name)</Name>
+                <OperatingSystemSection ovf:id="\(osType.hasPrefix("debian") ? 96 : 101)" vmw:osType="\(escaped(osType))">
+                  <Info>The guest operating system</Info>
+                </OperatingSystemSection>
+                <VirtualHardwareSection>
+                  <Info>Virtual hardware requirements</Info>
+                  <System>
+                    <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
+                    <vssd:InstanceID>0</vssd:InstanceID>
+                    <vssd:VirtualSystemIdentifier>\(name)</vssd:VirtualSystemIdentifier>
+                    <vssd:VirtualSystemType>vmx-13</vssd:VirtualSystemType>
+                  </System>
 
-        """
-        + item([("AllocationUnits", "hertz * 10^6"), ("Description", "Number of virtual CPUs"),
-                ("ElementName", "2 virtual CPUs"), ("InstanceID", "1"), ("ResourceType", "3"), ("VirtualQuantity", "2")])
-        + item([("AllocationUnits", "byte * 2^20"), ("Description", "Memory size"), ("ElementName", "2048 MB of memory"),
-                ("InstanceID", "2"), ("ResourceType", "4"), ("VirtualQuantity", "2048")])
-        + item([("Address", "0"), ("Description", "SCSI controller"), ("ElementName", "SCSI controller 0"),
-                ("InstanceID", "3"), ("ResourceSubType", "lsilogic"), ("ResourceType", "6")])
-        + item([("AddressOnParent", "0"), ("ElementName", "Hard disk 1"), ("HostResource", "ovf:/disk/vmdisk1"),
-                ("InstanceID", "4"), ("Parent", "3"), ("ResourceType", "17")])
-        + item([("AutomaticAllocation", "true"), ("Connection", "VM Network"), ("ElementName", "Ethernet adapter 1"),
-                ("InstanceID", "5"), ("ResourceSubType", "E1000"), ("ResourceType", "10")])
-        + """
-            </VirtualHardwareSection>
-          </VirtualSystem>
-        </Envelope>
+            """
+                + item([
+                    ("AllocationUnits", "hertz * 10^6"), ("Description", "Number of virtual CPUs"),
+                    ("ElementName", "2 virtual CPUs"), ("InstanceID", "1"), ("ResourceType", "3"), ("VirtualQuantity", "2"),
+                ])
+                + item([
+                    ("AllocationUnits", "byte * 2^20"), ("Description", "Memory size"), ("ElementName", "2048 MB of memory"),
+                    ("InstanceID", "2"), ("ResourceType", "4"), ("VirtualQuantity", "2048"),
+                ])
+                + item([
+                    ("Address", "0"), ("Description", "SCSI controller"), ("ElementName", "SCSI controller 0"),
+                    ("InstanceID", "3"), ("ResourceSubType", "lsilogic"), ("ResourceType", "6"),
+                ])
+                + item([
+                    ("AddressOnParent", "0"), ("ElementName", "Hard disk 1"), ("HostResource", "ovf:/disk/vmdisk1"),
+                    ("InstanceID", "4"), ("Parent", "3"), ("ResourceType", "17"),
+                ])
+                + item([
+                    ("AutomaticAllocation", "true"), ("Connection", "VM Network"), ("ElementName", "Ethernet adapter 1"),
+                    ("InstanceID", "5"), ("ResourceSubType", "E1000"), ("ResourceType", "10"),
+                ])
+                    + """
+                        </VirtualHardwareSection>
+                      </VirtualSystem>
+                    </Envelope>
 
-        """
+                    """
     }
 }

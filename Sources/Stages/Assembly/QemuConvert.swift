@@ -19,15 +19,18 @@ package struct QemuConvert: Stage {
             throw StageError.invalidOptions(reason: "\(Self.type): input \"image\" must name exactly one file, it has \(files.count)")
         }
         let target = try context.outputFile(options.filename)
-        try await context.run(["qemu-img", "convert", "-f", "raw", "-O", options.format.type]
-                              + (try Self.arguments(options.format)) + [source, target])
+        try await context.run(
+            ["qemu-img", "convert", "-f", "raw", "-O", options.format.type]
+                + (try Self.arguments(options.format)) + [source, target])
     }
 
     static func arguments(_ f: Format) throws -> [String] {
         func only(_ allowed: Set<String>) throws {
-            let given: [(String, Bool)] = [("compat", f.compat != nil), ("compression", f.compression != nil),
-                                           ("adapter_type", f.adapter_type != nil), ("compat6", f.compat6 != nil),
-                                           ("subformat", f.subformat != nil), ("force_size", f.force_size != nil)]
+            let given: [(String, Bool)] = [
+                ("compat", f.compat != nil), ("compression", f.compression != nil),
+                ("adapter_type", f.adapter_type != nil), ("compat6", f.compat6 != nil),
+                ("subformat", f.subformat != nil), ("force_size", f.force_size != nil),
+            ]
             for (name, present) in given where present && !allowed.contains(name) {
                 throw StageError.invalidOptions(reason: "\(type): options.format.\(name) does not apply to format \"\(f.type)\"")
             }

@@ -15,14 +15,17 @@ package struct Sfdisk: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         let region = try context.region("device")
         guard region.offset == 0 else {
-            throw StageError.invalidOptions(reason: "\(Self.type): device \"device\" must be the whole disk image (start 0), not a region at byte \(region.offset)")
+            throw StageError.invalidOptions(
+                reason: "\(Self.type): device \"device\" must be the whole disk image (start 0), not a region at byte \(region.offset)")
         }
         let script = try Self.script(options, device: region.path)
         let scriptPath = context.scratch + "/sfdisk.script"
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         context.logger.debug("sfdisk script", metadata: ["script": "\(script)"])
-        try await context.run(["sh", "-c", "exec sfdisk --quiet --no-reread --no-tell-kernel --wipe always -- \"$1\" < \"$2\"",
-                               "sfdisk", region.path, scriptPath])
+        try await context.run([
+            "sh", "-c", "exec sfdisk --quiet --no-reread --no-tell-kernel --wipe always -- \"$1\" < \"$2\"",
+            "sfdisk", region.path, scriptPath,
+        ])
     }
 
     /// The sfdisk script for `options`; `device` names the partitions when

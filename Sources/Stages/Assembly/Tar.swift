@@ -16,16 +16,20 @@ package struct Tar: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         let tree = try context.inputTree("tree")
         let target = try context.outputFile(options.filename)
-        let format: String = switch options.format ?? "pax" {
-        case "pax", "posix": "posix"
-        case let f where ["gnu", "oldgnu", "ustar", "v7"].contains(f): f
-        case let f: throw StageError.invalidOptions(reason: "\(Self.type): options.format: \"\(f)\" is not one of pax, posix, gnu, oldgnu, ustar, v7")
-        }
+        let format: String =
+            switch options.format ?? "pax" {
+            case "pax", "posix": "posix"
+            case let f where ["gnu", "oldgnu", "ustar", "v7"].contains(f): f
+            case let f:
+                throw StageError.invalidOptions(reason: "\(Self.type): options.format: \"\(f)\" is not one of pax, posix, gnu, oldgnu, ustar, v7")
+            }
         if options.rootNode != nil && options.paths != nil {
             throw StageError.invalidOptions(reason: "\(Self.type): options.root-node and options.paths exclude each other")
         }
-        var argv = ["tar", "--create", "--file", target, "--auto-compress", "--format=\(format)",
-                    "--numeric-owner", "--sort=name", "--directory", tree]
+        var argv = [
+            "tar", "--create", "--file", target, "--auto-compress", "--format=\(format)",
+            "--numeric-owner", "--sort=name", "--directory", tree,
+        ]
         // Extended attributes, ACLs and SELinux labels need pax headers.
         if format == "posix" {
             argv += options.xattrs ?? true ? ["--xattrs", "--xattrs-include=*"] : ["--no-xattrs"]

@@ -1,5 +1,6 @@
 import Foundation
 import StageOptions
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,8 +16,9 @@ package struct Truncate: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         let path = try context.outputFile(options.filename)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw StageError.badPath(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")

@@ -45,9 +45,10 @@ package struct StageRegistry: StageSchemas, Sendable {
     }
 
     private static func entry<S: Stage>(_ s: S.Type) -> Entry {
-        Entry(type: S.type, placement: S.placement, sourceFile: S.sourceFile, checkpoint: S.checkpoint, inputs: S.inputs,
-              decode: { options, path throws(ManifestError) in try StrictOptions.decode(S.Options.self, options, path: path) },
-              run: { options, context in try await S().run(options as! S.Options, in: context) })
+        Entry(
+            type: S.type, placement: S.placement, sourceFile: S.sourceFile, checkpoint: S.checkpoint, inputs: S.inputs,
+            decode: { options, path throws(ManifestError) in try StrictOptions.decode(S.Options.self, options, path: path) },
+            run: { options, context in try await S().run(options as! S.Options, in: context) })
     }
 }
 

@@ -15,13 +15,16 @@ package struct AptSources: Stage {
     package func run(_ options: Options, in context: StageContext) async throws {
         try TreeFiles.write(Self.render(options.sources), to: "/etc/apt/sources.list.d/debian.sources", in: context.tree)
         if let old = try TreeFiles.read("/etc/apt/sources.list", in: context.tree),
-           old.split(separator: "\n").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            old.split(separator: "\n").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty })
+        {
             try? FileManager.default.removeItem(atPath: try context.path("/etc/apt/sources.list"))
         }
         for (i, e) in (options.extra ?? []).enumerated() {
             guard !e.id.isEmpty, e.id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }),
-                  e.id != "debian", !e.uris.isEmpty, !e.suites.isEmpty else {
-                throw StageError.invalidOptions(reason: "\(Self.type): extra[\(i)] needs an id of letters, digits, '-', '_', '.' (not \"debian\"), uris and suites")
+                e.id != "debian", !e.uris.isEmpty, !e.suites.isEmpty
+            else {
+                throw StageError.invalidOptions(
+                    reason: "\(Self.type): extra[\(i)] needs an id of letters, digits, '-', '_', '.' (not \"debian\"), uris and suites")
             }
             guard e.trusted == true || e.key?.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") == true else {
                 throw StageError.invalidOptions(reason: "\(Self.type): extra[\(i)] (\(e.id)) needs an ASCII-armored key or trusted = true")
@@ -38,7 +41,8 @@ package struct AptSources: Stage {
             if let pin = e.preferences {
                 let fields = ["Package", "Pin", "Pin-Priority", "Explanation"]
                 for line in pin.split(separator: "\n") where !fields.contains(where: { line.hasPrefix($0 + ": ") }) {
-                    throw StageError.invalidOptions(reason: "\(Self.type): extra[\(i)].preferences: \"\(line)\" is not a Package/Pin/Pin-Priority line")
+                    throw StageError.invalidOptions(
+                        reason: "\(Self.type): extra[\(i)].preferences: \"\(line)\" is not a Package/Pin/Pin-Priority line")
                 }
                 try TreeFiles.write(pin.hasSuffix("\n") ? pin : pin + "\n", to: "/etc/apt/preferences.d/\(e.id).pref", in: context.tree)
             }

@@ -51,16 +51,19 @@ package struct DebianInstall: Stage {
         clock.lap("extract \(essentialPackages.count) essential packages natively")
 
         // 3. No services start; initramfs generation deferred.
-        try TreeFiles.write("#!/bin/sh\n# kiln: no service starts while the image is built\nexit 101\n",
-                            to: Self.policyRcD, in: tree, mode: 0o755)
+        try TreeFiles.write(
+            "#!/bin/sh\n# kiln: no service starts while the image is built\nexit 101\n",
+            to: Self.policyRcD, in: tree, mode: 0o755)
         let deferred = try await Self.deferTools(set, initramfs: options.deferInitramfs ?? true, foreign: arch != .host, context: context)
         clock.lap("defer \(deferred.map(\.path).joined(separator: ", "))")
 
         // 4. Unpack with the host's dpkg, configure with the tree's, in rounds
         //    so that a preinst finds its Pre-Depends configured.
-        let hostDpkg = ["dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-unsafe-io", "--force-depends"]
+        let hostDpkg =
+            ["dpkg", "--root=\(tree)", "--log=\(tree)/var/log/dpkg.log", "--force-unsafe-io", "--force-depends"]
             + (arch == .host ? [] : ["--force-architecture"])
-        let native = NativeTools.applies(release: options.release, foreign: arch != .host)
+        let native =
+            NativeTools.applies(release: options.release, foreign: arch != .host)
             ? NativeTools(tree: tree, commands: context.commands) : nil
         let sandbox = Sandbox(tree: tree, commands: context.commands)
         var pending = Set(set.packages.map(\.name))
@@ -76,8 +79,10 @@ package struct DebianInstall: Stage {
             // Essential first, so that later preinsts find a working system.
             let order = set.packages.filter { ready.contains($0.name) }
                 .sorted { (essential.contains($0.name) ? 0 : 1, $0.name) < (essential.contains($1.name) ? 0 : 1, $1.name) }
-            try await context.run(sandbox.hostCommandLine(hostDpkg + ["--unpack"] + order.map(\.path),
-                                                          readOnly: order.map { ($0.path as NSString).deletingLastPathComponent }))
+            try await context.run(
+                sandbox.hostCommandLine(
+                    hostDpkg + ["--unpack"] + order.map(\.path),
+                    readOnly: order.map { ($0.path as NSString).deletingLastPathComponent }))
             pending.subtract(ready)
             clock.lap("round \(round): unpack \(order.count) packages (host dpkg)")
             if pending.isEmpty { break }
@@ -152,10 +157,13 @@ package struct DebianInstall: Stage {
             }
         }
         for t in tools {
-            try await context.run(["dpkg-divert", "--root=\(context.tree)", "--local", "--rename",
-                                   "--divert", t.path + divertSuffix, "--add", t.path])
-            try TreeFiles.write("#!/bin/sh\n# kiln: \(t.name) is deferred while packages are configured\nexit 0\n",
-                                to: t.path, in: context.tree, mode: 0o755)
+            try await context.run([
+                "dpkg-divert", "--root=\(context.tree)", "--local", "--rename",
+                "--divert", t.path + divertSuffix, "--add", t.path,
+            ])
+            try TreeFiles.write(
+                "#!/bin/sh\n# kiln: \(t.name) is deferred while packages are configured\nexit 0\n",
+                to: t.path, in: context.tree, mode: 0o755)
         }
         return tools
     }
@@ -164,8 +172,10 @@ package struct DebianInstall: Stage {
     static func restore(_ tools: [DeferredTool], context: StageContext) async throws {
         for t in tools {
             try? FileManager.default.removeItem(atPath: try context.path(t.path))
-            try await context.run(["dpkg-divert", "--root=\(context.tree)", "--rename",
-                                   "--divert", t.path + divertSuffix, "--remove", t.path])
+            try await context.run([
+                "dpkg-divert", "--root=\(context.tree)", "--rename",
+                "--divert", t.path + divertSuffix, "--remove", t.path,
+            ])
         }
         guard tools.contains(where: { $0.name == "depmod" }) else { return }
         let modules = try context.path("/lib/modules")
@@ -203,8 +213,10 @@ package struct DebianInstall: Stage {
         try fm.createDirectory(atPath: tree, withIntermediateDirectories: true)
         let existing = try fm.contentsOfDirectory(atPath: tree)
         guard existing.isEmpty else { throw DebianInstallError.treeNotEmpty(path: tree) }
-        var dirs = ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives",
-                    "etc/dpkg/dpkg.cfg.d", "etc/apt/apt.conf.d", "var/cache/apt/archives/partial", "var/log", "tmp"]
+        var dirs = [
+            "var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "var/lib/dpkg/alternatives",
+            "etc/dpkg/dpkg.cfg.d", "etc/apt/apt.conf.d", "var/cache/apt/archives/partial", "var/log", "tmp",
+        ]
         if mergedUsr {
             var links = ["bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib"]
             if arch == .x86_64 { links["lib64"] = "usr/lib64" }
@@ -247,8 +259,10 @@ package struct DebianInstall: Stage {
             }
         }
         // Backups and logs with build-time timestamps: not part of a reproducible tree (mmdebstrap drops them too).
-        for f in ["var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old", "var/lib/dpkg/statoverride-old",
-                  "var/log/dpkg.log", "var/log/alternatives.log", "var/cache/ldconfig/aux-cache"] {
+        for f in [
+            "var/lib/dpkg/status-old", "var/lib/dpkg/diversions-old", "var/lib/dpkg/statoverride-old",
+            "var/log/dpkg.log", "var/log/alternatives.log", "var/cache/ldconfig/aux-cache",
+        ] {
             try? fm.removeItem(atPath: "\(tree)/\(f)")
         }
     }

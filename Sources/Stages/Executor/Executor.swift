@@ -20,8 +20,10 @@ package struct Executor: Sendable {
     /// fails with `ExecutorError.stageTimedOut`.
     package var stageTimeout: Duration?
 
-    package init(registry: StageRegistry = .standard, store: TreeStore, sources: SourceCache, logger: Logger,
-                 observer: any ExecutionObserver = SilentObserver(), logDirectory: String, hiding: [String] = []) {
+    package init(
+        registry: StageRegistry = .standard, store: TreeStore, sources: SourceCache, logger: Logger,
+        observer: any ExecutionObserver = SilentObserver(), logDirectory: String, hiding: [String] = []
+    ) {
         self.registry = registry
         self.store = store
         self.sources = sources
@@ -160,20 +162,24 @@ package struct Executor: Sendable {
                     try await registry.run(stage, in: context, path: path)
                 }
                 if !inTime, let limit = stageTimeout {
-                    throw ExecutorError.stageTimedOut(pipeline: pipeline.name, index: index, count: count, type: stage.type,
-                                                      limit: limit, log: log)
+                    throw ExecutorError.stageTimedOut(
+                        pipeline: pipeline.name, index: index, count: count, type: stage.type,
+                        limit: limit, log: log)
                 }
             } catch is CancellationError {
                 throw CancellationError()
             } catch let e as ExecutorError {
                 throw e
             } catch {
-                throw ExecutorError.stageFailed(pipeline: pipeline.name, index: index, count: count, type: stage.type,
-                                                reason: "\(error)", log: log)
+                throw ExecutorError.stageFailed(
+                    pipeline: pipeline.name, index: index, count: count, type: stage.type,
+                    reason: "\(error)", log: log)
             }
             ran.append(stage.type)
-            observer.event(.stageFinished(pipeline: pipeline.name, index: index, count: count, type: stage.type,
-                                          seconds: (ContinuousClock.now - t0).seconds))
+            observer.event(
+                .stageFinished(
+                    pipeline: pipeline.name, index: index, count: count, type: stage.type,
+                    seconds: (ContinuousClock.now - t0).seconds))
             if index < count - 1, registry.entries[stage.type]?.checkpoint == true {
                 try await store.commit(work, as: stageIDs[index], move: false, commands: commands)
                 observer.event(.checkpointStored(pipeline: pipeline.name, index: index))
@@ -194,20 +200,28 @@ package struct Executor: Sendable {
             return true
         }
         return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await body(); return true }
-            group.addTask { try await Task.sleep(for: limit); return false }
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
             let first = try await group.next() ?? false
             group.cancelAll()
             // The stage's own clean-up (teardown of its process group, its mounts) ends before this returns.
-            while let _ = try? await group.next() {}
+            while (try? await group.next()) != nil {}
             if first { return true }
             try Task.checkCancellation()
             return false
         }
     }
 
-    private func resolveInputs(_ stage: ManifestStage, files: [String: String], ids: ContentIDs,
-                               manifest: BuildManifest) throws -> [String: StageInput] {
+    private func resolveInputs(
+        _ stage: ManifestStage, files: [String: String], ids: ContentIDs,
+        manifest: BuildManifest
+    ) throws -> [String: StageInput] {
         var out: [String: StageInput] = [:]
         for (name, input) in stage.inputs {
             if input.origin == Input.sourceOrigin {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 import Threads
@@ -65,7 +66,8 @@ extension TreeStore {
         for id in incomplete {
             var st = stat()
             guard lstat("\(objects)/\(id)", &st) == 0, st.st_mode & S_IFMT == S_IFDIR,
-                  now - st.st_mtim.tv_sec > Self.incompleteGraceSeconds, let path = takeOut(id) else { continue }
+                now - st.st_mtim.tv_sec > Self.incompleteGraceSeconds, let path = takeOut(id)
+            else { continue }
             doomed.append(path)
         }
         var total = sizes.values.reduce(0, +)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import StageOptions
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,8 @@ package struct InitramfsStage: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         if let c = options.compression, !Self.compressions.contains(c) {
-            throw StageError.invalidOptions(reason: "org.kiln.initramfs: options.compression: \"\(c)\" is not one of \(Self.compressions.joined(separator: ", "))")
+            throw StageError.invalidOptions(
+                reason: "org.kiln.initramfs: options.compression: \"\(c)\" is not one of \(Self.compressions.joined(separator: ", "))")
         }
         let tree = TreeView(root: context.tree)
         let kernels = try Self.kernels(in: tree)
@@ -33,8 +35,9 @@ package struct InitramfsStage: Stage {
         let mtime = UInt32(ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt32($0) } ?? 0)
         for (version, modulesDirectory) in kernels {
             let start = ContinuousClock.now
-            let builder = InitramfsBuilder(tree: tree, version: version, modulesDirectory: modulesDirectory, machine: machine,
-                                           extraModules: options.modules ?? [], logger: context.logger)
+            let builder = InitramfsBuilder(
+                tree: tree, version: version, modulesDirectory: modulesDirectory, machine: machine,
+                extraModules: options.modules ?? [], logger: context.logger)
             let staging = context.scratch + "/initramfs-\(version)"
             try? FileManager.default.removeItem(atPath: staging)
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -75,9 +78,12 @@ package struct InitramfsStage: Stage {
             try? FileManager.default.removeItem(atPath: staging)
             try? FileManager.default.removeItem(atPath: cpio)
             let end = ContinuousClock.now
-            context.logger.info("wrote /boot/initrd.img-\(version)", metadata: [
-                "initramfs.total": "\(end - start)", "initramfs.staging": "\(staged - start)", "initramfs.depmod": "\(indexed - staged)",
-                "initramfs.cpio": "\(archived - indexed)", "initramfs.compress": "\(end - archived)"])
+            context.logger.info(
+                "wrote /boot/initrd.img-\(version)",
+                metadata: [
+                    "initramfs.total": "\(end - start)", "initramfs.staging": "\(staged - start)", "initramfs.depmod": "\(indexed - staged)",
+                    "initramfs.cpio": "\(archived - indexed)", "initramfs.compress": "\(end - archived)",
+                ])
         }
     }
 

@@ -26,13 +26,17 @@ package struct CloudInit: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         let name = options.filename
-        let valid = name.hasSuffix(".cfg") && name.count > 4 && name.count <= 255
+        let valid =
+            name.hasSuffix(".cfg") && name.count > 4 && name.count <= 255
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
         guard valid else {
             throw StageError.invalidOptions(reason: "\(Self.type): options.filename: \"\(name)\" must be NAME.cfg (letters, digits, '-', '_', '.')")
         }
         for key in options.config.keys.sorted() where !Self.keys.contains(key) {
-            throw StageError.invalidOptions(reason: "\(Self.type): options.config.\(key): not a cloud-init key this stage writes; known: \(Self.keys.sorted().joined(separator: ", "))")
+            throw StageError.invalidOptions(
+                reason:
+                    "\(Self.type): options.config.\(key): not a cloud-init key this stage writes; known: \(Self.keys.sorted().joined(separator: ", "))"
+            )
         }
         try TreeFiles.write(try Self.yaml(options.config), to: "/etc/cloud/cloud.cfg.d/\(name)", in: context.tree)
     }
@@ -45,8 +49,10 @@ package struct CloudInit: Stage {
             if key == "datasource_list" {
                 let names = value.arrayValue?.compactMap(\.stringValue) ?? []
                 guard let list = value.arrayValue, names.count == list.count,
-                      names.allSatisfy({ ($0.first?.isLetter ?? false) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } }) else {
-                    throw StageError.invalidOptions(reason: "\(type): options.config.datasource_list must be a list of data source names (letters and digits, e.g. \"NoCloud\")")
+                    names.allSatisfy({ ($0.first?.isLetter ?? false) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } })
+                else {
+                    throw StageError.invalidOptions(
+                        reason: "\(type): options.config.datasource_list must be a list of data source names (letters and digits, e.g. \"NoCloud\")")
                 }
                 lines.append("datasource_list: [\(names.joined(separator: ", "))]")
             } else {
@@ -64,10 +70,13 @@ package struct CloudInit: Stage {
         case .int(let i): String(i)
         case .double(let d):
             // YAML 1.1 (PyYAML) reads a float only with a '.': 1e-05 would be a string.
-            if !d.isFinite { d.isNaN ? ".nan" : (d > 0 ? ".inf" : "-.inf") }
-            else if let e = "\(d)".firstIndex(where: { $0 == "e" || $0 == "E" }), !"\(d)"[..<e].contains(".") {
+            if !d.isFinite {
+                d.isNaN ? ".nan" : (d > 0 ? ".inf" : "-.inf")
+            } else if let e = "\(d)".firstIndex(where: { $0 == "e" || $0 == "E" }), !"\(d)"[..<e].contains(".") {
                 "\(d)"[..<e] + ".0" + "\(d)"[e...]
-            } else { "\(d)" }
+            } else {
+                "\(d)"
+            }
         case .string(let s): quoted(s)
         case .array(let a): "[" + a.map(flow).joined(separator: ", ") + "]"
         case .object(let o): "{" + o.keys.sorted().map { quoted($0) + ": " + flow(o[$0]!) }.joined(separator: ", ") + "}"

@@ -27,15 +27,18 @@ package struct Firewalld: Stage {
         }
         for source in (options.zones ?? []).flatMap({ $0.sources ?? [] }) {
             guard !source.isEmpty, source.count <= 128,
-                  source.allSatisfy({ $0.isASCII && ($0.isHexDigit || ".:/".contains($0)) }) else {
+                source.allSatisfy({ $0.isASCII && ($0.isHexDigit || ".:/".contains($0)) })
+            else {
                 throw StageError.invalidOptions(reason: "\(Self.type): zone source \"\(source)\" is not an IP address, network or MAC address")
             }
         }
         let sandbox = Sandbox(tree: context.tree, commands: context.commands)
         func tool(_ args: [String]) async throws -> String { try await sandbox.output(["firewall-offline-cmd"] + args) }
-        for call in try await Self.calls(options, ports: ports, zones: { try await tool(["--get-zones"]) },
-                                         defaultZone: { try await tool(["--get-default-zone"]) },
-                                         services: { try await tool(["--get-services"]) }) {
+        for call in try await Self.calls(
+            options, ports: ports, zones: { try await tool(["--get-zones"]) },
+            defaultZone: { try await tool(["--get-default-zone"]) },
+            services: { try await tool(["--get-services"]) })
+        {
             try await sandbox.run(["firewall-offline-cmd"] + call)
         }
     }
@@ -46,8 +49,10 @@ package struct Firewalld: Stage {
     /// `firewall-offline-cmd` takes one kind of change per call (ports and
     /// services together are refused, `--set-default-zone` stands alone), so
     /// each kind is a call of its own, with all of its values.
-    static func calls(_ options: Options, ports: [String], zones: () async throws -> String,
-                      defaultZone: () async throws -> String, services: () async throws -> String) async throws -> [[String]] {
+    static func calls(
+        _ options: Options, ports: [String], zones: () async throws -> String,
+        defaultZone: () async throws -> String, services: () async throws -> String
+    ) async throws -> [[String]] {
         var calls: [[String]] = []
         let wanted = (options.zones ?? []).map(\.name) + [options.defaultZone].compactMap { $0 }
         let existing = wanted.isEmpty ? [] : Set(try await zones().split(whereSeparator: \.isWhitespace).map(String.init))
@@ -57,7 +62,8 @@ package struct Firewalld: Stage {
         }
         // Setting the zone that already is the default fails (ZONE_ALREADY_SET).
         if let zone = options.defaultZone,
-           try await defaultZone().trimmingCharacters(in: .whitespacesAndNewlines) != zone {
+            try await defaultZone().trimmingCharacters(in: .whitespacesAndNewlines) != zone
+        {
             calls.append(["--set-default-zone=\(zone)"])
         }
         for z in options.zones ?? [] {
@@ -75,7 +81,10 @@ package struct Firewalld: Stage {
             // An unknown service fails the whole call with INVALID_SERVICE; name it here instead.
             let known = Set(try await services().split(whereSeparator: \.isWhitespace).map(String.init))
             for name in enable where !known.contains(name) {
-                throw StageError.invalidOptions(reason: "\(type): firewalld in this tree has no service \"\(name)\"; its services are \(known.sorted().joined(separator: " ")); give the port instead (\"8080:tcp\")")
+                throw StageError.invalidOptions(
+                    reason:
+                        "\(type): firewalld in this tree has no service \"\(name)\"; its services are \(known.sorted().joined(separator: " ")); give the port instead (\"8080:tcp\")"
+                )
             }
         }
         if !ports.isEmpty { calls.append(unique(ports).map { "--add-port=\($0)" }) }
@@ -91,7 +100,10 @@ package struct Firewalld: Stage {
     static func port(_ entry: String) throws -> String {
         let parts = entry.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let protocols = ["tcp", "udp", "sctp", "dccp"]
-        let fail = StageError.invalidOptions(reason: "\(type): port \"\(entry)\" is not PORT:PROTOCOL or FROM-TO:PROTOCOL with a port from 1 to 65535 (or a service name such as https) and one of \(protocols.joined(separator: ", "))")
+        let fail = StageError.invalidOptions(
+            reason:
+                "\(type): port \"\(entry)\" is not PORT:PROTOCOL or FROM-TO:PROTOCOL with a port from 1 to 65535 (or a service name such as https) and one of \(protocols.joined(separator: ", "))"
+        )
         guard parts.count == 2, protocols.contains(parts[1]) else { throw fail }
         let digits = { (t: String) in !t.isEmpty && t.count <= 5 && t.allSatisfy { $0.isASCII && $0.isNumber } }
         let range = parts[0].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
@@ -102,7 +114,8 @@ package struct Firewalld: Stage {
             // A service name from the tree's /etc/services, such as `https` or `http-alt`.
             let name = parts[0]
             guard name.count <= 32, let first = name.first, first.isASCII, first.isLetter,
-                  name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) else { throw fail }
+                name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
+            else { throw fail }
         }
         return "\(parts[0])/\(parts[1])"
     }
@@ -110,7 +123,8 @@ package struct Firewalld: Stage {
     /// Service and zone names: letters, digits, '-' and '_', as firewalld's own files are named (`RH-Satellite-6`, `0-AD`).
     static func checkName(_ name: String) throws {
         guard !name.isEmpty, name.count <= 64, !name.hasPrefix("-"),
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) }) else {
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_".contains($0)) })
+        else {
             throw StageError.invalidOptions(reason: "\(type): \"\(name)\" is not a firewalld service or zone name (letters, digits, '-', '_')")
         }
     }

@@ -27,14 +27,16 @@ package struct FirstBoot: Stage {
             let file = String(format: "%02d-%@", i + 1, s.name)
             let body = s.contents.hasPrefix("#!") ? s.contents : "#!/bin/sh\n" + s.contents
             try TreeFiles.write(body.hasSuffix("\n") ? body : body + "\n", to: "\(Self.directory)/\(file)", in: context.tree, mode: 0o755)
-            let onFailure = s.ignoreFailure == true
+            let onFailure =
+                s.ignoreFailure == true
                 ? "echo \"first-boot: \(file) failed (ignored)\""
                 : "echo \"first-boot: \(file) failed\"; status=1"
             runner += "echo \"first-boot: running \(file)\"\n\(Self.directory)/\(file) || { \(onFailure); }\n"
         }
         runner += "mkdir -p /var/lib/kiln && touch \(Self.stamp)\nexit $status\n"
         try TreeFiles.write(runner, to: "\(Self.directory)/run", in: context.tree, mode: 0o755)
-        try TreeFiles.write("""
+        try TreeFiles.write(
+            """
             # Written by Kiln: the blueprint's first-boot scripts.
             [Unit]
             Description=Kiln first-boot scripts

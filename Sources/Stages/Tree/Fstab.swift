@@ -1,5 +1,6 @@
 import Foundation
 import StageOptions
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,19 +18,24 @@ package struct Fstab: Stage {
     package init() {}
 
     package func run(_ options: Options, in context: StageContext) async throws {
-        var lines = ["# /etc/fstab: static file system information (written by Kiln).",
-                     "# <file system> <mount point> <type> <options> <dump> <pass>"]
+        var lines = [
+            "# /etc/fstab: static file system information (written by Kiln).",
+            "# <file system> <mount point> <type> <options> <dump> <pass>",
+        ]
         for (i, fs) in options.filesystems.enumerated() {
-            let sources = [fs.uuid.map { "UUID=\($0)" }, fs.label.map { "LABEL=\($0)" },
-                           fs.partuuid.map { "PARTUUID=\($0)" }, fs.device].compactMap { $0 }
+            let sources = [
+                fs.uuid.map { "UUID=\($0)" }, fs.label.map { "LABEL=\($0)" },
+                fs.partuuid.map { "PARTUUID=\($0)" }, fs.device,
+            ].compactMap { $0 }
             guard sources.count == 1 else {
                 throw StageError.invalidOptions(reason: "\(Self.type): filesystems[\(i)] needs exactly one of uuid, label, partuuid, device")
             }
             guard fs.path.hasPrefix("/") || fs.path == "none" || fs.vfsType == "swap" else {
                 throw StageError.invalidOptions(reason: "\(Self.type): filesystems[\(i)].path \"\(fs.path)\" must be absolute")
             }
-            lines.append([sources[0], fs.path, fs.vfsType, fs.options ?? "defaults", "\(fs.freq ?? 0)", "\(fs.passno ?? 0)"]
-                .joined(separator: " "))
+            lines.append(
+                [sources[0], fs.path, fs.vfsType, fs.options ?? "defaults", "\(fs.freq ?? 0)", "\(fs.passno ?? 0)"]
+                    .joined(separator: " "))
         }
         try TreeFiles.write(lines.joined(separator: "\n") + "\n", to: "/etc/fstab", in: context.tree)
         for fs in options.filesystems where fs.path.hasPrefix("/") && fs.path != "/" && fs.vfsType != "swap" {
@@ -48,7 +54,10 @@ package struct Fstab: Stage {
             var st = stat()
             if lstat(host, &st) == 0 {
                 guard st.st_mode & S_IFMT == S_IFDIR else {
-                    throw StageError.treeInconsistent(reason: "\(type): mountpoint \(path): \(inTree) is not a directory in the tree (a symbolic link?); mount the filesystem somewhere else")
+                    throw StageError.treeInconsistent(
+                        reason:
+                            "\(type): mountpoint \(path): \(inTree) is not a directory in the tree (a symbolic link?); mount the filesystem somewhere else"
+                    )
                 }
             } else if mkdir(host, 0o755) != 0 {
                 throw StageError.badPath(path: inTree, reason: "cannot create the mountpoint: \(String(cString: strerror(errno)))")

@@ -18,7 +18,8 @@ package struct Grub2Config: Stage {
 
     package func run(_ options: Options, in context: StageContext) async throws {
         for t in [options.biosTarget, options.uefiTarget].compactMap({ $0 }) where !Self.targets.contains(t) {
-            throw StageError.invalidOptions(reason: "\(Self.type): GRUB target \"\(t)\" is not one of \(Self.targets.sorted().joined(separator: ", "))")
+            throw StageError.invalidOptions(
+                reason: "\(Self.type): GRUB target \"\(t)\" is not one of \(Self.targets.sorted().joined(separator: ", "))")
         }
         for (key, uuid) in [("root_fs_uuid", options.rootFsUUID), ("boot_fs_uuid", options.bootFsUUID)] {
             if let uuid, !Self.isUUID(uuid) {
@@ -29,8 +30,9 @@ package struct Grub2Config: Stage {
         let version = try Self.newestKernel(in: context.tree)
         var initrd: String? = "initrd.img-\(version)"
         if !TreeFiles.exists("/boot/" + initrd!, in: context.tree) {
-            context.logger.warning("no initramfs for the kernel; the boot entry has no initrd line",
-                                   metadata: ["kernel": "\(version)", "expected": "/boot/\(initrd!)"])
+            context.logger.warning(
+                "no initramfs for the kernel; the boot entry has no initrd line",
+                metadata: ["kernel": "\(version)", "expected": "/boot/\(initrd!)"])
             initrd = nil
         }
         try TreeFiles.write(Self.grubCfg(options, kernel: version, initrd: initrd), to: "/boot/grub/grub.cfg", in: context.tree, mode: 0o444)
@@ -41,7 +43,8 @@ package struct Grub2Config: Stage {
             let source = try context.path("/usr/lib/grub/\(target)")
             guard FileManager.default.fileExists(atPath: source + "/normal.mod") else {
                 let package = ["i386-pc": "grub-pc-bin", "x86_64-efi": "grub-efi-amd64-bin", "arm64-efi": "grub-efi-arm64-bin"][target]!
-                throw StageError.treeInconsistent(reason: "\(Self.type): /usr/lib/grub/\(target) is missing from the tree; add the \(package) package")
+                throw StageError.treeInconsistent(
+                    reason: "\(Self.type): /usr/lib/grub/\(target) is missing from the tree; add the \(package) package")
             }
             let dest = try context.path("/boot/grub/\(target)")
             try? FileManager.default.removeItem(atPath: dest)

@@ -14,9 +14,11 @@ package struct Grub2EFI: Stage {
     static let defaultFilenames = ["x86_64-efi": "/boot/efi/EFI/BOOT/BOOTX64.EFI", "arm64-efi": "/boot/efi/EFI/BOOT/BOOTAA64.EFI"]
     static let packages = ["x86_64-efi": "grub-efi-amd64-bin", "arm64-efi": "grub-efi-arm64-bin"]
     /// Modules built into the image; those a module directory lacks (e.g. efi_uga on arm64) are skipped.
-    static let modules = ["part_gpt", "part_msdos", "fat", "ext2", "search", "search_fs_uuid", "search_label", "normal",
-                         "configfile", "linux", "boot", "echo", "test", "serial", "terminal", "efi_gop", "efi_uga",
-                         "all_video", "gzio", "loadenv", "ls", "cat", "reboot", "halt"]
+    static let modules = [
+        "part_gpt", "part_msdos", "fat", "ext2", "search", "search_fs_uuid", "search_label", "normal",
+        "configfile", "linux", "boot", "echo", "test", "serial", "terminal", "efi_gop", "efi_uga",
+        "all_video", "gzio", "loadenv", "ls", "cat", "reboot", "halt",
+    ]
 
     package init() {}
 
@@ -32,7 +34,8 @@ package struct Grub2EFI: Stage {
         let fsModule = try Grub2Config.filesystemModule(options.bootFsType, stage: Self.type)
         let moduleDir = try context.path("/usr/lib/grub/\(options.target)")
         guard FileManager.default.fileExists(atPath: moduleDir + "/normal.mod") else {
-            throw StageError.treeInconsistent(reason: "\(Self.type): /usr/lib/grub/\(options.target) is missing from the tree; add the \(Self.packages[options.target]!) package")
+            throw StageError.treeInconsistent(
+                reason: "\(Self.type): /usr/lib/grub/\(options.target) is missing from the tree; add the \(Self.packages[options.target]!) package")
         }
         let early = context.scratch + "/grub-early.cfg"
         let separate = options.bootFsUUID != nil && options.bootFsUUID != options.rootFsUUID
@@ -40,9 +43,14 @@ package struct Grub2EFI: Stage {
             .write(toFile: early, atomically: true, encoding: .utf8)
         let output = try context.path(options.filename ?? defaultName)
         try FileManager.default.createDirectory(atPath: (output as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let modules = (Self.modules + (Self.modules.contains(fsModule) ? [] : [fsModule])).filter { FileManager.default.fileExists(atPath: "\(moduleDir)/\($0).mod") }
-        try await context.run(["grub-mkimage", "-O", options.target, "-d", moduleDir, "-p", "/boot/grub",
-                               "-c", early, "-o", output] + modules)
+        let modules = (Self.modules + (Self.modules.contains(fsModule) ? [] : [fsModule])).filter {
+            FileManager.default.fileExists(atPath: "\(moduleDir)/\($0).mod")
+        }
+        try await context.run(
+            [
+                "grub-mkimage", "-O", options.target, "-d", moduleDir, "-p", "/boot/grub",
+                "-c", early, "-o", output,
+            ] + modules)
     }
 
     static func earlyConfig(_ uuid: String, grubDirectory: String = "/boot/grub") -> String {

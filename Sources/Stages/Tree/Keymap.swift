@@ -19,7 +19,8 @@ package struct Keymap: Stage {
         let parts = map.split(separator: "-", maxSplits: 1).map(String.init)
         let layout = parts[0]
         let variant = parts.count > 1 ? parts[1] : ""
-        try TreeFiles.write("""
+        try TreeFiles.write(
+            """
             # Written by Kiln (blueprint [customizations.locale] keyboard).
             XKBMODEL="pc105"
             XKBLAYOUT="\(layout)"

@@ -21,7 +21,8 @@ package struct MachineID: Stage {
         case .no: try TreeFiles.write("", to: "/etc/machine-id", in: context.tree, mode: 0o444)
         case .preserve:
             guard try TreeFiles.read("/etc/machine-id", in: context.tree) != nil else {
-                throw StageError.treeInconsistent(reason: "\(Self.type): /etc/machine-id cannot be preserved: the tree has none; use first-boot \"yes\"")
+                throw StageError.treeInconsistent(
+                    reason: "\(Self.type): /etc/machine-id cannot be preserved: the tree has none; use first-boot \"yes\"")
             }
             return
         }

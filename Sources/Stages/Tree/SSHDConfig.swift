@@ -17,7 +17,8 @@ package struct SSHDConfig: Stage {
         var text = "# Written by Kiln (blueprint [customizations.sshd]).\n"
         for s in options.settings {
             guard !s.keyword.isEmpty, s.keyword.allSatisfy({ $0.isASCII && $0.isLetter }),
-                  !s.value.isEmpty, !s.value.contains("\n") else {
+                !s.value.isEmpty, !s.value.contains("\n")
+            else {
                 throw StageError.invalidOptions(reason: "\(Self.type): \"\(s.keyword) \(s.value)\" is not an sshd_config setting")
             }
             text += "\(s.keyword) \(s.value)\n"

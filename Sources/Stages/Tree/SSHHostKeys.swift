@@ -21,7 +21,8 @@ package struct SSHHostKeys: Stage {
         where name.hasPrefix("ssh_host_") && (name.hasSuffix("_key") || name.hasSuffix("_key.pub")) {
             try FileManager.default.removeItem(atPath: dir + "/" + name)
         }
-        try TreeFiles.write("""
+        try TreeFiles.write(
+            """
             # Written by Kiln: every machine gets its own SSH host keys.
             [Unit]
             Description=Generate SSH host keys

@@ -17,7 +17,8 @@ package struct SystemLocale: Stage {
         let (language, lines) = try Self.configure(options, in: context.tree)
         guard !lines.isEmpty else { return }
         // The same choice in debconf, so that reconfiguring or upgrading `locales` keeps it.
-        let selections = "locales locales/locales_to_be_generated multiselect \(lines.joined(separator: ", "))\n"
+        let selections =
+            "locales locales/locales_to_be_generated multiselect \(lines.joined(separator: ", "))\n"
             + "locales locales/default_environment_locale select \(language)\n"
         try TreeFiles.write(selections, to: "/var/cache/kiln-locales.debconf", in: context.tree)
         defer { try? FileManager.default.removeItem(atPath: (try? context.path("/var/cache/kiln-locales.debconf")) ?? "/nonexistent") }
@@ -47,7 +48,8 @@ package struct SystemLocale: Stage {
         guard !toGenerate.isEmpty else { return (language, []) }
 
         guard TreeFiles.exists("/usr/sbin/locale-gen", in: tree) else {
-            throw StageError.treeInconsistent(reason: "\(type): language \(toGenerate[0]) must be generated, but the tree has no locale-gen; add the \"locales\" package")
+            throw StageError.treeInconsistent(
+                reason: "\(type): language \(toGenerate[0]) must be generated, but the tree has no locale-gen; add the \"locales\" package")
         }
         var current = try TreeFiles.read("/etc/locale.gen", in: tree) ?? ""
         var lines: [String] = []
@@ -76,7 +78,8 @@ package struct SystemLocale: Stage {
         for line in supported.split(separator: "\n") where line.split(separator: " ").first.map(String.init) == language {
             return String(line)
         }
-        throw StageError.invalidOptions(reason: "\(type): language \"\(language)\" is not in the tree's /usr/share/i18n/SUPPORTED (try e.g. en_US.UTF-8)")
+        throw StageError.invalidOptions(
+            reason: "\(type): language \"\(language)\" is not in the tree's /usr/share/i18n/SUPPORTED (try e.g. en_US.UTF-8)")
     }
 
     /// `locale.gen` with `line` uncommented, or appended when absent.
@@ -87,7 +90,10 @@ package struct SystemLocale: Stage {
         for i in lines.indices {
             var l = lines[i]
             while l.hasPrefix("#") { l.removeFirst() }
-            if l.trimmingCharacters(in: .whitespaces) == line { lines[i] = line; found = true }
+            if l.trimmingCharacters(in: .whitespaces) == line {
+                lines[i] = line
+                found = true
+            }
         }
         if !found { lines.append(line) }
         return lines.joined(separator: "\n") + "\n"

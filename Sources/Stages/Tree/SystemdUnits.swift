@@ -47,7 +47,8 @@ package struct SystemdUnits: Stage {
     /// `foo@bar.service` → `foo@.service`.
     static func template(of unit: String) -> String? {
         guard let at = unit.firstIndex(of: "@"), let dot = unit.lastIndex(of: "."), at < dot,
-              unit.index(after: at) != dot else { return nil }
+            unit.index(after: at) != dot
+        else { return nil }
         return String(unit[...at]) + String(unit[dot...])
     }
 
@@ -76,7 +77,10 @@ package struct SystemdUnits: Stage {
         var inInstall = false
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("[") { inInstall = line == "[Install]"; continue }
+            if line.hasPrefix("[") {
+                inInstall = line == "[Install]"
+                continue
+            }
             guard inInstall, !line.hasPrefix("#"), !line.hasPrefix(";"), let eq = line.firstIndex(of: "=") else { continue }
             let key = line[..<eq].trimmingCharacters(in: .whitespaces)
             let values = line[line.index(after: eq)...].split(separator: " ").map(String.init)

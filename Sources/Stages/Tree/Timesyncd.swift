@@ -15,7 +15,8 @@ package struct Timesyncd: Stage {
             throw StageError.invalidOptions(reason: "\(Self.type): \"\(s)\" is not a host name or address")
         }
         guard !options.servers.isEmpty else { return }
-        try TreeFiles.write("# Written by Kiln (blueprint [customizations.timezone] ntpservers).\n[Time]\nNTP=\(options.servers.joined(separator: " "))\n",
-                            to: "/etc/systemd/timesyncd.conf.d/50-kiln.conf", in: context.tree)
+        try TreeFiles.write(
+            "# Written by Kiln (blueprint [customizations.timezone] ntpservers).\n[Time]\nNTP=\(options.servers.joined(separator: " "))\n",
+            to: "/etc/systemd/timesyncd.conf.d/50-kiln.conf", in: context.tree)
     }
 }

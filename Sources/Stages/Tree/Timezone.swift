@@ -18,7 +18,8 @@ package struct Timezone: Stage {
         let file = "/usr/share/zoneinfo/\(zone)"
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: try context.path(file), isDirectory: &isDir), !isDir.boolValue else {
-            throw StageError.treeInconsistent(reason: "\(Self.type): time zone \"\(zone)\": \(file) does not exist in the tree; check the name or install the tzdata package")
+            throw StageError.treeInconsistent(
+                reason: "\(Self.type): time zone \"\(zone)\": \(file) does not exist in the tree; check the name or install the tzdata package")
         }
         try TreeFiles.symlink(file, at: "/etc/localtime", in: context.tree)
         try TreeFiles.write("\(zone)\n", to: "/etc/timezone", in: context.tree)

@@ -64,23 +64,30 @@ package struct TreeFileTree: Stage {
             var st = stat()
             if lstat(current, &st) == 0 {
                 if st.st_mode & S_IFMT == S_IFLNK {
-                    throw StageError.badPath(path: path, reason: "/\(parts[...n].joined(separator: "/")) is a symlink in the tree; give the path it points to")
+                    throw StageError.badPath(
+                        path: path, reason: "/\(parts[...n].joined(separator: "/")) is a symlink in the tree; give the path it points to")
                 }
                 continue
             }
             guard n < parts.count - 1 else { break }
             guard createParents else {
-                throw StageError.treeInconsistent(reason: "\(type): \(at): the parent directory /\(parts[...n].joined(separator: "/")) does not exist; create it first or set ensure_parents")
+                throw StageError.treeInconsistent(
+                    reason:
+                        "\(type): \(at): the parent directory /\(parts[...n].joined(separator: "/")) does not exist; create it first or set ensure_parents"
+                )
             }
             if mkdir(current, 0o755) != 0 {
-                throw StageError.badPath(path: path, reason: "cannot create /\(parts[...n].joined(separator: "/")): \(String(cString: strerror(errno)))")
+                throw StageError.badPath(
+                    path: path, reason: "cannot create /\(parts[...n].joined(separator: "/")): \(String(cString: strerror(errno)))")
             }
         }
         return host
     }
 
-    static func own(_ host: String, _ path: String, mode: String, user: String?, group: String?,
-                    db: AccountDatabase?, at: String) throws {
+    static func own(
+        _ host: String, _ path: String, mode: String, user: String?, group: String?,
+        db: AccountDatabase?, at: String
+    ) throws {
         guard let m = UInt32(mode, radix: 8), m <= 0o7777 else {
             throw StageError.invalidOptions(reason: "\(type): \(at).mode \"\(mode)\" is not an octal mode such as 0644")
         }
@@ -88,7 +95,8 @@ package struct TreeFileTree: Stage {
             guard let value else { return 0 }
             if let n = Int(value) { return n }
             guard let n = lookup(value) else {
-                throw StageError.treeInconsistent(reason: "\(type): \(at).\(kind) \"\(value)\" does not exist in the tree; add it under [[customizations.\(kind)]] or use a number")
+                throw StageError.treeInconsistent(
+                    reason: "\(type): \(at).\(kind) \"\(value)\" does not exist in the tree; add it under [[customizations.\(kind)]] or use a number")
             }
             return n
         }
