@@ -9,6 +9,8 @@ struct RetentionClock {
     var vacuumedMS: Int64 = 0
     /// Files of builds whose rows are gone were looked for (once per start).
     var sweptOrphans = false
+    /// Where the next pass goes on looking for records of trees the store no longer holds (a rowid of `trees`).
+    var treeRecordCursor: Int64 = 0
 }
 
 /// Retention and disk space (docs/operating.md): the free-space threshold
@@ -69,6 +71,7 @@ extension FarmScheduler {
                 retention.sweptOrphans = true
                 try await sweepOrphans()
             }
+            try await forgetRecordsOfGoneTrees()
             if let keep = config.keepArtifactsMS { try await expireArtifacts(keep: keep) }
             if let keep = config.keepHistoryMS { try await deleteHistory(keep: keep) }
         } catch {
@@ -76,6 +79,23 @@ extension FarmScheduler {
         }
         await compactIfDue()
     }
+
+    /// The provenance records (`trees`) of trees that left the store (pruned
+    /// by its cap, forgotten by an operator): a slice per pass, from where
+    /// the last one stopped, so the table follows the store instead of
+    /// growing for as long as the farm runs.
+    func forgetRecordsOfGoneTrees() async throws {
+        let slice = try await records.treeRecordSlice(afterRowID: retention.treeRecordCursor, limit: Self.treeRecordBatch)
+        let gone = slice.filter { !store.contains($0.pipelineID) }
+        if !gone.isEmpty {
+            try await records.forgetTreeRecords(gone)
+            logger.info("forgot the records of \(gone.count) tree(s) no longer in the store")
+        }
+        retention.treeRecordCursor = slice.count < Self.treeRecordBatch ? 0 : slice.last?.rowID ?? 0
+    }
+
+    /// Tree records looked at per retention pass (one `access` each).
+    static let treeRecordBatch = 1000
 
     /// Removes the artifacts of builds that finished more than `keep` ms
     /// ago; each build's record stays, says when (`artifacts_expired_ms`,

@@ -140,4 +140,28 @@ import Testing
         try await after.streamTree(from: a, attempt: next.attemptID)
         _ = try await after.until(queued.buildID, is: .succeeded)
     }
+
+    @Test("the retention pass forgets the records of trees that left the store; a tree still there keeps its record")
+    func treeRecordsFollowTheStore() async throws {
+        let farm = try await InProcessFarm()
+        defer { farm.remove() }
+        try await farm.hello("agent-a", on: a)
+        var trees: [String] = []
+        for host in ["gone", "kept"] {
+            let build = try await farm.submit(hostname: host)
+            try await farm.streamTree(from: a, attempt: try await farm.assignment(to: a).attemptID)
+            let done = try await farm.until(build.buildID, is: .succeeded)
+            trees.append(try #require(done.jobs.first { $0.onAgent }?.pipelineID))
+        }
+        let records = await farm.scheduler.records
+        _ = try await Deadline.until("both trees recorded") { try await records.treeRecords().count == 2 ? true : nil }
+        // Pruned by the store's cap, or removed by hand: the tree is gone, its record is not yet.
+        try FileManager.default.removeItem(atPath: "\(farm.dir)/store/objects/\(trees[0])")
+        await farm.advance(ms: 60_001, alive: [a])
+        let left = try await Deadline.until("the gone tree's record forgotten") {
+            let ids = try await records.treeRecords().map(\.pipelineID)
+            return ids.count == 1 ? ids : nil
+        }
+        #expect(left == [trees[1]])
+    }
 }

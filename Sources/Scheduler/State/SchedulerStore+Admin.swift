@@ -51,4 +51,24 @@ extension SchedulerStore {
             return key
         }
     }
+
+    /// Up to `limit` tree records after row `afterRowID`, in row order (the retention pass's slice).
+    func treeRecordSlice(afterRowID: Int64, limit: Int) async throws -> [(rowID: Int64, pipelineID: String)] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT rowid, pipeline_id FROM trees WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                arguments: [afterRowID, limit]
+            ).map { ($0["rowid"], $0["pipeline_id"]) }
+        }
+    }
+
+    /// Deletes these tree records; a record stored again since (a new row for the same tree) stays.
+    func forgetTreeRecords(_ slice: [(rowID: Int64, pipelineID: String)]) async throws {
+        try await database.commit { db in
+            for r in slice {
+                try db.cachedStatement(sql: "DELETE FROM trees WHERE rowid = ? AND pipeline_id = ?")
+                    .execute(arguments: [r.rowID, r.pipelineID])
+            }
+        }
+    }
 }
