@@ -32,12 +32,7 @@ struct FarmBuild: Sendable {
     /// Keeps the build's trees and checkpoints in the store until it ends.
     var lease: TreeLease?
 
-    var isFinished: Bool {
-        switch state {
-        case .succeeded, .failed, .cancelled: true
-        default: false
-        }
-    }
+    var isFinished: Bool { state.isFinished }
 }
 
 struct FarmJob: Sendable {
