@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Without its default traits: no swift-configuration (Kiln reads its own TOML).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4", traits: []),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
@@ -93,11 +95,23 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
+        // The HTTP API (composer's Cloud API v2): openapi.yaml and the code ops/gen-openapi generates from it.
+        .target(
+            name: "ComposerAPI",
+            dependencies: [
+                "Protocol", "Images", "HTTPServing",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["openapi.yaml", "openapi-generator-config.yaml"]),
         // The commands: arguments, output, config files and daemon wiring.
         .target(
             name: "KilnCLI",
             dependencies: [
-                "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent", "HTTPServing",
+                "Manifest", "Stages", "Images", "Protocol", "Scheduler", "Agent", "HTTPServing", "ComposerAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,6 +141,7 @@ let package = Package(
             dependencies: [
                 "Protocol", "HTTPServing", "CZeroMQ", "KilnTestSupport", .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        .testTarget(name: "ComposerAPITests", dependencies: ["ComposerAPI", .product(name: "Crypto", package: "swift-crypto")]),
         // The scheduler in-process: no sockets, no processes, no sleeps.
         .testTarget(
             name: "SchedulerTests",

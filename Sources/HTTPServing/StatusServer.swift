@@ -107,6 +107,17 @@ package final class StatusServer: Sendable {
                     body: .init(byteBuffer: ByteBuffer(bytes: r.body)))
             }
         }
+        return try await start(
+            endpoint: endpoint, router: router, logger: logger, requestTimeout: requestTimeout,
+            maxConnections: maxConnections)
+    }
+
+    /// Binds and starts serving `router` (any methods, bodies, middleware:
+    /// the HTTP API's), with the same deadlines and connection limit.
+    package static func start(
+        endpoint: HTTPEndpoint, router: Router<BasicRequestContext>, logger: Logger,
+        requestTimeout: Duration = .seconds(10), maxConnections: Int = 256
+    ) async throws -> StatusServer {
         var quiet = logger
         // Its errors reach the caller through `run()`; its own logging (a cancelled
         // server logs "Waiting on child channel: CancellationError") is noise here.

@@ -16,7 +16,7 @@ enum ConfigFile {
 
     static let keys: [String: [String: Kind]] = [
         "scheduler": [
-            "bind": .text, "state": .path, "key": .path, "allow": .path, "metrics": .text, "lease": .number,
+            "bind": .text, "state": .path, "key": .path, "allow": .path, "metrics": .text, "api": .text, "lease": .number,
             "max-attempts": .integer, "log-level": .text, "store": .path, "source-cache": .path, "logs": .path,
             "store-cap": .gib, "stream-max-compressed-gib": .number, "stream-max-extracted-gib": .number,
             "stream-max-entries": .integer, "stream-window-log-max": .integer, "store-free-reserve-gib": .number,

@@ -13,7 +13,7 @@ package struct Kiln: AsyncParsableCommand {
             BuildCommand.self, ManifestCommand.self, RunCommand.self, DepsolveCommand.self, StagesCommand.self,
             DistrosCommand.self, ImageTypesCommand.self,
             SubmitCommand.self, StatusCommand.self, LogsCommand.self, CancelCommand.self, DeleteCommand.self, FetchCommand.self,
-            AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self,
+            AgentsCommand.self, StoreCommand.self, TopCommand.self, ReportCommand.self, SchedulerCommand.self, AgentCommand.self, KeysCommand.self, TokensCommand.self,
         ])
 
     /// Puts the scheduler's or agent's config file into the arguments first.

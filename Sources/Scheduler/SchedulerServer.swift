@@ -22,10 +22,13 @@ package final class SchedulerServer: Sendable {
             package var roles: [String: KeyRole]
             /// Read again every `allowPollInterval`; changes apply without a restart. nil: fixed `roles`.
             package var allow: AllowDirectory?
-            package init(keys: CurveKeyPair, roles: [String: KeyRole], allow: AllowDirectory? = nil) {
+            /// The HTTP API's bearer tokens, replaced with every read of `allow`.
+            package var tokens: BearerTokens?
+            package init(keys: CurveKeyPair, roles: [String: KeyRole], allow: AllowDirectory? = nil, tokens: BearerTokens? = nil) {
                 self.keys = keys
                 self.roles = roles
                 self.allow = allow
+                self.tokens = tokens
             }
         }
 
@@ -170,7 +173,10 @@ package final class SchedulerServer: Sendable {
                     }
                 })
             if let security = endpoints.security, let allow = security.allow {
-                tasks.append(Task { await Self.watch(allow, from: security.roles, zap: zap, scheduler: scheduler, logger: logger) })
+                tasks.append(
+                    Task {
+                        await Self.watch(allow, from: security.roles, zap: zap, tokens: security.tokens, scheduler: scheduler, logger: logger)
+                    })
             }
         }
         var http: StatusServer?
@@ -199,7 +205,7 @@ package final class SchedulerServer: Sendable {
     /// again when that listing changed. A directory that cannot be read keeps the
     /// last good keys, with a warning.
     static func watch(
-        _ allow: AllowDirectory, from initial: [String: KeyRole], zap: ZAPHandler,
+        _ allow: AllowDirectory, from initial: [String: KeyRole], zap: ZAPHandler, tokens: BearerTokens?,
         scheduler: FarmScheduler, logger: Logger
     ) async {
         var current = initial
@@ -223,6 +229,13 @@ package final class SchedulerServer: Sendable {
             if snapshot.warnings != lastWarnings {
                 for w in snapshot.warnings where !lastWarnings.contains(w) { logger.warning("\(w)") }
                 lastWarnings = snapshot.warnings
+            }
+            if let tokens {
+                let before = tokens.count
+                tokens.replace(snapshot.tokens)
+                if before != snapshot.tokens.count {
+                    logger.notice("\(snapshot.tokens.count) API token(s) allowed (\(allow.path)/clients/, admins/)")
+                }
             }
             guard snapshot.roles != current else { continue }
             let added = snapshot.roles.filter { current[$0.key] != $0.value }

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import ComposerAPI
 import Foundation
 import HTTPServing
 import Images
@@ -54,6 +55,12 @@ struct SchedulerCommand: AsyncParsableCommand {
 
     @Option(help: "Serve /metrics (Prometheus) and the dashboard over HTTP on HOST:PORT (:PORT is loopback); off by default.")
     var metrics: String?
+    @Option(
+        help: """
+            Serve the HTTP API (osbuild-composer's Cloud API v2, under /api/image-builder-composer/v2) on HOST:PORT \
+            (:PORT is loopback; loopback only, put a TLS proxy in front for other hosts); off by default. Tokens: kiln tokens new.
+            """)
+    var api: String?
 
     @Option(help: "Longest compressed tree stream taken from an agent per attempt, in GiB.")
     var streamMaxCompressedGib: Double = 8
@@ -133,6 +140,14 @@ struct SchedulerCommand: AsyncParsableCommand {
             config.storePruneInterval = .milliseconds(try Retention.seconds(pruneInterval, option: "--prune-interval"))
             // Every option is checked before anything on disk is opened or made.
             let http = try metrics.map { try HTTPEndpoint(parsing: $0, option: "--metrics") }
+            let apiEndpoint = try api.map { try HTTPEndpoint(parsing: $0, option: "--api") }
+            if let apiEndpoint, !apiEndpoint.isLoopback {
+                throw CLIError.badInput(
+                    """
+                    --api \(api ?? ""): bearer tokens would cross plain HTTP; serve the API on loopback (e.g. --api 127.0.0.1:8080) \
+                    and put a TLS proxy such as nginx in front of it for other hosts (docs/api.md)
+                    """)
+            }
             let executor = try await stores.executor()
             let scheduler = try FarmScheduler(config: config, store: executor.store, sources: executor.sources, logger: logger)
             if let http, !http.isLoopback {
@@ -142,9 +157,10 @@ struct SchedulerCommand: AsyncParsableCommand {
                     this address sees build labels, agents and failure logs
                     """)
             }
+            let tokens = BearerTokens(allowed.tokens)
             let endpoints = SchedulerServer.Endpoints(
                 agents: try SchedulerEndpoint.agents(bind), clients: try SchedulerEndpoint.clients(bind),
-                security: .init(keys: keys, roles: allowed.roles, allow: allowDirectory), http: http)
+                security: .init(keys: keys, roles: allowed.roles, allow: allowDirectory, tokens: tokens), http: http)
             let server = try await SchedulerServer.start(
                 scheduler: scheduler, endpoints: endpoints, context: try ZMQContext(),
                 logger: logger)
@@ -155,8 +171,22 @@ struct SchedulerCommand: AsyncParsableCommand {
             if let h = server.http {
                 CLI.say("kiln scheduler: dashboard on http://\(h.endpoint.host):\(h.port)/, metrics on http://\(h.endpoint.host):\(h.port)/metrics")
             }
+            var apiServer: StatusServer?
+            if let apiEndpoint {
+                do {
+                    apiServer = try await ComposerAPI.start(
+                        endpoint: apiEndpoint, tokens: tokens, handlers: ComposerHandlers(distros: Distro.all), logger: logger)
+                } catch {
+                    await server.stop()
+                    throw error
+                }
+                CLI.say(
+                    "kiln scheduler: API on http://\(apiEndpoint.host):\(apiServer!.port)\(ComposerAPI.basePath)/, "
+                        + "\(tokens.count) token(s) allowed")
+            }
             await CLI.untilCancelled()
             CLI.say("kiln scheduler: stopping")
+            await apiServer?.stop()
             await server.stop()
         }
     }

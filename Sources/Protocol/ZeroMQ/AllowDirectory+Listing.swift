@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,7 +51,7 @@ extension AllowDirectory {
             listing.numbers.append(mtime)
             listing.numbers.append(ctime)
         }
-        /// Records a directory and its `*.pub` entries; false when it is not one.
+        /// Records a directory and its `*.pub` and `*.token` entries; false when it is not one.
         func folder(_ path: String) -> Bool {
             let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else {
@@ -71,7 +72,9 @@ extension AllowDirectory {
                 seen += 1
                 let name = UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: CChar.self)
                 let length = strlen(name)
-                guard length > 4, memcmp(name + length - 4, ".pub", 4) == 0 else { continue }
+                let key = length > 4 && memcmp(name + length - 4, ".pub", 4) == 0
+                let token = length > 6 && memcmp(name + length - 6, ".token", 6) == 0
+                guard key || token else { continue }
                 listing.names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length + 1))
                 var entryInfo = stat()
                 if fstatat(dirfd(dir), name, &entryInfo, AT_SYMLINK_NOFOLLOW) == 0 {

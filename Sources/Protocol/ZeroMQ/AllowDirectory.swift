@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,18 +27,23 @@ package enum KeyRole: String, Sendable, CaseIterable, Comparable {
 }
 
 /// The scheduler's allow directory: `agents/`, `clients/` and `admins/`,
-/// each holding `*.pub` files (one Z85 public key each). It is read whole at
+/// each holding `*.pub` files (one Z85 public key each); `clients/` and
+/// `admins/` may also hold `*.token` files, each the sha256 of one HTTP
+/// bearer token (`kiln tokens new`), never the token. It is read whole at
 /// start and again whenever its `listing` changes; a read never follows a
-/// symlink, reads at most `maxFileBytes` of a file and takes at most `maxKeys` keys.
+/// symlink, reads at most `maxFileBytes` of a file and takes at most `maxKeys`
+/// keys and as many tokens.
 package struct AllowDirectory: Sendable {
     package static let maxKeys = 10_000
     package static let maxFileBytes = 1024
 
     package let path: String
 
-    /// Keys and their roles, and what was skipped (one line each, for the log).
+    /// Keys and their roles, tokens, and what was skipped (one line each, for the log).
     package struct Snapshot: Sendable, Equatable {
         package var roles: [String: KeyRole] = [:]
+        /// HTTP bearer tokens by the hex sha256 of the token.
+        package var tokens: [String: TokenGrant] = [:]
         package var warnings: [String] = []
 
         package var keys: Set<String> { Set(roles.keys) }
@@ -61,6 +67,7 @@ package struct AllowDirectory: Sendable {
         var snapshot = Snapshot()
         var seen: [String: KeyRole] = [:]
         var conflicts = Set<String>()
+        var tokens = TokenListing()
         for role in KeyRole.allCases {
             let folder = path + "/" + role.folder
             guard lstat(folder, &info) == 0 else {
@@ -68,7 +75,9 @@ package struct AllowDirectory: Sendable {
                 throw .unreadable(path: folder, errno: errno)
             }
             guard info.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(path: folder) }
-            for name in try names(folder) where name.hasSuffix(".pub") {
+            let listed = try names(folder)
+            readTokens(listed.filter { $0.hasSuffix(".token") }, in: folder, role: role, into: &tokens)
+            for name in listed where name.hasSuffix(".pub") {
                 let file = folder + "/" + name
                 guard seen.count < Self.maxKeys else {
                     snapshot.warnings.append("\(file): skipped; the allow directory holds more than \(Self.maxKeys) keys")
@@ -87,7 +96,59 @@ package struct AllowDirectory: Sendable {
             }
         }
         for (key, role) in seen where !conflicts.contains(key) { snapshot.roles[key] = role }
+        snapshot.tokens = tokens.grants
+        snapshot.warnings += tokens.warnings
         return snapshot
+    }
+
+    /// Tokens read so far: a name (its identity) or a hash in two files counts in none.
+    private struct TokenListing {
+        var byHash: [String: TokenGrant] = [:]
+        var files: [String: [String]] = [:]  // name → files
+        var warnings: [String] = []
+
+        var grants: [String: TokenGrant] {
+            let refusedNames = Set(files.filter { $0.value.count > 1 }.keys)
+            return byHash.filter { !refusedNames.contains($0.value.name) && $0.value.name != "" }
+        }
+    }
+
+    private func readTokens(_ names: [String], in folder: String, role: KeyRole, into listing: inout TokenListing) {
+        for name in names {
+            let file = folder + "/" + name
+            guard role != .agent else {
+                listing.warnings.append("\(file): skipped; agents use keys, tokens belong in clients/ or admins/")
+                continue
+            }
+            guard listing.byHash.count < Self.maxKeys else {
+                listing.warnings.append("\(file): skipped; the allow directory holds more than \(Self.maxKeys) tokens")
+                continue
+            }
+            let tokenName = String(name.dropLast(".token".count))
+            guard TokenGrant.isValidName(tokenName) else {
+                listing.warnings.append("\(file): skipped: \(TokenGrant.nameRule)")
+                continue
+            }
+            switch Self.readFile(file, what: "token file", expected: "one line sha256:<64 hex digits> as `kiln tokens new` writes") {
+            case .failure(let reason):
+                listing.warnings.append("\(file): skipped: \(reason)")
+            case .success(let text):
+                guard let hash = TokenGrant.parseDigestLine(text) else {
+                    listing.warnings.append("\(file): skipped: not one line sha256:<64 hex digits> as `kiln tokens new` writes")
+                    continue
+                }
+                listing.files[tokenName, default: []].append(file)
+                if (listing.files[tokenName]?.count ?? 0) > 1 {
+                    listing.warnings.append("\(file): token name \(tokenName) is also used by \(listing.files[tokenName]![0]); refused in both")
+                }
+                if let other = listing.byHash[hash], other.name != tokenName {
+                    listing.warnings.append("\(file): the same token as \(other.name)'s; refused in both")
+                    listing.byHash[hash] = TokenGrant(name: "", role: role)
+                    continue
+                }
+                listing.byHash[hash] = TokenGrant(name: tokenName, role: role)
+            }
+        }
     }
 
     private func names(_ directory: String) throws(AllowDirectoryError) -> [String] {
@@ -108,10 +169,22 @@ package struct AllowDirectory: Sendable {
 
     /// One key file, opened without following a symlink and read to at most `maxFileBytes`.
     static func readKey(_ file: String) -> Result<String, KeyReadFailure> {
+        readFile(file, what: "key file", expected: "one 40-character line").flatMap { text in
+            CurveKeyPair.isZ85Key(text)
+                ? .success(text) : .failure(KeyReadFailure("not one 40-character Z85 key as `kiln keys new` writes"))
+        }
+    }
+
+    /// A small file of the allow directory, trimmed: opened without following
+    /// a symlink, a regular file of at most `maxFileBytes`.
+    static func readFile(_ file: String, what: String, expected: String) -> Result<String, KeyReadFailure> {
         let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         if fd == -1 {
-            return .failure(KeyReadFailure(errno == ELOOP ? "a symlink; copy the key file in instead"
-                                                          : String(cString: strerror(errno))))
+            return .failure(
+                KeyReadFailure(
+                    errno == ELOOP
+                        ? "a symlink; copy the \(what) in instead"
+                        : String(cString: strerror(errno))))
         }
         defer { close(fd) }
         var info = stat()
@@ -119,16 +192,12 @@ package struct AllowDirectory: Sendable {
             return .failure(KeyReadFailure("not a regular file"))
         }
         guard info.st_size <= Self.maxFileBytes else {
-            return .failure(KeyReadFailure("\(info.st_size) bytes; a key file is one 40-character line"))
+            return .failure(KeyReadFailure("\(info.st_size) bytes; a \(what) is \(expected)"))
         }
         var bytes = [UInt8](repeating: 0, count: Self.maxFileBytes + 1)
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n >= 0, n <= Self.maxFileBytes else { return .failure(KeyReadFailure("unreadable or grown past \(Self.maxFileBytes) bytes")) }
-        let text = String(decoding: bytes.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard CurveKeyPair.isZ85Key(text) else {
-            return .failure(KeyReadFailure("not one 40-character Z85 key as `kiln keys new` writes"))
-        }
-        return .success(text)
+        return .success(String(decoding: bytes.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     struct KeyReadFailure: Error, CustomStringConvertible {
@@ -214,8 +283,10 @@ package enum AllowDirectoryError: Error, Equatable, CustomStringConvertible {
             let role: KeyRole = name.lowercased().contains("agent") ? .agent : name.lowercased().contains("admin") ? .admin : .client
             groups[role, default: []].append(name)
         }
-        return (["kiln keys migrate --allow \(directory)"] + KeyRole.allCases.compactMap { role in
-            groups[role].map { "--\(role.folder) \($0.joined(separator: ","))" }
-        }).joined(separator: " ")
+        return
+            (["kiln keys migrate --allow \(directory)"]
+            + KeyRole.allCases.compactMap { role in
+                groups[role].map { "--\(role.folder) \($0.joined(separator: ","))" }
+            }).joined(separator: " ")
     }
 }

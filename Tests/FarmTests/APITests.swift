@@ -1,0 +1,158 @@
+import Foundation
+import KilnTestSupport
+import Protocol
+import Testing
+
+/// The scheduler's HTTP API (`--api`, issue 17) against a real `kiln
+/// scheduler` process, spoken to with curl as a composer client would.
+@Suite("HTTP API", .serialized)
+struct APITests {
+    /// An answer: status, headers (lowercased names) and the body.
+    struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] }
+    }
+
+    /// curl, the way a script calls the API.
+    static func call(
+        _ farm: FarmHarness, port: Int, _ path: String, token: String? = nil, method: String = "GET", extra: [String] = []
+    ) async throws -> Answer {
+        let tag = UUID().uuidString.prefix(6)
+        let body = "\(farm.dir)/api-body-\(tag)", head = "\(farm.dir)/api-head-\(tag)"
+        var args = ["-s", "-X", method, "-o", body, "-D", head, "-w", "%{http_code}"]
+        if let token { args += ["-H", "Authorization: Bearer \(token)"] }
+        args += extra + ["http://127.0.0.1:\(port)/api/image-builder-composer/v2\(path)"]
+        let r = try await runChild("/usr/bin/curl", args)
+        var headers: [String: String] = [:]
+        for line in ((try? String(contentsOfFile: head, encoding: .utf8)) ?? "").split(separator: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Answer(status: Int(r.output) ?? 0, headers: headers, body: (try? String(contentsOfFile: body, encoding: .utf8)) ?? "")
+    }
+
+    /// Composer's error shape, with the kind of error this test expects.
+    static func expectError(_ a: Answer, status: Int, code: String, mentioning words: String, _ what: Comment) {
+        #expect(a.status == status, what)
+        #expect(a.headers["content-type"]?.hasPrefix("application/json") == true, what)
+        let e = a.json ?? [:]
+        #expect(e["kind"] as? String == "Error", "\(what): \(a.body)")
+        #expect(e["code"] as? String == code, "\(what): \(a.body)")
+        #expect((e["reason"] as? String)?.contains(words) == true, "\(what): \(a.body)")
+        #expect((e["operation_id"] as? String)?.isEmpty == false, "\(what): \(a.body)")
+        #expect(e["href"] as? String == "/api/image-builder-composer/v2/errors/\(e["id"] as? String ?? "")", "\(what): \(a.body)")
+    }
+
+    static func newToken(_ farm: FarmHarness, _ name: String, role: String) async throws -> String {
+        let r = try await runChild(FarmHarness.kiln, ["tokens", "new", name, "--role", role, "--allow", "\(farm.dir)/allow"])
+        #expect(r.status == 0, "\(r.output)\(r.errors)")
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("only tokens the allow directory holds get in; one made while it runs is honoured, a deleted one refused, within 10 s")
+    func tokensComeAndGo() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        let alice = try await Self.newToken(farm, "alice", role: "client")
+        #expect(alice.hasPrefix("kiln_") && alice.count == 48, "\(alice)")
+        // Only the token's hash is on disk.
+        let file = "\(farm.dir)/allow/clients/alice.token"
+        let stored = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(stored == TokenGrant.digestLine(alice))
+        #expect(!stored.contains(alice))
+
+        let apiPort = try FarmHarness.freePortPair()
+        try await farm.startScheduler(extra: ["--api", "127.0.0.1:\(apiPort)"])
+        #expect(
+            try await farm.eventually(.seconds(10)) {
+                farm.log("scheduler").contains("API on http://127.0.0.1:\(apiPort)/api/image-builder-composer/v2/, 1 token(s) allowed")
+            })
+
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/distributions"), status: 401, code: "KILN-1", mentioning: "no token",
+            "no token")
+        let noToken = try await Self.call(farm, port: apiPort, "/distributions")
+        #expect(noToken.headers["www-authenticate"]?.hasPrefix("Bearer") == true)
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/distributions", token: "kiln_guessed"), status: 401, code: "KILN-1",
+            mentioning: "not (or no longer) allowed", "a token nobody made")
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/distributions", extra: ["-H", "Authorization: Basic YTpi"]),
+            status: 401, code: "KILN-1", mentioning: "Bearer", "basic auth")
+
+        let list = try await Self.call(farm, port: apiPort, "/distributions", token: alice)
+        #expect(list.status == 200, "\(list.body)")
+        let distros = list.json ?? [:]
+        #expect(Set(distros.keys) == ["debian-12", "debian-13"], "\(list.body)")
+        let bookworm = distros["debian-12"] as? [String: Any] ?? [:]
+        #expect(Set(bookworm.keys) == ["x86_64", "aarch64"])
+        let repos = bookworm["x86_64"] as? [[String: Any]] ?? []
+        #expect(
+            repos.contains {
+                ($0["baseurls"] as? [String]) == ["http://deb.debian.org/debian"] && ($0["suites"] as? [String])?.contains("bookworm") == true
+            })
+
+        let document = try await Self.call(farm, port: apiPort, "/openapi", token: alice)
+        #expect(document.status == 200)
+        #expect((document.json?["paths"] as? [String: Any])?.keys.contains("/distributions") == true)
+
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/no-such-thing", token: alice), status: 404, code: "KILN-2",
+            mentioning: "no such operation", "an unknown path")
+        // A body over the limit is refused before it is read.
+        Self.expectError(
+            try await Self.call(
+                farm, port: apiPort, "/distributions", token: alice, method: "POST",
+                extra: ["-H", "Content-Type: application/json", "-H", "Content-Length: \(5 << 20)", "--data-binary", "{}"]),
+            status: 413, code: "KILN-4", mentioning: "at most", "an oversized body")
+        // A chunked one, which says no length, is cut off at the limit.
+        let big = "\(farm.dir)/big.json"
+        try Data(count: 5 << 20).write(to: URL(fileURLWithPath: big))
+        Self.expectError(
+            try await Self.call(
+                farm, port: apiPort, "/distributions", token: alice, method: "POST",
+                extra: ["-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(big)"]),
+            status: 413, code: "KILN-4", mentioning: "bytes taken", "an oversized chunked body")
+
+        // A token made while the scheduler runs is honoured, a deleted one refused, each within 10 s.
+        let bob = try await Self.newToken(farm, "bob", role: "admin")
+        #expect(
+            try await farm.eventually(.seconds(10)) {
+                try await Self.call(farm, port: apiPort, "/distributions", token: bob).status == 200
+            })
+        try FileManager.default.removeItem(atPath: file)
+        #expect(
+            try await farm.eventually(.seconds(10)) {
+                try await Self.call(farm, port: apiPort, "/distributions", token: alice).status == 401
+            })
+        #expect(try await Self.call(farm, port: apiPort, "/distributions", token: bob).status == 200)
+    }
+
+    @Test("kiln tokens new and --api refuse what would not work, naming the option and the fix (exit 2)")
+    func badTokenRequestsAreRefused() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        let allow = "\(farm.dir)/allow"
+        let cases: [([String], String)] = [
+            (["tokens", "new", "../evil", "--role", "client", "--allow", allow], "a token name is"),
+            (["tokens", "new", "x", "--role", "agent", "--allow", allow], "--role agent"),
+            (["tokens", "new", "x", "--role", "client", "--allow", "\(farm.dir)/missing"], "is not a directory"),
+        ]
+        for (args, words) in cases {
+            let r = try await farm.kiln(args)
+            #expect(r.status == 2 && r.output.contains(words), "\(args): \(r.output)")
+        }
+        _ = try await Self.newToken(farm, "carol", role: "client")
+        let again = try await farm.kiln(["tokens", "new", "carol", "--role", "admin", "--allow", allow])
+        #expect(again.status == 2 && again.output.contains("exists already"), "\(again.output)")
+        #expect(!FileManager.default.fileExists(atPath: "\(allow)/admins/carol.token"))
+
+        let open = try await farm.kiln([
+            "scheduler", "--bind", farm.endpoint, "--state", "\(farm.dir)/s", "--key", "\(farm.dir)/scheduler.key",
+            "--allow", allow, "--api", "0.0.0.0:8080",
+        ])
+        #expect(open.status == 2 && open.output.contains("--api 0.0.0.0:8080") && open.output.contains("loopback"), "\(open.output)")
+    }
+}
