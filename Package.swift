@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "ComposerAPI",
             dependencies: [
-                "Protocol", "Images", "HTTPServing",
+                "Protocol", "Manifest", "Images", "Scheduler", "HTTPServing",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -155,4 +155,108 @@ struct APITests {
         ])
         #expect(open.status == 2 && open.output.contains("--api 0.0.0.0:8080") && open.output.contains("loopback"), "\(open.output)")
     }
+
+    /// A request as composer's clients write one: Cloud API customizations.
+    static let composeRequest = """
+        {"distribution": "debian-12",
+         "image_requests": [{"architecture": "x86_64", "image_type": "guest-image", "repositories": []},
+                            {"architecture": "aarch64", "image_type": "aws", "repositories": []}],
+         "customizations": {"packages": ["nginx"], "hostname": "demo", "services": {"enabled": ["nginx"]},
+                            "firewall": {"ports": ["80:tcp"]}, "files": [{"path": "/etc/motd", "data": "hello\\n"}]}}
+        """
+
+    static func post(_ farm: FarmHarness, port: Int, token: String, _ body: String) async throws -> Answer {
+        try await call(
+            farm, port: port, "/compose", token: token, method: "POST",
+            extra: ["-H", "Content-Type: application/json", "--data-binary", body])
+    }
+
+    @Test("a compose of two images becomes two builds; its owner and admins see it, another client gets 404; bad requests get 400 naming the field")
+    func composesAreOwnedAndChecked() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        let alice = try await Self.newToken(farm, "alice", role: "client")
+        let bob = try await Self.newToken(farm, "bob", role: "client")
+        let ops = try await Self.newToken(farm, "ops", role: "admin")
+        let apiPort = try FarmHarness.freePortPair()
+        try await farm.startScheduler(extra: ["--api", "127.0.0.1:\(apiPort)"])
+        #expect(try await farm.eventually(.seconds(10)) { farm.log("scheduler").contains("API on") })
+
+        let created = try await Self.post(farm, port: apiPort, token: alice, Self.composeRequest)
+        #expect(created.status == 201, "\(created.body)")
+        let id = try #require(created.json?["id"] as? String)
+        #expect(UUID(uuidString: id) != nil && id == id.lowercased(), "\(id)")
+        #expect(created.json?["href"] as? String == "/api/image-builder-composer/v2/composes/\(id)")
+
+        // Two builds of alice's token, each named after the compose.
+        let builds = try await farm.kiln(as: "admin", ["status", "--json"])
+        let listed = (try? JSONSerialization.jsonObject(with: Data(builds.output.utf8))) as? [[String: Any]] ?? []
+        let composeBuilds = listed.filter { ($0["label"] as? String)?.hasPrefix("compose \(id.prefix(8)) debian-12") == true }
+            .compactMap { $0["buildId"] as? String }
+        #expect(composeBuilds.count == 2, "\(builds.output)")
+
+        let status = try await Self.call(farm, port: apiPort, "/composes/\(id)", token: alice)
+        #expect(status.status == 200, "\(status.body)")
+        #expect(status.json?["status"] as? String == "pending")
+        #expect((status.json?["image_statuses"] as? [[String: Any]])?.count == 2)
+        #expect(try await Self.call(farm, port: apiPort, "/composes/\(id)", token: ops).status == 200)
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/composes/\(id)", token: bob), status: 404, code: "KILN-2",
+            mentioning: "no compose", "another client's compose")
+        let bobs = try await Self.call(farm, port: apiPort, "/composes/", token: bob)
+        #expect(bobs.json?["total"] as? Int == 0, "\(bobs.body)")
+        let alices = try await Self.call(farm, port: apiPort, "/composes/", token: alice)
+        #expect((alices.json?["items"] as? [[String: Any]])?.first?["id"] as? String == id, "\(alices.body)")
+
+        let bad: [(String, Int, String, String)] = [
+            (
+                #"{"distribution": "debian-12", "image_request": {"architecture": "x86_64", "image_type": "edge-commit"}}"#,
+                400, "KILN-5", "image_request.image_type: \"edge-commit\""
+            ),
+            (#"{"distribution": "debian-12", "image_request": {"architecture": "x86_64"}}"#, 400, "KILN-3", "image_request.image_type"),
+            (#"{"distribution": "fedora-40", "image_request": {"architecture": "x86_64", "image_type": "aws"}}"#, 400, "KILN-5", "distribution"),
+            (#"{"distribution": "debian-12", "image_request": {"architecture": "s390x", "image_type": "aws"}}"#, 400, "KILN-5", "architecture"),
+            (
+                #"{"distribution": "debian-12", "image_request": {"architecture": "x86_64", "image_type": "aws"}, "customizations": {"subscription": {}}}"#,
+                400, "KILN-5", "customizations.subscription"
+            ),
+            (
+                #"{"distribution": "debian-12", "image_request": {"architecture": "x86_64", "image_type": "aws"}, "customizations": {"packages": ["no-such-package-kiln"]}}"#,
+                400, "KILN-3", "no-such-package-kiln"
+            ),
+            (
+                #"{"distribution": "debian-12", "image_request": {"architecture": "x86_64", "image_type": "aws"}, "customizations": {}, "blueprint": {"name": "x"}}"#,
+                400, "KILN-3", "not both"
+            ),
+            (
+                #"{"distribution": "debian-12", "image_request": {"architecture": "x86_64", "image_type": "aws", "repositories": [{"baseurl": "http://x"}]}}"#,
+                400, "KILN-5", "image_request.repositories"
+            ),
+            ("not json", 400, "KILN-3", "the body"),
+        ]
+        for (body, status, code, words) in bad {
+            Self.expectError(try await Self.post(farm, port: apiPort, token: alice, body), status: status, code: code, mentioning: words, "\(body)")
+        }
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/composes/not-a-uuid", token: alice), status: 400, code: "KILN-3",
+            mentioning: "not a compose ID", "a malformed id")
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/composes/?size=0", token: alice), status: 400, code: "KILN-3",
+            mentioning: "size", "a page of none")
+        // Nothing of the refused requests was submitted.
+        #expect(try await Self.call(farm, port: apiPort, "/composes/", token: alice).json?["total"] as? Int == 1)
+
+        // A compose goes with the last of its builds: cancelled and deleted one by one.
+        for (n, build) in composeBuilds.enumerated() {
+            #expect(try await farm.kiln(as: "admin", ["cancel", build]).status == 0)
+            #expect(try await farm.eventually(.seconds(20)) { try await farm.kiln(as: "admin", ["delete", build]).status == 0 })
+            let after = try await Self.call(farm, port: apiPort, "/composes/\(id)", token: alice)
+            if n == 0 {
+                #expect(after.status == 200 && after.json?["status"] as? String == "failure", "\(after.body)")
+                #expect(after.body.contains("no longer recorded"), "\(after.body)")
+            } else {
+                #expect(after.status == 404, "\(after.body)")
+            }
+        }
+    }
 }

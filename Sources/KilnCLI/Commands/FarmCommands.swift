@@ -174,8 +174,12 @@ struct SchedulerCommand: AsyncParsableCommand {
             var apiServer: StatusServer?
             if let apiEndpoint {
                 do {
-                    apiServer = try await ComposerAPI.start(
-                        endpoint: apiEndpoint, tokens: tokens, handlers: ComposerHandlers(distros: Distro.all), logger: logger)
+                    let depsolver = Depsolver(logger: logger)
+                    let handlers = ComposerHandlers(distros: Distro.all, scheduler: scheduler) { request in
+                        let made = try await ManifestGenerator(resolver: depsolver).generate(for: request)
+                        return ([UInt8](made.manifest.encoded(pretty: false)), made.notes)
+                    }
+                    apiServer = try await ComposerAPI.start(endpoint: apiEndpoint, tokens: tokens, handlers: handlers, logger: logger)
                 } catch {
                     await server.stop()
                     throw error

@@ -224,6 +224,21 @@ package final class SchedulerDatabase: Sendable {
         m.registerMigration("v6-trees-key-unindexed") { db in
             try db.execute(sql: "DROP INDEX IF EXISTS trees_key")
         }
+        // The HTTP API's composes: one request, one or more images, each a build.
+        m.registerMigration("v7-composes") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE composes (
+                        id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_ms INTEGER NOT NULL,
+                        distribution TEXT NOT NULL, request BLOB NOT NULL);
+                    CREATE INDEX composes_owner ON composes(owner, created_ms);
+                    CREATE INDEX composes_created ON composes(created_ms);
+                    CREATE TABLE compose_images (
+                        compose_id TEXT NOT NULL, ordinal INTEGER NOT NULL, build_id TEXT NOT NULL,
+                        arch TEXT NOT NULL, image_type TEXT NOT NULL, PRIMARY KEY (compose_id, ordinal));
+                    CREATE INDEX compose_images_build ON compose_images(build_id);
+                    """)
+        }
         return m
     }
 

@@ -7,14 +7,14 @@ import Protocol
 // wire's numbers, but nothing relies on that: each side maps by name.
 
 /// Where a build is.
-enum BuildState: Int, Sendable, CaseIterable {
+package enum BuildState: Int, Sendable, CaseIterable {
     case queued = 1, running = 2, succeeded = 3, failed = 4, cancelled = 5
 
     /// The stored code (`builds.state`), or nil for a code this scheduler does not know.
     init?(stored code: Int) { self.init(rawValue: code) }
     var stored: Int { rawValue }
 
-    var isFinished: Bool {
+    package var isFinished: Bool {
         switch self {
         case .succeeded, .failed, .cancelled: true
         case .queued, .running: false

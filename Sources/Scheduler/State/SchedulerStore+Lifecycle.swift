@@ -161,6 +161,22 @@ extension SchedulerStore {
     func deleteBuilds(_ buildIDs: [String]) async throws {
         try await database.commit { db in
             for id in buildIDs {
+                // A compose goes with the last of its builds (until then it shows that one as removed).
+                let composes = try String.fetchAll(
+                    db, sql: "SELECT compose_id FROM compose_images WHERE build_id = ?", arguments: [id])
+                for compose in composes {
+                    let others =
+                        try Int.fetchOne(
+                            db,
+                            sql: """
+                                SELECT count(*) FROM compose_images i JOIN builds b ON b.id = i.build_id
+                                WHERE i.compose_id = ? AND i.build_id != ?
+                                """, arguments: [compose, id]) ?? 0
+                    if others == 0 {
+                        try db.execute(sql: "DELETE FROM compose_images WHERE compose_id = ?", arguments: [compose])
+                        try db.execute(sql: "DELETE FROM composes WHERE id = ?", arguments: [compose])
+                    }
+                }
                 for sql in [
                     "DELETE FROM events WHERE build_id = ?",
                     "DELETE FROM stage_runs WHERE build_id = ?",

@@ -1,0 +1,48 @@
+import Foundation
+
+/// One image of a compose: the build it became and that build's state
+/// (nil: retention removed the build).
+package struct ComposeImage: Sendable, Equatable {
+    package var buildID: String
+    package var arch: String
+    /// The image type as the request named it (composer's or Kiln's name).
+    package var imageType: String
+    package var state: BuildState?
+    package var failure = ""
+
+    /// An image as a new compose records it.
+    package init(buildID: String, arch: String, imageType: String, state: BuildState? = nil) {
+        (self.buildID, self.arch, self.imageType, self.state) = (buildID, arch, imageType, state)
+    }
+}
+
+/// A compose of the HTTP API: who asked, and the build each image became
+/// (in request order) with its state (nil: retention removed the build).
+package struct ComposeView: Sendable, Equatable {
+    package var id: String
+    package var owner: String
+    package var createdMS: Int64
+    package var distribution: String
+    package var images: [ComposeImage]
+}
+
+extension FarmScheduler {
+    /// Records compose `id`, whose images' builds were submitted, with the
+    /// request as it was sent; returns once it is durable.
+    package nonisolated func recordCompose(
+        id: String, owner: String, distribution: String, request: Data, images: [ComposeImage]
+    ) async throws {
+        try await records.insertCompose(
+            ComposeView(id: id, owner: owner, createdMS: config.now(), distribution: distribution, images: images), request: request)
+    }
+
+    /// Compose `id` as `owner` sees it (nil owner: an admin, who sees every compose).
+    package nonisolated func compose(_ id: String, owner: String?) async throws -> ComposeView? {
+        try await records.compose(id, owner: owner)
+    }
+
+    /// One page of the composes `owner` sees (nil: all), newest first.
+    package nonisolated func composes(owner: String?, page: Int, size: Int) async throws -> (total: Int, page: [ComposeView]) {
+        try await records.composes(owner: owner, offset: page * size, limit: size)
+    }
+}
