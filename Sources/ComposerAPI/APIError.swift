@@ -14,6 +14,7 @@ package struct APIError: Error, Sendable, Equatable {
         case bodyTooLarge = 4
         case unsupported = 5
         case internalError = 6
+        case methodNotAllowed = 7
 
         var status: HTTPResponse.Status {
             switch self {
@@ -22,12 +23,15 @@ package struct APIError: Error, Sendable, Equatable {
             case .badRequest, .unsupported: .badRequest
             case .bodyTooLarge: .contentTooLarge
             case .internalError: .internalServerError
+            case .methodNotAllowed: .methodNotAllowed
             }
         }
     }
 
     package var kind: Kind
     package var reason: String
+    /// With `methodNotAllowed`: the methods the path takes (the `Allow` header).
+    var allow: [String] = []
 
     package init(_ kind: Kind, _ reason: String) {
         self.kind = kind
@@ -50,6 +54,7 @@ package struct APIError: Error, Sendable, Equatable {
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
         if kind == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"kiln\"" }
+        if !allow.isEmpty { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: kind.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body(operationID: operationID))))
     }
 }

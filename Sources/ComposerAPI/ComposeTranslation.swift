@@ -53,10 +53,10 @@ package enum ComposeTranslation {
     package static func plan(
         _ body: Components.Schemas.ComposeRequest, distros: [Distro]
     ) throws -> ComposePlan {
-        guard let distro = distros.first(where: { $0.name == body.distribution || $0.aliases.contains(body.distribution) }) else {
+        let name = body.distribution.rawValue
+        guard let distro = distros.first(where: { $0.name == name || $0.aliases.contains(name) }) else {
             throw APIError(
-                .unsupported,
-                "distribution: \"\(body.distribution)\" is not built here; use one of \(distros.map(\.name).joined(separator: ", "))")
+                .unsupported, "distribution: \"\(name)\" is not built here; use one of \(distros.map(\.name).joined(separator: ", "))")
         }
         var requests: [(field: String, request: Components.Schemas.ImageRequest)] = []
         switch (body.imageRequest, body.imageRequests) {
@@ -91,9 +91,8 @@ package enum ComposeTranslation {
                     "\(field).size: a disk size per image is not taken; set customizations.disk.minsize (a blueprint's [customizations.disk])")
             }
             let type = try imageType(r.imageType, field: "\(field).image_type")
-            guard let arch = Architecture(rawValue: r.architecture) ?? (try? Architecture.named(r.architecture)) else {
-                throw APIError(
-                    .unsupported, "\(field).architecture: \"\(r.architecture)\" is not built here; use x86_64 or aarch64")
+            guard let arch = Architecture(rawValue: r.architecture.rawValue) else {
+                throw APIError(.unsupported, "\(field).architecture: \"\(r.architecture.rawValue)\" is not built here; use x86_64 or aarch64")
             }
             guard distro.architectures.contains(arch) else {
                 throw APIError(.unsupported, "\(field).architecture: \(distro.name) is not built for \(arch.rawValue)")

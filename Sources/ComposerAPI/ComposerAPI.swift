@@ -78,6 +78,13 @@ struct ErrorAnswers: RouterMiddleware {
         if let e = error as? HTTPError {
             switch e.status {
             case .notFound:
+                let allowed = OperationPaths.methods(for: request.uri.path)
+                if !allowed.isEmpty {
+                    var e = APIError(
+                        .methodNotAllowed, "\(request.method) \(request.uri.path): this path takes \(allowed.joined(separator: ", "))")
+                    e.allow = allowed
+                    return e
+                }
                 return APIError(
                     .notFound,
                     "no such operation: \(request.method) \(request.uri.path); the API is under \(ComposerAPI.basePath)/ "
@@ -100,12 +107,26 @@ struct ErrorAnswers: RouterMiddleware {
         switch error {
         case .keyNotFound(let key, let context):
             return "\(path(context.codingPath + [key])): required, missing"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+        case .dataCorrupted(let context):
+            let field = path(context.codingPath)
+            if let marker = context.debugDescription.range(of: "from invalid String value ") {
+                let value = context.debugDescription[marker.upperBound...]
+                let allowed = context.codingPath.last.flatMap { acceptedValues[$0.stringValue] }.map { "; use \($0)" } ?? ""
+                return "\(field): \"\(value.prefix(64))\" is not a value this API takes\(allowed)"
+            }
+            return "\(field): \(context.debugDescription)"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
             return "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default:
             return "the body: \(error)"
         }
     }
+
+    /// What an enumerated field takes, for its error.
+    static let acceptedValues = [
+        "distribution": "debian-12 or debian-13 (bookworm, trixie); GET /distributions lists them",
+        "architecture": "x86_64 or aarch64",
+    ]
 
     static func newOperationID() -> String {
         var rng = SystemRandomNumberGenerator()
