@@ -15,6 +15,7 @@ package struct APIError: Error, Sendable, Equatable {
         case unsupported = 5
         case internalError = 6
         case methodNotAllowed = 7
+        case unavailable = 8
 
         var status: HTTPResponse.Status {
             switch self {
@@ -24,6 +25,7 @@ package struct APIError: Error, Sendable, Equatable {
             case .bodyTooLarge: .contentTooLarge
             case .internalError: .internalServerError
             case .methodNotAllowed: .methodNotAllowed
+            case .unavailable: .serviceUnavailable
             }
         }
     }

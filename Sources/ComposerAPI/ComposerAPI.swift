@@ -7,6 +7,7 @@ import NIOCore
 import OpenAPIHummingbird
 package import OpenAPIRuntime
 import Protocol
+package import Scheduler
 
 /// The scheduler's HTTP API (`kiln scheduler --api HOST:PORT`): osbuild-
 /// composer's Cloud API v2 paths under `basePath`, as openapi.yaml (the
@@ -67,6 +68,16 @@ struct ErrorAnswers: RouterMiddleware {
 
     static func apiError(_ error: any Error, request: Request) -> APIError {
         if let e = error as? APIError { return e }
+        if let e = error as? SchedulerError {
+            switch e {
+            case .badRequest(let m): return APIError(.badRequest, m)
+            case .notFound(let m): return APIError(.notFound, m)
+            case .unavailable(let m): return APIError(.unavailable, m)
+            }
+        }
+        if let e = error as? ReadOnlyDatabase {
+            return APIError(.unavailable, "the scheduler takes no new work until it is restarted: \(e)")
+        }
         if error is NIOTooManyBytesError {
             return APIError(.bodyTooLarge, "the request body is larger than the \(ComposerAPI.maxBodyBytes) bytes taken")
         }

@@ -45,4 +45,32 @@ extension FarmScheduler {
     package nonisolated func composes(owner: String?, page: Int, size: Int) async throws -> (total: Int, page: [ComposeView]) {
         try await records.composes(owner: owner, offset: page * size, limit: size)
     }
+
+    /// The request compose `id` was made from (nil: none that `owner` may see).
+    package nonisolated func composeRequest(_ id: String, owner: String?) async throws -> Data? {
+        guard try await records.compose(id, owner: owner) != nil else { return nil }
+        return try await records.composeRequest(id)
+    }
+
+    /// A build's manifest as it was submitted (nil: the build is gone).
+    package nonisolated func manifest(ofBuild buildID: String) async throws -> Data? {
+        try await records.manifest(buildID: buildID)
+    }
+
+    /// A build's artifacts: name, path on this host, size.
+    package nonisolated func artifacts(ofBuild buildID: String) async throws -> [(name: String, path: String, size: Int64)] {
+        try await records.artifacts(buildID: buildID)
+    }
+
+    /// Cancels what still runs of compose `id`, deletes its builds (files and
+    /// records) and the compose. False: no such compose that `owner` may see.
+    package func deleteCompose(_ id: String, owner: String?) async throws -> Bool {
+        guard let view = try await records.compose(id, owner: owner) else { return false }
+        for image in view.images where image.state != nil {
+            if builds[image.buildID] != nil { _ = try await cancel(buildID: image.buildID) }
+            _ = try await delete(buildID: image.buildID)
+        }
+        try await records.deleteCompose(id)
+        return true
+    }
 }

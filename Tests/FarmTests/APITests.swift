@@ -299,4 +299,62 @@ struct APITests {
         #expect(farm.scheduler?.isRunning == true, "the scheduler survived")
         print("schemathesis: \(generated) requests generated")
     }
+
+    @Test(
+        "a compose built by the farm: success, its metadata lists the image's packages with their sources and sha256, the download is the image, DELETE removes it",
+        .tags(.system, .farm), .tier(.ci, .system))
+    func composeIsBuiltAndDownloaded() async throws {
+        let farm = try FarmHarness()
+        defer { farm.cleanUp() }
+        let alice = try await Self.newToken(farm, "alice", role: "client")
+        let apiPort = try FarmHarness.freePortPair()
+        try await farm.startScheduler(extra: ["--api", "127.0.0.1:\(apiPort)"])
+        let admin = try await farm.client()
+        try await farm.startAgents(["agent-a"], seenBy: admin)
+        let created = try await Self.post(
+            farm, port: apiPort, token: alice,
+            #"{"distribution": "debian-12", "image_request": {"architecture": "x86_64", "image_type": "tar"}, "customizations": {"hostname": "from-the-api", "packages": ["jq"]}}"#
+        )
+        let id = try #require(created.json?["id"] as? String, "\(created.body)")
+        Self.expectError(
+            try await Self.call(farm, port: apiPort, "/composes/\(id)/download", token: alice), status: 400, code: "KILN-3",
+            mentioning: "not finished", "a download before the image is built")
+        var last = Answer(status: 0, headers: [:], body: "")
+        let done = try await farm.eventually(.seconds(900)) {
+            last = try await Self.call(farm, port: apiPort, "/composes/\(id)", token: alice)
+            return last.json?["status"] as? String != "pending"
+        }
+        #expect(done && last.json?["status"] as? String == "success", "\(last.body)\n\(farm.log("agent-a").suffix(3000))")
+
+        let metadata = try await Self.call(farm, port: apiPort, "/composes/\(id)/metadata", token: alice)
+        let packages = metadata.json?["packages"] as? [[String: Any]] ?? []
+        let jq = packages.first { $0["name"] as? String == "jq" }
+        #expect(jq?["type"] as? String == "deb" && jq?["arch"] as? String == "amd64" && jq?["source"] as? String == "jq", "\(String(describing: jq))")
+        #expect((jq?["checksum"] as? String)?.hasPrefix("sha256:") == true && (jq?["url"] as? String)?.hasSuffix(".deb") == true)
+        #expect((metadata.json?["request"] as? [String: Any])?["distribution"] as? String == "debian-12")
+        let manifests = try await Self.call(farm, port: apiPort, "/composes/\(id)/manifests", token: alice)
+        let manifest = (manifests.json?["manifests"] as? [[String: Any]])?.first
+        let sources = ((manifest?["sources"] as? [String: Any])?["org.osbuild.curl"] as? [String: Any])?["items"] as? [String: Any] ?? [:]
+        // Every package the metadata lists is a .deb the manifest pins, and the other way round.
+        #expect(Set(sources.keys) == Set(packages.compactMap { $0["checksum"] as? String }), "\(sources.count) vs \(packages.count)")
+        let logs = try await Self.call(farm, port: apiPort, "/composes/\(id)/logs", token: alice)
+        #expect(
+            ((logs.json?["image_builds"] as? [[String: Any]])?.first?["log"] as? String)?.contains("streamed") == true, "\(logs.body.prefix(2000))")
+
+        let tar = "\(farm.dir)/image.tar"
+        let fetched = try await runChild(
+            "/usr/bin/curl",
+            [
+                "-s", "-o", tar, "-w", "%{http_code} %{content_type}", "-H", "Authorization: Bearer \(alice)",
+                "http://127.0.0.1:\(apiPort)/api/image-builder-composer/v2/composes/\(id)/download",
+            ])
+        #expect(fetched.output == "200 application/octet-stream", "\(fetched.output)")
+        let hostname = try await runChild("/usr/bin/tar", ["-xOf", tar, "./etc/hostname"])
+        #expect(hostname.output == "from-the-api\n", "\(hostname.output)\(hostname.errors)")
+
+        let deleted = try await Self.call(farm, port: apiPort, "/composes/\(id)", token: alice, method: "DELETE")
+        #expect(deleted.status == 200, "\(deleted.body)")
+        #expect(try await Self.call(farm, port: apiPort, "/composes/\(id)", token: alice).status == 404)
+        #expect(try await Self.call(farm, port: apiPort, "/composes/\(id)/download", token: alice).status == 404)
+    }
 }

@@ -60,4 +60,30 @@ extension SchedulerStore {
         }
         return ComposeView(id: id, owner: row["owner"], createdMS: row["created_ms"], distribution: row["distribution"], images: images)
     }
+
+    /// The request compose `id` was made from, as it was sent.
+    func composeRequest(_ id: String) async throws -> Data? {
+        try await database.read { db in try Data.fetchOne(db, sql: "SELECT request FROM composes WHERE id = ?", arguments: [id]) }
+    }
+
+    /// A build's manifest (nil: no such build).
+    func manifest(buildID: String) async throws -> Data? {
+        try await database.read { db in try Data.fetchOne(db, sql: "SELECT manifest FROM builds WHERE id = ?", arguments: [buildID]) }
+    }
+
+    /// A build's artifacts, by name.
+    func artifacts(buildID: String) async throws -> [(name: String, path: String, size: Int64)] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, path, size FROM artifacts WHERE build_id = ? ORDER BY name", arguments: [buildID])
+                .map { ($0["name"], $0["path"], $0["size"]) }
+        }
+    }
+
+    /// Removes compose `id`'s own rows (its builds are deleted on their own).
+    func deleteCompose(_ id: String) async throws {
+        try await database.commit { db in
+            try db.execute(sql: "DELETE FROM compose_images WHERE compose_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM composes WHERE id = ?", arguments: [id])
+        }
+    }
 }
