@@ -53,6 +53,25 @@ extension ComposerHandlers {
                         value2: .init(packages: metadata, request: try request.map(Self.container))))))
     }
 
+    package func getComposeSBOMs(_ input: Operations.GetComposeSBOMs.Input) async throws -> Operations.GetComposeSBOMs.Output {
+        let (view, _) = try await visibleCompose(input.path.id)
+        var items: [[Components.Schemas.ImageSBOM]] = []
+        for (index, image) in view.images.enumerated() {
+            guard let manifest = try await scheduler.manifest(ofBuild: image.buildID) else {
+                items.append([])
+                continue
+            }
+            let sbom = SPDXDocument.json(
+                imageName: "\(view.distribution) \(image.arch) \(image.imageType) (compose \(view.id))", distro: view.distribution,
+                packages: PackageRecord.all(inManifest: manifest) ?? [],
+                namespace: "https://kiln.invalid/spdx/\(view.id)/\(index)",
+                created: Date(timeIntervalSince1970: Double(view.createdMS) / 1000), tool: "kiln-\(FarmScheduler.version)")
+            items.append([.init(sbom: try Self.container(sbom), sbomType: .spdx, pipelineName: "os", pipelinePurpose: .image)])
+        }
+        return .ok(
+            .init(body: .json(.init(value1: Self.reference(view, kind: "ComposeSBOMs", "/sboms"), value2: .init(items: items)))))
+    }
+
     package func getComposeManifests(
         _ input: Operations.GetComposeManifests.Input
     ) async throws

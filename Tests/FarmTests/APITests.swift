@@ -301,7 +301,7 @@ struct APITests {
     }
 
     @Test(
-        "a compose built by the farm: success, its metadata lists the image's packages with their sources and sha256, the download is the image, DELETE removes it",
+        "a compose built by the farm: success, its metadata and SPDX SBOM list the image's packages, the download is the image, DELETE removes it",
         .tags(.system, .farm), .tier(.ci, .system))
     func composeIsBuiltAndDownloaded() async throws {
         let farm = try FarmHarness()
@@ -337,6 +337,15 @@ struct APITests {
         let sources = ((manifest?["sources"] as? [String: Any])?["org.osbuild.curl"] as? [String: Any])?["items"] as? [String: Any] ?? [:]
         // Every package the metadata lists is a .deb the manifest pins, and the other way round.
         #expect(Set(sources.keys) == Set(packages.compactMap { $0["checksum"] as? String }), "\(sources.count) vs \(packages.count)")
+        // The SBOM: SPDX 2.3 that SPDX's own validator accepts, one package per pinned .deb plus the image.
+        let sboms = try await Self.call(farm, port: apiPort, "/composes/\(id)/sboms", token: alice)
+        let first = ((sboms.json?["items"] as? [[[String: Any]]])?.first?.first)
+        #expect(first?["sbom_type"] as? String == "spdx" && first?["pipeline_purpose"] as? String == "image", "\(sboms.body.prefix(500))")
+        let spdx = try JSONSerialization.data(withJSONObject: first?["sbom"] ?? [:])
+        try spdx.write(to: URL(fileURLWithPath: "\(farm.dir)/image.spdx.json"))
+        let validated = try await runChild("/var/cache/kiln/venv-spdx/bin/pyspdxtools", ["-i", "\(farm.dir)/image.spdx.json"], mergeErrors: true)
+        #expect(validated.status == 0, "\(validated.output)")
+        #expect(((first?["sbom"] as? [String: Any])?["packages"] as? [Any])?.count == packages.count + 1)
         let logs = try await Self.call(farm, port: apiPort, "/composes/\(id)/logs", token: alice)
         #expect(
             ((logs.json?["image_builds"] as? [[String: Any]])?.first?["log"] as? String)?.contains("streamed") == true, "\(logs.body.prefix(2000))")
