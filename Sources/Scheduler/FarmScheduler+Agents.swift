@@ -15,7 +15,7 @@ extension FarmScheduler {
     package func handleAgent(identity: [UInt8], key: String?, message: WireMessage) {
         guard let body = message.envelope.body else { return drop(identity, "message without a body") }
         if let refusal = agentRefusal(key) {
-            let claimed = if case .hello(let h) = body { h.agentID } else { agentSessions[identity] ?? "" }
+            let claimed = if case .hello(let h) = body { h.agentID } else { core.agentSessions[identity] ?? "" }
             warnRefused(key, on: "agent", "refused \(body.name) from agent \(AgentText.field(claimed)): \(refusal)")
             var d = Kiln_V1_Disconnect()
             d.reason = refusal
@@ -28,7 +28,7 @@ extension FarmScheduler {
         }
         // The session is the connection and the key that said Hello: anything
         // else (another connection, another key, a session that ended) is not heard.
-        guard let agentID = agentSessions[identity], let agent = agents[agentID], agent.online,
+        guard let agentID = core.agentSessions[identity], let agent = core.agents[agentID], agent.online,
             agent.identity == identity, agent.publicKey == key ?? ""
         else {
             var d = Kiln_V1_Disconnect()
@@ -39,24 +39,24 @@ extension FarmScheduler {
         seen(agentID)
         switch body {
         case .heartbeat(let h):
-            agents[agentID]?.freeDisk = h.freeDisk
+            core.agents[agentID]?.freeDisk = h.freeDisk
             notTakingJobs(agentID, h.notTakingJobs)
             outbox?.agent(identity, WireMessage(.heartbeat(Kiln_V1_Heartbeat())))
         case .progress(let p):
-            guard let a = current(p.attemptID, agentID, identity), let job = jobs[a.jobID] else { return }
+            guard let a = current(p.attemptID, agentID, identity), let job = core.jobs[a.jobID] else { return }
             renewLease(a.id)
             progress(job, a, p)
         case .streamChunk(let c):
             guard let a = current(c.attemptID, agentID, identity) else { return }
             renewLease(a.id)
-            if jobs[a.jobID]?.state != .streaming { updateJob(a.jobID) { $0.state = .streaming } }
+            if core.jobs[a.jobID]?.state != .streaming { updateJob(a.jobID) { $0.state = .streaming } }
             a.download?.deliver(message)
         case .streamEnd(let e):
             guard let a = current(e.attemptID, agentID, identity) else { return }
             renewLease(a.id)
-            attempts[a.id]?.streamSHA256 = e.sha256
+            core.attempts[a.id]?.streamSHA256 = e.sha256
             if config.sharedStoreAgents.contains(agentID) {
-                guard let job = jobs[a.jobID] else { return }
+                guard let job = core.jobs[a.jobID] else { return }
                 if store.contains(job.pipelineID) {
                     attemptSucceeded(e.attemptID, message: "\(job.pipelineName): tree built by \(agentID) in the shared store")
                 } else {
@@ -81,7 +81,7 @@ extension FarmScheduler {
         case .disconnect(let d):
             // A stopping agent hands its attempts back: they are requeued now,
             // not when their leases run out. The answer ends its session.
-            let handedBack = agents[agentID]?.attempts.count ?? 0
+            let handedBack = core.agents[agentID]?.attempts.count ?? 0
             agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))", saidGoodbye: true)
             var bye = Kiln_V1_Disconnect()
             bye.reason = "session closed; \(handedBack) attempt(s) handed back to the queue"
@@ -94,7 +94,7 @@ extension FarmScheduler {
     func drop(_ identity: [UInt8], _ reason: String) {
         droppedMessages += 1
         metrics?.dropped()
-        logger.warning("dropped a message: \(reason)", metadata: ["agent.id": "\(AgentText.field(agentSessions[identity] ?? "(no session)"))"])
+        logger.warning("dropped a message: \(reason)", metadata: ["agent.id": "\(AgentText.field(core.agentSessions[identity] ?? "(no session)"))"])
     }
 
     /// Counts a message the server could not decode.
@@ -106,18 +106,18 @@ extension FarmScheduler {
     /// The agent is alive. Its attempts' leases are not renewed by this:
     /// only word about an attempt itself renews that attempt's lease.
     func seen(_ agentID: String) {
-        agents[agentID]?.lastSeenMS = now
+        core.agents[agentID]?.lastSeenMS = now
     }
 
     /// The attempt made progress (a stage, a log line, a keep-alive, stream data).
     func renewLease(_ attemptID: UInt64) {
-        attempts[attemptID]?.leaseUntilMS = now + Int64(config.leaseMS)
+        core.attempts[attemptID]?.leaseUntilMS = now + Int64(config.leaseMS)
     }
 
     /// The live attempt `attemptID` if `agentID` holds it; otherwise the
     /// agent is told to cancel it (fencing) and nil is returned.
     func current(_ attemptID: UInt64, _ agentID: String, _ identity: [UInt8]) -> FarmAttempt? {
-        if let a = attempts[attemptID], a.agentID == agentID { return a }
+        if let a = core.attempts[attemptID], a.agentID == agentID { return a }
         outbox?.agent(identity, .cancel(attemptID: attemptID, reason: "attempt \(attemptID) is not current"))
         return nil
     }
@@ -126,7 +126,7 @@ extension FarmScheduler {
     /// the first key that said Hello with it, until an operator releases it
     /// with `kiln agents release`), then `admit`s the agent.
     func welcome(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello) {
-        guard let bound = agents[agentID]?.publicKey, bound != key else {
+        guard let bound = core.agents[agentID]?.publicKey, bound != key else {
             return admit(identity: identity, agentID: agentID, key: key, hello: hello)
         }
         // Bound to another key in memory; the operator may have released it
@@ -140,10 +140,10 @@ extension FarmScheduler {
 
     func welcomeChecked(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello, stored: String?) {
         if stored == nil || stored == "" || stored == key {
-            if agents[agentID]?.online == true, agents[agentID]?.publicKey != key {
+            if core.agents[agentID]?.online == true, core.agents[agentID]?.publicKey != key {
                 agentLost(agentID, reason: "agent id \(agentID) released and taken by another key")
             }
-            agents[agentID]?.publicKey = key
+            core.agents[agentID]?.publicKey = key
             return admit(identity: identity, agentID: agentID, key: key, hello: hello)
         }
         droppedMessages += 1
@@ -176,7 +176,7 @@ extension FarmScheduler {
             return badHello(identity)
         }
         let t = now
-        let previous = agents[agentID]
+        let previous = core.agents[agentID]
         let slots = min(max(1, Int(hello.slots)), config.maxSlotsPerAgent)
         if Int(hello.slots) > config.maxSlotsPerAgent, previous?.online != true {
             logger.warning(
@@ -190,24 +190,24 @@ extension FarmScheduler {
         agent.attempts = previous?.attempts ?? []
         agent.drained = previous?.drained ?? false
         // One connection per agent: its earlier one (if any) is heard no more.
-        if let old = previous?.identity, old != identity { agentSessions[old] = nil }
-        agentSessions[identity] = agentID
+        if let old = previous?.identity, old != identity { core.agentSessions[old] = nil }
+        core.agentSessions[identity] = agentID
         agent.notTakingJobs = previous?.notTakingJobs ?? ""
-        agents[agentID] = agent
+        core.agents[agentID] = agent
         notTakingJobs(agentID, hello.notTakingJobs)
         // Re-adopt what the agent still runs; cancel what is no longer current.
         let running = Set(hello.runningAttemptIds)
         for id in running {
-            if let a = attempts[id], a.agentID == agentID {
-                agents[agentID]?.attempts.insert(id)
-                attempts[id]?.leaseUntilMS = t + Int64(config.leaseMS)
+            if let a = core.attempts[id], a.agentID == agentID {
+                core.agents[agentID]?.attempts.insert(id)
+                core.attempts[id]?.leaseUntilMS = t + Int64(config.leaseMS)
                 // Whatever was in flight may be lost: the stream starts over.
                 startDownload(id, restart: true)
             } else {
                 outbox?.agent(identity, .cancel(attemptID: id, reason: "attempt \(id) is not current"))
             }
         }
-        for id in agents[agentID]?.attempts ?? [] where !running.contains(id) {
+        for id in core.agents[agentID]?.attempts ?? [] where !running.contains(id) {
             attemptFailed(id, AttemptFailure(reason: "agent \(agentID) reconnected without it", infrastructure: true))
         }
         records.recordAgent(
@@ -247,13 +247,13 @@ extension FarmScheduler {
         let where_ = "\(p.pipelineName.isEmpty ? job.pipelineName : p.pipelineName) stage \(p.stageIndex + 1)/\(p.stageCount) \(p.stageType)"
         switch p.state {
         case .started:
-            attempts[a.id]?.stageStartedMS = now
+            core.attempts[a.id]?.stageStartedMS = now
             event(
                 job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
                 logLines: p.logLines, fromAgent: true)
         case .finished:
             if a.stageStartedMS > 0 {
-                attempts[a.id]?.stageStartedMS = 0
+                core.attempts[a.id]?.stageStartedMS = 0
                 stageRun(
                     buildID: job.buildID, jobID: job.id, attemptID: a.id, index: p.stageIndex, type: p.stageType,
                     mode: a.emulated ? "emulated" : "native", ms: now - a.stageStartedMS)
@@ -277,8 +277,8 @@ extension FarmScheduler {
     /// says why not; the queue is offered to it again when it stops.
     func notTakingJobs(_ agentID: String, _ said: String) {
         let reason = AgentText.field(said, bytes: 512)
-        guard let before = agents[agentID]?.notTakingJobs, before != reason else { return }
-        agents[agentID]?.notTakingJobs = reason
+        guard let before = core.agents[agentID]?.notTakingJobs, before != reason else { return }
+        core.agents[agentID]?.notTakingJobs = reason
         if reason.isEmpty {
             logger.debug("agent takes jobs again", metadata: ["agent.id": "\(agentID)"])
             scheduleDispatch()
@@ -293,12 +293,12 @@ extension FarmScheduler {
     /// that said Disconnect while idle (stopped by its operator, or `kiln
     /// build` finishing) is routine, not a warning.
     func agentLost(_ agentID: String, reason: String, saidGoodbye: Bool = false) {
-        guard agents[agentID]?.online == true else { return }
-        agents[agentID]?.online = false
-        if let identity = agents[agentID]?.identity { agentSessions[identity] = nil }
-        let idle = agents[agentID]?.attempts.isEmpty ?? true
+        guard core.agents[agentID]?.online == true else { return }
+        core.agents[agentID]?.online = false
+        if let identity = core.agents[agentID]?.identity { core.agentSessions[identity] = nil }
+        let idle = core.agents[agentID]?.attempts.isEmpty ?? true
         logger.log(level: saidGoodbye && idle ? .info : .warning, "agent offline: \(reason)", metadata: ["agent.id": "\(agentID)"])
-        for id in agents[agentID]?.attempts ?? [] {
+        for id in core.agents[agentID]?.attempts ?? [] {
             attemptFailed(id, AttemptFailure(reason: reason, infrastructure: true))
         }
     }
@@ -312,16 +312,16 @@ extension FarmScheduler {
             checkDisk()
         }
         startRetentionIfDue()
-        for (id, a) in agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
+        for (id, a) in core.agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
             agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
         }
-        for a in attempts.values where a.leaseUntilMS < t {
+        for a in core.attempts.values where a.leaseUntilMS < t {
             expire(
                 a,
                 reason: "lease expired: no progress from agent \(a.agentID) on it for "
                     + "\(Self.decimal(Double(config.leaseMS) / 1000)) s")
         }
-        for (id, a) in attempts where a.startedMS > 0 && t - a.startedMS > config.attemptDeadlineMS && attempts[id] != nil {
+        for (id, a) in core.attempts where a.startedMS > 0 && t - a.startedMS > config.attemptDeadlineMS && core.attempts[id] != nil {
             expire(
                 a,
                 reason: "attempt deadline: still not done \(Self.decimal(Double(config.attemptDeadlineMS) / 1000)) s "
@@ -334,13 +334,13 @@ extension FarmScheduler {
     /// admin's. Applied now and committed before it returns, so the mark the
     /// client is told about outlives a restart.
     func setDrained(_ id: String, _ drained: Bool) async throws -> Kiln_V1_DrainReply {
-        guard let agent = agents[id] else {
+        guard let agent = core.agents[id] else {
             throw SchedulerError.notFound("no agent \(AgentText.field(id)) on this scheduler; `kiln agents` lists the agents it knows")
         }
         try db.checkWritable()
         var reply = Kiln_V1_DrainReply()
         reply.wasDrained = agent.drained
-        agents[id]?.drained = drained
+        core.agents[id]?.drained = drained
         if agent.drained != drained {
             logger.notice(
                 "\(drained ? "agent drained: it is assigned no new job" : "agent undrained: it is assigned jobs again")",
@@ -348,14 +348,14 @@ extension FarmScheduler {
             if !drained { scheduleDispatch() }
         }
         try await records.setDrained(id, drained)
-        if let now = agents[id] { reply.agent = agentInfo(now) }
+        if let now = core.agents[id] { reply.agent = agentInfo(now) }
         return reply
     }
 
     /// An attempt ran out of time: its agent is told to stop, and the job is
     /// requeued (on another agent first) or fails after `maxAttempts`.
     func expire(_ a: FarmAttempt, reason: String) {
-        if let agent = agents[a.agentID], agent.online {
+        if let agent = core.agents[a.agentID], agent.online {
             outbox?.agent(agent.identity, .cancel(attemptID: a.id, reason: reason))
         }
         attemptFailed(a.id, AttemptFailure(reason: reason, infrastructure: true))

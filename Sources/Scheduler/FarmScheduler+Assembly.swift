@@ -8,12 +8,12 @@ import Stages
 extension FarmScheduler {
     /// Starts queued assemblies up to `assemblyConcurrency`.
     func startAssemblies() {
-        while db.readOnly == nil, lowDisk == nil, assembliesRunning < config.assemblyConcurrency, !assemblyQueue.isEmpty {
-            let jobID = assemblyQueue.removeFirst()
-            guard let job = jobs[jobID], let build = builds[job.buildID], job.state == .queued else { continue }
+        while db.readOnly == nil, lowDisk == nil, core.assembliesRunning < config.assemblyConcurrency, !core.assemblyQueue.isEmpty {
+            let jobID = core.assemblyQueue.removeFirst()
+            guard let job = core.jobs[jobID], let build = core.builds[job.buildID], job.state == .queued else { continue }
             // A tree that is no longer in the store (removed by hand, or by
             // `kiln store forget`) is built again, and the build says so.
-            let missing = build.jobIDs.compactMap { jobs[$0] }.filter { $0.onAgent && !store.contains($0.pipelineID) }
+            let missing = build.jobIDs.compactMap { core.jobs[$0] }.filter { $0.onAgent && !store.contains($0.pipelineID) }
             if !missing.isEmpty {
                 for m in missing {
                     updateJob(m.id) { $0.state = .queued }
@@ -26,7 +26,7 @@ extension FarmScheduler {
                 scheduleDispatch()
                 continue
             }
-            assembliesRunning += 1
+            core.assembliesRunning += 1
             updateJob(jobID) { $0.state = .running }
             event(build.id, .stageStarted, job: jobID, message: "assembling \(build.exports.joined(separator: ", ")) on the scheduler")
             let runner = AssemblyRunner(
@@ -59,9 +59,9 @@ extension FarmScheduler {
     }
 
     func assemblyFinished(_ buildID: String, _ jobID: String, artifacts: [Artifact], seconds: Double) async {
-        assembliesRunning -= 1
+        core.assembliesRunning -= 1
         defer { startAssemblies() }
-        guard builds[buildID] != nil else { return }
+        guard core.builds[buildID] != nil else { return }
         do {
             try await records.insertArtifacts(buildID: buildID, artifacts)
         } catch {
@@ -74,9 +74,9 @@ extension FarmScheduler {
     }
 
     func assemblyFailed(_ buildID: String, _ jobID: String, reason: String, logTail: [String]) {
-        assembliesRunning -= 1
+        core.assembliesRunning -= 1
         defer { startAssemblies() }
-        guard builds[buildID] != nil else { return }
+        guard core.builds[buildID] != nil else { return }
         let text = "assembly: \(reason)" + (logTail.isEmpty ? "" : "\n" + logTail.joined(separator: "\n"))
         updateJob(jobID) {
             $0.state = .failed

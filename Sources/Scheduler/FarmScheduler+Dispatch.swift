@@ -27,7 +27,7 @@ extension FarmScheduler {
         guard db.readOnly == nil, lowDisk == nil else { return }
         let (assigned, stored) = selectAssignments()
         for jobID in stored {
-            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
+            treeStored(jobID, message: "\(core.jobs[jobID]?.pipelineName ?? jobID): tree is stored")
         }
         guard !assigned.isEmpty else { return }
         let started = now
@@ -47,14 +47,14 @@ extension FarmScheduler {
         var assigned: [Assignment] = []
         var stored: [String] = []
         // Built once per pass (not once per job): what is in flight, and who has room.
-        var building = Set(attempts.values.map(\.pipelineID))
-        var free = agents.values.filter { $0.freeSlots > 0 }.map { Candidate(agent: $0) }
-        for arch in queues.keys.sorted() {
-            let queue = queues[arch] ?? []
+        var building = Set(core.attempts.values.map(\.pipelineID))
+        var free = core.agents.values.filter { $0.freeSlots > 0 }.map { Candidate(agent: $0) }
+        for arch in core.queues.keys.sorted() {
+            let queue = core.queues[arch] ?? []
             var taken = 0
             while taken < queue.count {
                 let jobID = queue[taken]
-                guard let job = jobs[jobID], job.state == .queued else {
+                guard let job = core.jobs[jobID], job.state == .queued else {
                     taken += 1
                     continue
                 }
@@ -65,7 +65,7 @@ extension FarmScheduler {
                 }
                 if building.contains(job.pipelineID) {
                     taken += 1
-                    parked[job.pipelineID, default: []].append(jobID)
+                    core.parked[job.pipelineID, default: []].append(jobID)
                     continue
                 }
                 guard let agentID = Self.pick(&free, arch: arch, avoiding: job.triedAgents) else {
@@ -74,14 +74,14 @@ extension FarmScheduler {
                 }
                 taken += 1
                 building.insert(job.pipelineID)
-                let attemptID = nextAttemptID
-                nextAttemptID += 1
-                agents[agentID]?.attempts.insert(attemptID)
+                let attemptID = core.nextAttemptID
+                core.nextAttemptID += 1
+                core.agents[agentID]?.attempts.insert(attemptID)
                 let t = now
-                attempts[attemptID] = FarmAttempt(
+                core.attempts[attemptID] = FarmAttempt(
                     id: attemptID, jobID: jobID, pipelineID: job.pipelineID, agentID: agentID,
                     leaseUntilMS: t + Int64(config.leaseMS), startedMS: t,
-                    emulated: agents[agentID]?.arches.contains(arch) == false)
+                    emulated: core.agents[agentID]?.arches.contains(arch) == false)
                 updateJob(jobID) {
                     $0.state = .assigned
                     $0.attempts += 1
@@ -91,11 +91,11 @@ extension FarmScheduler {
                 }
                 assigned.append(
                     Assignment(
-                        attempt: attemptID, job: jobs[jobID]!, agent: agents[agentID]!,
-                        emulated: attempts[attemptID]!.emulated))
+                        attempt: attemptID, job: core.jobs[jobID]!, agent: core.agents[agentID]!,
+                        emulated: core.attempts[attemptID]!.emulated))
             }
             // Nothing above touches the queues, so the taken prefix is exactly what was handled.
-            queues[arch]?.removeFirst(taken)
+            core.queues[arch]?.removeFirst(taken)
         }
         return (assigned, stored)
     }
@@ -107,8 +107,8 @@ extension FarmScheduler {
 
     /// Sends the `Assign`s of committed assignments and starts their downloads.
     func sendAssignments(_ assigned: [Assignment]) {
-        for a in assigned where attempts[a.attempt] != nil {
-            guard let b = builds[a.job.buildID] else { continue }
+        for a in assigned where core.attempts[a.attempt] != nil {
+            guard let b = core.builds[a.job.buildID] else { continue }
             var m = Kiln_V1_Assign()
             m.attemptID = a.attempt
             m.jobID = a.job.id
@@ -132,10 +132,10 @@ extension FarmScheduler {
     /// Says once per job when no online agent can run its architecture at
     /// all (rather than all being busy), so `kiln logs` explains the wait.
     func tellIfNoAgent(arch: String, _ waiting: ArraySlice<String>) {
-        guard !agents.values.contains(where: { $0.online && $0.runs(arch) }) else { return }
+        guard !core.agents.values.contains(where: { $0.online && $0.runs(arch) }) else { return }
         for jobID in waiting {
-            guard let job = jobs[jobID], job.state == .queued, !job.toldNoAgent else { continue }
-            jobs[jobID]?.toldNoAgent = true
+            guard let job = core.jobs[jobID], job.state == .queued, !job.toldNoAgent else { continue }
+            core.jobs[jobID]?.toldNoAgent = true
             event(
                 job.buildID, .queued, job: jobID,
                 message: "\(job.pipelineName): waiting: no online agent runs \(arch) "
@@ -175,10 +175,10 @@ extension FarmScheduler {
 
     /// Starts receiving the attempt's tree (not for agents that share the store).
     func startDownload(_ attemptID: UInt64, restart: Bool) {
-        guard let a = attempts[attemptID], let job = jobs[a.jobID], let agent = agents[a.agentID],
+        guard let a = core.attempts[attemptID], let job = core.jobs[a.jobID], let agent = core.agents[a.agentID],
             !config.sharedStoreAgents.contains(a.agentID), let outbox
         else { return }
-        attempts[attemptID]?.download?.cancel()
+        core.attempts[attemptID]?.download?.cancel()
         let identity = agent.identity
         // Below --min-free-gib a stream waits for credit instead of failing.
         var limits = config.streamLimits
@@ -192,7 +192,7 @@ extension FarmScheduler {
             attemptFailed(attemptID, AttemptFailure(reason: "cannot receive the tree: \(error)", infrastructure: true))
             return
         }
-        attempts[attemptID]?.download = download
+        core.attempts[attemptID]?.download = download
         // Outcomes reach the actor in batches, like agent messages.
         let finished = finishedDownloads
         download.whenFinished { [weak download] outcome in
@@ -222,9 +222,9 @@ extension FarmScheduler {
     }
 
     func streamFinished(_ attemptID: UInt64, download: TreeDownload, stats: DownloadStats) {
-        guard let a = attempts[attemptID], a.download === download, let job = jobs[a.jobID] else { return }
-        attempts[attemptID]?.streamBytes = stats.compressedBytes
-        if let b = builds[job.buildID] { metrics?.streamed(arch: b.arch, bytes: stats.compressedBytes) }
+        guard let a = core.attempts[attemptID], a.download === download, let job = core.jobs[a.jobID] else { return }
+        core.attempts[attemptID]?.streamBytes = stats.compressedBytes
+        if let b = core.builds[job.buildID] { metrics?.streamed(arch: b.arch, bytes: stats.compressedBytes) }
         let mb = Double(stats.compressedBytes) / 1e6
         let secs = max(stats.seconds, 0.001)
         let resent = stats.resends > 0 ? ", \(stats.resends) chunk(s) re-sent" : ""
@@ -241,14 +241,14 @@ extension FarmScheduler {
     }
 
     func streamFailed(_ attemptID: UInt64, download: TreeDownload, error: Error) {
-        guard let a = attempts[attemptID], a.download === download else { return }
+        guard let a = core.attempts[attemptID], a.download === download else { return }
         attemptFailed(attemptID, AttemptFailure(reason: "tree stream failed: \(error)", infrastructure: true))
     }
 
     /// The attempt's tree is in the store.
     func attemptSucceeded(_ attemptID: UInt64, message: String) {
         guard let a = endAttempt(attemptID, state: .succeeded, reason: "") else { return }
-        guard let job = jobs[a.jobID] else { return }
+        guard let job = core.jobs[a.jobID] else { return }
         recordProvenance(job, a)
         updateJob(job.id) {
             $0.state = .succeeded
@@ -261,9 +261,9 @@ extension FarmScheduler {
             if builtTrees.count >= 10_000 { builtTrees.removeAll(keepingCapacity: true) }
             builtTrees[pid] = saved
         }
-        for other in parked.removeValue(forKey: pid) ?? [] {
+        for other in core.parked.removeValue(forKey: pid) ?? [] {
             treeStored(
-                other, message: "\(jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)",
+                other, message: "\(core.jobs[other]?.pipelineName ?? ""): tree \(pid.prefix(12)) built by job \(job.id)",
                 saved: saved)
         }
         advance(job.buildID)
@@ -273,14 +273,14 @@ extension FarmScheduler {
     /// Records who stored the job's tree (`kiln store list`, `kiln store forget --agent KEY`).
     func recordProvenance(_ job: FarmJob, _ a: FarmAttempt) {
         records.recordTreeStored(
-            pipelineID: job.pipelineID, agentID: a.agentID, agentKey: agents[a.agentID]?.publicKey ?? "",
+            pipelineID: job.pipelineID, agentID: a.agentID, agentKey: core.agents[a.agentID]?.publicKey ?? "",
             storedMS: now, streamSHA256: a.streamSHA256, streamBytes: a.streamBytes, buildID: job.buildID,
             jobID: job.id, attemptID: a.id)
     }
 
     /// A job whose tree another job (or an earlier build) stored.
     func treeStored(_ jobID: String, message: String, saved: (bytes: UInt64, ms: Int64)? = nil) {
-        guard let job = jobs[jobID], !job.isDone else { return }
+        guard let job = core.jobs[jobID], !job.isDone else { return }
         updateJob(jobID) { $0.state = .cached }
         cacheHit(job, saved: saved)
         event(job.buildID, .cached, job: jobID, message: message)
@@ -290,11 +290,11 @@ extension FarmScheduler {
     /// Removes a live attempt: frees its agent's slot, stops its stream.
     @discardableResult
     func endAttempt(_ attemptID: UInt64, state: JobState, reason: String, infrastructure: Bool = false) -> FarmAttempt? {
-        guard let a = attempts.removeValue(forKey: attemptID) else { return nil }
+        guard let a = core.attempts.removeValue(forKey: attemptID) else { return nil }
         a.download?.cancel()
-        agents[a.agentID]?.attempts.remove(attemptID)
+        core.agents[a.agentID]?.attempts.remove(attemptID)
         let t = now
-        if let metrics, let arch = jobs[a.jobID].flatMap({ builds[$0.buildID] })?.arch {
+        if let metrics, let arch = core.jobs[a.jobID].flatMap({ core.builds[$0.buildID] })?.arch {
             let outcome = state == .failed && infrastructure ? "infrastructure" : Self.outcome(state)
             // Attempts recovered after a restart have no start time here: counted, not timed.
             metrics.attemptFinished(arch: arch, emulated: a.emulated, outcome: outcome, ms: a.startedMS > 0 ? t - a.startedMS : nil)
@@ -309,7 +309,7 @@ extension FarmScheduler {
     /// Stops an attempt the scheduler no longer wants (build cancelled or failed).
     func stopAttempt(_ attemptID: UInt64, reason: String) {
         guard let a = endAttempt(attemptID, state: .cancelled, reason: reason) else { return }
-        if let agent = agents[a.agentID] {
+        if let agent = core.agents[a.agentID] {
             outbox?.agent(agent.identity, .cancel(attemptID: attemptID, reason: reason))
         }
     }
@@ -321,7 +321,7 @@ extension FarmScheduler {
             let a = endAttempt(
                 attemptID, state: .failed, reason: failure.reason,
                 infrastructure: failure.infrastructure),
-            let job = jobs[a.jobID]
+            let job = core.jobs[a.jobID]
         else { return }
         let line = "attempt \(attemptID) on agent \(a.agentID): \(failure.reason)"
         updateJob(job.id) { $0.history.append(line) }
@@ -333,11 +333,11 @@ extension FarmScheduler {
             event(
                 job.buildID, .requeued, job: job.id, attempt: attemptID, agent: a.agentID,
                 message: "\(job.pipelineName): \(line); requeued (attempt \(job.attempts + 1) of at most \(config.maxAttempts))")
-            queues[builds[job.buildID]?.arch ?? "", default: []].insert(job.id, at: 0)
+            core.queues[core.builds[job.buildID]?.arch ?? "", default: []].insert(job.id, at: 0)
             scheduleDispatch()
             return
         }
-        let history = jobs[job.id]?.history ?? [line]
+        let history = core.jobs[job.id]?.history ?? [line]
         let text =
             failure.infrastructure
             ? "\(job.pipelineName) failed on all \(history.count) attempts:\n  " + history.joined(separator: "\n  ")
@@ -356,6 +356,6 @@ extension FarmScheduler {
 
     /// Jobs waiting behind a failed identical job go back to the queue.
     func failParked(_ pipelineID: String, _ text: String) {
-        for other in parked.removeValue(forKey: pipelineID) ?? [] { enqueue(other) }
+        for other in core.parked.removeValue(forKey: pipelineID) ?? [] { enqueue(other) }
     }
 }

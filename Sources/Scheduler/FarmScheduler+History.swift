@@ -31,13 +31,13 @@ extension FarmScheduler {
         case .assigned:
             if j.startedMS == 0 { j.startedMS = t }
             // Its first job on an agent makes a build running (top, dashboard, gauges).
-            if builds[j.buildID]?.state == .queued { setBuildState(j.buildID, .running) }
-            if let b = builds[j.buildID], j.queuedMS > 0 { metrics?.queueWait(arch: b.arch, ms: t - j.queuedMS) }
+            if core.builds[j.buildID]?.state == .queued { setBuildState(j.buildID, .running) }
+            if let b = core.builds[j.buildID], j.queuedMS > 0 { metrics?.queueWait(arch: b.arch, ms: t - j.queuedMS) }
         case .running where !j.onAgent:
             j.startedMS = t
         case .succeeded, .cached, .failed, .cancelled:
             j.finishedMS = t
-            guard let metrics, let b = builds[j.buildID] else { return }
+            guard let metrics, let b = core.builds[j.buildID] else { return }
             metrics.jobFinished(
                 arch: b.arch, imageType: b.imageType, kind: j.onAgent ? "tree" : "assembly",
                 outcome: Self.outcome(j.state))
@@ -54,7 +54,7 @@ extension FarmScheduler {
     /// it saved is what the job that made the tree cost: given when that
     /// job just finished, else looked up in the history.
     func cacheHit(_ j: FarmJob, saved: (bytes: UInt64, ms: Int64)?) {
-        guard let b = builds[j.buildID] else { return }
+        guard let b = core.builds[j.buildID] else { return }
         metrics?.treeCache(hit: true, arch: b.arch)
         let (records, metrics, jobID, pipelineID) = (self.records, self.metrics, j.id, j.pipelineID)
         let known = saved ?? builtTrees[j.pipelineID]
@@ -70,7 +70,7 @@ extension FarmScheduler {
     /// A stage finished: its duration goes to the histogram and, with
     /// telemetry on, to `stage_runs` for `kiln report`.
     func stageRun(buildID: String, jobID: String, attemptID: UInt64, index: UInt32, type: String, mode: String, ms: Int64) {
-        guard let metrics, let b = builds[buildID] else { return }
+        guard let metrics, let b = core.builds[buildID] else { return }
         let stage = metrics.stage(type)
         metrics.stageFinished(type: stage, arch: b.arch, mode: mode, ms: ms)
         records.recordStageRun(

@@ -9,32 +9,32 @@ extension FarmScheduler {
     func recover() async throws {
         let loaded = try await records.loadUnfinished(registry: registry)
         epoch = loaded.epoch
-        nextAttemptID = UInt64(loaded.maxAttempt) + 1
-        for a in loaded.agents { agents[a.id] = a }
+        core.nextAttemptID = UInt64(loaded.maxAttempt) + 1
+        for a in loaded.agents { core.agents[a.id] = a }
         for var b in loaded.builds {
             b.logBytes = loaded.logBytes[b.id] ?? 0
             b.lease = store.pin(b.ids)
-            builds[b.id] = b
+            core.builds[b.id] = b
         }
         let failedToLoad = loaded.failed
         let lease = now + Int64(config.leaseMS)
         var interrupted = 0
         for job in loaded.jobs {
             let buildID = job.buildID
-            guard builds[buildID] != nil else { continue }
-            builds[buildID]?.jobIDs.append(job.id)
-            jobs[job.id] = job
+            guard core.builds[buildID] != nil else { continue }
+            core.builds[buildID]?.jobIDs.append(job.id)
+            core.jobs[job.id] = job
             if job.onAgent {
                 switch job.state {
                 case .queued:
                     enqueue(job.id)
                 case .assigned, .running, .streaming:
                     // Waits for its agent to say Hello with it; requeued when the lease runs out.
-                    attempts[job.attemptID] = FarmAttempt(
+                    core.attempts[job.attemptID] = FarmAttempt(
                         id: job.attemptID, jobID: job.id, pipelineID: job.pipelineID, agentID: job.agentID,
                         leaseUntilMS: lease,
                         startedMS: loaded.attemptStarts[Int64(job.attemptID)] ?? 0)
-                    agents[job.agentID]?.attempts.insert(job.attemptID)
+                    core.agents[job.agentID]?.attempts.insert(job.attemptID)
                     interrupted += 1
                 default:
                     break
@@ -46,12 +46,12 @@ extension FarmScheduler {
         for (id, reason) in failedToLoad {
             try await records.failBuild(id, reason: reason)
         }
-        if !builds.isEmpty {
+        if !core.builds.isEmpty {
             logger.info(
-                "recovered \(builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
+                "recovered \(core.builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
                 metadata: ["scheduler.epoch": "\(epoch)"])
         }
-        for id in builds.keys.sorted() {
+        for id in core.builds.keys.sorted() {
             event(id, .queued, message: "scheduler restarted (epoch \(epoch)): build resumed")
             advance(id)
         }

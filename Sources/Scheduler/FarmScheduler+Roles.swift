@@ -13,7 +13,7 @@ extension FarmScheduler {
     /// it sends later is refused (libzmq cannot drop one peer of a ROUTER).
     package func setRoles(_ roles: [String: KeyRole]) {
         access = .roles(roles)
-        for (id, a) in agents.sorted(by: { $0.key < $1.key }) where a.online && !access.permits(a.publicKey, .agent) {
+        for (id, a) in core.agents.sorted(by: { $0.key < $1.key }) where a.online && !access.permits(a.publicKey, .agent) {
             let reason = "agent \(id)'s key \(a.publicKey) was removed from the scheduler's allow/agents/"
             agentLost(id, reason: reason)
             var d = Kiln_V1_Disconnect()

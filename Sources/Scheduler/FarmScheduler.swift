@@ -39,20 +39,9 @@ package actor FarmScheduler {
     var outbox: Outbox?
     package internal(set) var epoch: UInt64 = 0
 
-    var builds: [String: FarmBuild] = [:]
-    var jobs: [String: FarmJob] = [:]
-    var attempts: [UInt64: FarmAttempt] = [:]
-    var agents: [String: FarmAgent] = [:]
-    /// Connections (routing ids) of welcomed agents → their agent ids.
-    var agentSessions: [[UInt8]: String] = [:]
-    /// Tree jobs waiting for an agent, per architecture, oldest first.
-    var queues: [String: [String]] = [:]
-    /// Jobs parked behind an identical job (same pipeline ID) in flight.
-    var parked: [String: [String]] = [:]
-    var nextAttemptID: UInt64 = 1
+    /// Builds, jobs, attempts, agents and queues (Core/SchedulerCore.swift).
+    var core = SchedulerCore()
     var dispatchPending = false
-    var assembliesRunning = 0
-    var assemblyQueue: [String] = []
     /// Downloads that finished, for the actor to take in batches.
     let finishedDownloads = Inbox<FinishedDownload>()
     /// What recently built trees cost (stream bytes, build ms), so a cache
@@ -192,8 +181,8 @@ package actor FarmScheduler {
                     onAgent: false, state: .waiting))
         }
         build.jobIDs = newJobs.map(\.id)
-        builds[buildID] = build
-        for j in newJobs { jobs[j.id] = j }
+        core.builds[buildID] = build
+        for j in newJobs { core.jobs[j.id] = j }
         event(buildID, .queued, message: "queued \(label) (\(newJobs.filter(\.onAgent).count) tree jobs)")
         for note in notes { event(buildID, .note, message: note) }
         for j in newJobs where j.onAgent {
@@ -206,7 +195,7 @@ package actor FarmScheduler {
         // The build's first assignments go into the same transaction as the
         // build itself: one fsync from submit to Assign on an idle farm, not two.
         let (assigned, stored) = selectAssignments()
-        let inserted = build.jobIDs.compactMap { jobs[$0] }  // as assigned just now
+        let inserted = build.jobIDs.compactMap { core.jobs[$0] }  // as assigned just now
         do {
             try await records.insertSubmission(build, clientKey: clientKey, jobs: inserted, attempts: assigned, startedMS: now)
         } catch {
@@ -221,7 +210,7 @@ package actor FarmScheduler {
         }
         sendAssignments(assigned)
         for jobID in stored {
-            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
+            treeStored(jobID, message: "\(core.jobs[jobID]?.pipelineName ?? jobID): tree is stored")
         }
         advance(buildID)
         scheduleDispatch()
@@ -238,9 +227,9 @@ package actor FarmScheduler {
     }
 
     func enqueue(_ jobID: String) {
-        guard let j = jobs[jobID], let b = builds[j.buildID] else { return }
-        if j.queuedMS == 0 || j.state != .queued { jobs[jobID]?.queuedMS = now }
-        queues[b.arch, default: []].append(jobID)
+        guard let j = core.jobs[jobID], let b = core.builds[j.buildID] else { return }
+        if j.queuedMS == 0 || j.state != .queued { core.jobs[jobID]?.queuedMS = now }
+        core.queues[b.arch, default: []].append(jobID)
     }
 
     // MARK: - Events
@@ -252,7 +241,7 @@ package actor FarmScheduler {
         _ buildID: String, _ kind: EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
         message: String = "", logLines: [String] = [], fromAgent: Bool = false
     ) {
-        guard var b = builds[buildID] else { return }
+        guard var b = core.builds[buildID] else { return }
         var message = message, logLines = logLines
         if fromAgent {
             let limits = config.logLimits
@@ -269,7 +258,7 @@ package actor FarmScheduler {
         }
         let seq = b.nextSequence
         b.nextSequence += 1
-        builds[buildID] = b
+        core.builds[buildID] = b
         records.recordEvent(
             buildID: buildID, sequence: seq, unixMS: now, kind: kind, jobID: job, attemptID: attempt, agentID: agent,
             message: message, logLines: logLines.joined(separator: "\n"))
@@ -288,12 +277,12 @@ package actor FarmScheduler {
     /// Moves a build forward after one of its jobs changed: starts assembly
     /// when every tree is stored, finishes the build when everything is done.
     func advance(_ buildID: String) {
-        guard let b = builds[buildID], !b.isFinished else { return }
+        guard let b = core.builds[buildID], !b.isFinished else { return }
         // One pass over the jobs, no intermediate arrays (this runs on every job change).
         var treesStored = true, anyActive = false
         var assembly: FarmJob?
         for id in b.jobIDs {
-            guard let j = jobs[id] else { continue }
+            guard let j = core.jobs[id] else { continue }
             if j.state == .failed {
                 finish(buildID, .failed, failure: j.failure)
                 return
@@ -316,7 +305,7 @@ package actor FarmScheduler {
         switch assembly.state {
         case .waiting:
             updateJob(assembly.id) { $0.state = .queued }
-            assemblyQueue.append(assembly.id)
+            core.assemblyQueue.append(assembly.id)
             if b.state == .queued { setBuildState(buildID, .running) }
             startAssemblies()
         case .succeeded:
@@ -327,18 +316,18 @@ package actor FarmScheduler {
     }
 
     func setBuildState(_ buildID: String, _ state: BuildState) {
-        builds[buildID]?.state = state
+        core.builds[buildID]?.state = state
         records.recordBuildState(buildID, state)
     }
 
     func finish(_ buildID: String, _ state: BuildState, failure: String = "") {
-        guard var b = builds[buildID], !b.isFinished else { return }
+        guard var b = core.builds[buildID], !b.isFinished else { return }
         b.state = state
         b.failure = failure
         b.finishedMS = now
-        builds[buildID] = b
+        core.builds[buildID] = b
         for id in b.jobIDs {
-            guard let j = jobs[id], !j.isDone else { continue }
+            guard let j = core.jobs[id], !j.isDone else { continue }
             if j.isActive { stopAttempt(j.attemptID, reason: "build \(state == .cancelled ? "cancelled" : "failed")") }
             updateJob(id) { $0.state = .cancelled }
         }
@@ -355,19 +344,19 @@ package actor FarmScheduler {
         records.recordBuildFinished(buildID, state, finishedMS: finished, failure: failure)
         // Finished builds leave memory; SQLite answers status and logs.
         // Queue entries of the build are skipped (and dropped) by the next dispatch.
-        for id in b.jobIDs { jobs[id] = nil }
-        builds[buildID] = nil
+        for id in b.jobIDs { core.jobs[id] = nil }
+        core.builds[buildID] = nil
         // Its trees may be pruned from now on (least recently used first).
         b.lease?.release()
     }
 
     /// Changes a job in memory and records the change.
     func updateJob(_ id: String, _ change: (inout FarmJob) -> Void) {
-        guard var j = jobs[id] else { return }
+        guard var j = core.jobs[id] else { return }
         let before = j.state
         change(&j)
         if j.state != before { stateChanged(&j, from: before) }
-        jobs[id] = j
+        core.jobs[id] = j
         records.recordJob(j)
     }
 }
