@@ -49,8 +49,8 @@ extension FarmScheduler {
         case .streamChunk(let c):
             guard let a = current(c.attemptID, agentID, identity) else { return }
             renewLease(a.id)
-            if core.jobs[a.jobID]?.state != .streaming { updateJob(a.jobID) { $0.state = .streaming } }
-            a.download?.deliver(message)
+            if core.jobs[a.jobID]?.state != .streaming { act { $0.updateJob(a.jobID) { $0.state = .streaming } } }
+            downloads[a.id]?.deliver(message)
         case .streamEnd(let e):
             guard let a = current(e.attemptID, agentID, identity) else { return }
             renewLease(a.id)
@@ -58,31 +58,26 @@ extension FarmScheduler {
             if config.sharedStoreAgents.contains(agentID) {
                 guard let job = core.jobs[a.jobID] else { return }
                 if store.contains(job.pipelineID) {
-                    attemptSucceeded(e.attemptID, message: "\(job.pipelineName): tree built by \(agentID) in the shared store")
+                    act { $0.attemptSucceeded(e.attemptID, message: "\(job.pipelineName): tree built by \(agentID) in the shared store") }
                 } else {
-                    attemptFailed(
-                        e.attemptID,
-                        AttemptFailure(
-                            reason: "agent reported a stored tree that is not in the store",
-                            infrastructure: true))
+                    let failure = AttemptFailure(reason: "agent reported a stored tree that is not in the store", infrastructure: true)
+                    act { $0.attemptFailed(e.attemptID, failure) }
                 }
             } else {
-                a.download?.deliver(message)
+                downloads[a.id]?.deliver(message)
             }
         case .jobFailed(let f):
             guard current(f.attemptID, agentID, identity) != nil else { return }
             var reason = AgentText.reason(f.reason)
             if !f.stageType.isEmpty { reason = "stage \(f.stageIndex + 1) \(AgentText.field(f.stageType)) failed: \(reason)" }
-            attemptFailed(
-                f.attemptID,
-                AttemptFailure(
-                    reason: reason, infrastructure: f.infrastructure,
-                    logTail: AgentText.lines(f.logTail, config.logLimits)))
+            let failure = AttemptFailure(
+                reason: reason, infrastructure: f.infrastructure, logTail: AgentText.lines(f.logTail, config.logLimits))
+            act { $0.attemptFailed(f.attemptID, failure) }
         case .disconnect(let d):
             // A stopping agent hands its attempts back: they are requeued now,
             // not when their leases run out. The answer ends its session.
             let handedBack = core.agents[agentID]?.attempts.count ?? 0
-            agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))", saidGoodbye: true)
+            act { $0.agentLost(agentID, reason: "agent disconnected: \(AgentText.field(d.reason))", saidGoodbye: true) }
             var bye = Kiln_V1_Disconnect()
             bye.reason = "session closed; \(handedBack) attempt(s) handed back to the queue"
             outbox?.agent(identity, WireMessage(.disconnect(bye)))
@@ -141,7 +136,7 @@ extension FarmScheduler {
     func welcomeChecked(identity: [UInt8], agentID: String, key: String, hello: Kiln_V1_Hello, stored: String?) {
         if stored == nil || stored == "" || stored == key {
             if core.agents[agentID]?.online == true, core.agents[agentID]?.publicKey != key {
-                agentLost(agentID, reason: "agent id \(agentID) released and taken by another key")
+                act { $0.agentLost(agentID, reason: "agent id \(agentID) released and taken by another key") }
             }
             core.agents[agentID]?.publicKey = key
             return admit(identity: identity, agentID: agentID, key: key, hello: hello)
@@ -208,7 +203,7 @@ extension FarmScheduler {
             }
         }
         for id in core.agents[agentID]?.attempts ?? [] where !running.contains(id) {
-            attemptFailed(id, AttemptFailure(reason: "agent \(agentID) reconnected without it", infrastructure: true))
+            act { $0.attemptFailed(id, AttemptFailure(reason: "agent \(agentID) reconnected without it", infrastructure: true)) }
         }
         records.recordAgent(
             id: agentID, publicKey: key, arches: hello.arches, emulated: hello.emulatedArches, slots: slots,
@@ -236,21 +231,25 @@ extension FarmScheduler {
         var p = p
         p.stageType = AgentText.field(p.stageType)
         p.pipelineName = AgentText.field(p.pipelineName)
-        if job.state == .assigned { updateJob(job.id) { $0.state = .running } }
-        if p.stageCount > 0, p.pipelineName == job.pipelineName || p.pipelineName.isEmpty {
-            updateJob(job.id) {
-                $0.stageIndex = p.stageIndex
-                $0.stageCount = p.stageCount
-                $0.stageType = p.stageType
+        act { machine in
+            if job.state == .assigned { machine.updateJob(job.id) { $0.state = .running } }
+            if p.stageCount > 0, p.pipelineName == job.pipelineName || p.pipelineName.isEmpty {
+                machine.updateJob(job.id) {
+                    $0.stageIndex = p.stageIndex
+                    $0.stageCount = p.stageCount
+                    $0.stageType = p.stageType
+                }
             }
         }
         let where_ = "\(p.pipelineName.isEmpty ? job.pipelineName : p.pipelineName) stage \(p.stageIndex + 1)/\(p.stageCount) \(p.stageType)"
         switch p.state {
         case .started:
             core.attempts[a.id]?.stageStartedMS = now
-            event(
-                job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
-                logLines: p.logLines, fromAgent: true)
+            act {
+                $0.event(
+                    job.buildID, .stageStarted, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) started",
+                    logLines: p.logLines, fromAgent: true)
+            }
         case .finished:
             if a.stageStartedMS > 0 {
                 core.attempts[a.id]?.stageStartedMS = 0
@@ -258,16 +257,20 @@ extension FarmScheduler {
                     buildID: job.buildID, jobID: job.id, attemptID: a.id, index: p.stageIndex, type: p.stageType,
                     mode: a.emulated ? "emulated" : "native", ms: now - a.stageStartedMS)
             }
-            event(
-                job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) finished",
-                logLines: p.logLines, fromAgent: true)
+            act {
+                $0.event(
+                    job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) finished",
+                    logLines: p.logLines, fromAgent: true)
+            }
         case .cached:
-            event(
-                job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) cached",
-                logLines: p.logLines, fromAgent: true)
+            act {
+                $0.event(
+                    job.buildID, .stageFinished, job: job.id, attempt: a.id, agent: a.agentID, message: "\(where_) cached",
+                    logLines: p.logLines, fromAgent: true)
+            }
         default:
             if !p.logLines.isEmpty {
-                event(job.buildID, .log, job: job.id, attempt: a.id, agent: a.agentID, logLines: p.logLines, fromAgent: true)
+                act { $0.event(job.buildID, .log, job: job.id, attempt: a.id, agent: a.agentID, logLines: p.logLines, fromAgent: true) }
             }
         }
     }
@@ -289,20 +292,6 @@ extension FarmScheduler {
         }
     }
 
-    /// An agent went away: its attempts are infrastructure failures. An agent
-    /// that said Disconnect while idle (stopped by its operator, or `kiln
-    /// build` finishing) is routine, not a warning.
-    func agentLost(_ agentID: String, reason: String, saidGoodbye: Bool = false) {
-        guard core.agents[agentID]?.online == true else { return }
-        core.agents[agentID]?.online = false
-        if let identity = core.agents[agentID]?.identity { core.agentSessions[identity] = nil }
-        let idle = core.agents[agentID]?.attempts.isEmpty ?? true
-        logger.log(level: saidGoodbye && idle ? .info : .warning, "agent offline: \(reason)", metadata: ["agent.id": "\(agentID)"])
-        for id in core.agents[agentID]?.attempts ?? [] {
-            attemptFailed(id, AttemptFailure(reason: reason, infrastructure: true))
-        }
-    }
-
     /// Runs every few hundred ms: silent agents go offline, expired leases
     /// requeue their jobs.
     package func tick() {
@@ -312,21 +301,7 @@ extension FarmScheduler {
             checkDisk()
         }
         startRetentionIfDue()
-        for (id, a) in core.agents where a.online && t - a.lastSeenMS > Int64(config.agentTimeoutMS) {
-            agentLost(id, reason: "agent \(id) silent for \((t - a.lastSeenMS) / 1000) s")
-        }
-        for a in core.attempts.values where a.leaseUntilMS < t {
-            expire(
-                a,
-                reason: "lease expired: no progress from agent \(a.agentID) on it for "
-                    + "\(Self.decimal(Double(config.leaseMS) / 1000)) s")
-        }
-        for (id, a) in core.attempts where a.startedMS > 0 && t - a.startedMS > config.attemptDeadlineMS && core.attempts[id] != nil {
-            expire(
-                a,
-                reason: "attempt deadline: still not done \(Self.decimal(Double(config.attemptDeadlineMS) / 1000)) s "
-                    + "after it was assigned to agent \(a.agentID)")
-        }
+        act { $0.tick() }
     }
 
     /// Drains agent `id` (it is assigned no new job; what it runs finishes)
@@ -350,15 +325,6 @@ extension FarmScheduler {
         try await records.setDrained(id, drained)
         if let now = core.agents[id] { reply.agent = agentInfo(now) }
         return reply
-    }
-
-    /// An attempt ran out of time: its agent is told to stop, and the job is
-    /// requeued (on another agent first) or fails after `maxAttempts`.
-    func expire(_ a: FarmAttempt, reason: String) {
-        if let agent = core.agents[a.agentID], agent.online {
-            outbox?.agent(agent.identity, .cancel(attemptID: a.id, reason: reason))
-        }
-        attemptFailed(a.id, AttemptFailure(reason: reason, infrastructure: true))
     }
 }
 

@@ -129,7 +129,7 @@ extension FarmScheduler {
         var reply = Kiln_V1_CancelReply()
         try db.checkWritable()
         if core.builds[buildID] != nil {
-            finish(buildID, .cancelled, failure: "cancelled by a client")
+            act { $0.cancel(buildID) }
             // Every record of the cancel is committed (or the database turned
             // read-only and the client hears why) before the client is told.
             try await db.commit { _ in }

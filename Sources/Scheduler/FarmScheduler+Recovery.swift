@@ -13,7 +13,7 @@ extension FarmScheduler {
         for a in loaded.agents { core.agents[a.id] = a }
         for var b in loaded.builds {
             b.logBytes = loaded.logBytes[b.id] ?? 0
-            b.lease = store.pin(b.ids)
+            treeLeases[b.id] = store.pin(b.ids)
             core.builds[b.id] = b
         }
         let failedToLoad = loaded.failed
@@ -27,7 +27,7 @@ extension FarmScheduler {
             if job.onAgent {
                 switch job.state {
                 case .queued:
-                    enqueue(job.id)
+                    act { $0.enqueue(job.id) }
                 case .assigned, .running, .streaming:
                     // Waits for its agent to say Hello with it; requeued when the lease runs out.
                     core.attempts[job.attemptID] = FarmAttempt(
@@ -40,7 +40,7 @@ extension FarmScheduler {
                     break
                 }
             } else if job.state == .queued || job.state == .running {
-                updateJob(job.id) { $0.state = .waiting }  // assembly is re-run from the stored trees
+                act { $0.updateJob(job.id) { $0.state = .waiting } }  // assembly is re-run from the stored trees
             }
         }
         for (id, reason) in failedToLoad {
@@ -52,8 +52,11 @@ extension FarmScheduler {
                 metadata: ["scheduler.epoch": "\(epoch)"])
         }
         for id in core.builds.keys.sorted() {
-            event(id, .queued, message: "scheduler restarted (epoch \(epoch)): build resumed")
-            advance(id)
+            let epoch = self.epoch
+            act {
+                $0.event(id, .queued, message: "scheduler restarted (epoch \(epoch)): build resumed")
+                $0.advance(id)
+            }
         }
     }
 

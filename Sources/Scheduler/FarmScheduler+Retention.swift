@@ -38,7 +38,7 @@ extension FarmScheduler {
         case (_?, nil):
             logger.notice("disk space is back above --min-free-gib: taking builds and starting jobs again")
             scheduleDispatch()
-            startAssemblies()
+            act { $0.startAssemblies() }
         default:
             break
         }
@@ -139,7 +139,7 @@ extension FarmScheduler {
         do {
             guard let sizes = try await db.compact(minFreeBytes: config.vacuumMinBytes) else { return }
             retention.vacuumedMS = t
-            let (before, after) = (Self.decimal(Double(sizes.before) / 1e6), Self.decimal(Double(sizes.after) / 1e6))
+            let (before, after) = (SchedulerCore.decimal(Double(sizes.before) / 1e6), SchedulerCore.decimal(Double(sizes.after) / 1e6))
             logger.info("compacted scheduler.sqlite: \(before) MB → \(after) MB")
         } catch {
             retention.vacuumedMS = t

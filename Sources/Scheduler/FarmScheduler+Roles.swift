@@ -15,7 +15,7 @@ extension FarmScheduler {
         access = .roles(roles)
         for (id, a) in core.agents.sorted(by: { $0.key < $1.key }) where a.online && !access.permits(a.publicKey, .agent) {
             let reason = "agent \(id)'s key \(a.publicKey) was removed from the scheduler's allow/agents/"
-            agentLost(id, reason: reason)
+            act { $0.agentLost(id, reason: reason) }
             var d = Kiln_V1_Disconnect()
             d.reason = Self.agentKeyRefusal(a.publicKey, role: access.folder(of: a.publicKey))
             outbox?.agent(a.identity, WireMessage(.disconnect(d)))
