@@ -34,6 +34,8 @@ extension FarmScheduler {
                 cacheHit(jobID: jobID, pipelineID: pipelineID, arch: arch, saved: saved)
             case .startDownload(let attempt, let restart):
                 startDownload(attempt, restart: restart)
+            case .deliver(let attempt, let message):
+                downloads[attempt]?.deliver(message)
             case .stopDownload(let attempt):
                 downloads.removeValue(forKey: attempt)?.cancel()
             case .startAssembly(let jobID, let build):
@@ -42,6 +44,16 @@ extension FarmScheduler {
                 treeLeases.removeValue(forKey: buildID)?.release()
             case .dispatchSoon:
                 scheduleDispatch()
+            case .dropped(let warning):
+                droppedMessages += 1
+                metrics?.dropped()
+                if let warning {
+                    logger.warning("\(warning.message)", metadata: ["agent.id": "\(warning.agentID)"])
+                }
+            case .diskWarning(let agentID, let message):
+                // At most one line per agent every 10 s, however often it flips.
+                if diskWarningsStorage == nil { diskWarningsStorage = RateLimitedWarnings(logger: logger) }
+                diskWarningsStorage?.warn(peer: agentID, on: "agent", message)
             case .log(let level, let message, let metadata):
                 logger.log(level: level, "\(message)", metadata: metadata)
             }
@@ -65,6 +77,10 @@ extension FarmScheduler {
                 pipelineID: p.pipelineID, agentID: p.agentID, agentKey: p.agentKey, storedMS: p.storedMS,
                 streamSHA256: p.streamSHA256, streamBytes: p.streamBytes, buildID: p.buildID, jobID: p.jobID,
                 attemptID: p.attemptID)
+        case .agent(let a):
+            records.recordAgent(
+                id: a.id, publicKey: a.publicKey, arches: a.arches, emulated: a.emulated, slots: a.slots,
+                freeDisk: a.freeDisk, version: a.version, lastSeenMS: a.lastSeenMS)
         }
     }
 
@@ -103,6 +119,13 @@ extension FarmScheduler {
         case .treeBuilt(let pipelineID, let cost):
             if builtTrees.count >= 10_000 { builtTrees.removeAll(keepingCapacity: true) }
             builtTrees[pipelineID] = cost
+        case .stageRun(let r):
+            // Unknown stage types are counted as "other" (a fixed label set).
+            let stage = metrics.stage(r.type)
+            metrics.stageFinished(type: stage, arch: r.arch, mode: r.mode, ms: r.ms)
+            records.recordStageRun(
+                buildID: r.buildID, jobID: r.jobID, attemptID: r.attemptID, index: r.index, type: stage, arch: r.arch,
+                mode: r.mode, finishedMS: r.finishedMS, ms: r.ms)
         }
     }
 }

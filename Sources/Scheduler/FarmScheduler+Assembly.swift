@@ -22,21 +22,14 @@ extension FarmScheduler {
         case .stageStarted(let p, let i, let n, let type):
             act { $0.assemblyStageStarted(buildID, jobID, pipeline: p, index: i, count: n, type: type) }
         case .stageFinished(let p, let i, let n, let type, let secs):
-            stageRun(
-                buildID: buildID, jobID: jobID, attemptID: 0, index: UInt32(i), type: type, mode: "scheduler",
-                ms: Int64(secs * 1000))
-            act {
-                $0.event(
-                    buildID, .stageFinished, job: jobID,
-                    message: "\(p) stage \(i + 1)/\(n) \(type) finished in \(SchedulerCore.decimal(secs)) s")
-            }
+            act { $0.assemblyStageFinished(buildID, jobID, pipeline: p, index: i, count: n, type: type, seconds: secs) }
         default:
             break
         }
     }
 
     func assemblyFinished(_ buildID: String, _ jobID: String, artifacts: [Artifact], seconds: Double) async {
-        core.assembliesRunning -= 1
+        act { $0.assemblyEnded() }
         defer { act { $0.startAssemblies() } }
         guard core.builds[buildID] != nil else { return }
         do {
@@ -50,7 +43,7 @@ extension FarmScheduler {
     }
 
     func assemblyFailed(_ buildID: String, _ jobID: String, reason: String, logTail: [String]) {
-        core.assembliesRunning -= 1
+        act { $0.assemblyEnded() }
         defer { act { $0.startAssemblies() } }
         guard core.builds[buildID] != nil else { return }
         act { $0.assemblyFailed(buildID, jobID, reason: reason, logTail: logTail) }

@@ -39,18 +39,21 @@ extension FarmScheduler {
     func requireClient(_ key: String?) throws {
         guard !access.permits(key, .client) else { return }
         if access.folder(of: key) == .agent {
-            throw SchedulerError.badRequest("refused: key \(key ?? "") is an agent key (allow/agents/ on the scheduler); "
-                                            + "agents cannot submit or query builds; use a key from allow/clients/")
+            throw SchedulerError.badRequest(
+                "refused: key \(key ?? "") is an agent key (allow/agents/ on the scheduler); "
+                    + "agents cannot submit or query builds; use a key from allow/clients/")
         }
-        throw SchedulerError.badRequest("refused: key \(key ?? "") is no longer on the scheduler's allow list "
-                                        + "(allow/clients/ or allow/admins/)")
+        throw SchedulerError.badRequest(
+            "refused: key \(key ?? "") is no longer on the scheduler's allow list "
+                + "(allow/clients/ or allow/admins/)")
     }
 
     /// Admin-only requests: what acts on or shows the whole farm.
     func requireAdmin(_ key: String?, _ what: String) throws {
         guard access.permits(key, .admin) else {
-            throw SchedulerError.badRequest("refused: \(what) needs an admin key (allow/admins/ on the scheduler); "
-                                            + "this key is a client's and sees only its own builds")
+            throw SchedulerError.badRequest(
+                "refused: \(what) needs an admin key (allow/admins/ on the scheduler); "
+                    + "this key is a client's and sees only its own builds")
         }
     }
 

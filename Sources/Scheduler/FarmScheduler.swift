@@ -4,10 +4,13 @@ import Manifest
 import Protocol
 import Stages
 
-/// The scheduler's brain: builds, jobs, attempts and agents. It owns no
-/// socket: inbound messages come in through `handleAgent`/`handleClient` and
-/// replies leave through the `Outbox` the server gives it. Every state change
-/// is committed to SQLite before anything is acknowledged to a peer.
+/// The scheduler's glue (docs/architecture.md §7): it feeds what happens to
+/// its `SchedulerCore` (the state machine that holds builds, jobs, attempts
+/// and agents and decides) and performs the actions the core returns: sends,
+/// store writes, downloads, assemblies, metrics. It owns no socket: inbound
+/// messages come in through `handleAgent`/`handleClient` and replies leave
+/// through the `Outbox` the server gives it. Every state change is committed
+/// to SQLite before anything is acknowledged to a peer.
 package actor FarmScheduler {
     /// Sends a message to an agent (by routing identity) or a client.
     package struct Outbox: Sendable {
@@ -37,7 +40,8 @@ package actor FarmScheduler {
     /// Unix ms when this scheduler started.
     package let startedMS: Int64
     var outbox: Outbox?
-    package internal(set) var epoch: UInt64 = 0
+    /// This start of the scheduler's state (`SchedulerCore.epoch`).
+    package var epoch: UInt64 { core.epoch }
 
     /// Builds, jobs, attempts, agents and queues, and the decisions about
     /// them (Core/SchedulerCore.swift); the actor performs what it decides.

@@ -20,6 +20,8 @@ enum SchedulerAction {
     case cacheHit(jobID: String, pipelineID: String, arch: String, saved: TreeCost?)
     /// Start receiving the attempt's tree (again from the start: `restart`).
     case startDownload(attempt: UInt64, restart: Bool)
+    /// Stream data for the attempt's download (a chunk, or the end).
+    case deliver(attempt: UInt64, WireMessage)
     /// Stop receiving the attempt's tree, if a download runs.
     case stopDownload(attempt: UInt64)
     /// Run the build's assembly job on the scheduler (from the build as it is now).
@@ -28,8 +30,18 @@ enum SchedulerAction {
     case releaseTrees(buildID: String)
     /// Something may be assigned now: run a dispatch pass soon (passes coalesce).
     case dispatchSoon
+    /// A message the scheduler did not take: counted, and logged if `warning` says what.
+    case dropped(warning: DroppedMessage?)
+    /// An agent says it takes no new job (its disk is low): logged, at most every few seconds per agent.
+    case diskWarning(agentID: String, String)
     /// A line for the scheduler's log.
     case log(Logger.Level, String, Logger.Metadata)
+}
+
+/// Why a message from an agent was dropped, and whose session it came on.
+struct DroppedMessage {
+    var message: String
+    var agentID: String
 }
 
 /// What a stored tree cost to make: stream bytes and build time.
@@ -45,18 +57,18 @@ enum StoreChange {
     case buildFinished(buildID: String, BuildState, finishedMS: Int64, failure: String)
     case attemptEnd(attempt: UInt64, state: JobState, finishedMS: Int64, reason: String, infrastructure: Bool, streamBytes: UInt64)
     case treeStored(TreeProvenance)
+    /// An agent as its last Hello described it.
+    case agent(FarmAgent)
 }
 
 /// Who stored a tree (`kiln store list`, `kiln store forget --agent KEY`).
 struct TreeProvenance {
-    var pipelineID: String
-    var agentID: String
-    var agentKey: String
+    var pipelineID, agentID, agentKey: String
     var storedMS: Int64
     var streamSHA256: Data
     var streamBytes: UInt64
-    var buildID: String
-    var jobID: String
+    /// The job, and its attempt, that stored it.
+    var buildID, jobID: String
     var attemptID: UInt64
 }
 
@@ -66,10 +78,11 @@ struct BuildEvent {
     var sequence: UInt64
     var unixMS: Int64
     var kind: EventKind
+    /// The job, attempt and agent it is about (empty, 0: the build's own).
     var job: String
     var attempt: UInt64
-    var agent: String
-    var message: String
+    var agent, message: String
+    /// An agent's log lines (bounded by `AgentText.Limits`).
     var logLines: [String]
 }
 
@@ -84,4 +97,18 @@ enum MetricChange: Equatable {
     case streamed(arch: String, bytes: UInt64)
     /// A tree was just built: what it cost, for the cache hits it serves next.
     case treeBuilt(pipelineID: String, TreeCost)
+    /// A stage ran (on an agent, or an assembly's on the scheduler): its
+    /// duration, and a row of `stage_runs` for `kiln report`.
+    case stageRun(StageRun)
+}
+
+/// One stage's run.
+struct StageRun: Equatable {
+    var buildID, jobID: String
+    /// 0 for an assembly stage.
+    var attemptID: UInt64
+    var index: UInt32
+    /// The stage type; the mode is native, emulated or scheduler.
+    var type, arch, mode: String
+    var finishedMS, ms: Int64
 }

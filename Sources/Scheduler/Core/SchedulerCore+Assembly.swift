@@ -30,6 +30,11 @@ extension SchedulerCore {
         }
     }
 
+    /// An assembly ended (what it made, or why it failed, follows): its place is free.
+    mutating func assemblyEnded() {
+        assembliesRunning -= 1
+    }
+
     /// A stage of a running assembly started.
     mutating func assemblyStageStarted(_ buildID: String, _ jobID: String, pipeline: String, index: Int, count: Int, type: String) {
         updateJob(jobID) {
@@ -38,6 +43,18 @@ extension SchedulerCore {
             $0.stageType = type
         }
         event(buildID, .stageStarted, job: jobID, message: "\(pipeline) stage \(index + 1)/\(count) \(type) started")
+    }
+
+    /// A stage of a running assembly finished after `seconds`.
+    mutating func assemblyStageFinished(
+        _ buildID: String, _ jobID: String, pipeline: String, index: Int, count: Int, type: String, seconds: Double
+    ) {
+        stageRan(
+            buildID: buildID, jobID: jobID, attemptID: 0, index: UInt32(index), type: type, mode: "scheduler",
+            ms: Int64(seconds * 1000))
+        event(
+            buildID, .stageFinished, job: jobID,
+            message: "\(pipeline) stage \(index + 1)/\(count) \(type) finished in \(Self.decimal(seconds)) s")
     }
 
     /// The assembly's artifacts are recorded (`message` names them): the job succeeded.

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Protocol
 
 /// Dispatch: queued tree jobs to agents with a free slot for their

@@ -6,22 +6,31 @@ import Protocol
 /// attempts with their leases, agents with their slots and sessions, and
 /// the queues (docs/architecture.md §7). It does no I/O and reads no clock.
 ///
-/// Its events (`dispatch`, `assignmentCommitted`, `attemptFailed`,
-/// `treeReceived`, `tick`, `cancel`, …; SchedulerCore+Events.swift) take
-/// `Outside`, what the actor knows at that moment (the time, which trees
-/// the store holds), and return the actions to perform, in order
-/// (`SchedulerAction`). `FarmScheduler` holds one core and performs them.
+/// Each step is a mutating method: a submit's bookkeeping (`submitted`), a
+/// dispatch pass (`selectAssignments`) and each committed assignment
+/// (`assignmentCommitted`), an agent's Hello and later messages
+/// (`agentHello`, `agentMessage`), a tree received (`treeReceived`), an
+/// attempt failed, time passing (`tick`), a cancel, a restart (`restore`,
+/// `resume`). The actor calls steps inside `run`, with `Outside`: what it
+/// knows at that moment (the time, which trees the store holds, whether new
+/// work may start). `run` returns what they decided, in order
+/// (`SchedulerAction`), and `FarmScheduler` performs it
+/// (FarmScheduler+Actions.swift).
 package struct SchedulerCore {
     /// The tunables the core's decisions use (from `SchedulerConfiguration`).
     struct Settings {
         var leaseMS: UInt32 = 30_000
+        var heartbeatMS: UInt32 = 2_000
         var agentTimeoutMS: UInt32 = 8_000
+        var maxSlotsPerAgent = 16
         var maxAttempts = 3
         var attemptDeadlineMS: Int64 = 3 * 3600 * 1000
         var stageTimeoutMS: Int64 = 3600 * 1000
         var maxChunkBytes: UInt32 = 1 << 20
         var assemblyConcurrency = 2
         var logLimits = AgentText.Limits()
+        /// Agents on the scheduler's own tree store: their trees are not streamed.
+        var sharedStoreAgents: Set<String> = []
         /// Metrics are counted (`SchedulerAction.metric`).
         var telemetry = true
 
@@ -31,6 +40,7 @@ package struct SchedulerCore {
             (leaseMS, agentTimeoutMS, maxAttempts) = (c.leaseMS, c.agentTimeoutMS, c.maxAttempts)
             (attemptDeadlineMS, stageTimeoutMS, maxChunkBytes) = (c.attemptDeadlineMS, c.stageTimeoutMS, c.maxChunkBytes)
             (assemblyConcurrency, logLimits, telemetry) = (c.assemblyConcurrency, c.logLimits, c.telemetry)
+            (heartbeatMS, maxSlotsPerAgent, sharedStoreAgents) = (c.heartbeatMS, c.maxSlotsPerAgent, c.sharedStoreAgents)
         }
     }
 
@@ -45,6 +55,8 @@ package struct SchedulerCore {
     }
 
     let settings: Settings
+    /// This start of the scheduler's state (bumped by each restart); agents hear it in `Welcome`.
+    var epoch: UInt64 = 0
     var builds: [String: FarmBuild] = [:]
     var jobs: [String: FarmJob] = [:]
     var attempts: [UInt64: FarmAttempt] = [:]
