@@ -75,13 +75,12 @@ struct TreeProvenance {
 /// One build event (`kiln logs`), numbered after the build's earlier ones.
 struct BuildEvent {
     var buildID: String
-    var sequence: UInt64
-    var unixMS: Int64
+    /// Its place in the build's log, and when it happened.
+    var sequence: UInt64, unixMS: Int64
     var kind: EventKind
     /// The job, attempt and agent it is about (empty, 0: the build's own).
-    var job: String
-    var attempt: UInt64
-    var agent, message: String
+    var job: String, attempt: UInt64, agent: String
+    var message: String
     /// An agent's log lines (bounded by `AgentText.Limits`).
     var logLines: [String]
 }
