@@ -163,6 +163,68 @@ import Testing
         #expect(farm.core.agents["a"]?.online == false)
     }
 
+    @Test("assemblies wait for one of the scheduler's places; a tree gone from the store meanwhile is built again first")
+    func assemblyPlaces() throws {
+        var farm = CoreFarm(agents: ["a"]) { $0.assemblyConcurrency = 1 }
+        let (first, second) = (farm.submit(tree: "p-one"), farm.submit(tree: "p-two"))
+        farm.stored.formUnion(["p-one", "p-two"])
+        let found = farm.dispatch()
+        #expect(found.assembliesStarted == [first], "one place: the second build's assembly waits")
+        // The second build's tree leaves the store (pruned, or `kiln store forget`) before its turn.
+        farm.stored.remove("p-two")
+        let freed = farm.assemble(first)
+        #expect(freed.events.contains { $0.buildID == first && $0.kind == .succeeded })
+        #expect(freed.assembliesStarted.isEmpty)
+        #expect(
+            freed.events.contains {
+                $0.buildID == second && $0.kind == .requeued && $0.message.contains("no longer in the store; building it again")
+            })
+        let rebuilt = try #require(farm.assigned(farm.dispatch()).first)
+        #expect(rebuilt.build == second && rebuilt.agent == "a")
+        #expect(farm.treeArrived(rebuilt.attempt).assembliesStarted == [second])
+    }
+
+    @Test("a drained agent is assigned no new job; undrained, it is offered the queue at once")
+    func drain() throws {
+        var farm = CoreFarm(agents: ["a"])
+        #expect(farm.run { _ = $0.setDrained("a", true) }.contains { if case .log(.notice, _, _) = $0 { true } else { false } })
+        let build = farm.submit(tree: "p-drained")
+        #expect(farm.dispatch().assigns.isEmpty)
+        let undrained = farm.run { _ = $0.setDrained("a", false) }
+        #expect(undrained.contains { if case .dispatchSoon = $0 { true } else { false } })
+        #expect(farm.agentOf(build, in: farm.dispatch()) == "a")
+    }
+
+    @Test("an agent's log past the build's budget is cut after one \"log truncated\" event; the scheduler's own events go on")
+    func logBudget() throws {
+        var farm = CoreFarm(agents: ["a"]) { $0.logLimits.buildBytes = 1 << 20 }
+        let (build, attempt) = try farm.submitAssigned(tree: "p-chatty")
+        var p = Kiln_V1_Progress()
+        p.attemptID = attempt.attempt
+        p.logLines = Array(repeating: String(repeating: "x", count: 3_000), count: 20)  // 60 kB a message
+        var log: [BuildEvent] = []
+        for _ in 0..<30 { log += farm.say("a", .progress(p)).events }
+        let truncated = log.filter { $0.message.hasPrefix("log truncated") }
+        #expect(truncated.count == 1)
+        #expect(log.last?.message.hasPrefix("log truncated") == true, "nothing from the agent after it")
+        #expect(log.count < 30)
+        #expect(farm.treeArrived(attempt.attempt).events.contains { $0.buildID == build && $0.kind == .streamed })
+    }
+
+    @Test("an agent on the scheduler's own store (kiln build) streams nothing: its tree is there and stored, or the attempt failed")
+    func sharedStoreAgent() throws {
+        var farm = CoreFarm(agents: ["local"]) { $0.sharedStoreAgents = ["local"] }
+        let (build, attempt) = try farm.submitAssigned(tree: "p-shared")
+        let missing = farm.say("local", .streamEnd(CoreFarm.end(attempt.attempt)))
+        #expect(!missing.contains { if case .deliver = $0 { true } else { false } })
+        #expect(missing.events.contains { $0.kind == .requeued && $0.message.contains("not in the store") })
+        let again = try #require(farm.assigned(farm.dispatch()).first)
+        farm.stored.insert("p-shared")
+        let done = farm.say("local", .streamEnd(CoreFarm.end(again.attempt)))
+        #expect(done.events.contains { $0.buildID == build && $0.message.contains("tree built by local in the shared store") })
+        #expect(done.provenance.map(\.agentID) == ["local"])
+    }
+
     @Test("after a restart, a running attempt is re-adopted when its agent says Hello with it; one it no longer runs is requeued")
     func restartReadoptsOrRequeues() throws {
         var farm = CoreFarm()
@@ -194,10 +256,14 @@ struct CoreFarm {
     private var builds = 0
 
     /// A core whose `agents` (one x86_64 slot each) said Hello.
-    init(maxAttempts: Int = 3, leaseMS: UInt32 = 30_000, agents: [String] = []) {
+    init(
+        maxAttempts: Int = 3, leaseMS: UInt32 = 30_000, agents: [String] = [],
+        _ tune: (inout SchedulerCore.Settings) -> Void = { _ in }
+    ) {
         var settings = SchedulerCore.Settings()
         settings.maxAttempts = maxAttempts
         settings.leaseMS = leaseMS
+        tune(&settings)
         core = SchedulerCore(settings: settings)
         for agent in agents { hello(agent) }
     }
@@ -332,11 +398,13 @@ struct CoreFarm {
         return run { $0.treeReceived(attempt, compressedBytes: 1_000_000, seconds: 1, resends: 0) }
     }
 
-    /// The build's assembly (started by the core) ran and its artifacts were recorded.
+    /// The build's assembly (started by the core) ran and its artifacts were
+    /// recorded; its place goes to the next assembly waiting, as the actor does.
     mutating func assemble(_ build: String) -> [SchedulerAction] {
         run {
             $0.assemblyEnded()
             $0.assembled(build, "\(build)-assemble", message: "assembled disk.img")
+            $0.startAssemblies()
         }
     }
 
@@ -377,6 +445,11 @@ extension [SchedulerAction] {
     /// Who stored each tree, as recorded.
     var provenance: [TreeProvenance] {
         compactMap { if case .persist(.treeStored(let p)) = $0 { p } else { nil } }
+    }
+
+    /// The builds whose assembly was started.
+    var assembliesStarted: [String] {
+        compactMap { if case .startAssembly(_, let build) = $0 { build.id } else { nil } }
     }
 
     /// The jobs counted as cache hits.
