@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "SchedulerTests",
             dependencies: [
-                "Scheduler", "Protocol", "Stages", .product(name: "Logging", package: "swift-log"),
+                "Scheduler", "Protocol", "Stages", "Manifest", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .testTarget(

@@ -6,84 +6,47 @@ import Protocol
 import Stages
 
 extension FarmScheduler {
-    /// Starts queued assemblies up to `assemblyConcurrency`.
-    func startAssemblies() {
-        while db.readOnly == nil, lowDisk == nil, assembliesRunning < config.assemblyConcurrency, !assemblyQueue.isEmpty {
-            let jobID = assemblyQueue.removeFirst()
-            guard let job = jobs[jobID], let build = builds[job.buildID], job.state == .queued else { continue }
-            // A tree that is no longer in the store (removed by hand, or by
-            // `kiln store forget`) is built again, and the build says so.
-            let missing = build.jobIDs.compactMap { jobs[$0] }.filter { $0.onAgent && !store.contains($0.pipelineID) }
-            if !missing.isEmpty {
-                for m in missing {
-                    updateJob(m.id) { $0.state = .queued }
-                    event(
-                        build.id, .requeued, job: m.id,
-                        message: "\(m.pipelineName): tree \(m.pipelineID.prefix(12)) is no longer in the store; building it again")
-                    enqueue(m.id)
-                }
-                updateJob(jobID) { $0.state = .waiting }
-                scheduleDispatch()
-                continue
-            }
-            assembliesRunning += 1
-            updateJob(jobID) { $0.state = .running }
-            event(build.id, .stageStarted, job: jobID, message: "assembling \(build.exports.joined(separator: ", ")) on the scheduler")
-            let runner = AssemblyRunner(
-                scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest, ids: build.ids,
-                exports: build.exports, store: store, sources: sources, registry: registry,
-                logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
-                artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)",
-                hiding: config.hiddenFromAssembly)
-            Task { await runner.run() }
-        }
+    /// Runs an assembly the core started (`SchedulerAction.startAssembly`).
+    func runAssembly(_ jobID: String, _ build: FarmBuild) {
+        let runner = AssemblyRunner(
+            scheduler: self, buildID: build.id, jobID: jobID, manifest: build.manifest, ids: build.ids,
+            exports: build.exports, store: store, sources: sources, registry: registry,
+            logger: logger, logDirectory: "\(config.logsDirectory)/\(build.id)",
+            artifactsDirectory: "\(config.artifactsDirectory)/\(build.id)",
+            hiding: config.hiddenFromAssembly)
+        Task { await runner.run() }
     }
 
     func assemblyProgress(_ buildID: String, _ jobID: String, _ e: ExecutionEvent) {
         switch e {
         case .stageStarted(let p, let i, let n, let type):
-            updateJob(jobID) {
-                $0.stageIndex = UInt32(i)
-                $0.stageCount = UInt32(n)
-                $0.stageType = type
-            }
-            event(buildID, .stageStarted, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) started")
+            act { $0.assemblyStageStarted(buildID, jobID, pipeline: p, index: i, count: n, type: type) }
         case .stageFinished(let p, let i, let n, let type, let secs):
-            stageRun(
-                buildID: buildID, jobID: jobID, attemptID: 0, index: UInt32(i), type: type, mode: "scheduler",
-                ms: Int64(secs * 1000))
-            event(buildID, .stageFinished, job: jobID, message: "\(p) stage \(i + 1)/\(n) \(type) finished in \(Self.decimal(secs)) s")
+            act { $0.assemblyStageFinished(buildID, jobID, pipeline: p, index: i, count: n, type: type, seconds: secs) }
         default:
             break
         }
     }
 
     func assemblyFinished(_ buildID: String, _ jobID: String, artifacts: [Artifact], seconds: Double) async {
-        assembliesRunning -= 1
-        defer { startAssemblies() }
-        guard builds[buildID] != nil else { return }
+        act { $0.assemblyEnded() }
+        defer { act { $0.startAssemblies() } }
+        guard core.builds[buildID] != nil else { return }
         do {
             try await records.insertArtifacts(buildID: buildID, artifacts)
         } catch {
             return assemblyFailed(buildID, jobID, reason: "cannot record artifacts: \(error)", logTail: [])
         }
-        let names = artifacts.map { "\($0.name) (\(Self.decimal(Double($0.size) / 1e6)) MB)" }
-        event(buildID, .assembled, job: jobID, message: "assembled \(names.joined(separator: ", ")) in \(Self.decimal(seconds)) s")
-        updateJob(jobID) { $0.state = .succeeded }
-        advance(buildID)
+        let names = artifacts.map { "\($0.name) (\(SchedulerCore.decimal(Double($0.size) / 1e6)) MB)" }
+        let message = "assembled \(names.joined(separator: ", ")) in \(SchedulerCore.decimal(seconds)) s"
+        act { $0.assembled(buildID, jobID, message: message) }
     }
 
     func assemblyFailed(_ buildID: String, _ jobID: String, reason: String, logTail: [String]) {
-        assembliesRunning -= 1
-        defer { startAssemblies() }
-        guard builds[buildID] != nil else { return }
-        let text = "assembly: \(reason)" + (logTail.isEmpty ? "" : "\n" + logTail.joined(separator: "\n"))
-        updateJob(jobID) {
-            $0.state = .failed
-            $0.failure = text
-        }
-        event(buildID, .failed, job: jobID, message: text, logLines: logTail)
-        advance(buildID)
+        act { $0.assemblyEnded() }
+        defer { act { $0.startAssemblies() } }
+        guard core.builds[buildID] != nil else { return }
+        act { $0.assemblyFailed(buildID, jobID, reason: reason, logTail: logTail) }
     }
 }
 

@@ -98,7 +98,7 @@ extension FarmScheduler {
         for i in reply.builds.indices where db.readOnly == nil {
             var s = reply.builds[i]
             for k in s.jobs.indices {
-                guard let live = jobs[s.jobs[k].jobID] else { continue }
+                guard let live = core.jobs[s.jobs[k].jobID] else { continue }
                 s.jobs[k].state = live.state.wire
                 s.jobs[k].stageIndex = live.stageIndex
                 s.jobs[k].stageCount = live.stageCount
@@ -107,14 +107,14 @@ extension FarmScheduler {
                 s.jobs[k].attempts = UInt32(live.attempts)
                 s.jobs[k].attemptID = live.attemptID
             }
-            if let live = builds[s.buildID] { s.state = live.state.wire }
+            if let live = core.builds[s.buildID] { s.state = live.state.wire }
             reply.builds[i] = s
         }
         return reply
     }
 
     func logs(buildID: String, after: UInt64, limit: Int) async throws -> Kiln_V1_LogsReply {
-        let live = builds[buildID] != nil
+        let live = core.builds[buildID] != nil
         let page = try await records.events(buildID: buildID, after: after, limit: limit)
         guard page.exists else { throw SchedulerError.notFound("no build \(buildID); `kiln status` lists recent builds") }
         var reply = Kiln_V1_LogsReply()
@@ -128,8 +128,8 @@ extension FarmScheduler {
     func cancel(buildID: String) async throws -> Kiln_V1_CancelReply {
         var reply = Kiln_V1_CancelReply()
         try db.checkWritable()
-        if builds[buildID] != nil {
-            finish(buildID, .cancelled, failure: "cancelled by a client")
+        if core.builds[buildID] != nil {
+            act { $0.cancel(buildID) }
             // Every record of the cancel is committed (or the database turned
             // read-only and the client hears why) before the client is told.
             try await db.commit { _ in }
@@ -144,7 +144,7 @@ extension FarmScheduler {
 
     func agentsReply() -> Kiln_V1_AgentsReply {
         var reply = Kiln_V1_AgentsReply()
-        reply.agents = agents.values.sorted(by: { $0.id < $1.id }).map(agentInfo)
+        reply.agents = core.agents.values.sorted(by: { $0.id < $1.id }).map(agentInfo)
         return reply
     }
 
@@ -164,7 +164,7 @@ extension FarmScheduler {
         i.version = a.version
         i.publicKey = a.publicKey
         for id in a.attempts.sorted() {
-            guard let at = attempts[id], let job = jobs[at.jobID] else { continue }
+            guard let at = core.attempts[id], let job = core.jobs[at.jobID] else { continue }
             var j = Kiln_V1_AgentJob()
             j.attemptID = id
             j.jobID = job.id

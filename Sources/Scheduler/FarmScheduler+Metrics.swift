@@ -14,21 +14,21 @@ extension FarmScheduler {
     private func publishGauges(_ metrics: FarmMetrics) {
         let t = now
         var arches = Set(FarmMetrics.knownArches)
-        arches.formUnion(queues.keys.map(FarmMetrics.arch))
+        arches.formUnion(core.queues.keys.map(FarmMetrics.arch))
         for arch in arches.sorted() {
             // Counted in place: a queue can hold tens of thousands of jobs during a burst.
             var waiting = 0
             var oldest = Int64.max
-            for id in queues[arch] ?? [] {
-                guard let state = jobs[id]?.state, state == .queued else { continue }
+            for id in core.queues[arch] ?? [] {
+                guard let state = core.jobs[id]?.state, state == .queued else { continue }
                 waiting += 1
-                if let q = jobs[id]?.queuedMS, q > 0, q < oldest { oldest = q }
+                if let q = core.jobs[id]?.queuedMS, q > 0, q < oldest { oldest = q }
             }
             metrics.gauge("kiln_queue_depth", [("arch", arch)], Double(waiting))
             metrics.gauge("kiln_queue_oldest_age_seconds", [("arch", arch)], oldest == .max ? 0 : Double(max(0, t - oldest)) / 1000)
             for mode in ["native", "emulated"] {
                 for state in ["online", "offline"] {
-                    let n = agents.values.filter {
+                    let n = core.agents.values.filter {
                         ($0.online == (state == "online")) && (mode == "native" ? $0.arches : $0.emulated).contains(arch)
                     }.count
                     metrics.gauge("kiln_agents", [("arch", arch), ("mode", mode), ("state", state)], Double(n))
@@ -36,19 +36,19 @@ extension FarmScheduler {
             }
         }
         var slots = 0, busy = 0
-        for a in agents.values where a.online {
+        for a in core.agents.values where a.online {
             slots += a.slots
             busy += a.attempts.count
         }
         metrics.gauge("kiln_slots", [], Double(slots))
         metrics.gauge("kiln_slots_busy", [], Double(busy))
         var queued = 0, running = 0
-        for b in builds.values {
+        for b in core.builds.values {
             if b.state == .queued { queued += 1 } else if b.state == .running { running += 1 }
         }
         metrics.gauge("kiln_builds_in_progress", [("state", "queued")], Double(queued))
         metrics.gauge("kiln_builds_in_progress", [("state", "running")], Double(running))
-        metrics.gauge("kiln_assemblies_running", [], Double(assembliesRunning))
+        metrics.gauge("kiln_assemblies_running", [], Double(core.assembliesRunning))
         metrics.gauge("kiln_scheduler_start_time_seconds", [], Double(startedMS) / 1000)
         metrics.publish(sources: sources.stats.current)
     }

@@ -3,58 +3,23 @@ import Manifest
 import Protocol
 
 extension FarmScheduler {
-    /// Restart (docs/architecture.md §5): bumps the epoch, reloads unfinished builds,
-    /// gives running attempts a fresh lease so that reconnecting agents can
-    /// re-adopt them, requeues queued jobs and re-runs interrupted assemblies.
+    /// Restart (docs/architecture.md §5): bumps the epoch, reloads unfinished builds
+    /// into the core (`SchedulerCore.restore`), pins their trees, marks failed
+    /// the builds whose manifests no longer load, and resumes the others.
     func recover() async throws {
         let loaded = try await records.loadUnfinished(registry: registry)
-        epoch = loaded.epoch
-        nextAttemptID = UInt64(loaded.maxAttempt) + 1
-        for a in loaded.agents { agents[a.id] = a }
-        for var b in loaded.builds {
-            b.logBytes = loaded.logBytes[b.id] ?? 0
-            b.lease = store.pin(b.ids)
-            builds[b.id] = b
-        }
-        let failedToLoad = loaded.failed
-        let lease = now + Int64(config.leaseMS)
         var interrupted = 0
-        for job in loaded.jobs {
-            let buildID = job.buildID
-            guard builds[buildID] != nil else { continue }
-            builds[buildID]?.jobIDs.append(job.id)
-            jobs[job.id] = job
-            if job.onAgent {
-                switch job.state {
-                case .queued:
-                    enqueue(job.id)
-                case .assigned, .running, .streaming:
-                    // Waits for its agent to say Hello with it; requeued when the lease runs out.
-                    attempts[job.attemptID] = FarmAttempt(
-                        id: job.attemptID, jobID: job.id, pipelineID: job.pipelineID, agentID: job.agentID,
-                        leaseUntilMS: lease,
-                        startedMS: loaded.attemptStarts[Int64(job.attemptID)] ?? 0)
-                    agents[job.agentID]?.attempts.insert(job.attemptID)
-                    interrupted += 1
-                default:
-                    break
-                }
-            } else if job.state == .queued || job.state == .running {
-                updateJob(job.id) { $0.state = .waiting }  // assembly is re-run from the stored trees
-            }
-        }
-        for (id, reason) in failedToLoad {
+        act { interrupted = $0.restore(loaded) }
+        for b in loaded.builds { treeLeases[b.id] = store.pin(b.ids) }
+        for (id, reason) in loaded.failed {
             try await records.failBuild(id, reason: reason)
         }
-        if !builds.isEmpty {
+        if !core.builds.isEmpty {
             logger.info(
-                "recovered \(builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
+                "recovered \(core.builds.count) unfinished build(s), \(interrupted) attempt(s) awaiting their agents",
                 metadata: ["scheduler.epoch": "\(epoch)"])
         }
-        for id in builds.keys.sorted() {
-            event(id, .queued, message: "scheduler restarted (epoch \(epoch)): build resumed")
-            advance(id)
-        }
+        act { $0.resume() }
     }
 
     static func list(_ text: String?, separator: Character = ",") -> [String] {

@@ -38,7 +38,7 @@ extension FarmScheduler {
         case (_?, nil):
             logger.notice("disk space is back above --min-free-gib: taking builds and starting jobs again")
             scheduleDispatch()
-            startAssemblies()
+            act { $0.startAssemblies() }
         default:
             break
         }
@@ -107,7 +107,7 @@ extension FarmScheduler {
             + "submit the build again for new ones"
         while db.readOnly == nil {
             let ids = try await records.buildsWithArtifacts(finishedBefore: cutoff, limit: Self.retentionBatch)
-                .filter { builds[$0] == nil }
+                .filter { core.builds[$0] == nil }
             if ids.isEmpty { return }
             try await records.expireArtifacts(of: ids, atMS: now, message: text)
             for id in ids { await removeFiles(of: id, logs: false) }
@@ -121,7 +121,7 @@ extension FarmScheduler {
     func deleteHistory(keep: Int64) async throws {
         let cutoff = now - keep
         while db.readOnly == nil {
-            let ids = try await records.buildsFinished(before: cutoff, limit: Self.retentionBatch).filter { builds[$0] == nil }
+            let ids = try await records.buildsFinished(before: cutoff, limit: Self.retentionBatch).filter { core.builds[$0] == nil }
             if ids.isEmpty { return }
             try await records.deleteBuilds(ids)
             for id in ids { await removeFiles(of: id, logs: true) }
@@ -139,7 +139,7 @@ extension FarmScheduler {
         do {
             guard let sizes = try await db.compact(minFreeBytes: config.vacuumMinBytes) else { return }
             retention.vacuumedMS = t
-            let (before, after) = (Self.decimal(Double(sizes.before) / 1e6), Self.decimal(Double(sizes.after) / 1e6))
+            let (before, after) = (SchedulerCore.decimal(Double(sizes.before) / 1e6), SchedulerCore.decimal(Double(sizes.after) / 1e6))
             logger.info("compacted scheduler.sqlite: \(before) MB → \(after) MB")
         } catch {
             retention.vacuumedMS = t
@@ -157,7 +157,7 @@ extension FarmScheduler {
                 "build_id: \"\(AgentText.field(buildID, bytes: 80))\" is not a build ID; "
                     + "`kiln status` lists your builds")
         }
-        if let live = builds[buildID] {
+        if let live = core.builds[buildID] {
             let state = live.state == .running ? "running" : "queued"
             throw SchedulerError.badRequest(
                 "build \(buildID) is \(state): only a finished build can be deleted; "
@@ -206,7 +206,7 @@ extension FarmScheduler {
         let known = try await records.allBuildIDs()
         for dir in [config.artifactsDirectory, config.logsDirectory] {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-                if name.hasPrefix(".removing-") || (Self.isBuildID(name) && !known.contains(name) && builds[name] == nil) {
+                if name.hasPrefix(".removing-") || (Self.isBuildID(name) && !known.contains(name) && core.builds[name] == nil) {
                     await removeTree("\(dir)/\(name)")
                 }
             }

@@ -13,9 +13,9 @@ extension FarmScheduler {
     /// it sends later is refused (libzmq cannot drop one peer of a ROUTER).
     package func setRoles(_ roles: [String: KeyRole]) {
         access = .roles(roles)
-        for (id, a) in agents.sorted(by: { $0.key < $1.key }) where a.online && !access.permits(a.publicKey, .agent) {
+        for (id, a) in core.agents.sorted(by: { $0.key < $1.key }) where a.online && !access.permits(a.publicKey, .agent) {
             let reason = "agent \(id)'s key \(a.publicKey) was removed from the scheduler's allow/agents/"
-            agentLost(id, reason: reason)
+            act { $0.agentLost(id, reason: reason) }
             var d = Kiln_V1_Disconnect()
             d.reason = Self.agentKeyRefusal(a.publicKey, role: access.folder(of: a.publicKey))
             outbox?.agent(a.identity, WireMessage(.disconnect(d)))
@@ -39,18 +39,21 @@ extension FarmScheduler {
     func requireClient(_ key: String?) throws {
         guard !access.permits(key, .client) else { return }
         if access.folder(of: key) == .agent {
-            throw SchedulerError.badRequest("refused: key \(key ?? "") is an agent key (allow/agents/ on the scheduler); "
-                                            + "agents cannot submit or query builds; use a key from allow/clients/")
+            throw SchedulerError.badRequest(
+                "refused: key \(key ?? "") is an agent key (allow/agents/ on the scheduler); "
+                    + "agents cannot submit or query builds; use a key from allow/clients/")
         }
-        throw SchedulerError.badRequest("refused: key \(key ?? "") is no longer on the scheduler's allow list "
-                                        + "(allow/clients/ or allow/admins/)")
+        throw SchedulerError.badRequest(
+            "refused: key \(key ?? "") is no longer on the scheduler's allow list "
+                + "(allow/clients/ or allow/admins/)")
     }
 
     /// Admin-only requests: what acts on or shows the whole farm.
     func requireAdmin(_ key: String?, _ what: String) throws {
         guard access.permits(key, .admin) else {
-            throw SchedulerError.badRequest("refused: \(what) needs an admin key (allow/admins/ on the scheduler); "
-                                            + "this key is a client's and sees only its own builds")
+            throw SchedulerError.badRequest(
+                "refused: \(what) needs an admin key (allow/admins/ on the scheduler); "
+                    + "this key is a client's and sees only its own builds")
         }
     }
 

@@ -17,8 +17,8 @@ extension FarmScheduler {
         return FarmSnapshot(
             generatedUnixMs: t,
             scheduler: .init(
-                version: Self.version, epoch: epoch, startedUnixMs: startedMS, assembliesRunning: assembliesRunning,
-                assembliesQueued: assemblyQueue.count, droppedMessages: droppedMessages),
+                version: Self.version, epoch: epoch, startedUnixMs: startedMS, assembliesRunning: core.assembliesRunning,
+                assembliesQueued: core.assemblyQueue.count, droppedMessages: droppedMessages),
             agents: snapshotAgents(t),
             queues: snapshotQueues(t),
             running: snapshotRunning(t),
@@ -47,9 +47,9 @@ extension FarmScheduler {
     }
 
     func snapshotAgents(_ t: Int64) -> [FarmSnapshot.Agent] {
-        agents.values.sorted { $0.id < $1.id }.map { a in
+        core.agents.values.sorted { $0.id < $1.id }.map { a in
             let running = a.attempts.sorted().compactMap { id -> FarmSnapshot.AgentJob? in
-                guard let at = attempts[id], let j = jobs[at.jobID] else { return nil }
+                guard let at = core.attempts[id], let j = core.jobs[at.jobID] else { return nil }
                 return .init(
                     buildId: j.buildID, jobId: j.id, pipeline: j.pipelineName, state: Self.name(j.state),
                     stageIndex: Int(j.stageIndex), stageCount: Int(j.stageCount), stageType: j.stageType, emulated: at.emulated)
@@ -62,11 +62,11 @@ extension FarmScheduler {
     }
 
     func snapshotQueues(_ t: Int64) -> [FarmSnapshot.Queue] {
-        let arches = Set(queues.keys).union(agents.values.flatMap { $0.arches + $0.emulated }).union(builds.values.map(\.arch))
+        let arches = Set(core.queues.keys).union(core.agents.values.flatMap { $0.arches + $0.emulated }).union(core.builds.values.map(\.arch))
         return arches.sorted().map { arch in
-            let waiting = (queues[arch] ?? []).compactMap { jobs[$0] }.filter { $0.state == .queued }
+            let waiting = (core.queues[arch] ?? []).compactMap { core.jobs[$0] }.filter { $0.state == .queued }
             let oldest = waiting.map(\.queuedMS).filter { $0 > 0 }.min()
-            let serving = agents.values.filter { $0.online && $0.runs(arch) }
+            let serving = core.agents.values.filter { $0.online && $0.runs(arch) }
             return .init(
                 arch: arch, depth: waiting.count, oldestAgeS: oldest.map { Double(max(0, t - $0)) / 1000 } ?? 0,
                 agentsOnline: serving.count, slotsTotal: serving.reduce(0) { $0 + $1.slots },
@@ -75,8 +75,8 @@ extension FarmScheduler {
     }
 
     func snapshotRunning(_ t: Int64) -> [FarmSnapshot.RunningBuild] {
-        builds.values.sorted { $0.createdMS < $1.createdMS }.map { b in
-            let js = b.jobIDs.compactMap { jobs[$0] }
+        core.builds.values.sorted { $0.createdMS < $1.createdMS }.map { b in
+            let js = b.jobIDs.compactMap { core.jobs[$0] }
             let done = js.filter(\.isDone).count
             var progress = Double(done)
             var doing: [String] = []

@@ -4,10 +4,13 @@ import Manifest
 import Protocol
 import Stages
 
-/// The scheduler's brain: builds, jobs, attempts and agents. It owns no
-/// socket: inbound messages come in through `handleAgent`/`handleClient` and
-/// replies leave through the `Outbox` the server gives it. Every state change
-/// is committed to SQLite before anything is acknowledged to a peer.
+/// The scheduler's glue (docs/architecture.md §7): it feeds what happens to
+/// its `SchedulerCore` (the state machine that holds builds, jobs, attempts
+/// and agents and decides) and performs the actions the core returns: sends,
+/// store writes, downloads, assemblies, metrics. It owns no socket: inbound
+/// messages come in through `handleAgent`/`handleClient` and replies leave
+/// through the `Outbox` the server gives it. Every state change is committed
+/// to SQLite before anything is acknowledged to a peer.
 package actor FarmScheduler {
     /// Sends a message to an agent (by routing identity) or a client.
     package struct Outbox: Sendable {
@@ -37,27 +40,22 @@ package actor FarmScheduler {
     /// Unix ms when this scheduler started.
     package let startedMS: Int64
     var outbox: Outbox?
-    package internal(set) var epoch: UInt64 = 0
+    /// This start of the scheduler's state (`SchedulerCore.epoch`).
+    package var epoch: UInt64 { core.epoch }
 
-    var builds: [String: FarmBuild] = [:]
-    var jobs: [String: FarmJob] = [:]
-    var attempts: [UInt64: FarmAttempt] = [:]
-    var agents: [String: FarmAgent] = [:]
-    /// Connections (routing ids) of welcomed agents → their agent ids.
-    var agentSessions: [[UInt8]: String] = [:]
-    /// Tree jobs waiting for an agent, per architecture, oldest first.
-    var queues: [String: [String]] = [:]
-    /// Jobs parked behind an identical job (same pipeline ID) in flight.
-    var parked: [String: [String]] = [:]
-    var nextAttemptID: UInt64 = 1
+    /// Builds, jobs, attempts, agents and queues, and the decisions about
+    /// them (Core/SchedulerCore.swift); the actor performs what it decides.
+    var core: SchedulerCore
     var dispatchPending = false
-    var assembliesRunning = 0
-    var assemblyQueue: [String] = []
+    /// The tree streams being received, per attempt.
+    var downloads: [UInt64: TreeDownload] = [:]
+    /// Keeps each live build's trees and checkpoints in the store until it ends.
+    var treeLeases: [String: TreeLease] = [:]
     /// Downloads that finished, for the actor to take in batches.
     let finishedDownloads = Inbox<FinishedDownload>()
-    /// What recently built trees cost (stream bytes, build ms), so a cache
-    /// hit can say what it saved without waiting for the history to be written.
-    var builtTrees: [String: (bytes: UInt64, ms: Int64)] = [:]
+    /// What recently built trees cost, so a cache hit can say what it saved
+    /// without waiting for the history to be written.
+    var builtTrees: [String: TreeCost] = [:]
     /// Counters for `kiln agents`/metrics and the fault tests.
     package internal(set) var droppedMessages = 0
     /// Refused Hellos per agent id: when one was last logged, and how many
@@ -92,6 +90,7 @@ package actor FarmScheduler {
         self.logger = logger
         self.metrics = config.telemetry ? FarmMetrics(registry: registry, imageTypes: config.imageTypes) : nil
         self.startedMS = config.now()
+        self.core = SchedulerCore(settings: .init(config))
     }
 
     /// Connects the outbox, recovers unfinished builds (docs/architecture.md §5
@@ -173,7 +172,6 @@ package actor FarmScheduler {
         build.distro = distro
         build.imageType = imageType
         build.stageTimeoutMS = stageTimeoutMS
-        build.lease = plan.lease
         var newJobs: [FarmJob] = []
         for (i, t) in plan.treeJobs.enumerated() {
             var j = FarmJob(
@@ -192,39 +190,34 @@ package actor FarmScheduler {
                     onAgent: false, state: .waiting))
         }
         build.jobIDs = newJobs.map(\.id)
-        builds[buildID] = build
-        for j in newJobs { jobs[j.id] = j }
-        event(buildID, .queued, message: "queued \(label) (\(newJobs.filter(\.onAgent).count) tree jobs)")
-        for note in notes { event(buildID, .note, message: note) }
-        for j in newJobs where j.onAgent {
-            if j.state == .cached {
-                event(buildID, .cached, job: j.id, message: "\(j.pipelineName): tree \(j.pipelineID.prefix(12)) is stored")
-            } else {
-                enqueue(j.id)
-            }
-        }
+        if let lease = plan.lease { treeLeases[buildID] = lease }
         // The build's first assignments go into the same transaction as the
         // build itself: one fsync from submit to Assign on an idle farm, not two.
-        let (assigned, stored) = selectAssignments()
-        let inserted = build.jobIDs.compactMap { jobs[$0] }  // as assigned just now
+        var selection = SchedulerCore.Selection()
+        act {
+            $0.submitted(build, jobs: newJobs, notes: notes)
+            selection = $0.selectAssignments()
+        }
+        let inserted = build.jobIDs.compactMap { core.jobs[$0] }  // as assigned just now
         do {
-            try await records.insertSubmission(build, clientKey: clientKey, jobs: inserted, attempts: assigned, startedMS: now)
+            try await records.insertSubmission(
+                build, clientKey: clientKey, jobs: inserted, attempts: selection.assigned, startedMS: now)
         } catch {
-            failAssignments(assigned, error)
-            finish(buildID, .failed, failure: "scheduler database: \(error)")
+            let reason = "\(error)"
+            act {
+                $0.assignmentsFailed(selection.assigned, reason: reason)
+                $0.finish(buildID, .failed, failure: "scheduler database: \(reason)")
+            }
             throw error
         }
         metrics?.buildSubmitted(arch: arch, imageType: imageType)
-        for j in newJobs where j.state == .cached {
-            metrics?.jobFinished(arch: arch, imageType: imageType, kind: "tree", outcome: "cached")
-            cacheHit(j, saved: nil)
+        act { $0.cachedAtSubmit(newJobs.filter { $0.state == .cached }, arch: arch, imageType: imageType) }
+        sendAssignments(selection.assigned)
+        act {
+            $0.treesFound(selection.stored)
+            $0.advance(buildID)
+            $0.emit(.dispatchSoon)
         }
-        sendAssignments(assigned)
-        for jobID in stored {
-            treeStored(jobID, message: "\(jobs[jobID]?.pipelineName ?? jobID): tree is stored")
-        }
-        advance(buildID)
-        scheduleDispatch()
         var reply = Kiln_V1_SubmitReply()
         reply.buildID = buildID
         reply.jobs = UInt32(newJobs.count)
@@ -235,140 +228,6 @@ package actor FarmScheduler {
     static func newID() -> String {
         let t = UInt64(Date().timeIntervalSince1970)
         return String(t, radix: 36) + "-" + UUID().uuidString.prefix(6).lowercased()
-    }
-
-    func enqueue(_ jobID: String) {
-        guard let j = jobs[jobID], let b = builds[j.buildID] else { return }
-        if j.queuedMS == 0 || j.state != .queued { jobs[jobID]?.queuedMS = now }
-        queues[b.arch, default: []].append(jobID)
-    }
-
-    // MARK: - Events
-
-    /// Records a build event (durably, in order, without waiting). Events
-    /// that carry an agent's words (`fromAgent`) count against the build's
-    /// log budget; past it they are dropped after one "log truncated" event.
-    func event(
-        _ buildID: String, _ kind: EventKind, job: String = "", attempt: UInt64 = 0, agent: String = "",
-        message: String = "", logLines: [String] = [], fromAgent: Bool = false
-    ) {
-        guard var b = builds[buildID] else { return }
-        var message = message, logLines = logLines
-        if fromAgent {
-            let limits = config.logLimits
-            if b.logBytes >= limits.buildBytes { return }
-            logLines = AgentText.lines(logLines, limits)
-            let size = message.utf8.count + logLines.reduce(0) { $0 + $1.utf8.count + 1 }
-            b.logBytes += size
-            if b.logBytes >= limits.buildBytes {
-                (message, logLines) = (
-                    "log truncated: this build's log reached \(limits.buildBytes >> 20) MiB; "
-                        + "later log lines and stage events from agents are not kept", []
-                )
-            }
-        }
-        let seq = b.nextSequence
-        b.nextSequence += 1
-        builds[buildID] = b
-        records.recordEvent(
-            buildID: buildID, sequence: seq, unixMS: now, kind: kind, jobID: job, attemptID: attempt, agentID: agent,
-            message: message, logLines: logLines.joined(separator: "\n"))
-        // A build's course at info; each job's steps (thousands an hour on a busy farm) at debug.
-        switch kind {
-        case .log: break
-        case .assigned, .stageStarted, .stageFinished, .streamed, .cached:
-            logger.debug("\(message)", metadata: ["build.id": "\(buildID)", "job.id": "\(job)", "agent.id": "\(agent)"])
-        default:
-            logger.info("\(message)", metadata: ["build.id": "\(buildID)", "job.id": "\(job)", "agent.id": "\(agent)"])
-        }
-    }
-
-    // MARK: - Build progress
-
-    /// Moves a build forward after one of its jobs changed: starts assembly
-    /// when every tree is stored, finishes the build when everything is done.
-    func advance(_ buildID: String) {
-        guard let b = builds[buildID], !b.isFinished else { return }
-        // One pass over the jobs, no intermediate arrays (this runs on every job change).
-        var treesStored = true, anyActive = false
-        var assembly: FarmJob?
-        for id in b.jobIDs {
-            guard let j = jobs[id] else { continue }
-            if j.state == .failed {
-                finish(buildID, .failed, failure: j.failure)
-                return
-            }
-            if !j.onAgent {
-                assembly = j
-            } else if j.state != .succeeded && j.state != .cached {
-                treesStored = false
-            }
-            anyActive = anyActive || j.isActive
-        }
-        guard treesStored else {
-            if b.state == .queued, anyActive { setBuildState(buildID, .running) }
-            return
-        }
-        guard let assembly else {
-            finish(buildID, .succeeded)
-            return
-        }
-        switch assembly.state {
-        case .waiting:
-            updateJob(assembly.id) { $0.state = .queued }
-            assemblyQueue.append(assembly.id)
-            if b.state == .queued { setBuildState(buildID, .running) }
-            startAssemblies()
-        case .succeeded:
-            finish(buildID, .succeeded)
-        default:
-            break
-        }
-    }
-
-    func setBuildState(_ buildID: String, _ state: BuildState) {
-        builds[buildID]?.state = state
-        records.recordBuildState(buildID, state)
-    }
-
-    func finish(_ buildID: String, _ state: BuildState, failure: String = "") {
-        guard var b = builds[buildID], !b.isFinished else { return }
-        b.state = state
-        b.failure = failure
-        b.finishedMS = now
-        builds[buildID] = b
-        for id in b.jobIDs {
-            guard let j = jobs[id], !j.isDone else { continue }
-            if j.isActive { stopAttempt(j.attemptID, reason: "build \(state == .cancelled ? "cancelled" : "failed")") }
-            updateJob(id) { $0.state = .cancelled }
-        }
-        let finished = b.finishedMS
-        metrics?.buildFinished(arch: b.arch, imageType: b.imageType, outcome: Self.outcome(state), ms: finished - b.createdMS)
-        // The last event before the state: a client that sees the build finished has seen every event.
-        let kind: EventKind = state == .succeeded ? .succeeded : state == .cancelled ? .cancelled : .failed
-        let secs = Double(finished - b.createdMS) / 1000
-        event(
-            buildID, kind,
-            message: state == .succeeded
-                ? "build succeeded in \(Self.decimal(secs)) s"
-                : state == .cancelled ? "build cancelled" : "build failed: \(failure)")
-        records.recordBuildFinished(buildID, state, finishedMS: finished, failure: failure)
-        // Finished builds leave memory; SQLite answers status and logs.
-        // Queue entries of the build are skipped (and dropped) by the next dispatch.
-        for id in b.jobIDs { jobs[id] = nil }
-        builds[buildID] = nil
-        // Its trees may be pruned from now on (least recently used first).
-        b.lease?.release()
-    }
-
-    /// Changes a job in memory and records the change.
-    func updateJob(_ id: String, _ change: (inout FarmJob) -> Void) {
-        guard var j = jobs[id] else { return }
-        let before = j.state
-        change(&j)
-        if j.state != before { stateChanged(&j, from: before) }
-        jobs[id] = j
-        records.recordJob(j)
     }
 }
 

@@ -3,9 +3,9 @@ import Manifest
 import Protocol
 import Stages
 
-/// In-memory picture of what the scheduler is doing; SQLite holds the same
-/// facts durably (`SchedulerDatabase`), and `FarmScheduler.recover` rebuilds
-/// this from it after a restart.
+/// In-memory picture of what the scheduler is doing (`SchedulerCore` holds
+/// it); SQLite holds the same facts durably (`SchedulerDatabase`), and
+/// `FarmScheduler.recover` rebuilds this from it after a restart.
 struct FarmBuild: Sendable {
     var id: String
     var label: String
@@ -29,8 +29,6 @@ struct FarmBuild: Sendable {
     var logBytes = 0
     /// The longest one stage may run on an agent (ms; 0: the scheduler's --stage-timeout).
     var stageTimeoutMS: Int64 = 0
-    /// Keeps the build's trees and checkpoints in the store until it ends.
-    var lease: TreeLease?
 
     var isFinished: Bool { state.isFinished }
 }
@@ -84,7 +82,6 @@ struct FarmAttempt: Sendable {
     var pipelineID: String
     var agentID: String
     var leaseUntilMS: Int64
-    var download: TreeDownload?
     var startedMS: Int64 = 0
     /// The agent runs the build's architecture through qemu-user.
     var emulated = false

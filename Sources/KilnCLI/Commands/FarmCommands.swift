@@ -286,7 +286,7 @@ struct AgentCommand: AsyncParsableCommand {
             let (native, emulated) = try HostArchitectures.split(archs)
             try PrivateDirectory.prepare(state, what: "the agent's state directory")
             let id = try name ?? Self.agentID(state: state)
-            guard FarmScheduler.isAgentID(id) else {
+            guard SchedulerCore.isAgentID(id) else {
                 throw CLIError.badInput("--name \(id): an agent id is 1 to 64 letters, digits, '.', '_' or '-'")
             }
             var config = AgentConfiguration(

@@ -24,7 +24,7 @@ struct SchedulerStore: Sendable {
     /// A submitted build, its jobs and the attempts its first dispatch made,
     /// in one transaction: one fsync from submit to `Assign` on an idle farm.
     func insertSubmission(
-        _ b: FarmBuild, clientKey: String, jobs: [FarmJob], attempts: [FarmScheduler.Assignment],
+        _ b: FarmBuild, clientKey: String, jobs: [FarmJob], attempts: [SchedulerCore.Assignment],
         startedMS: Int64
     ) async throws {
         let attempts = attempts.map(AttemptRow.init)
@@ -137,13 +137,13 @@ struct SchedulerStore: Sendable {
         var queuedMS: Int64
         var emulated: Bool
 
-        init(_ a: FarmScheduler.Assignment) {
+        init(_ a: SchedulerCore.Assignment) {
             (id, jobID, agentID, queuedMS, emulated) = (a.attempt, a.job.id, a.agent.id, a.job.queuedMS, a.emulated)
         }
     }
 
     /// The attempts of one dispatch pass, before any `Assign` leaves.
-    func insertAttempts(_ assigned: [FarmScheduler.Assignment], startedMS: Int64) async throws {
+    func insertAttempts(_ assigned: [SchedulerCore.Assignment], startedMS: Int64) async throws {
         let rows = assigned.map(AttemptRow.init)
         try await database.commit { db in try Self.insertAttempts(rows, startedMS: startedMS, db) }
     }
