@@ -67,7 +67,7 @@ extension FarmScheduler {
     package func deleteCompose(_ id: String, owner: String?) async throws -> Bool {
         guard let view = try await records.compose(id, owner: owner) else { return false }
         for image in view.images where image.state != nil {
-            if builds[image.buildID] != nil { _ = try await cancel(buildID: image.buildID) }
+            if core.builds[image.buildID] != nil { _ = try await cancel(buildID: image.buildID) }
             _ = try await delete(buildID: image.buildID)
         }
         try await records.deleteCompose(id)
