@@ -55,6 +55,7 @@ package struct APIError: Error, Sendable, Equatable {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
+        headers[.init("X-Operation-Id")!] = operationID
         if kind == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"kiln\"" }
         if !allow.isEmpty { headers[.allow] = allow.joined(separator: ", ") }
         return Response(status: kind.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body(operationID: operationID))))

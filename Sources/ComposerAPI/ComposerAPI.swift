@@ -50,9 +50,6 @@ struct ErrorAnswers: RouterMiddleware {
                 if let length = request.headers[.contentLength].flatMap(Int.init), length > ComposerAPI.maxBodyBytes {
                     throw APIError(.bodyTooLarge, "the request body is \(length) bytes; at most \(ComposerAPI.maxBodyBytes) are taken")
                 }
-                // A chunked body has no length to look at: it is read here, up to the limit.
-                var request = request
-                _ = try await request.collectBody(upTo: ComposerAPI.maxBodyBytes)
                 var response = try await next(request, context)
                 response.headers[.init("X-Operation-Id")!] = operationID
                 return response
@@ -162,6 +159,10 @@ struct BearerAuthentication: RouterMiddleware {
         guard let grant = tokens.grant(forToken: parts[1].trimmingCharacters(in: .whitespaces)) else {
             throw APIError(.unauthorized, "the token is not (or no longer) allowed on this scheduler")
         }
+        // Only now, for a caller the allow directory knows, is a body read
+        // (a chunked one has no length to look at: it is cut off at the limit).
+        var request = request
+        _ = try await request.collectBody(upTo: ComposerAPI.maxBodyBytes)
         return try await ComposerAPI.$caller.withValue(grant) { try await next(request, context) }
     }
 }

@@ -27,11 +27,7 @@ extension ComposerHandlers {
         try container(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 
-    package func getComposeMetadata(
-        _ input: Operations.GetComposeMetadata.Input
-    ) async throws
-        -> Operations.GetComposeMetadata.Output
-    {
+    package func getComposeMetadata(_ input: Operations.GetComposeMetadata.Input) async throws -> Operations.GetComposeMetadata.Output {
         let (view, caller) = try await visibleCompose(input.path.id)
         var packages = Set<PackageRecord>()
         for image in view.images {
@@ -72,11 +68,7 @@ extension ComposerHandlers {
             .init(body: .json(.init(value1: Self.reference(view, kind: "ComposeSBOMs", "/sboms"), value2: .init(items: items)))))
     }
 
-    package func getComposeManifests(
-        _ input: Operations.GetComposeManifests.Input
-    ) async throws
-        -> Operations.GetComposeManifests.Output
-    {
+    package func getComposeManifests(_ input: Operations.GetComposeManifests.Input) async throws -> Operations.GetComposeManifests.Output {
         let (view, _) = try await visibleCompose(input.path.id)
         var manifests: [OpenAPIObjectContainer] = []
         for image in view.images {
@@ -103,11 +95,7 @@ extension ComposerHandlers {
             .init(body: .json(.init(value1: Self.reference(view, kind: "ComposeLogs", "/logs"), value2: .init(imageBuilds: logs)))))
     }
 
-    package func getComposeDownload(
-        _ input: Operations.GetComposeDownload.Input
-    ) async throws
-        -> Operations.GetComposeDownload.Output
-    {
+    package func getComposeDownload(_ input: Operations.GetComposeDownload.Input) async throws -> Operations.GetComposeDownload.Output {
         let (view, _) = try await visibleCompose(input.path.id)
         guard let image = view.images.first else { throw APIError(.notFound, "compose \(view.id) has no image") }
         switch image.state {

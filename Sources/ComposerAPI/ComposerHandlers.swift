@@ -90,17 +90,23 @@ package struct ComposerHandlers: APIProtocol {
             }
         }
         var images: [ComposeImage] = []
-        for m in manifests {
-            let r = m.image.request
-            let reply = try await scheduler.submit(
-                manifestJSON: m.manifest, exports: [r.imageType.exportPipeline], arch: r.architecture.rawValue,
-                label: "compose \(id.prefix(8)) \(r.distro.name) \(r.architecture.rawValue) \(m.image.requestedType)",
-                distro: r.distro.name, imageType: r.imageType.rawValue, notes: m.notes, clientKey: caller.identity)
-            images.append(ComposeImage(buildID: reply.buildID, arch: r.architecture.rawValue, imageType: m.image.requestedType))
+        do {
+            for m in manifests {
+                let r = m.image.request
+                let reply = try await scheduler.submit(
+                    manifestJSON: m.manifest, exports: [r.imageType.exportPipeline], arch: r.architecture.rawValue,
+                    label: "compose \(id.prefix(8)) \(r.distro.name) \(r.architecture.rawValue) \(m.image.requestedType)",
+                    distro: r.distro.name, imageType: r.imageType.rawValue, notes: m.notes, clientKey: caller.identity)
+                images.append(ComposeImage(buildID: reply.buildID, arch: r.architecture.rawValue, imageType: m.image.requestedType))
+            }
+            let request = (try? JSONEncoder().encode(body)) ?? Data()
+            try await scheduler.recordCompose(
+                id: id, owner: caller.identity, distribution: plan.distribution, request: request, images: images)
+        } catch {
+            // All or nothing: an image the scheduler refused (its disk is low, say) takes the others with it.
+            await scheduler.cancelUnrecorded(images.map(\.buildID))
+            throw error
         }
-        let request = (try? JSONEncoder().encode(body)) ?? Data()
-        try await scheduler.recordCompose(
-            id: id, owner: caller.identity, distribution: plan.distribution, request: request, images: images)
         return .created(.init(body: .json(.init(id: id, kind: "ComposeId", href: "\(ComposerAPI.basePath)/composes/\(id)"))))
     }
 

@@ -62,6 +62,12 @@ extension FarmScheduler {
         try await records.artifacts(buildID: buildID)
     }
 
+    /// Cancels builds a compose submitted before one of its later images was
+    /// refused (nothing of a refused compose stays queued).
+    package func cancelUnrecorded(_ buildIDs: [String]) async {
+        for id in buildIDs where core.builds[id] != nil { _ = try? await cancel(buildID: id) }
+    }
+
     /// Cancels what still runs of compose `id`, deletes its builds (files and
     /// records) and the compose. False: no such compose that `owner` may see.
     package func deleteCompose(_ id: String, owner: String?) async throws -> Bool {

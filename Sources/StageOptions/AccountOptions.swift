@@ -47,16 +47,10 @@ package struct UsersOptions: StageOptionsType {
             shell: String? = nil, password: String? = nil, key: String? = nil, expiredate: Int? = nil,
             forcePasswordReset: Bool? = nil
         ) {
-            self.uid = uid
-            self.gid = gid
-            self.groups = groups
-            self.description = description
-            self.home = home
-            self.shell = shell
-            self.password = password
-            self.key = key
-            self.expiredate = expiredate
-            self.forcePasswordReset = forcePasswordReset
+            (
+                self.uid, self.gid, self.groups, self.description, self.home, self.shell, self.password, self.key, self.expiredate,
+                self.forcePasswordReset
+            ) = (uid, gid, groups, description, home, shell, password, key, expiredate, forcePasswordReset)
         }
     }
 

@@ -25,15 +25,9 @@ package struct FstabOptions: StageOptionsType {
             uuid: String? = nil, label: String? = nil, partuuid: String? = nil, device: String? = nil, vfsType: String,
             path: String, options: String? = nil, freq: Int? = nil, passno: Int? = nil
         ) {
-            self.uuid = uuid
-            self.label = label
-            self.partuuid = partuuid
-            self.device = device
-            self.vfsType = vfsType
-            self.path = path
-            self.options = options
-            self.freq = freq
-            self.passno = passno
+            (self.uuid, self.label, self.partuuid, self.device, self.vfsType, self.path, self.options, self.freq, self.passno) = (
+                uuid, label, partuuid, device, vfsType, path, options, freq, passno
+            )
         }
     }
 
@@ -57,8 +51,7 @@ package struct KernelCmdlineOptions: StageOptionsType {
     }
 
     package init(rootFsUUID: String? = nil, kernelOpts: String? = nil) {
-        self.rootFsUUID = rootFsUUID
-        self.kernelOpts = kernelOpts
+        (self.rootFsUUID, self.kernelOpts) = (rootFsUUID, kernelOpts)
     }
 }
 
@@ -72,8 +65,7 @@ package struct InitramfsOptions: StageOptionsType, Equatable {
     package var compression: String?
 
     package init(modules: [String]? = nil, compression: String? = nil) {
-        self.modules = modules
-        self.compression = compression
+        (self.modules, self.compression) = (modules, compression)
     }
 }
 
@@ -109,15 +101,10 @@ package struct Grub2ConfigOptions: StageOptionsType {
         terminal: [String]? = nil, biosTarget: String? = nil, uefiTarget: String? = nil,
         bootFsUUID: String? = nil, bootFsType: String? = nil
     ) {
-        self.bootFsUUID = bootFsUUID
-        self.bootFsType = bootFsType
-        self.rootFsUUID = rootFsUUID
-        self.kernelOpts = kernelOpts
-        self.timeout = timeout
-        self.serial = serial
-        self.terminal = terminal
-        self.biosTarget = biosTarget
-        self.uefiTarget = uefiTarget
+        (
+            self.bootFsUUID, self.bootFsType, self.rootFsUUID, self.kernelOpts, self.timeout, self.serial, self.terminal, self.biosTarget,
+            self.uefiTarget
+        ) = (bootFsUUID, bootFsType, rootFsUUID, kernelOpts, timeout, serial, terminal, biosTarget, uefiTarget)
     }
 }
 
@@ -141,10 +128,6 @@ package struct Grub2EFIOptions: StageOptionsType {
     }
 
     package init(target: String, rootFsUUID: String, filename: String? = nil, bootFsUUID: String? = nil, bootFsType: String? = nil) {
-        self.bootFsUUID = bootFsUUID
-        self.bootFsType = bootFsType
-        self.target = target
-        self.rootFsUUID = rootFsUUID
-        self.filename = filename
+        (self.bootFsUUID, self.bootFsType, self.target, self.rootFsUUID, self.filename) = (bootFsUUID, bootFsType, target, rootFsUUID, filename)
     }
 }

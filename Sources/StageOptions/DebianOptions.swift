@@ -14,10 +14,7 @@ package struct DebianInstallOptions: StageOptionsType {
     }
 
     package init(architecture: String, release: String, mergedUsr: Bool? = nil, deferInitramfs: Bool? = nil) {
-        self.architecture = architecture
-        self.release = release
-        self.mergedUsr = mergedUsr
-        self.deferInitramfs = deferInitramfs
+        (self.architecture, self.release, self.mergedUsr, self.deferInitramfs) = (architecture, release, mergedUsr, deferInitramfs)
     }
 }
 
@@ -37,10 +34,7 @@ package struct AptSourcesOptions: StageOptionsType {
         }
 
         package init(uris: [String], suites: [String], components: [String], signedBy: String? = nil) {
-            self.uris = uris
-            self.suites = suites
-            self.components = components
-            self.signedBy = signedBy
+            (self.uris, self.suites, self.components, self.signedBy) = (uris, suites, components, signedBy)
         }
     }
 
@@ -64,14 +58,9 @@ package struct AptSourcesOptions: StageOptionsType {
             id: String, uris: [String], suites: [String], components: [String]? = nil, key: String? = nil,
             trusted: Bool? = nil, enabled: Bool? = nil, preferences: String? = nil
         ) {
-            self.id = id
-            self.uris = uris
-            self.suites = suites
-            self.components = components
-            self.key = key
-            self.trusted = trusted
-            self.enabled = enabled
-            self.preferences = preferences
+            (self.id, self.uris, self.suites, self.components, self.key, self.trusted, self.enabled, self.preferences) = (
+                id, uris, suites, components, key, trusted, enabled, preferences
+            )
         }
     }
 
@@ -79,7 +68,6 @@ package struct AptSourcesOptions: StageOptionsType {
     package var extra: [Extra]?
 
     package init(sources: [Source], extra: [Extra]? = nil) {
-        self.sources = sources
-        self.extra = extra
+        (self.sources, self.extra) = (sources, extra)
     }
 }

@@ -74,8 +74,7 @@ package struct TruncateOptions: StageOptionsType {
     package let size: ByteSize
 
     package init(filename: String, size: ByteSize) {
-        self.filename = filename
-        self.size = size
+        (self.filename, self.size) = (filename, size)
     }
 }
 
@@ -105,14 +104,9 @@ package struct SfdiskOptions: StageOptionsType {
             start: UInt64? = nil, size: UInt64? = nil, type: String? = nil, uuid: String? = nil, name: String? = nil,
             bootable: Bool? = nil, attrs: [Int]? = nil, partnum: Int? = nil
         ) {
-            self.start = start
-            self.size = size
-            self.type = type
-            self.uuid = uuid
-            self.name = name
-            self.bootable = bootable
-            self.attrs = attrs
-            self.partnum = partnum
+            (self.start, self.size, self.type, self.uuid, self.name, self.bootable, self.attrs, self.partnum) = (
+                start, size, type, uuid, name, bootable, attrs, partnum
+            )
         }
     }
 
@@ -123,9 +117,7 @@ package struct SfdiskOptions: StageOptionsType {
     package let partitions: [Partition]?
 
     package init(label: String, uuid: String, partitions: [Partition]? = nil) {
-        self.label = label
-        self.uuid = uuid
-        self.partitions = partitions
+        (self.label, self.uuid, self.partitions) = (label, uuid, partitions)
     }
 }
 
@@ -144,10 +136,7 @@ package struct MkfsFatOptions: StageOptionsType {
     package let source: String?
 
     package init(volid: String, label: String? = nil, fat_size: Int? = nil, source: String? = nil) {
-        self.volid = volid
-        self.label = label
-        self.fat_size = fat_size
-        self.source = source
+        (self.volid, self.label, self.fat_size, self.source) = (volid, label, fat_size, source)
     }
 }
 
@@ -166,11 +155,7 @@ package struct MkfsExt4Options: StageOptionsType {
     package let exclude: [String]?
 
     package init(uuid: String, label: String? = nil, source: String? = nil, features: [String]? = nil, exclude: [String]? = nil) {
-        self.uuid = uuid
-        self.label = label
-        self.source = source
-        self.features = features
-        self.exclude = exclude
+        (self.uuid, self.label, self.source, self.features, self.exclude) = (uuid, label, source, features, exclude)
     }
 }
 
@@ -187,10 +172,7 @@ package struct MkfsXfsOptions: StageOptionsType {
     package let exclude: [String]?
 
     package init(uuid: String, label: String? = nil, source: String? = nil, exclude: [String]? = nil) {
-        self.uuid = uuid
-        self.label = label
-        self.source = source
-        self.exclude = exclude
+        (self.uuid, self.label, self.source, self.exclude) = (uuid, label, source, exclude)
     }
 }
 
@@ -203,8 +185,7 @@ package struct MkswapOptions: StageOptionsType {
     package let label: String?
 
     package init(uuid: String, label: String? = nil) {
-        self.uuid = uuid
-        self.label = label
+        (self.uuid, self.label) = (uuid, label)
     }
 }
 
@@ -219,9 +200,7 @@ package struct LVM2CreateOptions: StageOptionsType {
         package let extents: Int64
 
         package init(name: String, uuid: String, extents: Int64) {
-            self.name = name
-            self.uuid = uuid
-            self.extents = extents
+            (self.name, self.uuid, self.extents) = (name, uuid, extents)
         }
     }
 
@@ -240,12 +219,9 @@ package struct LVM2CreateOptions: StageOptionsType {
         vg_name: String, vg_uuid: String, pv_uuid: String, volumes: [Volume], creation_host: String? = nil,
         creation_time: Int64? = nil
     ) {
-        self.vg_name = vg_name
-        self.vg_uuid = vg_uuid
-        self.pv_uuid = pv_uuid
-        self.volumes = volumes
-        self.creation_host = creation_host
-        self.creation_time = creation_time
+        (self.vg_name, self.vg_uuid, self.pv_uuid, self.volumes, self.creation_host, self.creation_time) = (
+            vg_name, vg_uuid, pv_uuid, volumes, creation_host, creation_time
+        )
     }
 }
 
@@ -270,10 +246,7 @@ package struct Grub2InstOptions: StageOptionsType {
         enum CodingKeys: String, CodingKey { case type, partlabel, filesystem, binary }
 
         package init(type: String, partlabel: String, filesystem: String, binary: String? = nil) {
-            self.type = type
-            self.partlabel = partlabel
-            self.filesystem = filesystem
-            self.binary = binary
+            (self.type, self.partlabel, self.filesystem, self.binary) = (type, partlabel, filesystem, binary)
         }
 
         /// Refuses any other `binary` while the manifest is validated, before anything runs.
@@ -303,10 +276,7 @@ package struct Grub2InstOptions: StageOptionsType {
         package let path: String
 
         package init(type: String? = nil, partlabel: String? = nil, number: Int? = nil, path: String) {
-            self.type = type
-            self.partlabel = partlabel
-            self.number = number
-            self.path = path
+            (self.type, self.partlabel, self.number, self.path) = (type, partlabel, number, path)
         }
     }
 
@@ -327,11 +297,8 @@ package struct Grub2InstOptions: StageOptionsType {
     }
 
     package init(filename: String, platform: String, location: UInt64? = nil, core: Core, prefix: Prefix, sectorSize: UInt64? = nil) {
-        self.filename = filename
-        self.platform = platform
-        self.location = location
-        self.core = core
-        self.prefix = prefix
-        self.sectorSize = sectorSize
+        (self.filename, self.platform, self.location, self.core, self.prefix, self.sectorSize) = (
+            filename, platform, location, core, prefix, sectorSize
+        )
     }
 }

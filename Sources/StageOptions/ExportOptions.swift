@@ -26,13 +26,9 @@ package struct QemuOptions: StageOptionsType {
             type: String, compat: String? = nil, compression: Bool? = nil, adapter_type: String? = nil,
             compat6: Bool? = nil, subformat: String? = nil, force_size: Bool? = nil
         ) {
-            self.type = type
-            self.compat = compat
-            self.compression = compression
-            self.adapter_type = adapter_type
-            self.compat6 = compat6
-            self.subformat = subformat
-            self.force_size = force_size
+            (self.type, self.compat, self.compression, self.adapter_type, self.compat6, self.subformat, self.force_size) = (
+                type, compat, compression, adapter_type, compat6, subformat, force_size
+            )
         }
     }
 
@@ -41,8 +37,7 @@ package struct QemuOptions: StageOptionsType {
     package let format: Format
 
     package init(filename: String, format: Format) {
-        self.filename = filename
-        self.format = format
+        (self.filename, self.format) = (filename, format)
     }
 }
 
@@ -73,14 +68,9 @@ package struct TarOptions: StageOptionsType {
         filename: String, format: String? = nil, acls: Bool? = nil, selinux: Bool? = nil, xattrs: Bool? = nil,
         rootNode: String? = nil, paths: [String]? = nil, sparse: Bool? = nil
     ) {
-        self.filename = filename
-        self.format = format
-        self.acls = acls
-        self.selinux = selinux
-        self.xattrs = xattrs
-        self.rootNode = rootNode
-        self.paths = paths
-        self.sparse = sparse
+        (self.filename, self.format, self.acls, self.selinux, self.xattrs, self.rootNode, self.paths, self.sparse) = (
+            filename, format, acls, selinux, xattrs, rootNode, paths, sparse
+        )
     }
 }
 
@@ -111,8 +101,7 @@ package struct CompressOptions<Compression: CompressionStageType>: StageOptionsT
     package let level: Int?
 
     package init(filename: String, level: Int? = nil) {
-        self.filename = filename
-        self.level = level
+        (self.filename, self.level) = (filename, level)
     }
 }
 
@@ -137,8 +126,7 @@ package struct OVFOptions: StageOptionsType {
     package let vmware: VMware?
 
     package init(vmdk: String, vmware: VMware? = nil) {
-        self.vmdk = vmdk
-        self.vmware = vmware
+        (self.vmdk, self.vmware) = (vmdk, vmware)
     }
 }
 
@@ -164,15 +152,9 @@ package struct OCIArchiveOptions: StageOptionsType {
             User: String? = nil, Labels: [String: String]? = nil, StopSignal: String? = nil, Volumes: [String]? = nil,
             WorkingDir: String? = nil
         ) {
-            self.Cmd = Cmd
-            self.Entrypoint = Entrypoint
-            self.Env = Env
-            self.ExposedPorts = ExposedPorts
-            self.User = User
-            self.Labels = Labels
-            self.StopSignal = StopSignal
-            self.Volumes = Volumes
-            self.WorkingDir = WorkingDir
+            (self.Cmd, self.Entrypoint, self.Env, self.ExposedPorts, self.User, self.Labels, self.StopSignal, self.Volumes, self.WorkingDir) = (
+                Cmd, Entrypoint, Env, ExposedPorts, User, Labels, StopSignal, Volumes, WorkingDir
+            )
         }
     }
 
@@ -183,8 +165,6 @@ package struct OCIArchiveOptions: StageOptionsType {
     package let config: Config?
 
     package init(filename: String, architecture: String, config: Config? = nil) {
-        self.filename = filename
-        self.architecture = architecture
-        self.config = config
+        (self.filename, self.architecture, self.config) = (filename, architecture, config)
     }
 }

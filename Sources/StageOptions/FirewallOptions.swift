@@ -23,9 +23,7 @@ package struct NftablesOptions: StageOptionsType {
     package var blocked: [String]?
 
     package init(ports: [Port], trusted: [String]? = nil, blocked: [String]? = nil) {
-        self.ports = ports
-        self.trusted = trusted
-        self.blocked = blocked
+        (self.ports, self.trusted, self.blocked) = (ports, trusted, blocked)
     }
 }
 
@@ -38,8 +36,7 @@ package struct FirewallOptions: StageOptionsType {
         package var sources: [String]?
 
         package init(name: String, sources: [String]? = nil) {
-            self.name = name
-            self.sources = sources
+            (self.name, self.sources) = (name, sources)
         }
     }
 
@@ -61,10 +58,8 @@ package struct FirewallOptions: StageOptionsType {
         ports: [String]? = nil, enabledServices: [String]? = nil, disabledServices: [String]? = nil,
         defaultZone: String? = nil, zones: [Zone]? = nil
     ) {
-        self.ports = ports
-        self.enabledServices = enabledServices
-        self.disabledServices = disabledServices
-        self.defaultZone = defaultZone
-        self.zones = zones
+        (self.ports, self.enabledServices, self.disabledServices, self.defaultZone, self.zones) = (
+            ports, enabledServices, disabledServices, defaultZone, zones
+        )
     }
 }

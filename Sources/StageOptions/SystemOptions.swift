@@ -23,8 +23,7 @@ package struct LocaleOptions: StageOptionsType {
     package var generate: [String]?
 
     package init(language: String, generate: [String]? = nil) {
-        self.language = language
-        self.generate = generate
+        (self.language, self.generate) = (language, generate)
     }
 }
 
@@ -97,10 +96,9 @@ package struct SystemdOptions: StageOptionsType {
         enabledServices: [String]? = nil, disabledServices: [String]? = nil,
         maskedServices: [String]? = nil, defaultTarget: String? = nil
     ) {
-        self.enabledServices = enabledServices
-        self.disabledServices = disabledServices
-        self.maskedServices = maskedServices
-        self.defaultTarget = defaultTarget
+        (self.enabledServices, self.disabledServices, self.maskedServices, self.defaultTarget) = (
+            enabledServices, disabledServices, maskedServices, defaultTarget
+        )
     }
 }
 
@@ -113,8 +111,7 @@ package struct CloudInitOptions: StageOptionsType {
     package var config: [String: JSONValue]
 
     package init(filename: String, config: [String: JSONValue]) {
-        self.filename = filename
-        self.config = config
+        (self.filename, self.config) = (filename, config)
     }
 }
 
@@ -138,8 +135,7 @@ package struct SSHDConfigOptions: StageOptionsType {
         package var value: String
 
         package init(keyword: String, value: String) {
-            self.keyword = keyword
-            self.value = value
+            (self.keyword, self.value) = (keyword, value)
         }
     }
 
@@ -172,9 +168,7 @@ package struct FirstBootOptions: StageOptionsType {
         }
 
         package init(name: String, contents: String, ignoreFailure: Bool? = nil) {
-            self.name = name
-            self.contents = contents
-            self.ignoreFailure = ignoreFailure
+            (self.name, self.contents, self.ignoreFailure) = (name, contents, ignoreFailure)
         }
     }
 
@@ -200,11 +194,7 @@ package struct FilesOptions: StageOptionsType {
         package var parents: Bool?
 
         package init(path: String, mode: String? = nil, user: String? = nil, group: String? = nil, parents: Bool? = nil) {
-            self.path = path
-            self.mode = mode
-            self.user = user
-            self.group = group
-            self.parents = parents
+            (self.path, self.mode, self.user, self.group, self.parents) = (path, mode, user, group, parents)
         }
     }
 
@@ -217,11 +207,7 @@ package struct FilesOptions: StageOptionsType {
         package var data: String
 
         package init(path: String, mode: String? = nil, user: String? = nil, group: String? = nil, data: String) {
-            self.path = path
-            self.mode = mode
-            self.user = user
-            self.group = group
-            self.data = data
+            (self.path, self.mode, self.user, self.group, self.data) = (path, mode, user, group, data)
         }
     }
 
@@ -229,7 +215,6 @@ package struct FilesOptions: StageOptionsType {
     package var files: [File]?
 
     package init(directories: [Directory]? = nil, files: [File]? = nil) {
-        self.directories = directories
-        self.files = files
+        (self.directories, self.files) = (directories, files)
     }
 }

@@ -42,6 +42,7 @@ struct APITests {
         #expect(e["code"] as? String == code, "\(what): \(a.body)")
         #expect((e["reason"] as? String)?.contains(words) == true, "\(what): \(a.body)")
         #expect((e["operation_id"] as? String)?.isEmpty == false, "\(what): \(a.body)")
+        #expect(a.headers["x-operation-id"] == e["operation_id"] as? String, "\(what): \(a.headers)")
         #expect(e["href"] as? String == "/api/image-builder-composer/v2/errors/\(e["id"] as? String ?? "")", "\(what): \(a.body)")
     }
 
@@ -115,6 +116,12 @@ struct APITests {
                 farm, port: apiPort, "/distributions", token: alice, method: "POST",
                 extra: ["-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(big)"]),
             status: 413, code: "KILN-4", mentioning: "bytes taken", "an oversized chunked body")
+        // Without a token nothing is read at all: the answer is 401, not 413.
+        Self.expectError(
+            try await Self.call(
+                farm, port: apiPort, "/compose", method: "POST",
+                extra: ["-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(big)"]),
+            status: 401, code: "KILN-1", mentioning: "no token", "a chunked body without a token")
 
         // A token made while the scheduler runs is honoured, a deleted one refused, each within 10 s.
         let bob = try await Self.newToken(farm, "bob", role: "admin")

@@ -10,10 +10,7 @@ package struct TokenGrant: Sendable, Equatable {
     package var name: String
     package var role: KeyRole
 
-    package init(name: String, role: KeyRole) {
-        self.name = name
-        self.role = role
-    }
+    package init(name: String, role: KeyRole) { (self.name, self.role) = (name, role) }
 
     /// The owner recorded on what the token submits: `token:NAME`, which no
     /// CURVE key (40 Z85 characters) can be.
