@@ -6,7 +6,7 @@ import Logging
 import NIOCore
 import OpenAPIHummingbird
 package import OpenAPIRuntime
-import Protocol
+package import Protocol
 package import Scheduler
 
 /// The scheduler's HTTP API (`kiln scheduler --api HOST:PORT`): osbuild-
@@ -165,4 +165,9 @@ struct BearerAuthentication: RouterMiddleware {
         _ = try await request.collectBody(upTo: ComposerAPI.maxBodyBytes)
         return try await ComposerAPI.$caller.withValue(grant) { try await next(request, context) }
     }
+}
+
+extension TokenGrant {
+    /// The owner filter for reads: nil for an admin (every compose), else the token's identity.
+    var owner: String? { role == .admin ? nil : identity }
 }

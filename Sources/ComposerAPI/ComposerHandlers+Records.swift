@@ -1,12 +1,13 @@
 package import Foundation
 package import Images
 package import OpenAPIRuntime
+package import Protocol
 package import Scheduler
 
 // What a compose left: its request and packages, manifests, logs, the image; and deleting it.
 extension ComposerHandlers {
     /// The compose `id` names, if the caller may see it; else a 400 or 404 naming it.
-    func visibleCompose(_ text: String) async throws -> (ComposeView, TokenGrantView) {
+    func visibleCompose(_ text: String) async throws -> (ComposeView, TokenGrant) {
         let caller = try caller
         let id = try Self.composeID(text)
         guard let view = try await scheduler.compose(id, owner: caller.owner) else {

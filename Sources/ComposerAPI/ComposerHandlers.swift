@@ -1,6 +1,7 @@
 package import Foundation
 package import Images
 package import OpenAPIRuntime
+package import Protocol
 package import Scheduler
 
 /// What each operation of openapi.yaml answers.
@@ -22,18 +23,11 @@ package struct ComposerHandlers: APIProtocol {
     }
 
     /// The caller, set by the authentication middleware for every request that gets this far.
-    var caller: TokenGrantView {
+    var caller: TokenGrant {
         get throws {
             guard let grant = ComposerAPI.caller else { throw APIError(.unauthorized, "no token") }
-            return TokenGrantView(identity: grant.identity, isAdmin: grant.role == .admin)
+            return grant
         }
-    }
-
-    struct TokenGrantView {
-        var identity: String
-        var isAdmin: Bool
-        /// The owner filter for reads: nil for an admin (every compose).
-        var owner: String? { isAdmin ? nil : identity }
     }
 
     package func getOpenapi(_ input: Operations.GetOpenapi.Input) async throws -> Operations.GetOpenapi.Output {

@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 
 /// An SPDX 2.3 document (JSON) for one image: the image as a package that
 /// CONTAINS every `.deb` it was built from, each with its version, sha256,
@@ -62,7 +63,7 @@ package enum SPDXDocument {
                 UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                out += "%" + Hex.encode([byte], uppercase: true)
             }
         }
         return out
@@ -79,8 +80,4 @@ package enum SPDXDocument {
         used.insert(id)
         return id
     }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

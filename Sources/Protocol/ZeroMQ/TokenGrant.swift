@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Manifest
 import Synchronization
 
 /// An HTTP bearer token's entry in the allow directory: `clients/NAME.token`
@@ -38,14 +39,7 @@ package struct TokenGrant: Sendable, Equatable {
 
     /// The hex sha256 a token file holds for `token`.
     package static func digest(_ token: some StringProtocol) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Array(token.utf8)) {
-            hex.append(digits[Int(byte >> 4)])
-            hex.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: hex, as: UTF8.self)
+        Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 
     /// The line written to a token file.
